@@ -1,0 +1,1 @@
+"""Projections: one module each, a pure fold plus the SQL view it maintains."""

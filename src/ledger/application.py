@@ -1,0 +1,222 @@
+"""The ledger application: the only writer.
+
+Every command, whether it comes from an import file, the HTTP API or the
+CLI, goes through ``Ledger.execute`` or ``Ledger.execute_batch``: the command
+is checked against the aggregates it touches, and the events of all accepted
+commands of a batch are appended in one transaction together with their
+envelopes, idempotency keys and claims. A rejected command writes nothing,
+and a duplicate (its idempotency key was already accepted) writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError
+
+from ledger.commands import Command
+from ledger.domain.errors import DomainError
+from ledger.handlers import CommandHandlers
+from ledger.unit_of_work import AggregateCache, UnitOfWork
+from ledger.store import (
+    Claim,
+    Database,
+    Envelope,
+    EventMetadata,
+    KeyUse,
+    LedgerRecorder,
+    claims_table,
+    idempotency_keys_table,
+)
+
+# Payload fields that name a subject an event concerns, and the subject kind.
+SUBJECT_FIELDS = {
+    "venue_id": "venue",
+    "team_id": "team",
+    "volunteer_id": "volunteer",
+    "activity_id": "activity",
+    "order_id": "order",
+    "session_id": "session",
+}
+
+MAX_ATTEMPTS = 5
+
+
+class ConcurrencyConflictError(Exception):
+    """Another writer kept changing the same aggregates; nothing was written."""
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What became of one command, and the ledger positions it wrote
+    (for a duplicate: the positions its key's first acceptance wrote)."""
+
+    outcome: Outcome
+    first_position: int | None = None
+    last_position: int | None = None
+    error: DomainError | None = None
+
+    @property
+    def reason(self) -> str | None:
+        return str(self.error) if self.error else None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A command with the envelope it will be recorded under."""
+
+    command: Command
+    envelope: Envelope
+
+
+class Ledger(Application[UUID]):
+    """新时代文明实践 volunteer-service ledger: records every fact as events."""
+
+    name = "Ledger"
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.handlers = CommandHandlers()
+        super().__init__(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        return LedgerRecorder(self.database)
+
+    def execute(self, submission: Submission) -> CommandResult:
+        """Record one command (an API request or a CLI call)."""
+        return self.execute_batch([submission])[0]
+
+    def execute_batch(
+        self, submissions: Sequence[Submission], cache: AggregateCache | None = None
+    ) -> list[CommandResult]:
+        """Record many commands in one transaction, each accepted, duplicate or
+        rejected on its own. A concurrent writer's conflicting change makes
+        the whole batch run again on fresh state."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return self._try_batch(submissions, cache)
+            except IntegrityError as error:
+                if cache is not None:
+                    cache.clear()
+                if attempt == MAX_ATTEMPTS:
+                    raise ConcurrencyConflictError(
+                        f"gave up after {MAX_ATTEMPTS} attempts: {error}"
+                    ) from error
+        raise AssertionError("unreachable")
+
+    def _try_batch(
+        self, submissions: Sequence[Submission], cache: AggregateCache | None
+    ) -> list[CommandResult]:
+        unit = UnitOfWork(self, cache)
+        accepted_keys = self.find_accepted_keys(
+            s.envelope.idempotency_key for s in submissions if s.envelope.idempotency_key
+        )
+        # Until the append returns positions, results refer to event indexes.
+        pending: list[tuple[Outcome, int | None, int | None, DomainError | None]] = []
+        pending_keys: dict[str, tuple[int, int]] = {}
+        events: list[Any] = []
+        metadata: list[EventMetadata] = []
+        key_uses: list[KeyUse] = []
+        for submission in submissions:
+            key = submission.envelope.idempotency_key
+            if key in accepted_keys:
+                first, last = accepted_keys[key]
+                pending.append((Outcome.DUPLICATE, first, last, None))
+                continue
+            if key in pending_keys:
+                first, last = pending_keys[key]
+                pending.append((Outcome.DUPLICATE, -first - 1, -last - 1, None))
+                continue
+            try:
+                changed = self.handlers.handle(submission.command, unit)
+            except DomainError as error:
+                pending.append((Outcome.REJECTED, None, None, error))
+                continue
+            new_events = changed.collect_events()
+            first_index = len(events)
+            events.extend(new_events)
+            metadata.extend(
+                EventMetadata(submission.envelope, subjects_of(changed, event))
+                for event in new_events
+            )
+            last_index = len(events) - 1
+            if key is not None:
+                key_uses.append(KeyUse(key, first_index, last_index))
+                pending_keys[key] = (first_index, last_index)
+            pending.append((Outcome.ACCEPTED, -first_index - 1, -last_index - 1, None))
+
+        positions: list[int] = []
+        if events:
+            claims = [Claim(kind, value, stream) for (kind, value), stream in unit.new_claims.items()]
+            recordings = self.save(
+                *events, metadata=metadata, claims=claims, key_uses=key_uses
+            )
+            positions = [recording.notification.id for recording in recordings]
+        unit.keep_in_cache()
+
+        def position(ref: int | None) -> int | None:
+            # Negative references are indexes of events appended just now.
+            if ref is None or ref > 0:
+                return ref
+            return positions[-ref - 1]
+
+        return [
+            CommandResult(outcome, position(first), position(last), error)
+            for outcome, first, last, error in pending
+        ]
+
+    def find_accepted_keys(self, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        t = idempotency_keys_table.c
+        found: dict[str, tuple[int, int]] = {}
+        with self.database.reading() as conn:
+            for chunk_start in range(0, len(wanted), 500):
+                chunk = wanted[chunk_start : chunk_start + 500]
+                rows = conn.execute(
+                    sa.select(t.key, t.first_position, t.last_position).where(t.key.in_(chunk))
+                )
+                found.update({row.key: (row.first_position, row.last_position) for row in rows})
+        return found
+
+    def load_aggregate(self, stream: UUID) -> Aggregate | None:
+        try:
+            return self.repository.get(stream)  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            return None
+
+    def find_claim(self, kind: str, value: str) -> UUID | None:
+        t = claims_table.c
+        with self.database.reading() as conn:
+            owner = conn.execute(
+                sa.select(t.stream_id).where(t.kind == kind, t.value == value)
+            ).scalar()
+        return UUID(owner) if owner else None
+
+
+def subjects_of(aggregate: Aggregate, event: Any) -> frozenset[tuple[str, str]]:
+    """The subjects an event concerns: its own aggregate, and every venue,
+    team, volunteer, activity, order or session its payload names."""
+    kind = type(aggregate).TOPIC.lower()  # type: ignore[attr-defined]
+    subjects = {(kind, getattr(aggregate, f"{kind}_id"))}
+    for name, value in vars(event).items():
+        subject_kind = SUBJECT_FIELDS.get(name)
+        if subject_kind and isinstance(value, str):
+            subjects.add((subject_kind, value))
+    for volunteer_id in vars(event).get("volunteer_ids") or ():
+        subjects.add(("volunteer", volunteer_id))
+    return frozenset(subjects)

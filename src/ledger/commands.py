@@ -1,0 +1,262 @@
+"""The interchange format (CONTRACT §1): one command per line, validated here.
+
+These models are the one definition of every command: the importer parses
+JSON Lines into them and the HTTP API takes them as request bodies, and both
+hand them to the same application code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
+
+from ledger.domain.activities import Category
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class Actor(BaseModel):
+    """Who did it, recorded as given; the role is free text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Id
+    role: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+
+
+class BaseCommand(BaseModel):
+    """Fields every line has: business time with an offset, actor, optional key."""
+
+    # Other platforms export extra fields; they are ignored, never an error.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    at: AwareDatetime
+    actor: Actor
+    key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class RegisterVenue(BaseCommand):
+    type: Literal["register_venue"] = "register_venue"
+    venue_id: Id
+    name: Text
+    level: str
+    parent_id: Id | None
+    kind: str | None = None
+
+
+class RegisterTeam(BaseCommand):
+    type: Literal["register_team"] = "register_team"
+    team_id: Id
+    name: Text
+    level: str
+    parent_id: Id | None = None
+
+
+class RegisterVolunteer(BaseCommand):
+    type: Literal["register_volunteer"] = "register_volunteer"
+    volunteer_id: Id
+    name: Text
+    id_number: str
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    team_ids: list[Id] = Field(default_factory=list)
+
+
+class PublishActivity(BaseCommand):
+    type: Literal["publish_activity"] = "publish_activity"
+    activity_id: Id
+    venue_id: Id
+    category: Category
+    title: Text
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    capacity: int
+
+
+class SignUp(BaseCommand):
+    type: Literal["sign_up"] = "sign_up"
+    activity_id: Id
+    volunteer_id: Id
+
+
+class CancelSignUp(BaseCommand):
+    type: Literal["cancel_sign_up"] = "cancel_sign_up"
+    activity_id: Id
+    volunteer_id: Id
+
+
+class CheckIn(BaseCommand):
+    type: Literal["check_in"] = "check_in"
+    session_id: Id
+    volunteer_id: Id
+    activity_id: Id
+
+
+class CheckOut(BaseCommand):
+    type: Literal["check_out"] = "check_out"
+    session_id: Id
+
+
+class RecordMakeupHours(BaseCommand):
+    type: Literal["record_makeup_hours"] = "record_makeup_hours"
+    session_id: Id
+    volunteer_id: Id
+    activity_id: Id
+    minutes: int
+    reason: str
+
+
+class ApproveSession(BaseCommand):
+    type: Literal["approve_session"] = "approve_session"
+    session_id: Id
+
+
+class RejectSession(BaseCommand):
+    type: Literal["reject_session"] = "reject_session"
+    session_id: Id
+    reason: str
+
+
+class RequestCorrection(BaseCommand):
+    type: Literal["request_correction"] = "request_correction"
+    session_id: Id
+    minutes: int
+    reason: str
+
+
+class DeclineCorrection(BaseCommand):
+    type: Literal["decline_correction"] = "decline_correction"
+    session_id: Id
+    reason: str
+
+
+class CorrectSession(BaseCommand):
+    type: Literal["correct_session"] = "correct_session"
+    session_id: Id
+    minutes: int
+    reason: str
+
+
+class VoidSession(BaseCommand):
+    type: Literal["void_session"] = "void_session"
+    session_id: Id
+    reason: str
+    fraud: bool = False
+
+
+class PostOrder(BaseCommand):
+    type: Literal["post_order"] = "post_order"
+    order_id: Id
+    kind: Literal["wish", "service"]
+    venue_id: Id
+    category: Category
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+class DispatchOrder(BaseCommand):
+    type: Literal["dispatch_order"] = "dispatch_order"
+    order_id: Id
+    venue_id: Id | None = None
+    team_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DispatchOrder:
+        if (self.venue_id is None) == (self.team_id is None):
+            raise ValueError("dispatch_order needs exactly one of venue_id or team_id")
+        return self
+
+
+class AcceptOrder(BaseCommand):
+    type: Literal["accept_order"] = "accept_order"
+    order_id: Id
+    volunteer_ids: list[Id] | None = None
+    team_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _one_acceptor(self) -> AcceptOrder:
+        has_volunteers = bool(self.volunteer_ids)
+        if has_volunteers == (self.team_id is not None):
+            raise ValueError(
+                "accept_order needs either one or more volunteer_ids or a team_id"
+            )
+        return self
+
+
+class FulfilOrder(BaseCommand):
+    type: Literal["fulfil_order"] = "fulfil_order"
+    order_id: Id
+
+
+class WithdrawOrder(BaseCommand):
+    type: Literal["withdraw_order"] = "withdraw_order"
+    order_id: Id
+    reason: str
+
+
+class RejectOrder(BaseCommand):
+    type: Literal["reject_order"] = "reject_order"
+    order_id: Id
+    reason: str
+
+
+class ExpireOrder(BaseCommand):
+    type: Literal["expire_order"] = "expire_order"
+    order_id: Id
+
+
+class Rate(BaseCommand):
+    type: Literal["rate"] = "rate"
+    subject: Literal["order", "activity"]
+    subject_id: Id
+    rater_id: Id
+    stars: int
+    comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+Command = Annotated[
+    RegisterVenue
+    | RegisterTeam
+    | RegisterVolunteer
+    | PublishActivity
+    | SignUp
+    | CancelSignUp
+    | CheckIn
+    | CheckOut
+    | RecordMakeupHours
+    | ApproveSession
+    | RejectSession
+    | RequestCorrection
+    | DeclineCorrection
+    | CorrectSession
+    | VoidSession
+    | PostOrder
+    | DispatchOrder
+    | AcceptOrder
+    | FulfilOrder
+    | WithdrawOrder
+    | RejectOrder
+    | ExpireOrder
+    | Rate,
+    Field(discriminator="type"),
+]
+
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+COMMAND_TYPES: dict[str, type[BaseCommand]] = {
+    model.model_fields["type"].default: model
+    for model in BaseCommand.__subclasses__()
+}
+
+
+def parse_command(line: str | bytes) -> Command:
+    """Validate one JSON line; raises ``pydantic.ValidationError``."""
+    return COMMAND_ADAPTER.validate_json(line)

@@ -1,0 +1,73 @@
+"""Identity, time and small rules shared by every aggregate.
+
+Aggregates are addressed by their domain id (``venue_id``, ``order_id`` …):
+the stream id is a name-based UUID of the kind and the id, so the same
+domain id always finds the same stream and a second registration of an id
+collides with the first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import NAMESPACE_URL, UUID, uuid5
+from zoneinfo import ZoneInfo
+
+from ledger.domain.errors import (
+    InvalidCommandError,
+    MissingReasonError,
+    OutOfOrderError,
+    StarsOutOfRangeError,
+)
+
+LEDGER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:wenming-shijian-ledger")
+CHINA_STANDARD_TIME = ZoneInfo("Asia/Shanghai")
+
+
+def stream_id(kind: str, domain_id: str) -> UUID:
+    """The stream id of the aggregate of ``kind`` known by ``domain_id``."""
+    return uuid5(LEDGER_NAMESPACE, f"{kind}:{domain_id}")
+
+
+def require_reason(reason: str) -> str:
+    """Return the reason stripped of surrounding blanks, refusing a blank one."""
+    stripped = reason.strip()
+    if not stripped:
+        raise MissingReasonError("a non-blank reason is required for this command")
+    return stripped
+
+
+def to_iso(moment: datetime) -> str:
+    """Business times travel in events as ISO 8601 text with their offset."""
+    if moment.utcoffset() is None:
+        raise InvalidCommandError(f"timestamp {moment!r} has no UTC offset")
+    return moment.isoformat()
+
+
+def from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def whole_minutes(duration: timedelta) -> int:
+    """Whole minutes in a duration, rounded down (CONTRACT §1.1)."""
+    return int(duration.total_seconds() // 60)
+
+
+def ensure_in_time_order(
+    at: datetime, last_changed_at: datetime | None, what: str
+) -> None:
+    """Refuse a command dated before the latest recorded change of ``what``."""
+    if last_changed_at is not None and at < last_changed_at:
+        raise OutOfOrderError(
+            f"this command is dated {at.isoformat()} but {what} last changed at "
+            f"{last_changed_at.isoformat()}; facts about one subject are recorded "
+            "in time order"
+        )
+
+
+def require_stars(stars: int) -> int:
+    """Ratings are whole stars from 1 to 5."""
+    if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
+        raise StarsOutOfRangeError(
+            f"stars must be a whole number from 1 to 5, not {stars!r}"
+        )
+    return stars

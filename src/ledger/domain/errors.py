@@ -1,0 +1,172 @@
+"""Named errors for every rule of the domain.
+
+A command that breaks a rule raises one of these before any event is
+triggered, so a rejected command never changes an aggregate or writes a row.
+Each error has a stable ``code`` (used in rejection reports and HTTP problem
+details) and a message that says what was wrong and how to put it right.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DomainError(Exception):
+    """A command broke a rule of the domain; nothing was written."""
+
+    code: ClassVar[str] = "domain_rule_broken"
+    http_status: ClassVar[int] = 422
+
+
+class UnknownReferenceError(DomainError):
+    """The command names a venue, team, volunteer, activity, order or session
+    that the ledger has never registered."""
+
+    code = "unknown_reference"
+    http_status = 404
+
+
+class DuplicateIdError(DomainError):
+    """An id that is unique per kind was registered a second time."""
+
+    code = "duplicate_id"
+    http_status = 409
+
+
+class DuplicateIdNumberError(DomainError):
+    """A second volunteer was registered with an ID number already in use."""
+
+    code = "duplicate_id_number"
+    http_status = 409
+
+
+class InvalidIdNumberError(DomainError):
+    """A resident ID number is not 18 characters with a valid check digit."""
+
+    code = "invalid_id_number"
+
+
+class WrongParentLevelError(DomainError):
+    """A venue or team was placed under a parent of the wrong level."""
+
+    code = "wrong_parent_level"
+
+
+class InvalidScheduleError(DomainError):
+    """An activity's time window or capacity makes no sense."""
+
+    code = "invalid_schedule"
+
+
+class CapacityReachedError(DomainError):
+    """A sign-up would take an activity past its capacity."""
+
+    code = "capacity_reached"
+    http_status = 409
+
+
+class AlreadySignedUpError(DomainError):
+    """A volunteer tried to sign up twice for one activity."""
+
+    code = "already_signed_up"
+    http_status = 409
+
+
+class NotSignedUpError(DomainError):
+    """A volunteer cancelled, or checked in to, an activity without a sign-up."""
+
+    code = "not_signed_up"
+
+
+class ActivityClosedError(DomainError):
+    """A sign-up arrived after the activity had ended."""
+
+    code = "activity_closed"
+
+
+class OutsideActivityWindowError(DomainError):
+    """A check-in or check-out lies outside the activity window and its tolerance."""
+
+    code = "outside_activity_window"
+
+
+class CheckOutBeforeCheckInError(DomainError):
+    """A check-out is dated at or before its check-in."""
+
+    code = "check_out_before_check_in"
+
+
+class SessionTooLongError(DomainError):
+    """A session would last more than 24 hours."""
+
+    code = "session_too_long"
+
+
+class OverlappingSessionError(DomainError):
+    """A session would overlap another live session of the same volunteer."""
+
+    code = "overlapping_session"
+    http_status = 409
+
+
+class MakeupExceedsScheduleError(DomainError):
+    """Make-up minutes exceed the activity's scheduled duration."""
+
+    code = "makeup_exceeds_schedule"
+
+
+class InvalidMinutesError(DomainError):
+    """A number of minutes is not a positive whole number in range."""
+
+    code = "invalid_minutes"
+
+
+class InvalidTransitionError(DomainError):
+    """A command came out of order for the state its subject is in
+    (for example fulfilling an order that was never accepted)."""
+
+    code = "invalid_transition"
+    http_status = 409
+
+
+class OutOfOrderError(DomainError):
+    """A command is dated before the latest recorded change of its subject.
+
+    Facts about one subject are recorded in business-time order; this is also
+    what makes re-importing a file accept nothing new.
+    """
+
+    code = "out_of_order"
+    http_status = 409
+
+
+class NothingToChangeError(DomainError):
+    """A command would record a change that changes nothing."""
+
+    code = "nothing_to_change"
+    http_status = 409
+
+
+class StarsOutOfRangeError(DomainError):
+    """A rating is not a whole number of stars from 1 to 5."""
+
+    code = "stars_out_of_range"
+
+
+class AlreadyRatedError(DomainError):
+    """The rater has already rated this subject."""
+
+    code = "already_rated"
+    http_status = 409
+
+
+class MissingReasonError(DomainError):
+    """A command that needs a reason was given a blank one."""
+
+    code = "missing_reason"
+
+
+class InvalidCommandError(DomainError):
+    """A command's shape is wrong (missing field, bad type, naive timestamp)."""
+
+    code = "invalid_command"

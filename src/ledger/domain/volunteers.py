@@ -1,0 +1,467 @@
+"""Volunteers and their service record: registration, and the service
+sessions (签到/签退 check-in and check-out, 补录 make-up hours) with their
+approval, corrections and voids.
+
+The volunteer is the consistency boundary for their own time: overlapping
+sessions can only be refused by something that sees all of a volunteer's
+sessions at once, so sessions are entities inside the volunteer aggregate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.domain.activities import Activity
+from ledger.domain.common import (
+    ensure_in_time_order,
+    from_iso,
+    require_reason,
+    stream_id,
+    to_iso,
+    whole_minutes,
+)
+from ledger.domain.errors import (
+    CheckOutBeforeCheckInError,
+    DuplicateIdError,
+    InvalidIdNumberError,
+    InvalidMinutesError,
+    InvalidTransitionError,
+    MakeupExceedsScheduleError,
+    NothingToChangeError,
+    OverlappingSessionError,
+    SessionTooLongError,
+    UnknownReferenceError,
+)
+from ledger.domain.teams import Team
+
+MAX_SESSION = timedelta(hours=24)
+MAX_SESSION_MINUTES = whole_minutes(MAX_SESSION)
+
+_ID_NUMBER_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_ID_NUMBER_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_NUMBER_CHECK_CHARACTERS = "10X98765432"
+
+
+def validate_id_number(id_number: str) -> str:
+    """Check an 18-character resident ID number (GB 11643) and its check digit."""
+    normalised = id_number.strip().upper()
+    if not _ID_NUMBER_SHAPE.match(normalised):
+        raise InvalidIdNumberError(
+            "a resident ID number has 17 digits followed by a digit or X"
+        )
+    total = sum(int(d) * w for d, w in zip(normalised[:17], _ID_NUMBER_WEIGHTS, strict=True))
+    if _ID_NUMBER_CHECK_CHARACTERS[total % 11] != normalised[17]:
+        raise InvalidIdNumberError(
+            "the resident ID number's check digit does not match its first 17 digits"
+        )
+    return normalised
+
+
+class SessionKind(StrEnum):
+    VERIFIED = "verified"  # from check-in and check-out
+    MAKEUP = "makeup"  # entered afterwards by an organiser
+
+
+class SessionStatus(StrEnum):
+    OPEN = "open"  # checked in, not yet out
+    PENDING = "pending"  # awaiting approval
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    VOIDED = "voided"
+
+
+@dataclass
+class ServiceSession:
+    """One stretch of service credited to a volunteer at one activity."""
+
+    session_id: str
+    kind: SessionKind
+    activity_id: str
+    status: SessionStatus
+    minutes: int
+    last_changed_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    correction_requested: bool = False
+
+    def occupies_time(self) -> bool:
+        """Rejected and voided sessions block nothing; make-up has no interval."""
+        return self.kind is SessionKind.VERIFIED and self.status in (
+            SessionStatus.OPEN,
+            SessionStatus.PENDING,
+            SessionStatus.APPROVED,
+        )
+
+    def is_live(self) -> bool:
+        return self.status not in (SessionStatus.REJECTED, SessionStatus.VOIDED)
+
+
+class Volunteer(Aggregate):
+    """A registered volunteer (志愿者) and their service record."""
+
+    TOPIC = "Volunteer"
+
+    class Event(Aggregate.Event):
+        TOPIC = "Volunteer.Event"
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "Volunteer.Created"
+
+    @staticmethod
+    def create_id(volunteer_id: str) -> UUID:
+        return stream_id("volunteer", volunteer_id)
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        volunteer_id: str,
+        name: str,
+        id_number: str,
+        phone: str | None,
+        teams: list[Team],
+    ) -> Volunteer:
+        """Register a volunteer with their personal data and team memberships."""
+        return cls(
+            volunteer_id=volunteer_id,
+            name=name,
+            id_number=validate_id_number(id_number),
+            phone=phone,
+            team_ids=[team.team_id for team in teams],
+        )
+
+    @event("Registered", topic="Volunteer.Registered")
+    def __init__(
+        self,
+        volunteer_id: str,
+        name: str,
+        id_number: str,
+        phone: str | None,
+        team_ids: list[str],
+    ) -> None:
+        self.volunteer_id = volunteer_id
+        self.name = name
+        self.id_number = id_number
+        self.phone = phone
+        self.team_ids = list(team_ids)
+        self.sessions: dict[str, ServiceSession] = {}
+
+    # --- sessions -------------------------------------------------------
+
+    def session(self, session_id: str) -> ServiceSession:
+        try:
+            return self.sessions[session_id]
+        except KeyError:
+            raise UnknownReferenceError(
+                f"volunteer '{self.volunteer_id}' has no session '{session_id}'"
+            ) from None
+
+    def _changing(self, session_id: str, at: datetime) -> ServiceSession:
+        session = self.session(session_id)
+        ensure_in_time_order(at, session.last_changed_at, f"session '{session_id}'")
+        return session
+
+    def _ensure_new_session_id(self, session_id: str) -> None:
+        if session_id in self.sessions:
+            raise DuplicateIdError(f"session '{session_id}' is already recorded")
+
+    def _ensure_free(self, start: datetime, end: datetime | None, exclude: str) -> None:
+        """Refuse [start, end) when it meets another session's time (with no
+        end, refuse a start inside another session). Sessions are half-open:
+        one ending at 12:00 and one starting then do not overlap."""
+        for other in self.sessions.values():
+            if other.session_id == exclude or not other.occupies_time():
+                continue
+            assert other.started_at is not None
+            if other.ended_at is None:
+                raise OverlappingSessionError(
+                    f"volunteer '{self.volunteer_id}' is still checked in to session "
+                    f"'{other.session_id}' since {other.started_at.isoformat()}; "
+                    "check that session out first"
+                )
+            if end is None:
+                overlaps = other.started_at <= start < other.ended_at
+            else:
+                overlaps = start < other.ended_at and other.started_at < end
+            if overlaps:
+                raise OverlappingSessionError(
+                    f"volunteer '{self.volunteer_id}' was already serving in session "
+                    f"'{other.session_id}' from {other.started_at.isoformat()} to "
+                    f"{other.ended_at.isoformat()}"
+                )
+
+    def check_in(self, session_id: str, activity: Activity, at: datetime) -> None:
+        """签到: open a verified session at an activity the volunteer signed up for."""
+        self._ensure_new_session_id(session_id)
+        activity.ensure_check_in_allowed(self.volunteer_id, at)
+        self._ensure_free(at, None, exclude=session_id)
+        self._checked_in(
+            session_id=session_id,
+            activity_id=activity.activity_id,
+            venue_id=activity.venue_id,
+            category=activity.category.value,
+            at=to_iso(at),
+        )
+
+    @event("CheckedIn", topic="Volunteer.CheckedIn")
+    def _checked_in(
+        self, session_id: str, activity_id: str, venue_id: str, category: str, at: str
+    ) -> None:
+        started_at = from_iso(at)
+        self.sessions[session_id] = ServiceSession(
+            session_id=session_id,
+            kind=SessionKind.VERIFIED,
+            activity_id=activity_id,
+            status=SessionStatus.OPEN,
+            minutes=0,
+            last_changed_at=started_at,
+            started_at=started_at,
+        )
+
+    def check_out(self, session_id: str, activity: Activity, at: datetime) -> None:
+        """签退: close an open session; its minutes are whole minutes served."""
+        session = self._changing(session_id, at)
+        if session.status is not SessionStatus.OPEN:
+            raise InvalidTransitionError(
+                f"session '{session_id}' is {session.status.value}; only an open "
+                "session can be checked out"
+            )
+        assert session.started_at is not None
+        if at <= session.started_at:
+            raise CheckOutBeforeCheckInError(
+                f"check-out at {at.isoformat()} is not after the check-in at "
+                f"{session.started_at.isoformat()}"
+            )
+        if at - session.started_at > MAX_SESSION:
+            raise SessionTooLongError(
+                f"session '{session_id}' would last {at - session.started_at}; "
+                "a session may not exceed 24 hours"
+            )
+        activity.ensure_check_out_allowed(at)
+        self._ensure_free(session.started_at, at, exclude=session_id)
+        self._checked_out(
+            session_id=session_id,
+            at=to_iso(at),
+            minutes=whole_minutes(at - session.started_at),
+        )
+
+    @event("CheckedOut", topic="Volunteer.CheckedOut")
+    def _checked_out(self, session_id: str, at: str, minutes: int) -> None:
+        session = self.sessions[session_id]
+        session.ended_at = session.last_changed_at = from_iso(at)
+        session.minutes = minutes
+        session.status = SessionStatus.PENDING
+
+    def record_makeup_hours(
+        self,
+        session_id: str,
+        activity: Activity,
+        minutes: int,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """补录: an organiser credits service that was not checked in."""
+        self._ensure_new_session_id(session_id)
+        _ensure_makeup_minutes(minutes, activity)
+        for other in self.sessions.values():
+            if other.activity_id == activity.activity_id and other.is_live():
+                raise NothingToChangeError(
+                    f"volunteer '{self.volunteer_id}' already has session "
+                    f"'{other.session_id}' at activity '{activity.activity_id}'; "
+                    "correct that session instead of adding make-up hours"
+                )
+        self._makeup_hours_recorded(
+            session_id=session_id,
+            activity_id=activity.activity_id,
+            venue_id=activity.venue_id,
+            category=activity.category.value,
+            activity_starts_at=to_iso(activity.starts_at),
+            minutes=minutes,
+            reason=require_reason(reason),
+            at=to_iso(at),
+        )
+
+    @event("MakeupHoursRecorded", topic="Volunteer.MakeupHoursRecorded")
+    def _makeup_hours_recorded(
+        self,
+        session_id: str,
+        activity_id: str,
+        venue_id: str,
+        category: str,
+        activity_starts_at: str,
+        minutes: int,
+        reason: str,
+        at: str,
+    ) -> None:
+        self.sessions[session_id] = ServiceSession(
+            session_id=session_id,
+            kind=SessionKind.MAKEUP,
+            activity_id=activity_id,
+            status=SessionStatus.PENDING,
+            minutes=minutes,
+            last_changed_at=from_iso(at),
+        )
+
+    def approve_session(self, session_id: str, at: datetime) -> None:
+        """A pending session starts to count."""
+        self._ensure_pending(self._changing(session_id, at), "approved")
+        self._session_approved(session_id=session_id, at=to_iso(at))
+
+    @event("SessionApproved", topic="Volunteer.SessionApproved")
+    def _session_approved(self, session_id: str, at: str) -> None:
+        session = self.sessions[session_id]
+        session.status = SessionStatus.APPROVED
+        session.last_changed_at = from_iso(at)
+
+    def reject_session(self, session_id: str, reason: str, at: datetime) -> None:
+        """A pending session is refused and will never count."""
+        self._ensure_pending(self._changing(session_id, at), "rejected")
+        self._session_rejected(
+            session_id=session_id, reason=require_reason(reason), at=to_iso(at)
+        )
+
+    @event("SessionRejected", topic="Volunteer.SessionRejected")
+    def _session_rejected(self, session_id: str, reason: str, at: str) -> None:
+        session = self.sessions[session_id]
+        session.status = SessionStatus.REJECTED
+        session.last_changed_at = from_iso(at)
+
+    def request_correction(
+        self, session_id: str, minutes: int, reason: str, at: datetime
+    ) -> None:
+        """The volunteer asks the organiser to fix an approved session's minutes."""
+        session = self._changing(session_id, at)
+        self._ensure_approved(session, "the subject of a correction request")
+        if session.correction_requested:
+            raise InvalidTransitionError(
+                f"session '{session_id}' already has a correction request awaiting "
+                "the organiser's decision"
+            )
+        self._ensure_changes_minutes(session, minutes)
+        self._correction_requested(
+            session_id=session_id,
+            minutes=minutes,
+            reason=require_reason(reason),
+            at=to_iso(at),
+        )
+
+    @event("CorrectionRequested", topic="Volunteer.CorrectionRequested")
+    def _correction_requested(
+        self, session_id: str, minutes: int, reason: str, at: str
+    ) -> None:
+        session = self.sessions[session_id]
+        session.correction_requested = True
+        session.last_changed_at = from_iso(at)
+
+    def decline_correction(self, session_id: str, reason: str, at: datetime) -> None:
+        """The organiser turns a correction request down, saying why."""
+        session = self._changing(session_id, at)
+        if not session.correction_requested:
+            raise InvalidTransitionError(
+                f"session '{session_id}' has no correction request to decline"
+            )
+        self._correction_declined(
+            session_id=session_id, reason=require_reason(reason), at=to_iso(at)
+        )
+
+    @event("CorrectionDeclined", topic="Volunteer.CorrectionDeclined")
+    def _correction_declined(self, session_id: str, reason: str, at: str) -> None:
+        session = self.sessions[session_id]
+        session.correction_requested = False
+        session.last_changed_at = from_iso(at)
+
+    def correct_session(
+        self,
+        session_id: str,
+        activity: Activity,
+        minutes: int,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """Replace an approved session's minutes; it stays approved and keeps
+        its kind. Answers any open correction request."""
+        session = self._changing(session_id, at)
+        self._ensure_approved(session, "corrected")
+        if session.kind is SessionKind.MAKEUP:
+            _ensure_makeup_minutes(minutes, activity)
+        elif not 1 <= minutes <= MAX_SESSION_MINUTES:
+            raise InvalidMinutesError(
+                f"a session's minutes must be from 1 to {MAX_SESSION_MINUTES}, "
+                f"not {minutes}"
+            )
+        self._ensure_changes_minutes(session, minutes)
+        self._session_corrected(
+            session_id=session_id,
+            minutes=minutes,
+            previous_minutes=session.minutes,
+            reason=require_reason(reason),
+            at=to_iso(at),
+        )
+
+    @event("SessionCorrected", topic="Volunteer.SessionCorrected")
+    def _session_corrected(
+        self, session_id: str, minutes: int, previous_minutes: int, reason: str, at: str
+    ) -> None:
+        session = self.sessions[session_id]
+        session.minutes = minutes
+        session.correction_requested = False
+        session.last_changed_at = from_iso(at)
+
+    def void_session(
+        self, session_id: str, reason: str, fraud: bool, at: datetime
+    ) -> None:
+        """An approved session stops counting; ``fraud`` can bar star ratings."""
+        session = self._changing(session_id, at)
+        self._ensure_approved(session, "voided")
+        self._session_voided(
+            session_id=session_id,
+            reason=require_reason(reason),
+            fraud=fraud,
+            at=to_iso(at),
+        )
+
+    @event("SessionVoided", topic="Volunteer.SessionVoided")
+    def _session_voided(self, session_id: str, reason: str, fraud: bool, at: str) -> None:
+        session = self.sessions[session_id]
+        session.status = SessionStatus.VOIDED
+        session.correction_requested = False
+        session.last_changed_at = from_iso(at)
+
+    @staticmethod
+    def _ensure_pending(session: ServiceSession, action: str) -> None:
+        if session.status is not SessionStatus.PENDING:
+            raise InvalidTransitionError(
+                f"session '{session.session_id}' is {session.status.value}; only a "
+                f"pending session (checked out, or make-up recorded) can be {action}"
+            )
+
+    @staticmethod
+    def _ensure_approved(session: ServiceSession, action: str) -> None:
+        if session.status is not SessionStatus.APPROVED:
+            raise InvalidTransitionError(
+                f"session '{session.session_id}' is {session.status.value}; only an "
+                f"approved session can be {action}"
+            )
+
+    @staticmethod
+    def _ensure_changes_minutes(session: ServiceSession, minutes: int) -> None:
+        if minutes == session.minutes:
+            raise NothingToChangeError(
+                f"session '{session.session_id}' already has {minutes} minutes"
+            )
+
+
+def _ensure_makeup_minutes(minutes: int, activity: Activity) -> None:
+    if minutes < 1:
+        raise InvalidMinutesError(f"make-up minutes must be at least 1, not {minutes}")
+    if minutes > activity.scheduled_minutes:
+        raise MakeupExceedsScheduleError(
+            f"{minutes} make-up minutes exceed the {activity.scheduled_minutes} "
+            f"scheduled minutes of activity '{activity.activity_id}'"
+        )

@@ -1,0 +1,286 @@
+"""One handler per command of the interchange format.
+
+A handler finds the aggregates a command needs, asks the one it changes to
+carry the command out (the aggregate checks its rules before it triggers any
+event) and returns it. Every command changes exactly one aggregate, so a
+refused command leaves all aggregates as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import singledispatchmethod
+from typing import Any, TypeVar
+
+from eventsourcing.domain import Aggregate
+
+from ledger import commands as c
+from ledger.domain.activities import Activity
+from ledger.domain.errors import (
+    DuplicateIdError,
+    DuplicateIdNumberError,
+    UnknownReferenceError,
+)
+from ledger.domain.orders import Order
+from ledger.domain.teams import Team
+from ledger.domain.venues import Venue
+from ledger.domain.volunteers import Volunteer
+from ledger.unit_of_work import UnitOfWork
+
+TAggregate = TypeVar("TAggregate", bound=Aggregate)
+
+SESSION_CLAIM = "session"
+ID_NUMBER_CLAIM = "id_number"
+
+
+def id_number_digest(id_number: str) -> str:
+    """Claims hold a digest of the ID number, never the number itself."""
+    return hashlib.sha256(f"id_number:{id_number}".encode()).hexdigest()
+
+
+def _kind(cls: type[Aggregate]) -> str:
+    return str(cls.TOPIC).lower()  # type: ignore[attr-defined]
+
+
+def require(unit: UnitOfWork, cls: type[TAggregate], domain_id: str) -> TAggregate:
+    found = unit.find(cls, domain_id)
+    if found is None:
+        raise UnknownReferenceError(f"{_kind(cls)} '{domain_id}' is not registered")
+    return found
+
+
+def ensure_new(unit: UnitOfWork, cls: type[Aggregate], domain_id: str) -> None:
+    if unit.find(cls, domain_id) is not None:
+        raise DuplicateIdError(f"{_kind(cls)} '{domain_id}' is already registered")
+
+
+def session_owner(unit: UnitOfWork, session_id: str) -> Volunteer:
+    """The volunteer whose record holds ``session_id``."""
+    owner = unit.owner_of(SESSION_CLAIM, session_id)
+    volunteer = unit.aggregate_by_stream(owner) if owner else None
+    if not isinstance(volunteer, Volunteer):
+        raise UnknownReferenceError(f"session '{session_id}' is not recorded")
+    return volunteer
+
+
+def ensure_new_session(unit: UnitOfWork, session_id: str) -> None:
+    if unit.owner_of(SESSION_CLAIM, session_id) is not None:
+        raise DuplicateIdError(f"session '{session_id}' is already recorded")
+
+
+class CommandHandlers:
+    """Carries each command out on the aggregate it changes."""
+
+    @singledispatchmethod
+    def handle(self, command: Any, unit: UnitOfWork) -> Aggregate:
+        raise TypeError(f"no handler for {type(command).__name__}")
+
+    @handle.register
+    def _(self, command: c.RegisterVenue, unit: UnitOfWork) -> Aggregate:
+        ensure_new(unit, Venue, command.venue_id)
+        parent = require(unit, Venue, command.parent_id) if command.parent_id else None
+        venue = Venue.register(
+            venue_id=command.venue_id,
+            name=command.name,
+            level=command.level,
+            parent=parent,
+            kind=command.kind,
+        )
+        unit.add(venue)
+        return venue
+
+    @handle.register
+    def _(self, command: c.RegisterTeam, unit: UnitOfWork) -> Aggregate:
+        ensure_new(unit, Team, command.team_id)
+        parent = require(unit, Team, command.parent_id) if command.parent_id else None
+        team = Team.register(
+            team_id=command.team_id, name=command.name, level=command.level, parent=parent
+        )
+        unit.add(team)
+        return team
+
+    @handle.register
+    def _(self, command: c.RegisterVolunteer, unit: UnitOfWork) -> Aggregate:
+        ensure_new(unit, Volunteer, command.volunteer_id)
+        teams = [require(unit, Team, team_id) for team_id in command.team_ids]
+        volunteer = Volunteer.register(
+            volunteer_id=command.volunteer_id,
+            name=command.name,
+            id_number=command.id_number,
+            phone=command.phone,
+            teams=teams,
+        )
+        digest = id_number_digest(volunteer.id_number)
+        if unit.owner_of(ID_NUMBER_CLAIM, digest) is not None:
+            raise DuplicateIdNumberError(
+                "another volunteer is already registered with this ID number"
+            )
+        unit.claim(ID_NUMBER_CLAIM, digest, volunteer.id)
+        unit.add(volunteer)
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.PublishActivity, unit: UnitOfWork) -> Aggregate:
+        ensure_new(unit, Activity, command.activity_id)
+        activity = Activity.publish(
+            activity_id=command.activity_id,
+            venue=require(unit, Venue, command.venue_id),
+            category=command.category,
+            title=command.title,
+            starts_at=command.starts_at,
+            ends_at=command.ends_at,
+            capacity=command.capacity,
+        )
+        unit.add(activity)
+        return activity
+
+    @handle.register
+    def _(self, command: c.SignUp, unit: UnitOfWork) -> Aggregate:
+        activity = require(unit, Activity, command.activity_id)
+        require(unit, Volunteer, command.volunteer_id)
+        activity.sign_up(command.volunteer_id, command.at)
+        return activity
+
+    @handle.register
+    def _(self, command: c.CancelSignUp, unit: UnitOfWork) -> Aggregate:
+        activity = require(unit, Activity, command.activity_id)
+        activity.cancel_sign_up(command.volunteer_id, command.at)
+        return activity
+
+    @handle.register
+    def _(self, command: c.CheckIn, unit: UnitOfWork) -> Aggregate:
+        volunteer = require(unit, Volunteer, command.volunteer_id)
+        activity = require(unit, Activity, command.activity_id)
+        ensure_new_session(unit, command.session_id)
+        volunteer.check_in(command.session_id, activity, command.at)
+        unit.claim(SESSION_CLAIM, command.session_id, volunteer.id)
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.CheckOut, unit: UnitOfWork) -> Aggregate:
+        volunteer = session_owner(unit, command.session_id)
+        session = volunteer.session(command.session_id)
+        activity = require(unit, Activity, session.activity_id)
+        volunteer.check_out(command.session_id, activity, command.at)
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.RecordMakeupHours, unit: UnitOfWork) -> Aggregate:
+        volunteer = require(unit, Volunteer, command.volunteer_id)
+        activity = require(unit, Activity, command.activity_id)
+        ensure_new_session(unit, command.session_id)
+        volunteer.record_makeup_hours(
+            command.session_id, activity, command.minutes, command.reason, command.at
+        )
+        unit.claim(SESSION_CLAIM, command.session_id, volunteer.id)
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.ApproveSession, unit: UnitOfWork) -> Aggregate:
+        volunteer = session_owner(unit, command.session_id)
+        volunteer.approve_session(command.session_id, command.at)
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.RejectSession, unit: UnitOfWork) -> Aggregate:
+        volunteer = session_owner(unit, command.session_id)
+        volunteer.reject_session(command.session_id, command.reason, command.at)
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.RequestCorrection, unit: UnitOfWork) -> Aggregate:
+        volunteer = session_owner(unit, command.session_id)
+        volunteer.request_correction(
+            command.session_id, command.minutes, command.reason, command.at
+        )
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.DeclineCorrection, unit: UnitOfWork) -> Aggregate:
+        volunteer = session_owner(unit, command.session_id)
+        volunteer.decline_correction(command.session_id, command.reason, command.at)
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.CorrectSession, unit: UnitOfWork) -> Aggregate:
+        volunteer = session_owner(unit, command.session_id)
+        activity = require(unit, Activity, volunteer.session(command.session_id).activity_id)
+        volunteer.correct_session(
+            command.session_id, activity, command.minutes, command.reason, command.at
+        )
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.VoidSession, unit: UnitOfWork) -> Aggregate:
+        volunteer = session_owner(unit, command.session_id)
+        volunteer.void_session(command.session_id, command.reason, command.fraud, command.at)
+        return volunteer
+
+    @handle.register
+    def _(self, command: c.PostOrder, unit: UnitOfWork) -> Aggregate:
+        ensure_new(unit, Order, command.order_id)
+        order = Order.post(
+            order_id=command.order_id,
+            kind=command.kind,
+            venue=require(unit, Venue, command.venue_id),
+            category=command.category,
+            description=command.description,
+            at=command.at,
+        )
+        unit.add(order)
+        return order
+
+    @handle.register
+    def _(self, command: c.DispatchOrder, unit: UnitOfWork) -> Aggregate:
+        order = require(unit, Order, command.order_id)
+        if command.venue_id is not None:
+            require(unit, Venue, command.venue_id)
+        if command.team_id is not None:
+            require(unit, Team, command.team_id)
+        order.dispatch(venue_id=command.venue_id, team_id=command.team_id, at=command.at)
+        return order
+
+    @handle.register
+    def _(self, command: c.AcceptOrder, unit: UnitOfWork) -> Aggregate:
+        order = require(unit, Order, command.order_id)
+        volunteer_ids = list(dict.fromkeys(command.volunteer_ids or ()))
+        for volunteer_id in volunteer_ids:
+            require(unit, Volunteer, volunteer_id)
+        if command.team_id is not None:
+            require(unit, Team, command.team_id)
+        order.accept(volunteer_ids=volunteer_ids, team_id=command.team_id, at=command.at)
+        return order
+
+    @handle.register
+    def _(self, command: c.FulfilOrder, unit: UnitOfWork) -> Aggregate:
+        order = require(unit, Order, command.order_id)
+        order.fulfil(command.at)
+        return order
+
+    @handle.register
+    def _(self, command: c.WithdrawOrder, unit: UnitOfWork) -> Aggregate:
+        order = require(unit, Order, command.order_id)
+        order.withdraw(command.reason, command.at)
+        return order
+
+    @handle.register
+    def _(self, command: c.RejectOrder, unit: UnitOfWork) -> Aggregate:
+        order = require(unit, Order, command.order_id)
+        order.reject(command.reason, command.at)
+        return order
+
+    @handle.register
+    def _(self, command: c.ExpireOrder, unit: UnitOfWork) -> Aggregate:
+        order = require(unit, Order, command.order_id)
+        order.expire(command.at)
+        return order
+
+    @handle.register
+    def _(self, command: c.Rate, unit: UnitOfWork) -> Aggregate:
+        subject: Order | Activity
+        if command.subject == "order":
+            subject = require(unit, Order, command.subject_id)
+        else:
+            subject = require(unit, Activity, command.subject_id)
+        subject.rate(command.rater_id, command.stars, command.comment, command.at)
+        return subject

@@ -1,0 +1,21 @@
+"""Settings, read once from the environment (``LEDGER_*``) and passed in."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LedgerSettings(BaseSettings):
+    """Where the ledger lives. The default is an embedded SQLite file, so a
+    new user needs no server; PostgreSQL is chosen by URL."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_")
+
+    database_url: str = "sqlite:///ledger.db"
+
+
+@lru_cache
+def get_settings() -> LedgerSettings:
+    return LedgerSettings()

@@ -1,0 +1,365 @@
+"""The event store: one table of events in a single global, gap-free,
+commit-ordered sequence, on SQLite (the embedded default) or PostgreSQL.
+
+``LedgerRecorder`` is an ``eventsourcing`` application recorder written on
+SQLAlchemy Core, so the library's ``Application``, ``Repository`` and mapper
+work unchanged, while each append also writes, in the same transaction:
+
+- the envelope of every event (actor, business time, source, idempotency
+  key, correlation id) as columns, and its chain hash;
+- the subjects each event concerns (for audit queries);
+- the idempotency keys of the commands it records;
+- claims: unique values owned by a stream (an ID number, a session id).
+
+Positions are assigned by the writer itself while it holds the ledger's
+append lock (``BEGIN IMMEDIATE`` on SQLite, ``LOCK TABLE … IN EXCLUSIVE
+MODE`` on PostgreSQL), as ``max(position) + 1``. Appends are therefore
+serialised: position N+1 is only chosen after the transaction holding N has
+committed, so positions have no gaps and a reader can never see N+1 before N.
+See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    Notification,
+    StoredEvent,
+    Subscription,
+)
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine
+
+from ledger.chain import GENESIS_HASH, chain_hash
+
+metadata = sa.MetaData()
+
+events_table = sa.Table(
+    "ledger_events",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("stream_id", sa.String(36), nullable=False),
+    sa.Column("stream_version", sa.Integer, nullable=False),
+    sa.Column("topic", sa.String(80), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("actor_role", sa.String(40), nullable=False),
+    sa.Column("occurred_at", sa.String(40), nullable=False),
+    sa.Column("occurred_utc", sa.String(27), nullable=False),
+    sa.Column("recorded_at", sa.String(27), nullable=False),
+    sa.Column("source", sa.String(10), nullable=False),
+    sa.Column("idempotency_key", sa.String(200)),
+    sa.Column("correlation_id", sa.String(64), nullable=False),
+    sa.Column("chain_hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("stream_id", "stream_version", name="ledger_events_stream_version"),
+    sa.Index("ledger_events_topic", "topic", "position"),
+    sa.Index("ledger_events_actor", "actor_id", "position"),
+    sa.Index("ledger_events_occurred", "occurred_utc"),
+    sa.Index("ledger_events_recorded", "recorded_at"),
+)
+
+event_subjects_table = sa.Table(
+    "ledger_event_subjects",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("subject_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, primary_key=True),
+)
+
+idempotency_keys_table = sa.Table(
+    "ledger_idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("first_position", sa.BigInteger, nullable=False),
+    sa.Column("last_position", sa.BigInteger, nullable=False),
+)
+
+claims_table = sa.Table(
+    "ledger_claims",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("value", sa.String(64), primary_key=True),
+    sa.Column("stream_id", sa.String(36), nullable=False),
+)
+
+
+def utc_text(moment: datetime) -> str:
+    """Fixed-width UTC text: sorts as time on every engine."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who did a thing, when it happened, and how it reached the ledger."""
+
+    actor_id: str
+    actor_role: str
+    at: datetime
+    source: str  # api / import / cli
+    correlation_id: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class EventMetadata:
+    """What the recorder stores beside one event's payload."""
+
+    envelope: Envelope
+    subjects: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A unique value (an ID number digest, a session id) owned by a stream."""
+
+    kind: str
+    value: str
+    stream_id: UUID
+
+
+@dataclass(frozen=True)
+class KeyUse:
+    """An idempotency key and the positions its command's events took."""
+
+    key: str
+    first_event: int  # index into the events of the same append
+    last_event: int
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    """One ledger database: its engine, its schema and its append lock."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_database_url(url)
+        self.engine: Engine = _create_engine(self.url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def appending(self) -> Iterator[Connection]:
+        """A write transaction holding the ledger's append lock until commit."""
+        if self.is_sqlite:
+            with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+                with conn.begin():
+                    yield conn
+        else:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
+                yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read transaction: one consistent snapshot of the ledger."""
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _create_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+    # pysqlite's own transaction handling would defer BEGIN and cannot take
+    # the write lock up front; take control of BEGIN so that writers start
+    # with BEGIN IMMEDIATE (the append lock) and readers with a plain BEGIN.
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class LedgerRecorder(ApplicationRecorder):
+    """An ``eventsourcing`` application recorder over ``ledger_events``."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def insert_events(
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        metadata: Sequence[EventMetadata] = (),
+        claims: Sequence[Claim] = (),
+        key_uses: Sequence[KeyUse] = (),
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        if len(metadata) != len(stored_events):
+            raise ValueError("every event needs its envelope")
+        try:
+            with self.database.appending() as conn:
+                return self._append(conn, stored_events, metadata, claims, key_uses)
+        except sa.exc.IntegrityError as error:
+            raise IntegrityError(str(error.orig)) from error
+
+    def _append(
+        self,
+        conn: Connection,
+        stored_events: Sequence[StoredEvent],
+        metadata: Sequence[EventMetadata],
+        claims: Sequence[Claim],
+        key_uses: Sequence[KeyUse],
+    ) -> list[int]:
+        head = conn.execute(
+            sa.select(events_table.c.position, events_table.c.chain_hash)
+            .order_by(events_table.c.position.desc())
+            .limit(1)
+        ).first()
+        position, previous_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
+        recorded_at = utc_text(datetime.now(UTC))
+        rows: list[dict[str, Any]] = []
+        subject_rows: list[dict[str, Any]] = []
+        for stored, meta in zip(stored_events, metadata, strict=True):
+            position += 1
+            envelope = meta.envelope
+            row = {
+                "position": position,
+                "stream_id": str(stored.originator_id),
+                "stream_version": stored.originator_version,
+                "topic": stored.topic,
+                "payload": stored.state.decode("utf-8"),
+                "actor_id": envelope.actor_id,
+                "actor_role": envelope.actor_role,
+                "occurred_at": envelope.at.isoformat(),
+                "occurred_utc": utc_text(envelope.at),
+                "recorded_at": recorded_at,
+                "source": envelope.source,
+                "idempotency_key": envelope.idempotency_key,
+                "correlation_id": envelope.correlation_id,
+            }
+            previous_hash = row["chain_hash"] = chain_hash(previous_hash, row)
+            rows.append(row)
+            subject_rows.extend(
+                {"kind": kind, "subject_id": subject_id, "position": position}
+                for kind, subject_id in meta.subjects
+            )
+        conn.execute(events_table.insert(), rows)
+        if subject_rows:
+            conn.execute(event_subjects_table.insert(), subject_rows)
+        if claims:
+            conn.execute(
+                claims_table.insert(),
+                [
+                    {"kind": c.kind, "value": c.value, "stream_id": str(c.stream_id)}
+                    for c in claims
+                ],
+            )
+        if key_uses:
+            conn.execute(
+                idempotency_keys_table.insert(),
+                [
+                    {
+                        "key": use.key,
+                        "first_position": rows[use.first_event]["position"],
+                        "last_position": rows[use.last_event]["position"],
+                    }
+                    for use in key_uses
+                ],
+            )
+        return [row["position"] for row in rows]
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        t = events_table.c
+        query = sa.select(t.stream_id, t.stream_version, t.topic, t.payload).where(
+            t.stream_id == str(originator_id)
+        )
+        if gt is not None:
+            query = query.where(t.stream_version > gt)
+        if lte is not None:
+            query = query.where(t.stream_version <= lte)
+        query = query.order_by(t.stream_version.desc() if desc else t.stream_version)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.database.reading() as conn:
+            return [
+                StoredEvent(
+                    originator_id=UUID(row.stream_id),
+                    originator_version=row.stream_version,
+                    topic=row.topic,
+                    state=row.payload.encode("utf-8"),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        t = events_table.c
+        query = sa.select(t.position, t.stream_id, t.stream_version, t.topic, t.payload)
+        if start is not None:
+            query = query.where(t.position >= start if inclusive_of_start else t.position > start)
+        if stop is not None:
+            query = query.where(t.position <= stop)
+        if topics:
+            query = query.where(t.topic.in_(topics))
+        query = query.order_by(t.position).limit(limit)
+        with self.database.reading() as conn:
+            return [
+                Notification(
+                    id=row.position,
+                    originator_id=UUID(row.stream_id),
+                    originator_version=row.stream_version,
+                    topic=row.topic,
+                    state=row.payload.encode("utf-8"),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def max_notification_id(self) -> int | None:
+        with self.database.reading() as conn:
+            return conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar()
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        # Projections poll by position on both engines (see ledger.projection),
+        # so the library's push subscriptions are not offered.
+        raise NotImplementedError("the ledger's projections poll; see ledger.projection")

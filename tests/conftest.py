@@ -1,0 +1,68 @@
+"""Databases for the tests: a real SQLite file, and real PostgreSQL.
+
+PostgreSQL is found through ``LEDGER_TEST_POSTGRES_URL`` (a URL with rights
+to create databases, e.g. ``postgresql://postgres@127.0.0.1:5432/test``).
+The suite creates its own database there, empties it between tests and
+drops it at the end. Without the variable, PostgreSQL tests are skipped
+with that reason; ``.ci/run`` always sets it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ledger.application import Ledger
+from ledger.store import Database, metadata, normalise_database_url
+
+POSTGRES_URL_VARIABLE = "LEDGER_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    admin_url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not admin_url:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE} (see README)")
+    admin = sa.create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(normalise_database_url(admin_url)).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty ledger database on each engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(normalise_database_url(url))
+    metadata.drop_all(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    db.create_schema()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def ledger(database: Database) -> Ledger:
+    return Ledger(database)
