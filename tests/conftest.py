@@ -29,7 +29,9 @@ def postgres_url() -> Iterator[str]:
     admin_url = os.environ.get(POSTGRES_URL_VARIABLE)
     if not admin_url:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE} (see README)")
-    admin = sa.create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        normalise_database_url(admin_url), isolation_level="AUTOCOMMIT"
+    )
     name = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')

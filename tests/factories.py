@@ -53,10 +53,16 @@ def submission(type_: str, at: datetime = T0, **fields: Any) -> Submission:
     )
 
 
-def register_venue(venue_id: str, level: str, parent_id: str | None, **kw: Any) -> Submission:
+def register_venue(
+    venue_id: str, level: str, parent_id: str | None, **kw: Any
+) -> Submission:
     return submission(
-        "register_venue", venue_id=venue_id, name=f"venue {venue_id}", level=level,
-        parent_id=parent_id, **kw,
+        "register_venue",
+        venue_id=venue_id,
+        name=f"venue {venue_id}",
+        level=level,
+        parent_id=parent_id,
+        **kw,
     )
 
 
@@ -67,9 +73,15 @@ def small_city() -> list[Submission]:
         register_venue("I1", "institute", "C"),
         register_venue("S1", "station", "I1"),
         register_venue("P1", "point", "S1"),
-        submission("register_team", team_id="T1", name="team 1", level="corps", parent_id=None),
-        submission("register_volunteer", volunteer_id="V1", name="张三", id_number=id_number()),
-        submission("register_volunteer", volunteer_id="V2", name="李四", id_number=id_number()),
+        submission(
+            "register_team", team_id="T1", name="team 1", level="corps", parent_id=None
+        ),
+        submission(
+            "register_volunteer", volunteer_id="V1", name="张三", id_number=id_number()
+        ),
+        submission(
+            "register_volunteer", volunteer_id="V2", name="李四", id_number=id_number()
+        ),
     ]
 
 

@@ -24,7 +24,6 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 from ledger.commands import Command
 from ledger.domain.errors import DomainError
 from ledger.handlers import CommandHandlers
-from ledger.unit_of_work import AggregateCache, UnitOfWork
 from ledger.store import (
     Claim,
     Database,
@@ -35,6 +34,7 @@ from ledger.store import (
     claims_table,
     idempotency_keys_table,
 )
+from ledger.unit_of_work import AggregateCache, UnitOfWork
 
 # Payload fields that name a subject an event concerns, and the subject kind.
 SUBJECT_FIELDS = {
@@ -96,24 +96,37 @@ class Ledger(Application[UUID]):
         return LedgerRecorder(self.database)
 
     def execute(self, submission: Submission) -> CommandResult:
-        """Record one command (an API request or a CLI call)."""
-        return self.execute_batch([submission])[0]
+        """Record one command (an API request or a CLI call).
+
+        A concurrent change to the same aggregate is not retried here: it
+        raises ``ConcurrencyConflictError`` and the caller decides (an HTTP
+        client retries with the same idempotency key)."""
+        return self.execute_batch([submission], retry_conflicts=False)[0]
 
     def execute_batch(
-        self, submissions: Sequence[Submission], cache: AggregateCache | None = None
+        self,
+        submissions: Sequence[Submission],
+        cache: AggregateCache | None = None,
+        *,
+        retry_conflicts: bool = True,
     ) -> list[CommandResult]:
         """Record many commands in one transaction, each accepted, duplicate or
-        rejected on its own. A concurrent writer's conflicting change makes
-        the whole batch run again on fresh state."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        rejected on its own. When a concurrent writer changed an aggregate
+        first, nothing is written; with ``retry_conflicts`` the whole batch is
+        then checked again against the fresh state (so nothing is lost or
+        doubled), otherwise ``ConcurrencyConflictError`` is raised."""
+        attempts = MAX_ATTEMPTS if retry_conflicts else 1
+        for attempt in range(1, attempts + 1):
             try:
                 return self._try_batch(submissions, cache)
             except IntegrityError as error:
                 if cache is not None:
                     cache.clear()
-                if attempt == MAX_ATTEMPTS:
+                if attempt == attempts:
                     raise ConcurrencyConflictError(
-                        f"gave up after {MAX_ATTEMPTS} attempts: {error}"
+                        "another writer recorded a conflicting change to the same "
+                        "aggregate, key or claim first; nothing was written, retry "
+                        f"the command ({error})"
                     ) from error
         raise AssertionError("unreachable")
 
@@ -122,7 +135,9 @@ class Ledger(Application[UUID]):
     ) -> list[CommandResult]:
         unit = UnitOfWork(self, cache)
         accepted_keys = self.find_accepted_keys(
-            s.envelope.idempotency_key for s in submissions if s.envelope.idempotency_key
+            s.envelope.idempotency_key
+            for s in submissions
+            if s.envelope.idempotency_key
         )
         # Until the append returns positions, results refer to event indexes.
         pending: list[tuple[Outcome, int | None, int | None, DomainError | None]] = []
@@ -160,7 +175,10 @@ class Ledger(Application[UUID]):
 
         positions: list[int] = []
         if events:
-            claims = [Claim(kind, value, stream) for (kind, value), stream in unit.new_claims.items()]
+            claims = [
+                Claim(kind, value, stream)
+                for (kind, value), stream in unit.new_claims.items()
+            ]
             recordings = self.save(
                 *events, metadata=metadata, claims=claims, key_uses=key_uses
             )
@@ -188,14 +206,18 @@ class Ledger(Application[UUID]):
             for chunk_start in range(0, len(wanted), 500):
                 chunk = wanted[chunk_start : chunk_start + 500]
                 rows = conn.execute(
-                    sa.select(t.key, t.first_position, t.last_position).where(t.key.in_(chunk))
+                    sa.select(t.key, t.first_position, t.last_position).where(
+                        t.key.in_(chunk)
+                    )
                 )
-                found.update({row.key: (row.first_position, row.last_position) for row in rows})
+                found.update(
+                    {row.key: (row.first_position, row.last_position) for row in rows}
+                )
         return found
 
     def load_aggregate(self, stream: UUID) -> Aggregate | None:
         try:
-            return self.repository.get(stream)  # type: ignore[no-any-return]
+            return self.repository.get(stream)
         except AggregateNotFoundError:
             return None
 

@@ -54,7 +54,9 @@ def import_command(
     report: Annotated[
         Path | None, typer.Option(help="Where to write the rejection report.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Lines per transaction.")] = 2000,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Lines per transaction.")
+    ] = 2000,
 ) -> None:
     """Append an interchange file (JSON Lines) to the ledger."""
     ledger = open_ledger()

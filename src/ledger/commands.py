@@ -21,8 +21,12 @@ from pydantic import (
 
 from ledger.domain.activities import Category
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Id = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+]
 
 
 class Actor(BaseModel):
@@ -31,7 +35,9 @@ class Actor(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: Id
-    role: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    role: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)
+    ]
 
 
 class BaseCommand(BaseModel):
@@ -67,7 +73,9 @@ class RegisterVolunteer(BaseCommand):
     volunteer_id: Id
     name: Text
     id_number: str
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    phone: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None
+    ) = None
     team_ids: list[Id] = Field(default_factory=list)
 
 
@@ -159,7 +167,9 @@ class PostOrder(BaseCommand):
     kind: Literal["wish", "service"]
     venue_id: Id
     category: Category
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+    description: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=2000)
+    ]
 
 
 class DispatchOrder(BaseCommand):
@@ -252,8 +262,7 @@ Command = Annotated[
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 COMMAND_TYPES: dict[str, type[BaseCommand]] = {
-    model.model_fields["type"].default: model
-    for model in BaseCommand.__subclasses__()
+    model.model_fields["type"].default: model for model in BaseCommand.__subclasses__()
 }
 
 

@@ -94,7 +94,10 @@ class CommandHandlers:
         ensure_new(unit, Team, command.team_id)
         parent = require(unit, Team, command.parent_id) if command.parent_id else None
         team = Team.register(
-            team_id=command.team_id, name=command.name, level=command.level, parent=parent
+            team_id=command.team_id,
+            name=command.name,
+            level=command.level,
+            parent=parent,
         )
         unit.add(team)
         return team
@@ -204,7 +207,9 @@ class CommandHandlers:
     @handle.register
     def _(self, command: c.CorrectSession, unit: UnitOfWork) -> Aggregate:
         volunteer = session_owner(unit, command.session_id)
-        activity = require(unit, Activity, volunteer.session(command.session_id).activity_id)
+        activity = require(
+            unit, Activity, volunteer.session(command.session_id).activity_id
+        )
         volunteer.correct_session(
             command.session_id, activity, command.minutes, command.reason, command.at
         )
@@ -213,7 +218,9 @@ class CommandHandlers:
     @handle.register
     def _(self, command: c.VoidSession, unit: UnitOfWork) -> Aggregate:
         volunteer = session_owner(unit, command.session_id)
-        volunteer.void_session(command.session_id, command.reason, command.fraud, command.at)
+        volunteer.void_session(
+            command.session_id, command.reason, command.fraud, command.at
+        )
         return volunteer
 
     @handle.register
@@ -237,7 +244,9 @@ class CommandHandlers:
             require(unit, Venue, command.venue_id)
         if command.team_id is not None:
             require(unit, Team, command.team_id)
-        order.dispatch(venue_id=command.venue_id, team_id=command.team_id, at=command.at)
+        order.dispatch(
+            venue_id=command.venue_id, team_id=command.team_id, at=command.at
+        )
         return order
 
     @handle.register
@@ -248,7 +257,9 @@ class CommandHandlers:
             require(unit, Volunteer, volunteer_id)
         if command.team_id is not None:
             require(unit, Team, command.team_id)
-        order.accept(volunteer_ids=volunteer_ids, team_id=command.team_id, at=command.at)
+        order.accept(
+            volunteer_ids=volunteer_ids, team_id=command.team_id, at=command.at
+        )
         return order
 
     @handle.register

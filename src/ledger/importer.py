@@ -37,7 +37,10 @@ class ImportSummary:
         return self.accepted + self.duplicate + self.rejected
 
     def summary_line(self) -> str:
-        return f"accepted={self.accepted} duplicate={self.duplicate} rejected={self.rejected}"
+        return (
+            f"accepted={self.accepted} duplicate={self.duplicate} "
+            f"rejected={self.rejected}"
+        )
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,10 @@ def _read_lines(
             command = parse_command(raw)
         except ValidationError as error:
             reason = describe_validation_error(error)
-            yield _RejectedLine(number, _key_of(raw), "invalid_command", reason), len(raw)
+            yield (
+                _RejectedLine(number, _key_of(raw), "invalid_command", reason),
+                len(raw),
+            )
             continue
         envelope = Envelope(
             actor_id=command.actor.id,
@@ -144,7 +150,12 @@ def _record(
 def _report(report: IO[bytes], line: _RejectedLine) -> None:
     report.write(
         orjson.dumps(
-            {"line": line.number, "key": line.key, "code": line.code, "reason": line.reason}
+            {
+                "line": line.number,
+                "key": line.key,
+                "code": line.code,
+                "reason": line.reason,
+            }
         )
         + b"\n"
     )
@@ -166,4 +177,3 @@ def describe_validation_error(error: ValidationError) -> str:
         location = ".".join(str(part) for part in problem["loc"])
         parts.append(f"{location}: {problem['msg']}" if location else problem["msg"])
     return "; ".join(parts)
-

@@ -60,7 +60,9 @@ events_table = sa.Table(
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("correlation_id", sa.String(64), nullable=False),
     sa.Column("chain_hash", sa.String(64), nullable=False),
-    sa.UniqueConstraint("stream_id", "stream_version", name="ledger_events_stream_version"),
+    sa.UniqueConstraint(
+        "stream_id", "stream_version", name="ledger_events_stream_version"
+    ),
     sa.Index("ledger_events_topic", "topic", "position"),
     sa.Index("ledger_events_actor", "actor_id", "position"),
     sa.Index("ledger_events_occurred", "occurred_utc"),
@@ -158,9 +160,10 @@ class Database:
     def appending(self) -> Iterator[Connection]:
         """A write transaction holding the ledger's append lock until commit."""
         if self.is_sqlite:
-            with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
-                with conn.begin():
-                    yield conn
+            with self.engine.connect().execution_options(
+                sqlite_begin="IMMEDIATE"
+            ) as conn, conn.begin():
+                yield conn
         else:
             with self.engine.begin() as conn:
                 conn.exec_driver_sql("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
@@ -335,7 +338,9 @@ class LedgerRecorder(ApplicationRecorder):
         t = events_table.c
         query = sa.select(t.position, t.stream_id, t.stream_version, t.topic, t.payload)
         if start is not None:
-            query = query.where(t.position >= start if inclusive_of_start else t.position > start)
+            query = query.where(
+                t.position >= start if inclusive_of_start else t.position > start
+            )
         if stop is not None:
             query = query.where(t.position <= stop)
         if topics:
@@ -355,11 +360,15 @@ class LedgerRecorder(ApplicationRecorder):
 
     def max_notification_id(self) -> int | None:
         with self.database.reading() as conn:
-            return conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar()
+            return conn.execute(
+                sa.select(sa.func.max(events_table.c.position))
+            ).scalar()
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
     ) -> Subscription[ApplicationRecorder]:
         # Projections poll by position on both engines (see ledger.projection),
         # so the library's push subscriptions are not offered.
-        raise NotImplementedError("the ledger's projections poll; see ledger.projection")
+        raise NotImplementedError(
+            "the ledger's projections poll; see ledger.projection"
+        )

@@ -69,7 +69,9 @@ class UnitOfWork:
         stream = cls.create_id(domain_id)
         if stream not in self._aggregates:
             cached = self._cache.aggregate(stream) if self._cache else None
-            self._aggregates[stream] = cached if cached is not None else self._load(stream)
+            self._aggregates[stream] = (
+                cached if cached is not None else self._load(stream)
+            )
         found = self._aggregates[stream]
         if found is not None and not isinstance(found, cls):
             raise TypeError(f"stream {stream} holds a {type(found).__name__}")
@@ -97,7 +99,9 @@ class UnitOfWork:
     def aggregate_by_stream(self, stream: UUID) -> Aggregate | None:
         if stream not in self._aggregates:
             cached = self._cache.aggregate(stream) if self._cache else None
-            self._aggregates[stream] = cached if cached is not None else self._load(stream)
+            self._aggregates[stream] = (
+                cached if cached is not None else self._load(stream)
+            )
         return self._aggregates[stream]
 
     def keep_in_cache(self) -> None:

@@ -201,7 +201,9 @@ class Activity(Aggregate):
                 f"check-out until {latest.isoformat()})"
             )
 
-    def rate(self, rater_id: str, stars: int, comment: str | None, at: datetime) -> None:
+    def rate(
+        self, rater_id: str, stars: int, comment: str | None, at: datetime
+    ) -> None:
         """群众评单 on an activity: one rating per rater, once it has begun."""
         require_stars(stars)
         if at < self.starts_at:

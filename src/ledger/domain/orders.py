@@ -45,7 +45,9 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"
 
 
-OPEN_STATUSES = frozenset({OrderStatus.POSTED, OrderStatus.DISPATCHED, OrderStatus.ACCEPTED})
+OPEN_STATUSES = frozenset(
+    {OrderStatus.POSTED, OrderStatus.DISPATCHED, OrderStatus.ACCEPTED}
+)
 
 
 class Order(Aggregate):
@@ -123,7 +125,9 @@ class Order(Aggregate):
                 f"that is {names} can be {action}"
             )
 
-    def dispatch(self, *, venue_id: str | None, team_id: str | None, at: datetime) -> None:
+    def dispatch(
+        self, *, venue_id: str | None, team_id: str | None, at: datetime
+    ) -> None:
         """中心派单 to a venue or a team; dispatching again reassigns it."""
         self._ensure("dispatched", at, *OPEN_STATUSES)
         target = ("venue", venue_id) if venue_id else ("team", team_id or "")
@@ -146,7 +150,9 @@ class Order(Aggregate):
         self._assign(venue_id, team_id, at)
 
     def _assign(self, venue_id: str | None, team_id: str | None, at: str) -> None:
-        self.dispatched_to = ("venue", venue_id) if venue_id else ("team", team_id or "")
+        self.dispatched_to = (
+            ("venue", venue_id) if venue_id else ("team", team_id or "")
+        )
         self.status = OrderStatus.DISPATCHED
         self.accepting_volunteers = set()
         self.accepting_team = None
@@ -217,7 +223,9 @@ class Order(Aggregate):
         self.status = OrderStatus.EXPIRED
         self.last_changed_at = from_iso(at)
 
-    def rate(self, rater_id: str, stars: int, comment: str | None, at: datetime) -> None:
+    def rate(
+        self, rater_id: str, stars: int, comment: str | None, at: datetime
+    ) -> None:
         """群众评单: one rating per rater, only once the order is fulfilled."""
         require_stars(stars)
         if self.status is not OrderStatus.FULFILLED or self.fulfilled_at is None:

@@ -57,8 +57,7 @@ class Team(Aggregate):
             expected = TEAM_PARENT_LEVEL[team_level]
             if expected is None:
                 raise WrongParentLevelError(
-                    f"a corps is a root unit and cannot hang under "
-                    f"'{parent.team_id}'"
+                    f"a corps is a root unit and cannot hang under '{parent.team_id}'"
                 )
             if parent.level != expected:
                 raise WrongParentLevelError(

@@ -68,8 +68,7 @@ class Venue(Aggregate):
         allowed = ALLOWED_VENUE_PARENTS[venue_level]
         if parent is None and allowed:
             raise WrongParentLevelError(
-                f"a {venue_level} needs a parent venue of level "
-                f"{' or '.join(allowed)}"
+                f"a {venue_level} needs a parent venue of level {' or '.join(allowed)}"
             )
         if parent is not None and parent.level not in allowed:
             expected = " or ".join(allowed) if allowed else "no parent at all"

@@ -55,7 +55,9 @@ def validate_id_number(id_number: str) -> str:
         raise InvalidIdNumberError(
             "a resident ID number has 17 digits followed by a digit or X"
         )
-    total = sum(int(d) * w for d, w in zip(normalised[:17], _ID_NUMBER_WEIGHTS, strict=True))
+    total = sum(
+        int(d) * w for d, w in zip(normalised[:17], _ID_NUMBER_WEIGHTS, strict=True)
+    )
     if _ID_NUMBER_CHECK_CHARACTERS[total % 11] != normalised[17]:
         raise InvalidIdNumberError(
             "the resident ID number's check digit does not match its first 17 digits"
@@ -427,7 +429,9 @@ class Volunteer(Aggregate):
         )
 
     @event("SessionVoided", topic="Volunteer.SessionVoided")
-    def _session_voided(self, session_id: str, reason: str, fraud: bool, at: str) -> None:
+    def _session_voided(
+        self, session_id: str, reason: str, fraud: bool, at: str
+    ) -> None:
         session = self.sessions[session_id]
         session.status = SessionStatus.VOIDED
         session.correction_requested = False
