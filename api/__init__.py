@@ -1,1 +1,1 @@
-"""The HTTP API: thin FastAPI routes over the ledger and its projections."""
+"""The ledger's entry points: the HTTP API and the command line."""

@@ -14,6 +14,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     TypeAdapter,
     model_validator,
@@ -56,7 +58,7 @@ class RegisterVenue(BaseCommand):
     venue_id: Id
     name: Text
     level: str
-    parent_id: Id | None
+    parent_id: Id | None = None
     kind: str | None = None
 
 
@@ -87,7 +89,7 @@ class PublishActivity(BaseCommand):
     title: Text
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    capacity: int
+    capacity: StrictInt
 
 
 class SignUp(BaseCommand):
@@ -119,7 +121,7 @@ class RecordMakeupHours(BaseCommand):
     session_id: Id
     volunteer_id: Id
     activity_id: Id
-    minutes: int
+    minutes: StrictInt
     reason: str
 
 
@@ -137,7 +139,7 @@ class RejectSession(BaseCommand):
 class RequestCorrection(BaseCommand):
     type: Literal["request_correction"] = "request_correction"
     session_id: Id
-    minutes: int
+    minutes: StrictInt
     reason: str
 
 
@@ -150,7 +152,7 @@ class DeclineCorrection(BaseCommand):
 class CorrectSession(BaseCommand):
     type: Literal["correct_session"] = "correct_session"
     session_id: Id
-    minutes: int
+    minutes: StrictInt
     reason: str
 
 
@@ -158,7 +160,7 @@ class VoidSession(BaseCommand):
     type: Literal["void_session"] = "void_session"
     session_id: Id
     reason: str
-    fraud: bool = False
+    fraud: StrictBool = False
 
 
 class PostOrder(BaseCommand):
@@ -228,7 +230,7 @@ class Rate(BaseCommand):
     subject: Literal["order", "activity"]
     subject_id: Id
     rater_id: Id
-    stars: int
+    stars: StrictInt
     comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 

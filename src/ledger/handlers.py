@@ -193,8 +193,11 @@ class CommandHandlers:
     @handle.register
     def _(self, command: c.RequestCorrection, unit: UnitOfWork) -> Aggregate:
         volunteer = session_owner(unit, command.session_id)
+        activity = require(
+            unit, Activity, volunteer.session(command.session_id).activity_id
+        )
         volunteer.request_correction(
-            command.session_id, command.minutes, command.reason, command.at
+            command.session_id, activity, command.minutes, command.reason, command.at
         )
         return volunteer
 

@@ -159,14 +159,26 @@ class Database:
     @contextmanager
     def appending(self) -> Iterator[Connection]:
         """A write transaction holding the ledger's append lock until commit."""
+        with self.writing() as conn:
+            if not self.is_sqlite:
+                conn.exec_driver_sql("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
+            yield conn
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction. On SQLite it takes the one write lock at BEGIN;
+        on PostgreSQL it takes no table lock (projections lock their own
+        tracking rows, appends add the append lock)."""
         if self.is_sqlite:
-            with self.engine.connect().execution_options(
-                sqlite_begin="IMMEDIATE"
-            ) as conn, conn.begin():
+            with (
+                self.engine.connect().execution_options(
+                    sqlite_begin="IMMEDIATE"
+                ) as conn,
+                conn.begin(),
+            ):
                 yield conn
         else:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
                 yield conn
 
     @contextmanager

@@ -158,7 +158,12 @@ class Activity(Aggregate):
         self.sign_up_changed_at[volunteer_id] = from_iso(at)
 
     def cancel_sign_up(self, volunteer_id: str, at: datetime) -> None:
-        """Give a place back."""
+        """Give a place back, before the activity is over."""
+        if at >= self.ends_at:
+            raise ActivityClosedError(
+                f"activity '{self.activity_id}' ended at {self.ends_at.isoformat()}; "
+                "a sign-up can no longer be cancelled"
+            )
         ensure_in_time_order(
             at,
             self.sign_up_changed_at.get(volunteer_id),
@@ -178,7 +183,12 @@ class Activity(Aggregate):
 
     def ensure_check_in_allowed(self, volunteer_id: str, at: datetime) -> None:
         """A check-in needs a sign-up and must fall inside the window."""
-        if volunteer_id not in self.signed_up:
+        signed_up_at = self.sign_up_changed_at.get(volunteer_id)
+        if (
+            volunteer_id not in self.signed_up
+            or signed_up_at is None
+            or at < signed_up_at
+        ):
             raise NotSignedUpError(
                 f"volunteer '{volunteer_id}' must sign up for "
                 f"'{self.activity_id}' before checking in"

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.domain.activities import parse_category
+from ledger.domain.activities import Category, parse_category
 from ledger.domain.common import (
     ensure_in_time_order,
     from_iso,
@@ -105,7 +105,7 @@ class Order(Aggregate):
         self.order_id = order_id
         self.kind = OrderKind(kind)
         self.venue_id = venue_id
-        self.category = category
+        self.category = Category(category)
         self.description = description
         self.status = OrderStatus.POSTED
         self.posted_at = from_iso(at)
@@ -113,7 +113,7 @@ class Order(Aggregate):
         self.fulfilled_at: datetime | None = None
         self.dispatched_to: tuple[str, str] | None = None
         self.accepting_volunteers: set[str] = set()
-        self.accepting_team: str | None = None
+        self.accepting_teams: set[str] = set()
         self.raters: set[str] = set()
 
     def _ensure(self, action: str, at: datetime, *allowed: OrderStatus) -> None:
@@ -129,6 +129,8 @@ class Order(Aggregate):
         self, *, venue_id: str | None, team_id: str | None, at: datetime
     ) -> None:
         """中心派单 to a venue or a team; dispatching again reassigns it."""
+        if (venue_id is None) == (team_id is None):
+            raise InvalidCommandError("an order is dispatched to one venue or one team")
         self._ensure("dispatched", at, *OPEN_STATUSES)
         target = ("venue", venue_id) if venue_id else ("team", team_id or "")
         if self.dispatched_to == target:
@@ -155,13 +157,17 @@ class Order(Aggregate):
         )
         self.status = OrderStatus.DISPATCHED
         self.accepting_volunteers = set()
-        self.accepting_team = None
+        self.accepting_teams = set()
         self.last_changed_at = from_iso(at)
 
     def accept(
         self, *, volunteer_ids: list[str], team_id: str | None, at: datetime
     ) -> None:
         """志愿接单 by one or more volunteers or a team; a group may grow."""
+        if bool(volunteer_ids) == (team_id is not None):
+            raise InvalidCommandError(
+                "an order is accepted by one or more volunteers or by a team"
+            )
         self._ensure("accepted", at, OrderStatus.DISPATCHED, OrderStatus.ACCEPTED)
         newcomers = [v for v in volunteer_ids if v not in self.accepting_volunteers]
         if volunteer_ids and not newcomers:
@@ -169,7 +175,7 @@ class Order(Aggregate):
                 f"order '{self.order_id}' is already accepted by "
                 f"{', '.join(sorted(volunteer_ids))}"
             )
-        if team_id is not None and team_id == self.accepting_team:
+        if team_id is not None and team_id in self.accepting_teams:
             raise NothingToChangeError(
                 f"order '{self.order_id}' is already accepted by team '{team_id}'"
             )
@@ -179,7 +185,7 @@ class Order(Aggregate):
     def _accepted(self, volunteer_ids: list[str], team_id: str | None, at: str) -> None:
         self.accepting_volunteers.update(volunteer_ids)
         if team_id is not None:
-            self.accepting_team = team_id
+            self.accepting_teams.add(team_id)
         self.status = OrderStatus.ACCEPTED
         self.last_changed_at = from_iso(at)
 

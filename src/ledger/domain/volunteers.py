@@ -34,6 +34,7 @@ from ledger.domain.errors import (
     InvalidTransitionError,
     MakeupExceedsScheduleError,
     NothingToChangeError,
+    OutsideActivityWindowError,
     OverlappingSessionError,
     SessionTooLongError,
     UnknownReferenceError,
@@ -43,7 +44,7 @@ from ledger.domain.teams import Team
 MAX_SESSION = timedelta(hours=24)
 MAX_SESSION_MINUTES = whole_minutes(MAX_SESSION)
 
-_ID_NUMBER_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_ID_NUMBER_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
 _ID_NUMBER_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_NUMBER_CHECK_CHARACTERS = "10X98765432"
 
@@ -202,9 +203,21 @@ class Volunteer(Aggregate):
         """签到: open a verified session at an activity the volunteer signed up for."""
         self._ensure_new_session_id(session_id)
         activity.ensure_check_in_allowed(self.volunteer_id, at)
+        for other in self.sessions.values():
+            if (
+                other.kind is SessionKind.MAKEUP
+                and other.activity_id == activity.activity_id
+                and other.is_live()
+            ):
+                raise OverlappingSessionError(
+                    f"volunteer '{self.volunteer_id}' was already credited make-up "
+                    f"hours for activity '{activity.activity_id}' (session "
+                    f"'{other.session_id}'); correct that session instead"
+                )
         self._ensure_free(at, None, exclude=session_id)
         self._checked_in(
             session_id=session_id,
+            volunteer_id=self.volunteer_id,
             activity_id=activity.activity_id,
             venue_id=activity.venue_id,
             category=activity.category.value,
@@ -213,7 +226,13 @@ class Volunteer(Aggregate):
 
     @event("CheckedIn", topic="Volunteer.CheckedIn")
     def _checked_in(
-        self, session_id: str, activity_id: str, venue_id: str, category: str, at: str
+        self,
+        session_id: str,
+        volunteer_id: str,
+        activity_id: str,
+        venue_id: str,
+        category: str,
+        at: str,
     ) -> None:
         started_at = from_iso(at)
         self.sessions[session_id] = ServiceSession(
@@ -228,7 +247,7 @@ class Volunteer(Aggregate):
 
     def check_out(self, session_id: str, activity: Activity, at: datetime) -> None:
         """签退: close an open session; its minutes are whole minutes served."""
-        session = self._changing(session_id, at)
+        session = self.session(session_id)
         if session.status is not SessionStatus.OPEN:
             raise InvalidTransitionError(
                 f"session '{session_id}' is {session.status.value}; only an open "
@@ -271,6 +290,11 @@ class Volunteer(Aggregate):
         """补录: an organiser credits service that was not checked in."""
         self._ensure_new_session_id(session_id)
         _ensure_makeup_minutes(minutes, activity)
+        if at < activity.starts_at:
+            raise OutsideActivityWindowError(
+                f"make-up hours dated {at.isoformat()} come before activity "
+                f"'{activity.activity_id}' starts at {activity.starts_at.isoformat()}"
+            )
         for other in self.sessions.values():
             if other.activity_id == activity.activity_id and other.is_live():
                 raise NothingToChangeError(
@@ -280,6 +304,7 @@ class Volunteer(Aggregate):
                 )
         self._makeup_hours_recorded(
             session_id=session_id,
+            volunteer_id=self.volunteer_id,
             activity_id=activity.activity_id,
             venue_id=activity.venue_id,
             category=activity.category.value,
@@ -293,6 +318,7 @@ class Volunteer(Aggregate):
     def _makeup_hours_recorded(
         self,
         session_id: str,
+        volunteer_id: str,
         activity_id: str,
         venue_id: str,
         category: str,
@@ -335,7 +361,12 @@ class Volunteer(Aggregate):
         session.last_changed_at = from_iso(at)
 
     def request_correction(
-        self, session_id: str, minutes: int, reason: str, at: datetime
+        self,
+        session_id: str,
+        activity: Activity,
+        minutes: int,
+        reason: str,
+        at: datetime,
     ) -> None:
         """The volunteer asks the organiser to fix an approved session's minutes."""
         session = self._changing(session_id, at)
@@ -345,7 +376,7 @@ class Volunteer(Aggregate):
                 f"session '{session_id}' already has a correction request awaiting "
                 "the organiser's decision"
             )
-        self._ensure_changes_minutes(session, minutes)
+        _ensure_session_minutes(session, minutes, activity)
         self._correction_requested(
             session_id=session_id,
             minutes=minutes,
@@ -390,14 +421,7 @@ class Volunteer(Aggregate):
         its kind. Answers any open correction request."""
         session = self._changing(session_id, at)
         self._ensure_approved(session, "corrected")
-        if session.kind is SessionKind.MAKEUP:
-            _ensure_makeup_minutes(minutes, activity)
-        elif not 1 <= minutes <= MAX_SESSION_MINUTES:
-            raise InvalidMinutesError(
-                f"a session's minutes must be from 1 to {MAX_SESSION_MINUTES}, "
-                f"not {minutes}"
-            )
-        self._ensure_changes_minutes(session, minutes)
+        _ensure_session_minutes(session, minutes, activity)
         self._session_corrected(
             session_id=session_id,
             minutes=minutes,
@@ -453,12 +477,22 @@ class Volunteer(Aggregate):
                 f"approved session can be {action}"
             )
 
-    @staticmethod
-    def _ensure_changes_minutes(session: ServiceSession, minutes: int) -> None:
-        if minutes == session.minutes:
-            raise NothingToChangeError(
-                f"session '{session.session_id}' already has {minutes} minutes"
-            )
+
+def _ensure_session_minutes(
+    session: ServiceSession, minutes: int, activity: Activity
+) -> None:
+    """New minutes for a session: in range for its kind, and a real change."""
+    if session.kind is SessionKind.MAKEUP:
+        _ensure_makeup_minutes(minutes, activity)
+    elif not 1 <= minutes <= MAX_SESSION_MINUTES:
+        raise InvalidMinutesError(
+            f"a session's minutes must be from 1 to {MAX_SESSION_MINUTES}, "
+            f"not {minutes}"
+        )
+    if minutes == session.minutes:
+        raise NothingToChangeError(
+            f"session '{session.session_id}' already has {minutes} minutes"
+        )
 
 
 def _ensure_makeup_minutes(minutes: int, activity: Activity) -> None:

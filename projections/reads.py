@@ -1,0 +1,292 @@
+"""The reads dashboards, auditors and jobs make (CONTRACT §4–§5).
+
+Every read runs in one read transaction, takes ``as_of`` (a ledger position,
+or a recording time with an offset: what the ledger knew then) and returns
+the position it reflects and the chain hash at that position, so a figure
+can be tied to the exact ledger state it came from. A read reflects at most
+what its projection has processed: when a projection lags the head, the
+answer says which position it stands at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.chain import GENESIS_HASH
+from ledger.domain.volunteers import Volunteer
+from ledger.projection import ProjectionEngine, count_dead_letters
+from ledger.store import Database, events_table, utc_text
+from projections.registry import (
+    ALL_PROJECTIONS,
+    ORDER_FULFILMENT,
+    VENUE_ACTIVITY,
+    VENUE_TREE,
+    VOLUNTEER_HOURS,
+)
+
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+FIRST_MONTH, LAST_MONTH = "0000-01", "9999-12"
+
+AsOf = int | datetime | None
+
+
+class NotFoundError(LookupError):
+    """The volunteer or venue is unknown at the position read."""
+
+
+class InvalidReadError(ValueError):
+    """A read's parameters are malformed."""
+
+
+def parse_as_of(text: str | None) -> AsOf:
+    """``as_of`` as given on the command line or in a query string."""
+    if text is None or text == "":
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidReadError(
+            f"as_of '{text}' is neither a ledger position nor an ISO 8601 time"
+        ) from None
+    if moment.utcoffset() is None:
+        raise InvalidReadError(f"as_of '{text}' needs a UTC offset")
+    return moment
+
+
+def check_month(name: str, value: str | None, default: str) -> str:
+    if value is None:
+        return default
+    if not MONTH.match(value):
+        raise InvalidReadError(f"{name} must be a month YYYY-MM, not '{value}'")
+    return value
+
+
+@dataclass(frozen=True)
+class Cited:
+    """The ledger state a read reflects."""
+
+    position: int
+    chain_hash: str
+    dead_letters: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "chain_hash": self.chain_hash,
+            "dead_letters": self.dead_letters,
+        }
+
+
+class LedgerReads:
+    """Projection reads, each as of a position, each citing the chain."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.engine = ProjectionEngine(database, ALL_PROJECTIONS)
+
+    # --- positions -----------------------------------------------------
+
+    @staticmethod
+    def requested_position(conn: Connection, as_of: AsOf) -> int:
+        t = events_table.c
+        head = conn.execute(sa.select(sa.func.max(t.position))).scalar() or 0
+        if as_of is None:
+            return int(head)
+        if isinstance(as_of, int):
+            if as_of < 0:
+                raise InvalidReadError("as_of must not be negative")
+            return min(as_of, int(head))
+        known = conn.execute(
+            sa.select(sa.func.max(t.position)).where(t.recorded_at <= utc_text(as_of))
+        ).scalar()
+        return int(known or 0)
+
+    @staticmethod
+    def chain_hash_at(conn: Connection, position: int) -> str:
+        if position == 0:
+            return GENESIS_HASH
+        t = events_table.c
+        found = conn.execute(
+            sa.select(t.chain_hash).where(t.position == position)
+        ).scalar()
+        return str(found) if found else GENESIS_HASH
+
+    def _cite(self, conn: Connection, name: str, as_of: AsOf) -> tuple[int, Cited]:
+        """The live version of ``name`` and what a read of it reflects."""
+        live = self.engine.live_version(conn, name)
+        if live is None:
+            raise NotFoundError(
+                f"projection '{name}' has not been built: run `ledger project`"
+            )
+        position = min(self.requested_position(conn, as_of), live.position)
+        return live.version, Cited(
+            position,
+            self.chain_hash_at(conn, position),
+            count_dead_letters(conn, name, live.version),
+        )
+
+    def _subtree(
+        self, conn: Connection, venue_id: str, subtree: bool, position: int
+    ) -> list[str]:
+        live = self.engine.live_version(conn, VENUE_TREE.name)
+        tree = VENUE_TREE.get_tree(conn, live.version, position) if live else None
+        if tree is None or venue_id not in tree:
+            raise NotFoundError(f"venue '{venue_id}' is not registered")
+        return tree.subtree(venue_id) if subtree else [venue_id]
+
+    # --- reads -----------------------------------------------------------
+
+    def volunteer_hours(self, volunteer_id: str, as_of: AsOf = None) -> dict[str, Any]:
+        with self.database.reading() as conn:
+            version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            self._ensure_volunteer(conn, volunteer_id, cited.position)
+            hours = VOLUNTEER_HOURS.get_hours(
+                conn, version, volunteer_id, cited.position
+            )
+        return {
+            "volunteer_id": volunteer_id,
+            "verified_minutes": hours.verified_minutes,
+            "makeup_minutes": hours.makeup_minutes,
+            "total_minutes": hours.total_minutes,
+            "sessions": hours.sessions,
+            "last_service_date": hours.last_service_date,
+            "by_year": hours.by_year,
+            "by_year_and_kind": hours.by_year_and_kind,
+            "by_category": hours.by_category,
+            "stars": hours.stars,
+            **cited.as_dict(),
+        }
+
+    def explain_volunteer_hours(
+        self, volunteer_id: str, as_of: AsOf = None
+    ) -> dict[str, Any]:
+        """The events behind a volunteer's figures; they sum to the figures."""
+        with self.database.reading() as conn:
+            version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            self._ensure_volunteer(conn, volunteer_id, cited.position)
+            entries = VOLUNTEER_HOURS.explain(
+                conn, version, volunteer_id, cited.position
+            )
+            events = _events_at(conn, [entry["position"] for entry in entries])
+            hours = VOLUNTEER_HOURS.get_hours(
+                conn, version, volunteer_id, cited.position
+            )
+        contributions = [{**events[entry["position"]], **entry} for entry in entries]
+        return {
+            "volunteer_id": volunteer_id,
+            "figures": {
+                "verified_minutes": hours.verified_minutes,
+                "makeup_minutes": hours.makeup_minutes,
+                "total_minutes": hours.total_minutes,
+                "sessions": hours.sessions,
+            },
+            "contributions": contributions,
+            **cited.as_dict(),
+        }
+
+    def venue_activity(
+        self,
+        venue_id: str,
+        from_month: str | None = None,
+        to_month: str | None = None,
+        *,
+        subtree: bool = True,
+        as_of: AsOf = None,
+    ) -> dict[str, Any]:
+        start = check_month("from", from_month, FIRST_MONTH)
+        end = check_month("to", to_month, LAST_MONTH)
+        with self.database.reading() as conn:
+            version, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of)
+            venues = self._subtree(conn, venue_id, subtree, cited.position)
+            figures = VENUE_ACTIVITY.get_activity(
+                conn, version, venues, start, end, cited.position
+            )
+        return {
+            "venue_id": venue_id,
+            "from": from_month,
+            "to": to_month,
+            "subtree": subtree,
+            "venues": len(venues),
+            **figures.total.as_dict(),
+            "by_month": {m: f.as_dict() for m, f in sorted(figures.by_month.items())},
+            "by_category": {
+                c: f.as_dict() for c, f in sorted(figures.by_category.items())
+            },
+            **cited.as_dict(),
+        }
+
+    def venue_fulfilment(
+        self,
+        venue_id: str,
+        from_month: str | None = None,
+        to_month: str | None = None,
+        *,
+        subtree: bool = True,
+        kind: str | None = None,
+        as_of: AsOf = None,
+    ) -> dict[str, Any]:
+        start = check_month("from", from_month, FIRST_MONTH)
+        end = check_month("to", to_month, LAST_MONTH)
+        if kind not in (None, "wish", "service"):
+            raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
+        with self.database.reading() as conn:
+            version, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of)
+            venues = self._subtree(conn, venue_id, subtree, cited.position)
+            figures = ORDER_FULFILMENT.get_fulfilment(
+                conn, version, venues, start, end, cited.position, kind
+            )
+        return {
+            "venue_id": venue_id,
+            "from": from_month,
+            "to": to_month,
+            "subtree": subtree,
+            "kind": kind,
+            "venues": len(venues),
+            **figures.total.as_dict(),
+            "by_month": {
+                month: month_figures.as_dict()
+                for month, month_figures in sorted(figures.by_month.items())
+            },
+            **cited.as_dict(),
+        }
+
+    def _ensure_volunteer(
+        self, conn: Connection, volunteer_id: str, position: int
+    ) -> None:
+        t = events_table.c
+        known = conn.execute(
+            sa.select(t.position).where(
+                t.stream_id == str(Volunteer.create_id(volunteer_id)),
+                t.stream_version == 1,
+                t.position <= position,
+            )
+        ).first()
+        if known is None:
+            raise NotFoundError(f"volunteer '{volunteer_id}' is not registered")
+
+
+def _events_at(conn: Connection, positions: list[int]) -> dict[int, dict[str, Any]]:
+    t = events_table.c
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(positions), 500):
+        rows = conn.execute(
+            sa.select(
+                t.position,
+                t.topic,
+                t.occurred_at,
+                t.recorded_at,
+                t.actor_id,
+                t.actor_role,
+                t.chain_hash,
+            ).where(t.position.in_(positions[start : start + 500]))
+        )
+        found.update({row.position: dict(row._mapping) for row in rows})
+    return found

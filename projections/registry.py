@@ -1,0 +1,21 @@
+"""Every projection the ledger maintains, by name."""
+
+from __future__ import annotations
+
+from ledger.projection import Projection
+from projections.order_fulfilment import OrderFulfilmentProjection
+from projections.venue_activity import VenueActivityProjection
+from projections.venue_tree import VenueTreeProjection
+from projections.volunteer_hours import VolunteerHoursProjection
+
+VENUE_TREE = VenueTreeProjection()
+VOLUNTEER_HOURS = VolunteerHoursProjection()
+VENUE_ACTIVITY = VenueActivityProjection()
+ORDER_FULFILMENT = OrderFulfilmentProjection()
+
+ALL_PROJECTIONS: tuple[Projection, ...] = (
+    VENUE_TREE,
+    VOLUNTEER_HOURS,
+    VENUE_ACTIVITY,
+    ORDER_FULFILMENT,
+)

@@ -1,0 +1,218 @@
+"""``volunteer_hours``: each volunteer's approved service, for star levels
+and 嘉许礼遇 honours.
+
+Definitions (CONTRACT §1.1–§3): approved verified minutes and approved
+make-up minutes, always reported apart and beside their total; per calendar
+year (China Standard Time) and category; the number of counted sessions;
+the last service date; and the star level under the national rules (a level
+is reached at or above 100 / 300 / 600 / 1,000 / 1,500 hours of approved
+minutes, make-up included). Corrections replace a session's minutes; voids
+take the session out.
+
+Entries: one per event that changes what a session counts for, keyed by
+volunteer, session, kind, year, category and service date.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.projection import Entry, Fold, Projection, RecordedEvent
+from ledger.store import metadata
+from projections.service_sessions import (
+    SESSION_TOPICS,
+    SessionCounter,
+    load_sessions,
+    save_sessions,
+    session_ids,
+    session_state_table,
+)
+
+NATIONAL_STAR_HOURS = (100, 300, 600, 1000, 1500)
+
+entries_table = sa.Table(
+    "proj_volunteer_hours_entries",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("volunteer_id", sa.String(64), nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("year", sa.String(4), nullable=False),
+    sa.Column("category", sa.String(16), nullable=False),
+    sa.Column("service_date", sa.String(10), nullable=False),
+    sa.Column("minutes", sa.Integer, nullable=False),
+    sa.Column("sessions", sa.Integer, nullable=False),
+    sa.Index(
+        "proj_volunteer_hours_by_volunteer", "version", "volunteer_id", "position"
+    ),
+)
+
+sessions_table = session_state_table("proj_volunteer_hours_sessions")
+
+
+def stars_for_minutes(
+    minutes: int, thresholds_hours: Sequence[int] = NATIONAL_STAR_HOURS
+) -> int:
+    """The star level reached: at or above each threshold."""
+    return sum(1 for hours in thresholds_hours if minutes >= hours * 60)
+
+
+class VolunteerHoursFold(Fold):
+    def __init__(self, counter: SessionCounter) -> None:
+        self.counter = counter
+
+    def evolve(self, event: RecordedEvent) -> list[Entry]:
+        change = self.counter.evolve(event)
+        if change is None or (change.minutes == 0 and change.sessions == 0):
+            return []
+        s = change.session
+        return [
+            Entry(
+                event.position,
+                (
+                    s.volunteer_id,
+                    s.session_id,
+                    s.kind,
+                    s.year,
+                    s.category,
+                    s.service_date,
+                ),
+                (change.minutes, change.sessions),
+            )
+        ]
+
+
+@dataclass
+class VolunteerHours:
+    """One volunteer's figures as of a position."""
+
+    volunteer_id: str
+    verified_minutes: int = 0
+    makeup_minutes: int = 0
+    sessions: int = 0
+    last_service_date: str | None = None
+    by_year: dict[str, int] = field(default_factory=dict)
+    by_category: dict[str, int] = field(default_factory=dict)
+    by_year_and_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def total_minutes(self) -> int:
+        return self.verified_minutes + self.makeup_minutes
+
+    @property
+    def stars(self) -> int:
+        return stars_for_minutes(self.total_minutes)
+
+
+class VolunteerHoursProjection(Projection):
+    name: ClassVar[str] = "volunteer_hours"
+    topics: ClassVar[tuple[str, ...]] = SESSION_TOPICS
+    entries: ClassVar[sa.Table] = entries_table
+    key_columns: ClassVar[tuple[str, ...]] = (
+        "volunteer_id",
+        "session_id",
+        "kind",
+        "year",
+        "category",
+        "service_date",
+    )
+    measure_columns: ClassVar[tuple[str, ...]] = ("minutes", "sessions")
+    state_tables: ClassVar[tuple[sa.Table, ...]] = (sessions_table,)
+
+    def new_fold(self) -> VolunteerHoursFold:
+        return VolunteerHoursFold(SessionCounter())
+
+    def load_fold(
+        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
+    ) -> VolunteerHoursFold:
+        wanted = session_ids(events)
+        return VolunteerHoursFold(
+            SessionCounter(load_sessions(conn, sessions_table, version, wanted))
+        )
+
+    def save_fold(self, conn: Connection, version: int, fold: Fold) -> None:
+        assert isinstance(fold, VolunteerHoursFold)
+        save_sessions(conn, sessions_table, version, fold.counter)
+
+    def get_hours(
+        self, conn: Connection, version: int, volunteer_id: str, position: int
+    ) -> VolunteerHours:
+        t = entries_table.c
+        rows = conn.execute(
+            sa.select(
+                t.session_id,
+                t.kind,
+                t.year,
+                t.category,
+                t.service_date,
+                sa.func.sum(t.minutes),
+                sa.func.sum(t.sessions),
+            )
+            .where(
+                t.version == version,
+                t.volunteer_id == volunteer_id,
+                t.position <= position,
+            )
+            .group_by(t.session_id, t.kind, t.year, t.category, t.service_date)
+        )
+        hours = VolunteerHours(volunteer_id)
+        by_year: dict[str, int] = defaultdict(int)
+        by_category: dict[str, int] = defaultdict(int)
+        by_year_and_kind: dict[str, dict[str, int]] = defaultdict(
+            lambda: defaultdict(int)
+        )
+        for _session, kind, year, category, service_date, minutes, sessions in rows:
+            minutes, sessions = int(minutes or 0), int(sessions or 0)
+            if kind == "verified":
+                hours.verified_minutes += minutes
+            else:
+                hours.makeup_minutes += minutes
+            hours.sessions += sessions
+            if sessions > 0 and (
+                hours.last_service_date is None
+                or service_date > hours.last_service_date
+            ):
+                hours.last_service_date = service_date
+            if minutes:
+                by_year[year] += minutes
+                by_category[category] += minutes
+                by_year_and_kind[year][kind] += minutes
+        hours.by_year = {y: m for y, m in sorted(by_year.items()) if m}
+        hours.by_category = {c: m for c, m in sorted(by_category.items()) if m}
+        hours.by_year_and_kind = {
+            y: dict(sorted(kinds.items()))
+            for y, kinds in sorted(by_year_and_kind.items())
+        }
+        return hours
+
+    def explain(
+        self, conn: Connection, version: int, volunteer_id: str, position: int
+    ) -> list[dict[str, Any]]:
+        """Every entry behind the volunteer's figures, in ledger order."""
+        t = entries_table.c
+        rows = conn.execute(
+            sa.select(
+                t.position,
+                t.session_id,
+                t.kind,
+                t.year,
+                t.category,
+                t.service_date,
+                t.minutes,
+                t.sessions,
+            )
+            .where(
+                t.version == version,
+                t.volunteer_id == volunteer_id,
+                t.position <= position,
+            )
+            .order_by(t.position)
+        )
+        return [dict(row._mapping) for row in rows]

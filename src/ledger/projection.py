@@ -1,0 +1,657 @@
+"""The projection engine: exactly-once, rebuildable, as-of, explainable.
+
+A projection turns events into **entries**: rows that each say "the event
+at position P changed these figures of this key by these amounts". Entries
+are only ever appended (in normal operation), so:
+
+- the current figures are the sums of the entries of each key;
+- the figures *as of position P* are the sums of the entries with
+  ``position <= P`` — an indexed range read, not a replay;
+- the events that made a figure are the positions of its entries, and their
+  contributions sum to the figure by construction.
+
+Besides entries, a projection may keep **state** (what it must remember
+between events, e.g. a session's minutes), in its own tables.
+
+Each projection has versions. The engine keeps one row per (projection,
+version) in ``projection_versions`` with its state (building, live,
+retired) and the position it has processed up to. Catching up reads events
+in large pages; for each page the entries, the state and the new tracking
+position are committed in one transaction that holds the tracking row's
+lock, so a crash at any instant neither loses nor double-counts an event,
+and two runners cannot both apply one page. A rebuild replays from the
+first event into a new version beside the live one and switches over in one
+transaction once it has caught up, so reads never see an empty or
+half-built projection.
+
+An event a projection cannot process is parked as a *dead letter* with its
+error, and the projection carries on (see ``DeadLetterPolicy``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.store import Database, events_table, metadata, utc_text
+
+projection_versions_table = sa.Table(
+    "projection_versions",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.String(27), nullable=False),
+)
+
+dead_letters_table = sa.Table(
+    "projection_dead_letters",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("position", sa.BigInteger, primary_key=True),
+    sa.Column("topic", sa.String(80), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.String(27), nullable=False),
+)
+
+BUILDING, LIVE, RETIRED = "building", "live", "retired"
+DEFAULT_PAGE_SIZE = 20_000
+
+
+class DeadLetterPolicy:
+    """What happens to an event a projection cannot process.
+
+    It is parked: recorded in ``projection_dead_letters`` with its position,
+    topic and error, and the projection goes on with the next event, so one
+    bad event neither stalls the projection nor vanishes. Every read of a
+    projection reports how many events it has parked, ``ledger project``
+    lists them and exits non-zero, and ``ledger verify`` fails while any
+    remain. Once the cause is fixed, ``ledger rebuild NAME`` processes every
+    event again into a fresh version.
+    """
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A stored event as projections see it: position, topic and payload."""
+
+    position: int
+    topic: str
+    stream_id: str
+    payload: Mapping[str, Any]
+
+
+@dataclass
+class Entry:
+    """An event's contribution to the figures of one key."""
+
+    position: int
+    key: tuple[Any, ...]
+    measures: tuple[int, ...]
+
+
+@dataclass
+class PageResult:
+    entries: list[Entry] = field(default_factory=list)
+    dead_letters: list[tuple[RecordedEvent, str]] = field(default_factory=list)
+
+
+class Fold(ABC):
+    """The pure logic of a projection: events in, entries out.
+
+    ``state`` is whatever the fold must remember between events; the engine
+    hands the fold a state loaded for the events of one page (or, for a
+    replay in memory, all state), and saves what changed.
+    """
+
+    @abstractmethod
+    def evolve(self, event: RecordedEvent) -> list[Entry]:
+        """The entries one event contributes; raise to refuse a bad event."""
+
+
+class Projection(ABC):
+    """A named projection: its fold, its entries table and its reads."""
+
+    name: ClassVar[str]
+    topics: ClassVar[tuple[str, ...]]
+    entries: ClassVar[sa.Table]
+    key_columns: ClassVar[tuple[str, ...]]
+    measure_columns: ClassVar[tuple[str, ...]]
+    state_tables: ClassVar[tuple[sa.Table, ...]] = ()
+
+    @abstractmethod
+    def new_fold(self) -> Fold:
+        """A fold with empty state (for replays in memory)."""
+
+    @abstractmethod
+    def load_fold(
+        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
+    ) -> Fold:
+        """A fold holding the stored state that ``events`` will need."""
+
+    @abstractmethod
+    def save_fold(self, conn: Connection, version: int, fold: Fold) -> None:
+        """Store the state the fold changed."""
+
+    # --- generic parts -------------------------------------------------
+
+    def apply(
+        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
+    ) -> PageResult:
+        """Fold one page of events into this version's tables."""
+        fold = self.load_fold(conn, version, events)
+        result = PageResult()
+        for recorded in events:
+            try:
+                result.entries.extend(fold.evolve(recorded))
+            except Exception as error:
+                result.dead_letters.append(
+                    (recorded, f"{type(error).__name__}: {error}")
+                )
+        if result.entries:
+            conn.execute(
+                self.entries.insert(),
+                [self._entry_row(version, entry) for entry in result.entries],
+            )
+        self.save_fold(conn, version, fold)
+        return result
+
+    def _entry_row(self, version: int, entry: Entry) -> dict[str, Any]:
+        row: dict[str, Any] = {"version": version, "position": entry.position}
+        row.update(zip(self.key_columns, entry.key, strict=True))
+        row.update(zip(self.measure_columns, entry.measures, strict=True))
+        return row
+
+    def figures(
+        self, conn: Connection, version: int, position: int
+    ) -> dict[tuple[Any, ...], tuple[int, ...]]:
+        """Every key's figures as of ``position`` (all-zero keys left out)."""
+        table = self.entries.c
+        keys = [table[name] for name in self.key_columns]
+        sums = [sa.func.sum(table[name]) for name in self.measure_columns]
+        query = (
+            sa.select(*keys, *sums)
+            .where(table.version == version, table.position <= position)
+            .group_by(*keys)
+        )
+        figures: dict[tuple[Any, ...], tuple[int, ...]] = {}
+        width = len(keys)
+        for row in conn.execute(query):
+            measures = tuple(int(value or 0) for value in row[width:])
+            if any(measures):
+                figures[tuple(row[:width])] = measures
+        return figures
+
+    def replay(
+        self, events: Iterable[RecordedEvent]
+    ) -> dict[tuple[Any, ...], tuple[int, ...]]:
+        """The figures a fresh replay of ``events`` gives, in memory."""
+        fold = self.new_fold()
+        totals: dict[tuple[Any, ...], list[int]] = defaultdict(
+            lambda: [0] * len(self.measure_columns)
+        )
+        for recorded in events:
+            try:
+                entries = fold.evolve(recorded)
+            except Exception:
+                continue
+            for entry in entries:
+                sums = totals[entry.key]
+                for index, value in enumerate(entry.measures):
+                    sums[index] += value
+        return {key: tuple(sums) for key, sums in totals.items() if any(sums)}
+
+
+def fingerprint(figures: Mapping[tuple[Any, ...], tuple[int, ...]]) -> str:
+    """A deterministic digest of a projection's figures."""
+    digest = hashlib.sha256()
+    for key in sorted(figures, key=_sort_key):
+        digest.update(orjson.dumps([list(key), list(figures[key])]))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple("" if part is None else str(part) for part in key)
+
+
+# --- engine --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: int
+    state: str
+    position: int
+
+
+@dataclass
+class CatchUpReport:
+    """What one catch-up did, per projection."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    entries: dict[str, int] = field(default_factory=dict)
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    position: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Difference:
+    key: tuple[Any, ...]
+    live: tuple[int, ...] | None
+    replayed: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    name: str
+    position: int
+    live_fingerprint: str
+    replay_fingerprint: str
+    differences: tuple[Difference, ...]
+    dead_letters: int
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.live_fingerprint == self.replay_fingerprint and not self.dead_letters
+        )
+
+
+class ProjectionEngine:
+    """Runs projections over the ledger: catch up, follow, rebuild, verify."""
+
+    def __init__(self, database: Database, projections: Sequence[Projection]) -> None:
+        self.database = database
+        self.projections = {projection.name: projection for projection in projections}
+
+    def projection(self, name: str) -> Projection:
+        try:
+            return self.projections[name]
+        except KeyError:
+            known = ", ".join(sorted(self.projections))
+            raise KeyError(f"unknown projection '{name}': known are {known}") from None
+
+    # --- versions ------------------------------------------------------
+
+    def versions(self, conn: Connection) -> list[VersionInfo]:
+        rows = conn.execute(
+            sa.select(projection_versions_table).order_by(
+                projection_versions_table.c.name, projection_versions_table.c.version
+            )
+        )
+        return [VersionInfo(r.name, r.version, r.state, r.position) for r in rows]
+
+    def live_version(self, conn: Connection, name: str) -> VersionInfo | None:
+        t = projection_versions_table.c
+        row = conn.execute(
+            sa.select(projection_versions_table).where(t.name == name, t.state == LIVE)
+        ).first()
+        return (
+            VersionInfo(row.name, row.version, row.state, row.position) if row else None
+        )
+
+    def ensure_live_versions(self) -> None:
+        """Give every projection a live version (empty, at position 0)."""
+        with self.database.writing() as conn:
+            existing = {(v.name, v.state) for v in self.versions(conn)}
+            for name in self.projections:
+                if (name, LIVE) not in existing:
+                    self._insert_version(conn, name, LIVE)
+
+    def _insert_version(self, conn: Connection, name: str, state: str) -> int:
+        t = projection_versions_table.c
+        latest = conn.execute(
+            sa.select(sa.func.max(t.version)).where(t.name == name)
+        ).scalar()
+        version = (latest or 0) + 1
+        conn.execute(
+            projection_versions_table.insert().values(
+                name=name,
+                version=version,
+                state=state,
+                position=0,
+                updated_at=utc_text(datetime.now(UTC)),
+            )
+        )
+        return version
+
+    # --- catching up -----------------------------------------------------
+
+    def catch_up(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        state: str = LIVE,
+        on_page: Callable[[int], None] | None = None,
+    ) -> CatchUpReport:
+        """Bring the named projections' ``state`` versions up to the head."""
+        self.ensure_live_versions()
+        started = time.perf_counter()
+        report = CatchUpReport()
+        selected = list(names or self.projections)
+        while True:
+            with self.database.writing() as conn:
+                page_end, done = self._process_page(
+                    conn, selected, state, page_size, report
+                )
+            report.position = page_end
+            if on_page:
+                on_page(page_end)
+            if done:
+                break
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _process_page(
+        self,
+        conn: Connection,
+        names: Sequence[str],
+        state: str,
+        page_size: int,
+        report: CatchUpReport,
+    ) -> tuple[int, bool]:
+        t = projection_versions_table.c
+        locked = conn.execute(
+            sa.select(projection_versions_table)
+            .where(t.name.in_(names), t.state == state)
+            .with_for_update()
+        ).all()
+        if not locked:
+            return 0, True
+        head = (
+            conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar() or 0
+        )
+        start = min(row.position for row in locked)
+        if start >= head:
+            return head, True
+        topics = sorted(
+            {topic for row in locked for topic in self.projections[row.name].topics}
+        )
+        events = read_events(
+            conn, after=start, upto=head, topics=topics, limit=page_size
+        )
+        page_end = events[-1].position if len(events) == page_size else head
+        for row in locked:
+            projection = self.projections[row.name]
+            wanted = [
+                e
+                for e in events
+                if e.position > row.position and e.topic in projection.topics
+            ]
+            result = projection.apply(conn, row.version, wanted)
+            if result.dead_letters:
+                conn.execute(
+                    dead_letters_table.insert(),
+                    [
+                        {
+                            "name": row.name,
+                            "version": row.version,
+                            "position": recorded.position,
+                            "topic": recorded.topic,
+                            "error": error,
+                            "recorded_at": utc_text(datetime.now(UTC)),
+                        }
+                        for recorded, error in result.dead_letters
+                    ],
+                )
+            conn.execute(
+                projection_versions_table.update()
+                .where(t.name == row.name, t.version == row.version)
+                .values(position=page_end, updated_at=utc_text(datetime.now(UTC)))
+            )
+            report.events[row.name] = report.events.get(row.name, 0) + len(wanted)
+            report.entries[row.name] = report.entries.get(row.name, 0) + len(
+                result.entries
+            )
+            report.dead_letters[row.name] = report.dead_letters.get(row.name, 0) + len(
+                result.dead_letters
+            )
+        return page_end, page_end >= head
+
+    def follow(
+        self,
+        *,
+        poll_seconds: float = 0.2,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_report: Callable[[CatchUpReport], None] | None = None,
+    ) -> None:
+        """Keep the live projections current until ``should_stop`` says so."""
+        while not should_stop():
+            report = self.catch_up()
+            if on_report and any(report.events.values()):
+                on_report(report)
+            time.sleep(poll_seconds)
+
+    # --- rebuilding ------------------------------------------------------
+
+    def rebuild(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        on_page: Callable[[int], None] | None = None,
+    ) -> CatchUpReport:
+        """Replay from the first event into new versions, then switch over.
+
+        A rebuild that was interrupted is resumed from where it stopped.
+        """
+        selected = list(names or self.projections)
+        self.ensure_live_versions()
+        with self.database.writing() as conn:
+            building = {v.name for v in self.versions(conn) if v.state == BUILDING}
+            for name in selected:
+                if name not in building:
+                    self._insert_version(conn, name, BUILDING)
+        report = self.catch_up(
+            selected, page_size=page_size, state=BUILDING, on_page=on_page
+        )
+        self._switch_over(selected, page_size)
+        self._drop_retired(selected)
+        return report
+
+    def _switch_over(self, names: Sequence[str], page_size: int) -> None:
+        """Catch the new versions up to the head and make them live, atomically."""
+        t = projection_versions_table.c
+        while True:
+            with self.database.writing() as conn:
+                _, done = self._process_page(
+                    conn, names, BUILDING, page_size, CatchUpReport()
+                )
+                if not done:
+                    continue
+                conn.execute(
+                    projection_versions_table.update()
+                    .where(t.name.in_(names), t.state == LIVE)
+                    .values(state=RETIRED)
+                )
+                conn.execute(
+                    projection_versions_table.update()
+                    .where(t.name.in_(names), t.state == BUILDING)
+                    .values(state=LIVE, updated_at=utc_text(datetime.now(UTC)))
+                )
+                return
+
+    def _drop_retired(self, names: Sequence[str]) -> None:
+        t = projection_versions_table.c
+        with self.database.writing() as conn:
+            retired = conn.execute(
+                sa.select(t.name, t.version).where(
+                    t.name.in_(names), t.state == RETIRED
+                )
+            ).all()
+            for name, version in retired:
+                projection = self.projections[name]
+                for table in (projection.entries, *projection.state_tables):
+                    conn.execute(table.delete().where(table.c.version == version))
+                conn.execute(
+                    dead_letters_table.delete().where(
+                        dead_letters_table.c.name == name,
+                        dead_letters_table.c.version == version,
+                    )
+                )
+                conn.execute(
+                    projection_versions_table.delete().where(
+                        t.name == name, t.version == version
+                    )
+                )
+
+    # --- verifying -------------------------------------------------------
+
+    def verify(self, names: Sequence[str] | None = None) -> list[VerificationResult]:
+        """Compare every live projection with a fresh replay in memory."""
+        results = []
+        for name in names or sorted(self.projections):
+            projection = self.projections[name]
+            with self.database.reading() as conn:
+                live = self.live_version(conn, name)
+                if live is None:
+                    continue
+                figures = projection.figures(conn, live.version, live.position)
+                parked = count_dead_letters(conn, name, live.version)
+                replayed = projection.replay(
+                    iter_events(conn, upto=live.position, topics=projection.topics)
+                )
+            differences = tuple(
+                Difference(key, figures.get(key), replayed.get(key))
+                for key in sorted(set(figures) | set(replayed), key=_sort_key)
+                if figures.get(key) != replayed.get(key)
+            )
+            results.append(
+                VerificationResult(
+                    name=name,
+                    position=live.position,
+                    live_fingerprint=fingerprint(figures),
+                    replay_fingerprint=fingerprint(replayed),
+                    differences=differences,
+                    dead_letters=parked,
+                )
+            )
+        return results
+
+
+def count_dead_letters(conn: Connection, name: str, version: int) -> int:
+    t = dead_letters_table.c
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(t.name == name, t.version == version)
+        ).scalar()
+        or 0
+    )
+
+
+def read_events(
+    conn: Connection,
+    *,
+    after: int,
+    upto: int,
+    topics: Sequence[str],
+    limit: int,
+) -> list[RecordedEvent]:
+    """One page of events, decoded straight from the stored JSON."""
+    t = events_table.c
+    query = (
+        sa.select(t.position, t.topic, t.stream_id, t.payload)
+        .where(t.position > after, t.position <= upto, t.topic.in_(topics))
+        .order_by(t.position)
+        .limit(limit)
+    )
+    loads = orjson.loads
+    return [
+        RecordedEvent(position, topic, stream_id, loads(payload))
+        for position, topic, stream_id, payload in conn.execute(query)
+    ]
+
+
+def iter_events(
+    conn: Connection,
+    *,
+    upto: int,
+    topics: Sequence[str],
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> Iterator[RecordedEvent]:
+    after = 0
+    while True:
+        page = read_events(conn, after=after, upto=upto, topics=topics, limit=page_size)
+        yield from page
+        if len(page) < page_size:
+            return
+        after = page[-1].position
+
+
+# --- state tables ----------------------------------------------------------
+
+STATE_CHUNK = 500
+
+
+def load_state_rows(
+    conn: Connection,
+    table: sa.Table,
+    version: int,
+    key_column: str,
+    keys: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The stored state rows of ``keys`` (without the version column)."""
+    columns = [c for c in table.c if c.name != "version"]
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), STATE_CHUNK):
+        rows = conn.execute(
+            sa.select(*columns).where(
+                table.c.version == version,
+                table.c[key_column].in_(keys[start : start + STATE_CHUNK]),
+            )
+        )
+        found.extend(row._asdict() for row in rows)
+    return found
+
+
+def replace_state_rows(
+    conn: Connection,
+    table: sa.Table,
+    version: int,
+    key_column: str,
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Store ``rows`` as the state of their keys, replacing what was there."""
+    if not rows:
+        return
+    keys = [row[key_column] for row in rows]
+    for start in range(0, len(keys), STATE_CHUNK):
+        conn.execute(
+            table.delete().where(
+                table.c.version == version,
+                table.c[key_column].in_(keys[start : start + STATE_CHUNK]),
+            )
+        )
+    conn.execute(table.insert(), [{"version": version, **row} for row in rows])
+
+
+def list_dead_letters(conn: Connection) -> list[dict[str, Any]]:
+    """Every parked event of every live or building version."""
+    t = dead_letters_table.c
+    v = projection_versions_table.c
+    rows = conn.execute(
+        sa.select(dead_letters_table)
+        .join(
+            projection_versions_table,
+            sa.and_(v.name == t.name, v.version == t.version),
+        )
+        .where(v.state != RETIRED)
+        .order_by(t.name, t.position)
+    )
+    return [dict(row._mapping) for row in rows]
