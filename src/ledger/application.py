@@ -10,20 +10,19 @@ and a duplicate (its idempotency key was already accepted) writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 
 from ledger.commands import Command
 from ledger.domain.errors import DomainError
-from ledger.handlers import CommandHandlers
+from ledger.handlers import CommandHandlers, references
 from ledger.store import (
     Claim,
     Database,
@@ -31,8 +30,6 @@ from ledger.store import (
     EventMetadata,
     KeyUse,
     LedgerRecorder,
-    claims_table,
-    idempotency_keys_table,
 )
 from ledger.unit_of_work import AggregateCache, UnitOfWork
 
@@ -86,6 +83,7 @@ class Ledger(Application[UUID]):
     """新时代文明实践 volunteer-service ledger: records every fact as events."""
 
     name = "Ledger"
+    recorder: LedgerRecorder
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -134,11 +132,15 @@ class Ledger(Application[UUID]):
         self, submissions: Sequence[Submission], cache: AggregateCache | None
     ) -> list[CommandResult]:
         unit = UnitOfWork(self, cache)
-        accepted_keys = self.find_accepted_keys(
-            s.envelope.idempotency_key
-            for s in submissions
-            if s.envelope.idempotency_key
-        )
+        keys = {s.envelope.idempotency_key for s in submissions}
+        accepted_keys = self.recorder.select_key_uses(sorted(k for k in keys if k))
+        streams: set[UUID] = set()
+        claims: set[tuple[str, str]] = set()
+        for submission in submissions:
+            needed = references(submission.command)
+            streams.update(needed.streams)
+            claims.update(needed.claims)
+        unit.prefetch(streams, claims)
         # Until the append returns positions, results refer to event indexes.
         pending: list[tuple[Outcome, int | None, int | None, DomainError | None]] = []
         pending_keys: dict[str, tuple[int, int]] = {}
@@ -175,12 +177,14 @@ class Ledger(Application[UUID]):
 
         positions: list[int] = []
         if events:
-            claims = [
+            new_claims = [
                 Claim(kind, value, stream)
                 for (kind, value), stream in unit.new_claims.items()
             ]
-            recordings = self.save(
-                *events, metadata=metadata, claims=claims, key_uses=key_uses
+            # The event store's put, not Application.save: these are events,
+            # not aggregates, and snapshots and notifications are not used.
+            recordings = self.events.put(
+                events, metadata=metadata, claims=new_claims, key_uses=key_uses
             )
             positions = [recording.notification.id for recording in recordings]
         unit.keep_in_cache()
@@ -196,38 +200,20 @@ class Ledger(Application[UUID]):
             for outcome, first, last, error in pending
         ]
 
-    def find_accepted_keys(self, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
-        wanted = sorted(set(keys))
-        if not wanted:
-            return {}
-        t = idempotency_keys_table.c
-        found: dict[str, tuple[int, int]] = {}
-        with self.database.reading() as conn:
-            for chunk_start in range(0, len(wanted), 500):
-                chunk = wanted[chunk_start : chunk_start + 500]
-                rows = conn.execute(
-                    sa.select(t.key, t.first_position, t.last_position).where(
-                        t.key.in_(chunk)
-                    )
-                )
-                found.update(
-                    {row.key: (row.first_position, row.last_position) for row in rows}
-                )
-        return found
+    def load_aggregates(self, streams: Sequence[UUID]) -> dict[UUID, Aggregate]:
+        """Reconstruct many aggregates from one query's worth of events."""
+        loaded: dict[UUID, Aggregate] = {}
+        for stream, stored in self.recorder.select_streams(streams):
+            events = [self.mapper.to_domain_event(event) for event in stored]
+            aggregate = project_aggregate(None, events)
+            if aggregate is not None:
+                loaded[stream] = aggregate
+        return loaded
 
-    def load_aggregate(self, stream: UUID) -> Aggregate | None:
-        try:
-            return self.repository.get(stream)
-        except AggregateNotFoundError:
-            return None
-
-    def find_claim(self, kind: str, value: str) -> UUID | None:
-        t = claims_table.c
-        with self.database.reading() as conn:
-            owner = conn.execute(
-                sa.select(t.stream_id).where(t.kind == kind, t.value == value)
-            ).scalar()
-        return UUID(owner) if owner else None
+    def find_claims(
+        self, claims: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], UUID]:
+        return self.recorder.select_claims(claims)
 
 
 def subjects_of(aggregate: Aggregate, event: Any) -> frozenset[tuple[str, str]]:

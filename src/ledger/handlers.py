@@ -9,8 +9,10 @@ refused command leaves all aggregates as they were.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import singledispatchmethod
 from typing import Any, TypeVar
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -66,6 +68,53 @@ def session_owner(unit: UnitOfWork, session_id: str) -> Volunteer:
 def ensure_new_session(unit: UnitOfWork, session_id: str) -> None:
     if unit.owner_of(SESSION_CLAIM, session_id) is not None:
         raise DuplicateIdError(f"session '{session_id}' is already recorded")
+
+
+@dataclass(frozen=True)
+class References:
+    """What a command will look up: streams by id, and claims."""
+
+    streams: tuple[UUID, ...] = ()
+    claims: tuple[tuple[str, str], ...] = ()
+
+
+def references(command: Any) -> References:
+    """What ``command`` names, so a batch can load it all in a few queries."""
+    fields = vars(command)
+    streams: list[UUID] = []
+    for field_name, cls in REFERENCE_FIELDS.items():
+        value = fields.get(field_name)
+        if isinstance(value, str):
+            streams.append(cls.create_id(value))
+    for volunteer_id in fields.get("volunteer_ids") or ():
+        streams.append(Volunteer.create_id(volunteer_id))
+    for team_id in fields.get("team_ids") or ():
+        streams.append(Team.create_id(team_id))
+    if isinstance(command, c.Rate):
+        subject = Order if command.subject == "order" else Activity
+        streams.append(subject.create_id(command.subject_id))
+    if isinstance(command, c.RegisterVenue) and command.parent_id:
+        streams.append(Venue.create_id(command.parent_id))
+    if isinstance(command, c.RegisterTeam) and command.parent_id:
+        streams.append(Team.create_id(command.parent_id))
+    claims: list[tuple[str, str]] = []
+    if isinstance(command, c.RegisterVolunteer):
+        claims.append(
+            (ID_NUMBER_CLAIM, id_number_digest(command.id_number.strip().upper()))
+        )
+    session_id = fields.get("session_id")
+    if isinstance(session_id, str):
+        claims.append((SESSION_CLAIM, session_id))
+    return References(tuple(streams), tuple(claims))
+
+
+REFERENCE_FIELDS: dict[str, type[Aggregate]] = {
+    "venue_id": Venue,
+    "team_id": Team,
+    "volunteer_id": Volunteer,
+    "activity_id": Activity,
+    "order_id": Order,
+}
 
 
 class CommandHandlers:

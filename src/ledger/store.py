@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 from uuid import UUID
 
@@ -92,6 +93,9 @@ claims_table = sa.Table(
     sa.Column("value", sa.String(64), primary_key=True),
     sa.Column("stream_id", sa.String(36), nullable=False),
 )
+
+
+LOOKUP_CHUNK = 500
 
 
 def utc_text(moment: datetime) -> str:
@@ -337,6 +341,69 @@ class LedgerRecorder(ApplicationRecorder):
                 )
                 for row in conn.execute(query)
             ]
+
+    def select_streams(
+        self, streams: Sequence[UUID]
+    ) -> Iterator[tuple[UUID, list[StoredEvent]]]:
+        """The stored events of many streams, stream by stream, in order."""
+        t = events_table.c
+        wanted = sorted(str(stream) for stream in streams)
+        with self.database.reading() as conn:
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                rows = conn.execute(
+                    sa.select(t.stream_id, t.stream_version, t.topic, t.payload)
+                    .where(t.stream_id.in_(wanted[start : start + LOOKUP_CHUNK]))
+                    .order_by(t.stream_id, t.stream_version)
+                )
+                for stream_id, group in groupby(rows, key=lambda row: row.stream_id):
+                    stream = UUID(stream_id)
+                    yield (
+                        stream,
+                        [
+                            StoredEvent(
+                                originator_id=stream,
+                                originator_version=row.stream_version,
+                                topic=row.topic,
+                                state=row.payload.encode("utf-8"),
+                            )
+                            for row in group
+                        ],
+                    )
+
+    def select_claims(
+        self, claims: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], UUID]:
+        """The owners of those ``(kind, value)`` claims that are taken."""
+        t = claims_table.c
+        owners: dict[tuple[str, str], UUID] = {}
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in claims:
+            by_kind.setdefault(kind, []).append(value)
+        with self.database.reading() as conn:
+            for kind, values in by_kind.items():
+                for start in range(0, len(values), LOOKUP_CHUNK):
+                    rows = conn.execute(
+                        sa.select(t.value, t.stream_id).where(
+                            t.kind == kind,
+                            t.value.in_(values[start : start + LOOKUP_CHUNK]),
+                        )
+                    )
+                    owners.update({(kind, value): UUID(owner) for value, owner in rows})
+        return owners
+
+    def select_key_uses(self, keys: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """The positions written by the commands that used these keys."""
+        t = idempotency_keys_table.c
+        found: dict[str, tuple[int, int]] = {}
+        with self.database.reading() as conn:
+            for start in range(0, len(keys), LOOKUP_CHUNK):
+                rows = conn.execute(
+                    sa.select(t.key, t.first_position, t.last_position).where(
+                        t.key.in_(keys[start : start + LOOKUP_CHUNK])
+                    )
+                )
+                found.update({key: (first, last) for key, first, last in rows})
+        return found
 
     def select_notifications(
         self,

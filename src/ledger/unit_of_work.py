@@ -5,7 +5,8 @@ writer (the importer) keeps between batches."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Protocol, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -14,11 +15,13 @@ TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
 
 class AggregateSource(Protocol):
-    """Where a unit of work loads what it has not seen yet."""
+    """Where a unit of work loads what it has not seen yet, many at a time."""
 
-    def load_aggregate(self, stream: UUID) -> Aggregate | None: ...
+    def load_aggregates(self, streams: Sequence[UUID]) -> dict[UUID, Aggregate]: ...
 
-    def find_claim(self, kind: str, value: str) -> UUID | None: ...
+    def find_claims(
+        self, claims: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], UUID]: ...
 
 
 class AggregateCache:
@@ -57,52 +60,78 @@ class AggregateCache:
 
 
 class UnitOfWork:
-    """The aggregates and claims one batch reads and changes."""
+    """The aggregates and claims one batch reads and changes.
+
+    ``prefetch`` loads what a batch's commands name in a few queries; what
+    it could not know in advance (the activity of a session found through
+    its claim, say) is loaded on first use."""
 
     def __init__(self, store: AggregateSource, cache: AggregateCache | None) -> None:
         self._store = store
         self._cache = cache
         self._aggregates: dict[UUID, Aggregate | None] = {}
+        self._claims: dict[tuple[str, str], UUID | None] = {}
         self.new_claims: dict[tuple[str, str], UUID] = {}
 
-    def find(self, cls: type[TAggregate], domain_id: str) -> TAggregate | None:
-        stream = cls.create_id(domain_id)
-        if stream not in self._aggregates:
-            cached = self._cache.aggregate(stream) if self._cache else None
-            self._aggregates[stream] = (
-                cached if cached is not None else self._load(stream)
-            )
-        found = self._aggregates[stream]
-        if found is not None and not isinstance(found, cls):
-            raise TypeError(f"stream {stream} holds a {type(found).__name__}")
+    def prefetch(
+        self, streams: Iterable[UUID], claims: Iterable[tuple[str, str]]
+    ) -> None:
+        unseen_claims = [c for c in set(claims) if self._known_owner(c) is _UNSEEN]
+        owners = self._store.find_claims(unseen_claims)
+        for claim in unseen_claims:
+            self._claims[claim] = owners.get(claim)
+        wanted = set(streams) | set(owners.values())
+        unseen = [s for s in wanted if self._known_aggregate(s) is _UNSEEN]
+        loaded = self._store.load_aggregates(unseen)
+        for stream in unseen:
+            self._aggregates[stream] = loaded.get(stream)
+
+    def _known_aggregate(self, stream: UUID) -> Aggregate | object | None:
+        """The aggregate, None when known to be absent, or _UNSEEN."""
+        found = self._aggregates.get(stream, _UNSEEN)
+        if found is _UNSEEN and self._cache is not None:
+            cached = self._cache.aggregate(stream)
+            if cached is not None:
+                self._aggregates[stream] = found = cached
         return found
 
-    def _load(self, stream: UUID) -> Aggregate | None:
-        return self._store.load_aggregate(stream)
+    def _known_owner(self, claim: tuple[str, str]) -> UUID | object | None:
+        """The claim's owner, None when known to be unclaimed, or _UNSEEN."""
+        if claim in self.new_claims:
+            return self.new_claims[claim]
+        found = self._claims.get(claim, _UNSEEN)
+        if found is _UNSEEN and self._cache is not None:
+            cached = self._cache.claim(*claim)
+            if cached is not None:
+                self._claims[claim] = found = cached
+        return found
+
+    def find(self, cls: type[TAggregate], domain_id: str) -> TAggregate | None:
+        found = self.aggregate_by_stream(cls.create_id(domain_id))
+        if found is not None and not isinstance(found, cls):
+            raise TypeError(f"{found.id} holds a {type(found).__name__}")
+        return found
+
+    def aggregate_by_stream(self, stream: UUID) -> Aggregate | None:
+        found = self._known_aggregate(stream)
+        if found is _UNSEEN:
+            found = self._store.load_aggregates([stream]).get(stream)
+            self._aggregates[stream] = found
+        return cast(Aggregate | None, found)
 
     def add(self, aggregate: Aggregate) -> None:
         self._aggregates[aggregate.id] = aggregate
 
     def owner_of(self, kind: str, value: str) -> UUID | None:
-        owner = self.new_claims.get((kind, value))
-        if owner is None and self._cache:
-            owner = self._cache.claim(kind, value)
-        if owner is None:
-            owner = self._store.find_claim(kind, value)
-            if owner is not None and self._cache:
-                self._cache.keep_claim(kind, value, owner)
-        return owner
+        claim = (kind, value)
+        found = self._known_owner(claim)
+        if found is _UNSEEN:
+            found = self._store.find_claims([claim]).get(claim)
+            self._claims[claim] = found
+        return cast(UUID | None, found)
 
     def claim(self, kind: str, value: str, stream: UUID) -> None:
         self.new_claims[(kind, value)] = stream
-
-    def aggregate_by_stream(self, stream: UUID) -> Aggregate | None:
-        if stream not in self._aggregates:
-            cached = self._cache.aggregate(stream) if self._cache else None
-            self._aggregates[stream] = (
-                cached if cached is not None else self._load(stream)
-            )
-        return self._aggregates[stream]
 
     def keep_in_cache(self) -> None:
         if self._cache is None:
@@ -112,3 +141,7 @@ class UnitOfWork:
                 self._cache.keep_aggregate(aggregate)
         for (kind, value), stream in self.new_claims.items():
             self._cache.keep_claim(kind, value, stream)
+
+
+# What a lookup returns for what this unit of work has not looked up yet.
+_UNSEEN = object()

@@ -9,6 +9,7 @@ collides with the first.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ LEDGER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:wenming-shijian-ledger")
 CHINA_STANDARD_TIME = ZoneInfo("Asia/Shanghai")
 
 
+@lru_cache(maxsize=100_000)
 def stream_id(kind: str, domain_id: str) -> UUID:
     """The stream id of the aggregate of ``kind`` known by ``domain_id``."""
     return uuid5(LEDGER_NAMESPACE, f"{kind}:{domain_id}")

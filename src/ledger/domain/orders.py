@@ -132,7 +132,9 @@ class Order(Aggregate):
         if (venue_id is None) == (team_id is None):
             raise InvalidCommandError("an order is dispatched to one venue or one team")
         self._ensure("dispatched", at, *OPEN_STATUSES)
-        target = ("venue", venue_id) if venue_id else ("team", team_id or "")
+        target = (
+            ("venue", venue_id) if venue_id is not None else ("team", team_id or "")
+        )
         if self.dispatched_to == target:
             raise NothingToChangeError(
                 f"order '{self.order_id}' is already dispatched to {target[0]} "
