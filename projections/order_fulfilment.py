@@ -30,7 +30,7 @@ from ledger.projection import (
     Projection,
     RecordedEvent,
     load_state_rows,
-    replace_state_rows,
+    upsert_rows,
 )
 from ledger.store import metadata
 from projections.service_sessions import china_date
@@ -87,7 +87,7 @@ class OrderEventError(Exception):
     """An order event that does not fit what the projection knows."""
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderRecord:
     stream_id: str
     order_id: str
@@ -98,6 +98,20 @@ class OrderRecord:
     posted_at: str
     dispatched: bool = False
     accepted: bool = False
+
+    def as_row(self) -> tuple[Any, ...]:
+        """The record in the column order of the orders state table."""
+        return (
+            self.stream_id,
+            self.order_id,
+            self.venue_id,
+            self.month,
+            self.kind,
+            self.category,
+            self.posted_at,
+            self.dispatched,
+            self.accepted,
+        )
 
 
 class OrderFulfilmentFold(Fold):
@@ -117,8 +131,11 @@ class OrderFulfilmentFold(Fold):
             "Order.Rated": self._rated,
         }
 
+    def size(self) -> int:
+        return len(self.orders)
+
     def evolve(self, event: RecordedEvent) -> list[Entry]:
-        payload = dict(event.payload)
+        payload = event.payload
         if event.topic == "Order.Posted":
             order = self._posted(event.stream_id, payload)
             changes = {"posted": 1}
@@ -244,16 +261,18 @@ class VenueFulfilment:
 
 class OrderFulfilmentProjection(Projection):
     name: ClassVar[str] = "order_fulfilment"
-    topics: ClassVar[tuple[str, ...]] = (
-        "Order.Posted",
-        "Order.Dispatched",
-        "Order.Redispatched",
-        "Order.Accepted",
-        "Order.Fulfilled",
-        "Order.Withdrawn",
-        "Order.Rejected",
-        "Order.Expired",
-        "Order.Rated",
+    topics: ClassVar[frozenset[str]] = frozenset(
+        {
+            "Order.Posted",
+            "Order.Dispatched",
+            "Order.Redispatched",
+            "Order.Accepted",
+            "Order.Fulfilled",
+            "Order.Withdrawn",
+            "Order.Rejected",
+            "Order.Expired",
+            "Order.Rated",
+        }
     )
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = (
@@ -269,19 +288,29 @@ class OrderFulfilmentProjection(Projection):
     def new_fold(self) -> OrderFulfilmentFold:
         return OrderFulfilmentFold()
 
-    def load_fold(
-        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
-    ) -> OrderFulfilmentFold:
-        wanted = sorted({e.stream_id for e in events if e.topic != "Order.Posted"})
-        rows = load_state_rows(conn, orders_table, version, "stream_id", wanted)
-        return OrderFulfilmentFold(
-            {row["stream_id"]: OrderRecord(**row) for row in rows}
-        )
-
-    def save_fold(self, conn: Connection, version: int, fold: Fold) -> None:
+    def load_state(
+        self,
+        conn: Connection,
+        version: int,
+        fold: Fold,
+        events: Sequence[RecordedEvent],
+    ) -> None:
         assert isinstance(fold, OrderFulfilmentFold)
-        changed = [asdict(fold.orders[stream]) for stream in sorted(fold.changed)]
-        replace_state_rows(conn, orders_table, version, "stream_id", changed)
+        posted = {e.stream_id for e in events if e.topic == "Order.Posted"}
+        wanted = sorted({e.stream_id for e in events} - posted - fold.orders.keys())
+        rows = load_state_rows(conn, orders_table, version, "stream_id", wanted)
+        fold.orders.update({row[0]: OrderRecord(*row) for row in rows})
+
+    def save_state(self, conn: Connection, version: int, fold: Fold) -> None:
+        assert isinstance(fold, OrderFulfilmentFold)
+        upsert_rows(
+            conn,
+            orders_table,
+            [
+                (version, *fold.orders[stream].as_row())
+                for stream in sorted(fold.changed)
+            ],
+        )
         fold.changed.clear()
 
     def get_fulfilment(

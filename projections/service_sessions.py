@@ -14,24 +14,27 @@ counted minutes and sessions change. Both ``volunteer_hours`` and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.projection import RecordedEvent, load_state_rows, replace_state_rows
+from ledger.projection import RecordedEvent, load_state_rows, upsert_rows
 from ledger.store import metadata
 
-SESSION_TOPICS = (
-    "Volunteer.CheckedIn",
-    "Volunteer.CheckedOut",
-    "Volunteer.MakeupHoursRecorded",
-    "Volunteer.SessionApproved",
-    "Volunteer.SessionRejected",
-    "Volunteer.SessionCorrected",
-    "Volunteer.SessionVoided",
+SESSION_TOPICS = frozenset(
+    {
+        "Volunteer.CheckedIn",
+        "Volunteer.CheckedOut",
+        "Volunteer.MakeupHoursRecorded",
+        "Volunteer.SessionApproved",
+        "Volunteer.SessionRejected",
+        "Volunteer.SessionCorrected",
+        "Volunteer.SessionVoided",
+    }
 )
 
 OPEN, PENDING, APPROVED, REJECTED, VOIDED = (
@@ -49,6 +52,8 @@ class SessionEventError(Exception):
 
 def china_date(moment: str) -> str:
     """The calendar date (YYYY-MM-DD) in China Standard Time of an ISO time."""
+    if moment.endswith("+08:00"):  # already China Standard Time: the fast path
+        return moment[:10]
     return (
         datetime.fromisoformat(moment)
         .astimezone(CHINA_STANDARD_TIME)
@@ -57,7 +62,7 @@ def china_date(moment: str) -> str:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionRecord:
     session_id: str
     volunteer_id: str
@@ -122,7 +127,7 @@ class SessionCounter:
 
     def evolve(self, event: RecordedEvent) -> CountedChange | None:
         handler = self._handlers.get(event.topic)
-        return handler(dict(event.payload)) if handler else None
+        return handler(event.payload) if handler else None
 
     def _session(self, payload: dict[str, object], *expected: str) -> SessionRecord:
         session_id = str(payload["session_id"])
@@ -198,22 +203,63 @@ class SessionCounter:
         return CountedChange(record, -record.minutes, -1)
 
 
-def session_ids(events: Iterable[RecordedEvent]) -> list[str]:
-    return sorted(
-        {str(e.payload["session_id"]) for e in events if "session_id" in e.payload}
-    )
+OPENING_TOPICS = frozenset({"Volunteer.CheckedIn", "Volunteer.MakeupHoursRecorded"})
+
+
+def unknown_sessions(
+    counter: SessionCounter, events: Iterable[RecordedEvent]
+) -> list[str]:
+    """Sessions the events touch that the counter does not hold yet, leaving
+    out those the events themselves open (they cannot be stored already)."""
+    opened: set[str] = set()
+    wanted: set[str] = set()
+    for event in events:
+        session_id = event.payload.get("session_id")
+        if not isinstance(session_id, str):
+            continue
+        if event.topic in OPENING_TOPICS:
+            opened.add(session_id)
+        elif session_id not in opened and session_id not in counter.sessions:
+            wanted.add(session_id)
+    return sorted(wanted)
 
 
 def load_sessions(
-    conn: Connection, table: sa.Table, version: int, wanted: Sequence[str]
-) -> dict[str, SessionRecord]:
-    rows = load_state_rows(conn, table, version, "session_id", wanted)
-    return {row["session_id"]: SessionRecord(**row) for row in rows}
+    conn: Connection,
+    table: sa.Table,
+    version: int,
+    counter: SessionCounter,
+    events: Sequence[RecordedEvent],
+) -> None:
+    rows = load_state_rows(
+        conn, table, version, "session_id", unknown_sessions(counter, events)
+    )
+    counter.sessions.update({row[0]: SessionRecord(*row) for row in rows})
 
 
 def save_sessions(
     conn: Connection, table: sa.Table, version: int, counter: SessionCounter
 ) -> None:
-    changed = [asdict(counter.sessions[s]) for s in sorted(counter.changed)]
-    replace_state_rows(conn, table, version, "session_id", changed)
+    upsert_rows(
+        conn,
+        table,
+        [
+            (version, *astuple_session(counter.sessions[s]))
+            for s in sorted(counter.changed)
+        ],
+    )
     counter.changed.clear()
+
+
+def astuple_session(record: SessionRecord) -> tuple[Any, ...]:
+    """The record in the column order of a session state table."""
+    return (
+        record.session_id,
+        record.volunteer_id,
+        record.kind,
+        record.venue_id,
+        record.category,
+        record.service_date,
+        record.minutes,
+        record.status,
+    )

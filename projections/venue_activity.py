@@ -28,7 +28,6 @@ from projections.service_sessions import (
     china_date,
     load_sessions,
     save_sessions,
-    session_ids,
     session_state_table,
 )
 
@@ -58,6 +57,9 @@ sessions_table = session_state_table("proj_venue_activity_sessions")
 class VenueActivityFold(Fold):
     def __init__(self, counter: SessionCounter) -> None:
         self.counter = counter
+
+    def size(self) -> int:
+        return len(self.counter.sessions)
 
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         if event.topic == "Activity.Published":
@@ -123,7 +125,7 @@ class VenueActivity:
 
 class VenueActivityProjection(Projection):
     name: ClassVar[str] = "venue_activity"
-    topics: ClassVar[tuple[str, ...]] = ("Activity.Published", *SESSION_TOPICS)
+    topics: ClassVar[frozenset[str]] = SESSION_TOPICS | {"Activity.Published"}
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = (
         "venue_id",
@@ -138,15 +140,17 @@ class VenueActivityProjection(Projection):
     def new_fold(self) -> VenueActivityFold:
         return VenueActivityFold(SessionCounter())
 
-    def load_fold(
-        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
-    ) -> VenueActivityFold:
-        wanted = session_ids(events)
-        return VenueActivityFold(
-            SessionCounter(load_sessions(conn, sessions_table, version, wanted))
-        )
+    def load_state(
+        self,
+        conn: Connection,
+        version: int,
+        fold: Fold,
+        events: Sequence[RecordedEvent],
+    ) -> None:
+        assert isinstance(fold, VenueActivityFold)
+        load_sessions(conn, sessions_table, version, fold.counter, events)
 
-    def save_fold(self, conn: Connection, version: int, fold: Fold) -> None:
+    def save_state(self, conn: Connection, version: int, fold: Fold) -> None:
         assert isinstance(fold, VenueActivityFold)
         save_sessions(conn, sessions_table, version, fold.counter)
 

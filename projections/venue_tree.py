@@ -76,21 +76,13 @@ class VenueTree:
 
 class VenueTreeProjection(Projection):
     name: ClassVar[str] = "venue_tree"
-    topics: ClassVar[tuple[str, ...]] = ("Venue.Registered",)
+    topics: ClassVar[frozenset[str]] = frozenset({"Venue.Registered"})
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = ("venue_id", "parent_id", "level", "name")
     measure_columns: ClassVar[tuple[str, ...]] = ("venues",)
 
     def new_fold(self) -> VenueTreeFold:
         return VenueTreeFold()
-
-    def load_fold(
-        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
-    ) -> VenueTreeFold:
-        return VenueTreeFold()
-
-    def save_fold(self, conn: Connection, version: int, fold: Fold) -> None:
-        """The tree keeps no state besides its entries."""
 
     def get_tree(self, conn: Connection, version: int, position: int) -> VenueTree:
         t = entries_table.c

@@ -30,7 +30,6 @@ from projections.service_sessions import (
     SessionCounter,
     load_sessions,
     save_sessions,
-    session_ids,
     session_state_table,
 )
 
@@ -67,6 +66,9 @@ def stars_for_minutes(
 class VolunteerHoursFold(Fold):
     def __init__(self, counter: SessionCounter) -> None:
         self.counter = counter
+
+    def size(self) -> int:
+        return len(self.counter.sessions)
 
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         change = self.counter.evolve(event)
@@ -113,7 +115,7 @@ class VolunteerHours:
 
 class VolunteerHoursProjection(Projection):
     name: ClassVar[str] = "volunteer_hours"
-    topics: ClassVar[tuple[str, ...]] = SESSION_TOPICS
+    topics: ClassVar[frozenset[str]] = SESSION_TOPICS
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = (
         "volunteer_id",
@@ -129,15 +131,17 @@ class VolunteerHoursProjection(Projection):
     def new_fold(self) -> VolunteerHoursFold:
         return VolunteerHoursFold(SessionCounter())
 
-    def load_fold(
-        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
-    ) -> VolunteerHoursFold:
-        wanted = session_ids(events)
-        return VolunteerHoursFold(
-            SessionCounter(load_sessions(conn, sessions_table, version, wanted))
-        )
+    def load_state(
+        self,
+        conn: Connection,
+        version: int,
+        fold: Fold,
+        events: Sequence[RecordedEvent],
+    ) -> None:
+        assert isinstance(fold, VolunteerHoursFold)
+        load_sessions(conn, sessions_table, version, fold.counter, events)
 
-    def save_fold(self, conn: Connection, version: int, fold: Fold) -> None:
+    def save_state(self, conn: Connection, version: int, fold: Fold) -> None:
         assert isinstance(fold, VolunteerHoursFold)
         save_sessions(conn, sessions_table, version, fold.counter)
 

@@ -34,10 +34,10 @@ import hashlib
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -67,7 +67,8 @@ dead_letters_table = sa.Table(
 )
 
 BUILDING, LIVE, RETIRED = "building", "live", "retired"
-DEFAULT_PAGE_SIZE = 20_000
+DEFAULT_PAGE_SIZE = 50_000
+MAX_WARM_STATE = 1_000_000
 
 
 class DeadLetterPolicy:
@@ -83,14 +84,13 @@ class DeadLetterPolicy:
     """
 
 
-@dataclass(frozen=True)
-class RecordedEvent:
+class RecordedEvent(NamedTuple):
     """A stored event as projections see it: position, topic and payload."""
 
     position: int
     topic: str
     stream_id: str
-    payload: Mapping[str, Any]
+    payload: dict[str, Any]
 
 
 @dataclass
@@ -111,21 +111,25 @@ class PageResult:
 class Fold(ABC):
     """The pure logic of a projection: events in, entries out.
 
-    ``state`` is whatever the fold must remember between events; the engine
-    hands the fold a state loaded for the events of one page (or, for a
-    replay in memory, all state), and saves what changed.
+    A fold remembers what it must between events (its state). The engine
+    loads into it the stored state a page of events needs, and keeps a fold
+    warm from one page to the next while nobody else moved the projection.
     """
 
     @abstractmethod
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         """The entries one event contributes; raise to refuse a bad event."""
 
+    def size(self) -> int:
+        """How many things the fold remembers (bounds what is kept warm)."""
+        return 0
+
 
 class Projection(ABC):
     """A named projection: its fold, its entries table and its reads."""
 
     name: ClassVar[str]
-    topics: ClassVar[tuple[str, ...]]
+    topics: ClassVar[frozenset[str]]
     entries: ClassVar[sa.Table]
     key_columns: ClassVar[tuple[str, ...]]
     measure_columns: ClassVar[tuple[str, ...]]
@@ -133,25 +137,33 @@ class Projection(ABC):
 
     @abstractmethod
     def new_fold(self) -> Fold:
-        """A fold with empty state (for replays in memory)."""
+        """A fold that remembers nothing yet."""
 
-    @abstractmethod
-    def load_fold(
-        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
-    ) -> Fold:
-        """A fold holding the stored state that ``events`` will need."""
+    def load_state(  # noqa: B027 — a stateless projection loads nothing
+        self,
+        conn: Connection,
+        version: int,
+        fold: Fold,
+        events: Sequence[RecordedEvent],
+    ) -> None:
+        """Load into ``fold`` the stored state ``events`` need that it lacks."""
 
-    @abstractmethod
-    def save_fold(self, conn: Connection, version: int, fold: Fold) -> None:
-        """Store the state the fold changed."""
+    def save_state(  # noqa: B027 — a stateless projection saves nothing
+        self, conn: Connection, version: int, fold: Fold
+    ) -> None:
+        """Store the state the fold changed since it was last saved."""
 
     # --- generic parts -------------------------------------------------
 
     def apply(
-        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
+        self,
+        conn: Connection,
+        version: int,
+        fold: Fold,
+        events: Sequence[RecordedEvent],
     ) -> PageResult:
         """Fold one page of events into this version's tables."""
-        fold = self.load_fold(conn, version, events)
+        self.load_state(conn, version, fold, events)
         result = PageResult()
         for recorded in events:
             try:
@@ -161,18 +173,17 @@ class Projection(ABC):
                     (recorded, f"{type(error).__name__}: {error}")
                 )
         if result.entries:
-            conn.execute(
-                self.entries.insert(),
-                [self._entry_row(version, entry) for entry in result.entries],
+            insert_rows(
+                conn,
+                self.entries,
+                [
+                    (version, entry.position, *entry.key, *entry.measures)
+                    for entry in result.entries
+                ],
+                ("version", "position", *self.key_columns, *self.measure_columns),
             )
-        self.save_fold(conn, version, fold)
+        self.save_state(conn, version, fold)
         return result
-
-    def _entry_row(self, version: int, entry: Entry) -> dict[str, Any]:
-        row: dict[str, Any] = {"version": version, "position": entry.position}
-        row.update(zip(self.key_columns, entry.key, strict=True))
-        row.update(zip(self.measure_columns, entry.measures, strict=True))
-        return row
 
     def figures(
         self, conn: Connection, version: int, position: int
@@ -250,6 +261,15 @@ class CatchUpReport:
 
 
 @dataclass(frozen=True)
+class ProcessedPage:
+    """Where a page ended, whether that was the head, and the folds it used."""
+
+    end: int
+    done: bool
+    folds: list[tuple[str, int, int, Fold]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Difference:
     key: tuple[Any, ...]
     live: tuple[int, ...] | None
@@ -278,6 +298,20 @@ class ProjectionEngine:
     def __init__(self, database: Database, projections: Sequence[Projection]) -> None:
         self.database = database
         self.projections = {projection.name: projection for projection in projections}
+        # Folds kept from one page to the next: (name, version) -> (position, fold).
+        self._warm: dict[tuple[str, int], tuple[int, Fold]] = {}
+
+    def _fold_for(self, name: str, version: int, position: int) -> Fold:
+        """The warm fold if it stands exactly where the projection does."""
+        warm = self._warm.pop((name, version), None)
+        if warm is not None and warm[0] == position:
+            return warm[1]
+        return self.projections[name].new_fold()
+
+    def _keep_warm(self, folds: Sequence[tuple[str, int, int, Fold]]) -> None:
+        for name, version, position, fold in folds:
+            if fold.size() <= MAX_WARM_STATE:
+                self._warm[(name, version)] = (position, fold)
 
     def projection(self, name: str) -> Projection:
         try:
@@ -307,7 +341,7 @@ class ProjectionEngine:
 
     def ensure_live_versions(self) -> None:
         """Give every projection a live version (empty, at position 0)."""
-        with self.database.writing() as conn:
+        with self.database.writing(durable=False) as conn:
             existing = {(v.name, v.state) for v in self.versions(conn)}
             for name in self.projections:
                 if (name, LIVE) not in existing:
@@ -346,14 +380,13 @@ class ProjectionEngine:
         report = CatchUpReport()
         selected = list(names or self.projections)
         while True:
-            with self.database.writing() as conn:
-                page_end, done = self._process_page(
-                    conn, selected, state, page_size, report
-                )
-            report.position = page_end
+            with self.database.writing(durable=False) as conn:
+                page = self._process_page(conn, selected, state, page_size, report)
+            self._keep_warm(page.folds)
+            report.position = page.end
             if on_page:
-                on_page(page_end)
-            if done:
+                on_page(page.end)
+            if page.done:
                 break
         report.seconds = time.perf_counter() - started
         return report
@@ -365,7 +398,7 @@ class ProjectionEngine:
         state: str,
         page_size: int,
         report: CatchUpReport,
-    ) -> tuple[int, bool]:
+    ) -> ProcessedPage:
         t = projection_versions_table.c
         locked = conn.execute(
             sa.select(projection_versions_table)
@@ -373,28 +406,26 @@ class ProjectionEngine:
             .with_for_update()
         ).all()
         if not locked:
-            return 0, True
+            return ProcessedPage(0, True)
         head = (
             conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar() or 0
         )
         start = min(row.position for row in locked)
         if start >= head:
-            return head, True
-        topics = sorted(
-            {topic for row in locked for topic in self.projections[row.name].topics}
-        )
-        events = read_events(
-            conn, after=start, upto=head, topics=topics, limit=page_size
-        )
-        page_end = events[-1].position if len(events) == page_size else head
+            return ProcessedPage(head, True)
+        topics = frozenset().union(*(self.projections[r.name].topics for r in locked))
+        page_end = min(head, start + page_size)
+        events = read_events(conn, after=start, upto=page_end, topics=topics)
+        folds: list[tuple[str, int, int, Fold]] = []
         for row in locked:
             projection = self.projections[row.name]
+            since, topics_read = row.position, projection.topics
             wanted = [
-                e
-                for e in events
-                if e.position > row.position and e.topic in projection.topics
+                e for e in events if e.position > since and e.topic in topics_read
             ]
-            result = projection.apply(conn, row.version, wanted)
+            fold = self._fold_for(row.name, row.version, row.position)
+            result = projection.apply(conn, row.version, fold, wanted)
+            folds.append((row.name, row.version, page_end, fold))
             if result.dead_letters:
                 conn.execute(
                     dead_letters_table.insert(),
@@ -422,7 +453,7 @@ class ProjectionEngine:
             report.dead_letters[row.name] = report.dead_letters.get(row.name, 0) + len(
                 result.dead_letters
             )
-        return page_end, page_end >= head
+        return ProcessedPage(page_end, page_end >= head, folds)
 
     def follow(
         self,
@@ -453,7 +484,7 @@ class ProjectionEngine:
         """
         selected = list(names or self.projections)
         self.ensure_live_versions()
-        with self.database.writing() as conn:
+        with self.database.writing(durable=False) as conn:
             building = {v.name for v in self.versions(conn) if v.state == BUILDING}
             for name in selected:
                 if name not in building:
@@ -467,29 +498,33 @@ class ProjectionEngine:
 
     def _switch_over(self, names: Sequence[str], page_size: int) -> None:
         """Catch the new versions up to the head and make them live, atomically."""
-        t = projection_versions_table.c
         while True:
-            with self.database.writing() as conn:
-                _, done = self._process_page(
+            with self.database.writing(durable=False) as conn:
+                page = self._process_page(
                     conn, names, BUILDING, page_size, CatchUpReport()
                 )
-                if not done:
-                    continue
-                conn.execute(
-                    projection_versions_table.update()
-                    .where(t.name.in_(names), t.state == LIVE)
-                    .values(state=RETIRED)
-                )
-                conn.execute(
-                    projection_versions_table.update()
-                    .where(t.name.in_(names), t.state == BUILDING)
-                    .values(state=LIVE, updated_at=utc_text(datetime.now(UTC)))
-                )
+                if page.done:
+                    self._make_live(conn, names)
+            self._keep_warm(page.folds)
+            if page.done:
                 return
+
+    def _make_live(self, conn: Connection, names: Sequence[str]) -> None:
+        t = projection_versions_table.c
+        conn.execute(
+            projection_versions_table.update()
+            .where(t.name.in_(names), t.state == LIVE)
+            .values(state=RETIRED)
+        )
+        conn.execute(
+            projection_versions_table.update()
+            .where(t.name.in_(names), t.state == BUILDING)
+            .values(state=LIVE, updated_at=utc_text(datetime.now(UTC)))
+        )
 
     def _drop_retired(self, names: Sequence[str]) -> None:
         t = projection_versions_table.c
-        with self.database.writing() as conn:
+        with self.database.writing(durable=False) as conn:
             retired = conn.execute(
                 sa.select(t.name, t.version).where(
                     t.name.in_(names), t.state == RETIRED
@@ -560,21 +595,29 @@ def read_events(
     *,
     after: int,
     upto: int,
-    topics: Sequence[str],
-    limit: int,
+    topics: Collection[str],
 ) -> list[RecordedEvent]:
-    """One page of events, decoded straight from the stored JSON."""
-    t = events_table.c
-    query = (
-        sa.select(t.position, t.topic, t.stream_id, t.payload)
-        .where(t.position > after, t.position <= upto, t.topic.in_(topics))
-        .order_by(t.position)
-        .limit(limit)
-    )
+    """The events of ``topics`` in positions (after, upto], decoded straight
+    from the stored JSON. Pages are windows of positions read along the
+    primary key; other topics are skipped before their payload is parsed."""
+    # The driver's own cursor: building a SQLAlchemy row per event would cost
+    # more than parsing its payload.
+    mark = _placeholder(conn)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            "SELECT position, topic, stream_id, payload FROM ledger_events "
+            f"WHERE position > {mark} AND position <= {mark} ORDER BY position",
+            (after, upto),
+        )
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     loads = orjson.loads
     return [
         RecordedEvent(position, topic, stream_id, loads(payload))
-        for position, topic, stream_id, payload in conn.execute(query)
+        for position, topic, stream_id, payload in rows
+        if topic in topics
     ]
 
 
@@ -582,21 +625,61 @@ def iter_events(
     conn: Connection,
     *,
     upto: int,
-    topics: Sequence[str],
+    topics: Collection[str],
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> Iterator[RecordedEvent]:
-    after = 0
-    while True:
-        page = read_events(conn, after=after, upto=upto, topics=topics, limit=page_size)
-        yield from page
-        if len(page) < page_size:
-            return
-        after = page[-1].position
+    """Every event of ``topics`` up to position ``upto``, page by page."""
+    for after in range(0, upto, page_size):
+        yield from read_events(
+            conn, after=after, upto=min(after + page_size, upto), topics=topics
+        )
 
 
-# --- state tables ----------------------------------------------------------
+# --- fast writes -----------------------------------------------------------
+#
+# Projections write many small rows per page; handing the driver plain tuples
+# through one prepared statement is several times faster than building a
+# parameter dict per row.
 
 STATE_CHUNK = 500
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def insert_rows(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[tuple[Any, ...]],
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order, default: all columns)."""
+    names = list(columns or table.c.keys())
+    marks = ", ".join([_placeholder(conn)] * len(names))
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", list(rows)
+    )
+
+
+def upsert_rows(
+    conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert or replace whole rows (tuples of every column, in table order),
+    keyed by the primary key. SQLite and PostgreSQL share this syntax."""
+    if not rows:
+        return
+    names = table.c.keys()
+    keys = [column.name for column in table.primary_key.columns]
+    updates = ", ".join(
+        f"{name} = excluded.{name}" for name in names if name not in keys
+    )
+    marks = ", ".join([_placeholder(conn)] * len(names))
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
+        list(rows),
+    )
 
 
 def load_state_rows(
@@ -605,10 +688,10 @@ def load_state_rows(
     version: int,
     key_column: str,
     keys: Sequence[str],
-) -> list[dict[str, Any]]:
-    """The stored state rows of ``keys`` (without the version column)."""
+) -> list[tuple[Any, ...]]:
+    """The stored state rows of ``keys``, all columns but the version."""
     columns = [c for c in table.c if c.name != "version"]
-    found: list[dict[str, Any]] = []
+    found: list[tuple[Any, ...]] = []
     for start in range(0, len(keys), STATE_CHUNK):
         rows = conn.execute(
             sa.select(*columns).where(
@@ -616,29 +699,8 @@ def load_state_rows(
                 table.c[key_column].in_(keys[start : start + STATE_CHUNK]),
             )
         )
-        found.extend(row._asdict() for row in rows)
+        found.extend(tuple(row) for row in rows)
     return found
-
-
-def replace_state_rows(
-    conn: Connection,
-    table: sa.Table,
-    version: int,
-    key_column: str,
-    rows: Sequence[Mapping[str, Any]],
-) -> None:
-    """Store ``rows`` as the state of their keys, replacing what was there."""
-    if not rows:
-        return
-    keys = [row[key_column] for row in rows]
-    for start in range(0, len(keys), STATE_CHUNK):
-        conn.execute(
-            table.delete().where(
-                table.c.version == version,
-                table.c[key_column].in_(keys[start : start + STATE_CHUNK]),
-            )
-        )
-    conn.execute(table.insert(), [{"version": version, **row} for row in rows])
 
 
 def list_dead_letters(conn: Connection) -> list[dict[str, Any]]:

@@ -169,15 +169,19 @@ class Database:
             yield conn
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def writing(self, *, durable: bool = True) -> Iterator[Connection]:
         """A write transaction. On SQLite it takes the one write lock at BEGIN;
         on PostgreSQL it takes no table lock (projections lock their own
-        tracking rows, appends add the append lock)."""
+        tracking rows, appends add the append lock).
+
+        ``durable=False`` lets SQLite skip the fsync at commit (WAL with
+        synchronous=NORMAL: still atomic and consistent, but the last commits
+        may be lost on power failure). Projections use it: they can always
+        be replayed from the events, which are always written durably."""
         if self.is_sqlite:
+            options = {"sqlite_begin": "IMMEDIATE", "sqlite_durable": durable}
             with (
-                self.engine.connect().execution_options(
-                    sqlite_begin="IMMEDIATE"
-                ) as conn,
+                self.engine.connect().execution_options(**options) as conn,
                 conn.begin(),
             ):
                 yield conn
@@ -216,8 +220,10 @@ def _create_engine(url: str) -> Engine:
 
     @sa_event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        options = conn.get_execution_options()
+        synchronous = "FULL" if options.get("sqlite_durable", True) else "NORMAL"
+        conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
     return engine
 
