@@ -30,9 +30,8 @@ from ledger.projection import (
     Projection,
     RecordedEvent,
     load_state_rows,
-    upsert_rows,
 )
-from ledger.store import metadata
+from ledger.store import metadata, upsert_rows
 from projections.service_sessions import china_date
 
 MEASURES = (

@@ -11,6 +11,7 @@ answer says which position it stands at.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from projections.registry import (
     VENUE_TREE,
     VOLUNTEER_HOURS,
 )
+from projections.volunteer_hours import stars_for_minutes
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 FIRST_MONTH, LAST_MONTH = "0000-01", "9999-12"
@@ -164,6 +166,46 @@ class LedgerReads:
             "stars": hours.stars,
             **cited.as_dict(),
         }
+
+    def hours_leaderboard(self, limit: int = 10, as_of: AsOf = None) -> dict[str, Any]:
+        """The volunteers with the most approved minutes, and how many
+        volunteers stand at each star level."""
+        with self.database.reading() as conn:
+            version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            totals = VOLUNTEER_HOURS.get_totals(conn, version, cited.position)
+        stars = Counter(stars_for_minutes(v + m) for _, v, m, _ in totals)
+        return {
+            "leaders": [
+                {
+                    "volunteer_id": volunteer_id,
+                    "verified_minutes": verified,
+                    "makeup_minutes": makeup,
+                    "total_minutes": verified + makeup,
+                    "sessions": sessions,
+                    "stars": stars_for_minutes(verified + makeup),
+                }
+                for volunteer_id, verified, makeup, sessions in totals[:limit]
+            ],
+            "volunteers_with_service": len(totals),
+            "volunteers_by_stars": {
+                str(level): stars.get(level, 0) for level in range(6)
+            },
+            **cited.as_dict(),
+        }
+
+    def venue_children(self, venue_id: str, as_of: AsOf = None) -> list[dict[str, Any]]:
+        """The venues directly under ``venue_id``."""
+        with self.database.reading() as conn:
+            live = self.engine.live_version(conn, VENUE_TREE.name)
+            position = self.requested_position(conn, as_of)
+            tree = VENUE_TREE.get_tree(conn, live.version, position) if live else None
+        if tree is None or venue_id not in tree:
+            raise NotFoundError(f"venue '{venue_id}' is not registered")
+        children = (tree.venues[child] for child in tree.children.get(venue_id, ()))
+        return [
+            {"venue_id": v.venue_id, "name": v.name, "level": v.level}
+            for v in sorted(children, key=lambda venue: venue.venue_id)
+        ]
 
     def explain_volunteer_hours(
         self, volunteer_id: str, as_of: AsOf = None

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.projection import RecordedEvent, load_state_rows, upsert_rows
-from ledger.store import metadata
+from ledger.projection import RecordedEvent, load_state_rows
+from ledger.store import metadata, upsert_rows
 
 SESSION_TOPICS = frozenset(
     {

@@ -220,3 +220,21 @@ class VolunteerHoursProjection(Projection):
             .order_by(t.position)
         )
         return [dict(row._mapping) for row in rows]
+
+    def get_totals(
+        self, conn: Connection, version: int, position: int
+    ) -> list[tuple[str, int, int, int]]:
+        """Every volunteer with counted service: (id, verified, make-up,
+        sessions), most minutes first."""
+        t = entries_table.c
+        verified = sa.func.sum(sa.case((t.kind == "verified", t.minutes), else_=0))
+        makeup = sa.func.sum(sa.case((t.kind == "makeup", t.minutes), else_=0))
+        total = sa.func.sum(t.minutes)
+        rows = conn.execute(
+            sa.select(t.volunteer_id, verified, makeup, sa.func.sum(t.sessions))
+            .where(t.version == version, t.position <= position)
+            .group_by(t.volunteer_id)
+            .having(total > 0)
+            .order_by(total.desc(), t.volunteer_id)
+        )
+        return [(v, int(a or 0), int(b or 0), int(c or 0)) for v, a, b, c in rows]

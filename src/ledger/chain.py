@@ -10,7 +10,7 @@ the ledger's append lock, so no event is ever stored unchained.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -35,7 +35,8 @@ CHAINED_FIELDS = (
 )
 
 
-def chain_hash(previous_hash: str, row: Mapping[str, Any]) -> str:
-    """The hash of one stored event, given the hash of the event before it."""
-    content = orjson.dumps([row[name] for name in CHAINED_FIELDS])
+def chain_hash(previous_hash: str, chained: Sequence[Any]) -> str:
+    """The hash of one stored event, given the hash of the event before it;
+    ``chained`` holds the event's values of ``CHAINED_FIELDS``, in order."""
+    content = orjson.dumps(list(chained))
     return hashlib.sha256(previous_hash.encode("ascii") + content).hexdigest()

@@ -43,7 +43,14 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.store import Database, events_table, metadata, utc_text
+from ledger.store import (
+    Database,
+    events_table,
+    insert_rows,
+    metadata,
+    placeholder,
+    utc_text,
+)
 
 projection_versions_table = sa.Table(
     "projection_versions",
@@ -602,7 +609,7 @@ def read_events(
     primary key; other topics are skipped before their payload is parsed."""
     # The driver's own cursor: building a SQLAlchemy row per event would cost
     # more than parsing its payload.
-    mark = _placeholder(conn)
+    mark = placeholder(conn)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(
@@ -635,51 +642,9 @@ def iter_events(
         )
 
 
-# --- fast writes -----------------------------------------------------------
-#
-# Projections write many small rows per page; handing the driver plain tuples
-# through one prepared statement is several times faster than building a
-# parameter dict per row.
+# --- state tables ----------------------------------------------------------
 
 STATE_CHUNK = 500
-
-
-def _placeholder(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
-def insert_rows(
-    conn: Connection,
-    table: sa.Table,
-    rows: Sequence[tuple[Any, ...]],
-    columns: Sequence[str] | None = None,
-) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order, default: all columns)."""
-    names = list(columns or table.c.keys())
-    marks = ", ".join([_placeholder(conn)] * len(names))
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", list(rows)
-    )
-
-
-def upsert_rows(
-    conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert or replace whole rows (tuples of every column, in table order),
-    keyed by the primary key. SQLite and PostgreSQL share this syntax."""
-    if not rows:
-        return
-    names = table.c.keys()
-    keys = [column.name for column in table.primary_key.columns]
-    updates = ", ".join(
-        f"{name} = excluded.{name}" for name in names if name not in keys
-    )
-    marks = ", ".join([_placeholder(conn)] * len(names))
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
-        list(rows),
-    )
 
 
 def load_state_rows(

@@ -10,6 +10,7 @@ sessions at once, so sessions are entities inside the volunteer aggregate.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right, insort
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -93,14 +94,6 @@ class ServiceSession:
     ended_at: datetime | None = None
     correction_requested: bool = False
 
-    def occupies_time(self) -> bool:
-        """Rejected and voided sessions block nothing; make-up has no interval."""
-        return self.kind is SessionKind.VERIFIED and self.status in (
-            SessionStatus.OPEN,
-            SessionStatus.PENDING,
-            SessionStatus.APPROVED,
-        )
-
     def is_live(self) -> bool:
         return self.status not in (SessionStatus.REJECTED, SessionStatus.VOIDED)
 
@@ -154,6 +147,10 @@ class Volunteer(Aggregate):
         self.phone = phone
         self.team_ids = list(team_ids)
         self.sessions: dict[str, ServiceSession] = {}
+        # Time taken by live verified sessions: closed ones as sorted
+        # (start, end, session id) intervals, and the one still open.
+        self._busy: list[tuple[datetime, datetime, str]] = []
+        self._open_session_id: str | None = None
 
     # --- sessions -------------------------------------------------------
 
@@ -174,30 +171,42 @@ class Volunteer(Aggregate):
         if session_id in self.sessions:
             raise DuplicateIdError(f"session '{session_id}' is already recorded")
 
-    def _ensure_free(self, start: datetime, end: datetime | None, exclude: str) -> None:
+    def _ensure_free(self, start: datetime, end: datetime | None) -> None:
         """Refuse [start, end) when it meets another session's time (with no
         end, refuse a start inside another session). Sessions are half-open:
-        one ending at 12:00 and one starting then do not overlap."""
-        for other in self.sessions.values():
-            if other.session_id == exclude or not other.occupies_time():
-                continue
+        one ending at 12:00 and one starting then do not overlap.
+
+        Busy intervals never overlap each other and are kept sorted by start,
+        so only the neighbours of ``start`` need looking at."""
+        # A volunteer has at most one open session: the one a check-out closes.
+        if end is None and self._open_session_id is not None:
+            other = self.sessions[self._open_session_id]
             assert other.started_at is not None
-            if other.ended_at is None:
-                raise OverlappingSessionError(
-                    f"volunteer '{self.volunteer_id}' is still checked in to session "
-                    f"'{other.session_id}' since {other.started_at.isoformat()}; "
-                    "check that session out first"
-                )
+            raise OverlappingSessionError(
+                f"volunteer '{self.volunteer_id}' is still checked in to session "
+                f"'{other.session_id}' since {other.started_at.isoformat()}; "
+                "check that session out first"
+            )
+        after = bisect_right(self._busy, start, key=_interval_start)
+        neighbours = self._busy[max(after - 1, 0) : after + 1]
+        for other_start, other_end, other_id in neighbours:
             if end is None:
-                overlaps = other.started_at <= start < other.ended_at
+                overlaps = other_start <= start < other_end
             else:
-                overlaps = start < other.ended_at and other.started_at < end
+                overlaps = start < other_end and other_start < end
             if overlaps:
                 raise OverlappingSessionError(
                     f"volunteer '{self.volunteer_id}' was already serving in session "
-                    f"'{other.session_id}' from {other.started_at.isoformat()} to "
-                    f"{other.ended_at.isoformat()}"
+                    f"'{other_id}' from {other_start.isoformat()} to "
+                    f"{other_end.isoformat()}"
                 )
+
+    def _release_time(self, session: ServiceSession) -> None:
+        """A rejected or voided session blocks nothing any more."""
+        if session.kind is SessionKind.VERIFIED and session.ended_at is not None:
+            interval = (session.started_at, session.ended_at, session.session_id)
+            if interval in self._busy:
+                self._busy.remove(interval)
 
     def check_in(self, session_id: str, activity: Activity, at: datetime) -> None:
         """签到: open a verified session at an activity the volunteer signed up for."""
@@ -214,7 +223,7 @@ class Volunteer(Aggregate):
                     f"hours for activity '{activity.activity_id}' (session "
                     f"'{other.session_id}'); correct that session instead"
                 )
-        self._ensure_free(at, None, exclude=session_id)
+        self._ensure_free(at, None)
         self._checked_in(
             session_id=session_id,
             volunteer_id=self.volunteer_id,
@@ -235,6 +244,7 @@ class Volunteer(Aggregate):
         at: str,
     ) -> None:
         started_at = from_iso(at)
+        self._open_session_id = session_id
         self.sessions[session_id] = ServiceSession(
             session_id=session_id,
             kind=SessionKind.VERIFIED,
@@ -265,7 +275,7 @@ class Volunteer(Aggregate):
                 "a session may not exceed 24 hours"
             )
         activity.ensure_check_out_allowed(at)
-        self._ensure_free(session.started_at, at, exclude=session_id)
+        self._ensure_free(session.started_at, at)
         self._checked_out(
             session_id=session_id,
             at=to_iso(at),
@@ -278,6 +288,9 @@ class Volunteer(Aggregate):
         session.ended_at = session.last_changed_at = from_iso(at)
         session.minutes = minutes
         session.status = SessionStatus.PENDING
+        self._open_session_id = None
+        assert session.started_at is not None
+        insort(self._busy, (session.started_at, session.ended_at, session_id))
 
     def record_makeup_hours(
         self,
@@ -359,6 +372,7 @@ class Volunteer(Aggregate):
         session = self.sessions[session_id]
         session.status = SessionStatus.REJECTED
         session.last_changed_at = from_iso(at)
+        self._release_time(session)
 
     def request_correction(
         self,
@@ -460,6 +474,7 @@ class Volunteer(Aggregate):
         session.status = SessionStatus.VOIDED
         session.correction_requested = False
         session.last_changed_at = from_iso(at)
+        self._release_time(session)
 
     @staticmethod
     def _ensure_pending(session: ServiceSession, action: str) -> None:
@@ -476,6 +491,10 @@ class Volunteer(Aggregate):
                 f"session '{session.session_id}' is {session.status.value}; only an "
                 f"approved session can be {action}"
             )
+
+
+def _interval_start(interval: tuple[datetime, datetime, str]) -> datetime:
+    return interval[0]
 
 
 def _ensure_session_minutes(
