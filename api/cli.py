@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -11,11 +12,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+from api.dashboards import show_dashboards
 from ledger.application import Ledger
-from ledger.importer import default_report_path, import_file
+from ledger.importer import ImportSummary, default_report_path, import_file
 from ledger.projection import CatchUpReport, ProjectionEngine, list_dead_letters
 from ledger.settings import get_settings
 from ledger.store import Database
+from ledger.synthetic import DEFAULT_SCALE, write_city
 from projections.reads import InvalidReadError, LedgerReads, NotFoundError, parse_as_of
 from projections.registry import ALL_PROJECTIONS
 
@@ -53,6 +56,58 @@ def open_ledger() -> Ledger:
     return Ledger(database)
 
 
+@app.command()
+def demo(
+    scale: Annotated[
+        float,
+        typer.Option(min=0.0001, max=1.0, help="1.0 is a full Kunshan city-year."),
+    ] = DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option(help="Same seed, same city.")] = 2022,
+    year: Annotated[int, typer.Option(help="The year of service.")] = 2024,
+) -> None:
+    """Build a synthetic Kunshan-shaped city, project it, show the dashboards."""
+    ledger = open_ledger()
+    with tempfile.TemporaryDirectory() as folder:
+        city = Path(folder) / f"city-{scale}-{seed}-{year}.jsonl"
+        lines = write_city(city, scale=scale, seed=seed, year=year)
+        console.print(
+            f"generated {lines:,} interchange lines (scale {scale}, seed {seed})"
+        )
+        summary = _import_with_progress(
+            ledger, city, Path(folder) / "rejected.jsonl", 2000
+        )
+    console.print(summary.summary_line())
+    engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
+    report = engine.catch_up()
+    console.print(
+        f"projected up to position {report.position} in {report.seconds:.1f} s"
+    )
+    reads = LedgerReads(ledger.database)
+    for centre in reads.venue_children(None):
+        show_dashboards(Console(), reads, centre["venue_id"], year)
+
+
+def _import_with_progress(
+    ledger: Ledger, file: Path, report_path: Path, batch_size: int
+) -> ImportSummary:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        return import_file(
+            ledger,
+            file,
+            report_path=report_path,
+            batch_size=batch_size,
+            on_progress=lambda size: progress.advance(task, size),
+        )
+
+
 @app.command("import")
 def import_command(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
@@ -66,22 +121,7 @@ def import_command(
     """Append an interchange file (JSON Lines) to the ledger."""
     ledger = open_ledger()
     report_path = report or default_report_path(file)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
-        summary = import_file(
-            ledger,
-            file,
-            report_path=report_path,
-            batch_size=batch_size,
-            on_progress=lambda size: progress.advance(task, size),
-        )
+    summary = _import_with_progress(ledger, file, report_path, batch_size)
     if summary.rejected:
         console.print(f"rejected lines are listed in {report_path}")
     typer.echo(summary.summary_line())

@@ -193,13 +193,15 @@ class LedgerReads:
             **cited.as_dict(),
         }
 
-    def venue_children(self, venue_id: str, as_of: AsOf = None) -> list[dict[str, Any]]:
-        """The venues directly under ``venue_id``."""
+    def venue_children(
+        self, venue_id: str | None, as_of: AsOf = None
+    ) -> list[dict[str, Any]]:
+        """The venues directly under ``venue_id`` (None: the centres)."""
         with self.database.reading() as conn:
             live = self.engine.live_version(conn, VENUE_TREE.name)
             position = self.requested_position(conn, as_of)
             tree = VENUE_TREE.get_tree(conn, live.version, position) if live else None
-        if tree is None or venue_id not in tree:
+        if tree is None or (venue_id is not None and venue_id not in tree):
             raise NotFoundError(f"venue '{venue_id}' is not registered")
         children = (tree.venues[child] for child in tree.children.get(venue_id, ()))
         return [

@@ -35,6 +35,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple
@@ -60,6 +61,13 @@ projection_versions_table = sa.Table(
     sa.Column("state", sa.String(10), nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.String(27), nullable=False),
+    sa.Index(
+        "projection_versions_one_live",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("state = 'live'"),
+        postgresql_where=sa.text("state = 'live'"),
+    ),
 )
 
 dead_letters_table = sa.Table(
@@ -291,11 +299,19 @@ class VerificationResult:
     replay_fingerprint: str
     differences: tuple[Difference, ...]
     dead_letters: int
+    has_live_version: bool = True
+
+    @classmethod
+    def missing(cls, name: str) -> VerificationResult:
+        """A projection with no live version cannot be read, so it fails."""
+        return cls(name, 0, "", "", (), 0, has_live_version=False)
 
     @property
     def ok(self) -> bool:
         return (
-            self.live_fingerprint == self.replay_fingerprint and not self.dead_letters
+            self.has_live_version
+            and self.live_fingerprint == self.replay_fingerprint
+            and not self.dead_letters
         )
 
 
@@ -348,11 +364,25 @@ class ProjectionEngine:
 
     def ensure_live_versions(self) -> None:
         """Give every projection a live version (empty, at position 0)."""
+        with self.database.reading() as conn:
+            live = {v.name for v in self.versions(conn) if v.state == LIVE}
+        if live >= self.projections.keys():
+            return
+        with self._changing_versions() as conn:
+            live = {v.name for v in self.versions(conn) if v.state == LIVE}
+            for name in self.projections.keys() - live:
+                self._insert_version(conn, name, LIVE)
+
+    @contextmanager
+    def _changing_versions(self) -> Iterator[Connection]:
+        """A transaction that adds versions, serialised against any other
+        (SQLite writers are serialised anyway; PostgreSQL needs the lock)."""
         with self.database.writing(durable=False) as conn:
-            existing = {(v.name, v.state) for v in self.versions(conn)}
-            for name in self.projections:
-                if (name, LIVE) not in existing:
-                    self._insert_version(conn, name, LIVE)
+            if not self.database.is_sqlite:
+                conn.exec_driver_sql(
+                    "LOCK TABLE projection_versions IN SHARE ROW EXCLUSIVE MODE"
+                )
+            yield conn
 
     def _insert_version(self, conn: Connection, name: str, state: str) -> int:
         t = projection_versions_table.c
@@ -425,6 +455,10 @@ class ProjectionEngine:
         events = read_events(conn, after=start, upto=page_end, topics=topics)
         folds: list[tuple[str, int, int, Fold]] = []
         for row in locked:
+            for tally in (report.events, report.entries, report.dead_letters):
+                tally.setdefault(row.name, 0)
+            if row.position >= page_end:
+                continue  # already further on (rebuilt alone, say): leave it be
             projection = self.projections[row.name]
             since, topics_read = row.position, projection.topics
             wanted = [
@@ -453,13 +487,9 @@ class ProjectionEngine:
                 .where(t.name == row.name, t.version == row.version)
                 .values(position=page_end, updated_at=utc_text(datetime.now(UTC)))
             )
-            report.events[row.name] = report.events.get(row.name, 0) + len(wanted)
-            report.entries[row.name] = report.entries.get(row.name, 0) + len(
-                result.entries
-            )
-            report.dead_letters[row.name] = report.dead_letters.get(row.name, 0) + len(
-                result.dead_letters
-            )
+            report.events[row.name] += len(wanted)
+            report.entries[row.name] += len(result.entries)
+            report.dead_letters[row.name] += len(result.dead_letters)
         return ProcessedPage(page_end, page_end >= head, folds)
 
     def follow(
@@ -491,7 +521,7 @@ class ProjectionEngine:
         """
         selected = list(names or self.projections)
         self.ensure_live_versions()
-        with self.database.writing(durable=False) as conn:
+        with self._changing_versions() as conn:
             building = {v.name for v in self.versions(conn) if v.state == BUILDING}
             for name in selected:
                 if name not in building:
@@ -517,15 +547,27 @@ class ProjectionEngine:
                 return
 
     def _make_live(self, conn: Connection, names: Sequence[str]) -> None:
+        """Retire the live version of each projection that has a built one,
+        and make that one live. (A rebuild that finds its new version already
+        switched over by an overlapping rebuild changes nothing.)"""
         t = projection_versions_table.c
+        built = (
+            conn.execute(
+                sa.select(t.name).where(t.name.in_(names), t.state == BUILDING)
+            )
+            .scalars()
+            .all()
+        )
+        if not built:
+            return
         conn.execute(
             projection_versions_table.update()
-            .where(t.name.in_(names), t.state == LIVE)
+            .where(t.name.in_(built), t.state == LIVE)
             .values(state=RETIRED)
         )
         conn.execute(
             projection_versions_table.update()
-            .where(t.name.in_(names), t.state == BUILDING)
+            .where(t.name.in_(built), t.state == BUILDING)
             .values(state=LIVE, updated_at=utc_text(datetime.now(UTC)))
         )
 
@@ -563,6 +605,7 @@ class ProjectionEngine:
             with self.database.reading() as conn:
                 live = self.live_version(conn, name)
                 if live is None:
+                    results.append(VerificationResult.missing(name))
                     continue
                 figures = projection.figures(conn, live.version, live.position)
                 parked = count_dead_letters(conn, name, live.version)

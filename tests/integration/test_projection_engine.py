@@ -1,0 +1,556 @@
+"""The projection engine on a real SQLite file and real PostgreSQL: catch-up
+counts every event exactly once however it is paged, a rebuild switches over
+without downtime, ``verify`` catches a tampered projection, and an event a
+projection cannot process is parked as a dead letter while the projection
+carries on."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import sqlalchemy as sa
+
+from ledger.application import Ledger
+from ledger.projection import (
+    BUILDING,
+    LIVE,
+    CatchUpReport,
+    Difference,
+    ProjectionEngine,
+    VersionInfo,
+    dead_letters_table,
+    fingerprint,
+    list_dead_letters,
+    projection_versions_table,
+)
+from ledger.store import Database
+from projections.reads import LedgerReads
+from projections.registry import ALL_PROJECTIONS, ORDER_FULFILMENT, VOLUNTEER_HOURS
+from tests.factories import T0, record_all, submission
+from tests.integration.projection_helpers import (
+    DAY,
+    PROJECTIONS,
+    append_city,
+    append_raw_event,
+    assert_chain_intact,
+    assert_every_projection_equals_a_fresh_replay,
+    assert_every_version_is_a_consistent_prefix,
+    city_log,
+    expected_volunteer_hours,
+    live_figures,
+    load_events,
+    pick,
+    replay,
+    run_cli,
+    served_city,
+    stored_versions,
+    version_rows,
+)
+
+NAMES = sorted(PROJECTIONS)
+
+
+def new_engine(database: Database) -> ProjectionEngine:
+    """An engine as a fresh process would have it: no warm folds."""
+    return ProjectionEngine(database, ALL_PROJECTIONS)
+
+
+def events_per_projection(database: Database) -> dict[str, int]:
+    """How many events of its topics each projection has to process."""
+    topics = Counter(event.topic for event in load_events(database))
+    return {
+        name: sum(topics[topic] for topic in projection.topics)
+        for name, projection in PROJECTIONS.items()
+    }
+
+
+def total_events(reports: list[CatchUpReport]) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for report in reports:
+        totals.update(report.events)
+    return {name: totals[name] for name in NAMES}
+
+
+# --- exactly once ------------------------------------------------------------
+
+
+def test_catching_up_in_many_small_runs_gives_exactly_the_figures_of_one_run(
+    database: Database,
+) -> None:
+    # Given a city whose log grows between catch-ups, each paged differently,
+    # some by an engine that keeps its folds warm and some by a fresh one
+    engine = new_engine(database)
+    runs = [
+        (2_500, engine, 250),
+        (2_530, engine, 1),
+        (7_000, new_engine(database), 97),
+        (7_000, engine, 13),  # nothing new: a run that finds nothing to do
+        (None, new_engine(database), 1_000),
+    ]
+    reports = []
+    for upto, runner, page_size in runs:
+        head = append_city(database, upto)
+        reports.append(runner.catch_up(page_size=page_size))
+        # Then after each run every projection stands at the head, exactly
+        # as a replay of the events so far
+        assert {position for _, _, _, position in version_rows(database)} == {head}
+        assert_every_version_is_a_consistent_prefix(runner)
+        assert reports[-1].position == head
+
+    # And across the runs each event was processed once, by each projection
+    assert total_events(reports) == events_per_projection(database)
+    assert sum(reports[3].events.values()) == 0
+    assert_every_projection_equals_a_fresh_replay(engine)
+    in_many_runs = live_figures(engine)
+
+    # When the same log is projected again in one run (a rebuild, one page)
+    new_engine(database).rebuild()
+
+    # Then the figures and their fingerprints are the same as in many runs
+    in_one_run = live_figures(engine)
+    assert in_one_run == in_many_runs
+    assert {n: fingerprint(f) for n, f in in_one_run.items()} == {
+        n: fingerprint(f) for n, f in in_many_runs.items()
+    }
+    # And the same as a replay in memory
+    events = load_events(database)
+    head = city_log().head
+    for name, projection in PROJECTIONS.items():
+        assert in_one_run[name] == replay(projection, events, head)
+    assert {r.live_fingerprint for r in engine.verify()} == {
+        fingerprint(f) for f in in_one_run.values()
+    }
+
+
+def test_two_runners_catching_up_at_once_apply_each_page_once(
+    database: Database,
+) -> None:
+    # Given a city and two runners (each with its own connection pool)
+    append_city(database)
+    runners = [new_engine(Database(database.url)) for _ in range(2)]
+    for runner in runners:
+        runner.ensure_live_versions()
+    reports: list[CatchUpReport] = []
+    failures: list[BaseException] = []
+
+    def run(runner: ProjectionEngine) -> None:
+        try:
+            reports.append(runner.catch_up(page_size=150))
+        except BaseException as error:  # pragma: no cover - reported below
+            failures.append(error)
+
+    # When both catch up at the same time, in small pages
+    threads = [threading.Thread(target=run, args=(r,)) for r in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for runner in runners:
+        runner.database.dispose()
+
+    # Then neither failed, together they processed every event once,
+    # and the projections equal a fresh replay
+    assert failures == []
+    assert total_events(reports) == events_per_projection(database)
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def test_two_runners_starting_at_once_on_a_fresh_ledger_both_succeed(
+    database: Database,
+) -> None:
+    """Two `ledger project` processes started together on a ledger never
+    projected before. On PostgreSQL both read "no live versions" and both
+    insert a live version of every projection (SQLite serialises the two
+    writers)."""
+    # Given a log nobody has projected, and two runners, the first of which
+    # pauses (at most half a second) right after reading the versions table
+    append_city(database, 500)
+    first, second = (new_engine(Database(database.url)) for _ in range(2))
+    first_has_read, second_is_done = threading.Event(), threading.Event()
+    read_versions = first.versions
+
+    def read_then_pause(conn: sa.Connection) -> list[VersionInfo]:
+        found = read_versions(conn)
+        if not first_has_read.is_set():
+            first_has_read.set()
+            second_is_done.wait(timeout=0.5)
+        return found
+
+    first.versions = read_then_pause  # type: ignore[method-assign]
+    failures: list[BaseException] = []
+
+    def run(runner: ProjectionEngine, then: threading.Event | None = None) -> None:
+        try:
+            runner.catch_up()
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            if then is not None:
+                then.set()
+
+    # When the second starts while the first is between reading and writing
+    threads = [threading.Thread(target=run, args=(first,))]
+    threads[0].start()
+    assert first_has_read.wait(timeout=30)
+    threads.append(threading.Thread(target=run, args=(second, second_is_done)))
+    threads[1].start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for runner in (first, second):
+        runner.database.dispose()
+
+    # Then neither runner failed, each projection has one live version, and
+    # the projections equal a fresh replay
+    assert failures == []
+    assert [(name, state) for name, _, state, _ in version_rows(database)] == [
+        (name, LIVE) for name in NAMES
+    ]
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def test_a_projection_ahead_of_the_others_is_not_moved_back_by_a_catch_up(
+    database: Database,
+) -> None:
+    """`ledger rebuild volunteer_hours` on a ledger whose other projections lag
+    by more than a page, then `ledger project`: the engine pages from the
+    slowest projection and sets *every* locked projection's position to the
+    page's end, so the one ahead is moved back and processes its events again.
+    """
+    # Given a city where only volunteer_hours has been projected (rebuilt)
+    append_city(database)
+    new_engine(database).rebuild([VOLUNTEER_HOURS.name])
+    positions = {name: position for name, _, _, position in version_rows(database)}
+    head = city_log().head
+    assert positions == {**dict.fromkeys(NAMES, 0), VOLUNTEER_HOURS.name: head}
+
+    # When every projection catches up, in pages smaller than the gap
+    report = new_engine(database).catch_up(page_size=1_000)
+
+    # Then volunteer_hours had nothing to do, and counted nothing twice
+    assert report.events[VOLUNTEER_HOURS.name] == 0
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+# --- rebuilding without downtime ----------------------------------------------
+
+
+def test_a_rebuild_keeps_answering_from_the_live_version_until_it_switches_over(
+    database: Database,
+) -> None:
+    # Given two thirds of a city, projected
+    head = append_city(database, city_log().head * 2 // 3)
+    engine = new_engine(database)
+    engine.catch_up()
+    reads = LedgerReads(database)
+    old_versions = {name: version for name, version, _, _ in version_rows(database)}
+    figures = live_figures(engine)
+    volunteers = sorted({key[0] for key in figures["volunteer_hours"]})
+    sample = volunteers[:: max(1, len(volunteers) // 6)]
+    [centre] = [key[0] for key in figures["venue_tree"] if key[2] == "centre"]
+
+    def answers() -> list[dict[str, object]]:
+        return [
+            *(reads.volunteer_hours(v) for v in sample),
+            reads.venue_activity(centre),
+            reads.venue_fulfilment(centre),
+        ]
+
+    before, figures_before = answers(), live_figures(engine)
+    assert {a["position"] for a in before} == {head}
+    seen: list[int] = []
+
+    def mid_rebuild(position: int) -> None:
+        if seen:
+            return
+        seen.append(position)
+        # Then, mid-rebuild, each projection has its live version and a
+        # half-built one beside it
+        assert {(name, state) for name, _, state, _ in version_rows(database)} == {
+            (name, state) for name in NAMES for state in (LIVE, BUILDING)
+        }
+        # And reads answer from the live version, with the same figures
+        assert answers() == before
+        assert live_figures(engine) == figures_before
+        # And events appended now leave those answers alone
+        append_city(database)
+        assert answers() == before
+        assert all(result.ok for result in engine.verify())
+
+    # When everything is rebuilt, page by page
+    engine.rebuild(page_size=1_500, on_page=mid_rebuild)
+    assert seen and seen[0] < head
+
+    # Then exactly one version per projection is left: the new one, live at
+    # the head, including the events appended during the rebuild
+    full = city_log().head
+    assert version_rows(database) == [
+        (name, old_versions[name] + 1, LIVE, full) for name in NAMES
+    ]
+    # And the retired version's rows are gone from every table
+    for name, projection in PROJECTIONS.items():
+        assert stored_versions(database, projection) == {old_versions[name] + 1}
+    with database.reading() as conn:
+        parked = conn.execute(sa.select(dead_letters_table.c.version)).all()
+    assert parked == []  # (none of any version, old or new)
+    assert_every_projection_equals_a_fresh_replay(engine)
+    # And reads now answer at the head, with the events appended meanwhile
+    after = answers()
+    assert {a["position"] for a in after} == {full}
+    events = load_events(database)
+    for answer in after[: len(sample)]:
+        expected = expected_volunteer_hours(events, str(answer["volunteer_id"]))
+        assert pick(answer, expected) == expected
+
+
+def test_overlapping_rebuilds_of_one_projection_leave_it_live(
+    database: Database,
+) -> None:
+    """Two `ledger rebuild volunteer_hours` runs that overlap: the second
+    resumes the first's building version and switches it over; the first,
+    finding no building version left, still runs its switch-over, which
+    retires the (new) live version without promoting anything, and then
+    deletes it. The projection is left with no live version at all."""
+    # Given a projected city
+    append_city(database)
+    new_engine(database).catch_up()
+    first, second = new_engine(database), new_engine(database)
+    overlapped: list[int] = []
+
+    def second_rebuild_runs_meanwhile(position: int) -> None:
+        if not overlapped:
+            overlapped.append(position)
+            second.rebuild([VOLUNTEER_HOURS.name])
+
+    # When a second rebuild runs while the first is still building
+    first.rebuild(
+        [VOLUNTEER_HOURS.name], page_size=2_000, on_page=second_rebuild_runs_meanwhile
+    )
+
+    # Then volunteer_hours still has exactly one live version, at the head
+    assert overlapped
+    states = [(n, s, p) for n, _, s, p in version_rows(database)]
+    assert (VOLUNTEER_HOURS.name, LIVE, city_log().head) in states
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+# --- verifying ---------------------------------------------------------------
+
+
+def test_verify_names_the_key_of_an_entry_changed_behind_its_back(
+    ledger: Ledger, database: Database
+) -> None:
+    # Given a small served city, projected and verified
+    record_all(ledger, served_city())
+    engine = new_engine(database)
+    engine.catch_up()
+    assert all(result.ok for result in engine.verify())
+    entries = VOLUNTEER_HOURS.entries
+    with database.reading() as conn:
+        row = conn.execute(
+            sa.select(entries).where(entries.c.volunteer_id == "V1")
+        ).one()
+    key = tuple(row._mapping[c] for c in VOLUNTEER_HOURS.key_columns)
+    assert (row.minutes, row.sessions) == (120, 1)
+
+    # When one entry's minutes are changed directly in SQL
+    with database.writing() as conn:
+        conn.execute(
+            entries.update()
+            .where(entries.c.version == row.version, entries.c.position == row.position)
+            .values(minutes=entries.c.minutes + 7)
+        )
+
+    # Then verify reports exactly that key, live against replayed
+    results = {result.name: result for result in engine.verify()}
+    hours = results.pop(VOLUNTEER_HOURS.name)
+    assert not hours.ok
+    assert hours.differences == (Difference(key, (127, 1), (120, 1)),)
+    assert hours.live_fingerprint != hours.replay_fingerprint
+    assert all(result.ok for result in results.values())
+
+
+def test_verify_names_the_key_of_an_entry_deleted_behind_its_back(
+    ledger: Ledger, database: Database
+) -> None:
+    # Given a small served city, projected
+    record_all(ledger, served_city())
+    engine = new_engine(database)
+    engine.catch_up()
+    entries = ORDER_FULFILMENT.entries
+    with database.reading() as conn:
+        posted = conn.execute(
+            sa.select(entries).where(entries.c.order_id == "O1", entries.c.posted == 1)
+        ).one()
+        replayed = replay(ORDER_FULFILMENT, load_events(database), 10**9)
+    key = tuple(posted._mapping[c] for c in ORDER_FULFILMENT.key_columns)
+
+    # When the entry that counted O1 as posted is deleted
+    with database.writing() as conn:
+        conn.execute(
+            entries.delete().where(
+                entries.c.version == posted.version,
+                entries.c.position == posted.position,
+            )
+        )
+
+    # Then verify reports that key: one posted order fewer than a replay
+    results = {result.name: result for result in engine.verify()}
+    fulfilment = results.pop(ORDER_FULFILMENT.name)
+    assert not fulfilment.ok
+    [difference] = fulfilment.differences
+    assert difference.key == key
+    assert difference.replayed == replayed[key]
+    measures = ORDER_FULFILMENT.measure_columns
+    assert difference.live is not None
+    assert dict(zip(measures, difference.live, strict=True))["posted"] == 0
+    assert dict(zip(measures, difference.replayed, strict=True))["posted"] == 1
+    assert all(result.ok for result in results.values())
+
+    # And `ledger verify` exits non-zero, naming the projection and the key
+    outcome = run_cli(database, "verify")
+    assert outcome.exit_code == 1, outcome.output
+    assert "order_fulfilment: MISMATCH" in outcome.stdout
+    [line] = [line for line in outcome.stdout.splitlines() if "key [" in line]
+    assert all(str(part) in line for part in key)
+    assert "volunteer_hours: ok" in outcome.stdout
+
+
+def test_verify_reports_a_projection_whose_live_version_is_gone(
+    ledger: Ledger, database: Database
+) -> None:
+    # Given a small served city, projected
+    record_all(ledger, served_city())
+    engine = new_engine(database)
+    engine.catch_up()
+
+    # When volunteer_hours' live version disappears (here: deleted in SQL;
+    # the overlapping-rebuild bug above leaves the same state)
+    t = projection_versions_table.c
+    with database.writing() as conn:
+        conn.execute(
+            projection_versions_table.delete().where(
+                t.name == VOLUNTEER_HOURS.name, t.state == LIVE
+            )
+        )
+
+    # Then verify does not pass it over in silence
+    results = {result.name: result for result in engine.verify()}
+    assert VOLUNTEER_HOURS.name in results
+    assert not results[VOLUNTEER_HOURS.name].ok
+
+
+# --- dead letters -----------------------------------------------------------
+
+
+def record_a_poison_event_between(ledger: Ledger, database: Database) -> int:
+    """A served city; then, stored directly, the approval of a session nobody
+    ever opened (chained like any other event); then a real event after it:
+    V2's pending session is approved. Returns the poison event's position."""
+    record_all(ledger, served_city())
+    poison = append_raw_event(
+        database,
+        "Volunteer.SessionApproved",
+        {"session_id": "S-GHOST", "at": (T0 + DAY).isoformat()},
+        at=T0 + DAY,
+    )
+    record_all(ledger, [submission("approve_session", T0 + DAY, session_id="S-V2")])
+    assert_chain_intact(database)
+    return poison
+
+
+def parked(database: Database) -> list[tuple[str, int, int, str]]:
+    with database.reading() as conn:
+        return [
+            (d["name"], d["version"], d["position"], d["topic"])
+            for d in list_dead_letters(conn)
+        ]
+
+
+def test_an_event_that_cannot_be_projected_is_parked_and_the_projection_goes_on(
+    ledger: Ledger, database: Database
+) -> None:
+    # Given a poison event between good ones
+    poison = record_a_poison_event_between(ledger, database)
+
+    # When the projections catch up
+    engine = new_engine(database)
+    report = engine.catch_up()
+
+    # Then the poison event is parked, with its error, by each projection
+    # that reads session events, and by no other
+    approved = "Volunteer.SessionApproved"
+    assert parked(database) == [
+        ("venue_activity", 1, poison, approved),
+        ("volunteer_hours", 1, poison, approved),
+    ]
+    with database.reading() as conn:
+        errors = [d["error"] for d in list_dead_letters(conn)]
+    assert errors == ["SessionEventError: session 'S-GHOST' was never opened"] * 2
+    assert report.dead_letters == {
+        "order_fulfilment": 0,
+        "venue_activity": 1,
+        "venue_tree": 0,
+        "volunteer_hours": 1,
+    }
+    # And the projections carried on past it: V2's later approval counts
+    reads = LedgerReads(database)
+    v2 = reads.volunteer_hours("V2")
+    assert (v2["verified_minutes"], v2["sessions"], v2["dead_letters"]) == (150, 1, 1)
+    activity = reads.venue_activity("C")
+    assert pick(activity, ("sessions", "volunteers", "volunteer_minutes")) == {
+        "sessions": 2,
+        "volunteers": 2,
+        "volunteer_minutes": 120 + 150,
+    }
+    assert activity["dead_letters"] == 1
+    assert reads.venue_fulfilment("C")["dead_letters"] == 0
+    # And verify is not satisfied while the letter is parked, though the
+    # figures themselves equal a replay
+    results = {result.name: result for result in engine.verify()}
+    for name in ("volunteer_hours", "venue_activity"):
+        assert not results[name].ok
+        assert (results[name].dead_letters, results[name].differences) == (1, ())
+    assert results["venue_tree"].ok and results["order_fulfilment"].ok
+
+    # When everything is rebuilt
+    rebuilt = engine.rebuild()
+
+    # Then the rebuild parks it again, in the new versions, and says so
+    assert rebuilt.dead_letters["volunteer_hours"] == 1
+    assert rebuilt.dead_letters["venue_activity"] == 1
+    assert parked(database) == [
+        ("venue_activity", 2, poison, approved),
+        ("volunteer_hours", 2, poison, approved),
+    ]
+    assert reads.volunteer_hours("V2")["dead_letters"] == 1
+    assert not all(result.ok for result in engine.verify())
+
+
+def test_the_cli_keeps_reporting_a_parked_event(
+    ledger: Ledger, database: Database
+) -> None:
+    # Given a poison event between good ones
+    poison = record_a_poison_event_between(ledger, database)
+
+    # When `ledger project` runs, it lists the parked event and exits 3
+    projected = run_cli(database, "project")
+    assert projected.exit_code == 3, projected.output
+    assert f"at position {poison} (Volunteer.SessionApproved)" in projected.output
+
+    # And `ledger rebuild` reports it again, per projection
+    rebuilt = run_cli(database, "rebuild")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    lines = {line.split(":")[0]: line for line in rebuilt.stdout.splitlines()}
+    assert "1 dead letter" in lines["volunteer_hours"]
+    assert "1 dead letter" in lines["venue_activity"]
+    assert "dead letter" not in lines["order_fulfilment"]
+
+    # And `ledger verify` fails on it
+    verified = run_cli(database, "verify")
+    assert verified.exit_code == 1
+    assert "1 dead letter(s) parked" in verified.stdout
+    assert parked(database) == [
+        ("venue_activity", 2, poison, "Volunteer.SessionApproved"),
+        ("volunteer_hours", 2, poison, "Volunteer.SessionApproved"),
+    ]

@@ -1,0 +1,632 @@
+"""The reads (LedgerReads) on a real SQLite file and real PostgreSQL: figures
+as of any position or recording time equal a replay of only the events known
+then, every answer cites the position and chain hash it reflects,
+explanations sum exactly to the figures, and the CONTRACT §2–§3 definitions
+hold on a hand-built scenario."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.projection import ProjectionEngine, RecordedEvent
+from ledger.store import Database
+from projections.reads import LedgerReads, NotFoundError
+from projections.registry import ALL_PROJECTIONS
+from tests.factories import (
+    activity,
+    id_number,
+    record_all,
+    register_venue,
+    small_city,
+    submission,
+)
+from tests.integration.projection_helpers import (
+    CHINA,
+    DAY,
+    EVERY_TOPIC,
+    HOUR,
+    MINUTE,
+    ONE_MICROSECOND,
+    PROJECTIONS,
+    append_city,
+    chain_hashes,
+    expected_fulfilment,
+    expected_venue_activity,
+    expected_volunteer_hours,
+    live_figures,
+    load_events,
+    parse_recorded,
+    pick,
+    recorded_times,
+    replay,
+)
+
+SEED = 20_240_601
+HOURS_FIELDS = (
+    "verified_minutes",
+    "makeup_minutes",
+    "total_minutes",
+    "sessions",
+    "by_year",
+    "stars",
+)
+ACTIVITY_FIELDS = (
+    "activities",
+    "sessions",
+    "volunteers",
+    "verified_minutes",
+    "makeup_minutes",
+    "volunteer_minutes",
+)
+FULFILMENT_FIELDS = ("posted", "withdrawn", "fulfilled", "open", "rate", "satisfaction")
+
+
+@dataclass
+class City:
+    database: Database
+    engine: ProjectionEngine
+    reads: LedgerReads
+    events: list[RecordedEvent]
+    head: int
+    chain: dict[int, str]
+
+    def upto(self, position: int) -> list[RecordedEvent]:
+        return [e for e in self.events if e.position <= position]
+
+    def registered_at(self, topic: str, field: str) -> dict[str, int]:
+        """Each id registered by ``topic`` events, with its position."""
+        return {e.payload[field]: e.position for e in self.events if e.topic == topic}
+
+    def volunteers_who_served(self) -> list[str]:
+        return sorted(self.registered_at("Volunteer.CheckedIn", "volunteer_id"))
+
+    def centre(self) -> str:
+        return next(
+            str(e.payload["venue_id"])
+            for e in self.events
+            if e.topic == "Venue.Registered" and e.payload["level"] == "centre"
+        )
+
+
+@pytest.fixture
+def city(database: Database) -> City:
+    """A small synthetic city, stored and projected."""
+    head = append_city(database)
+    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+    engine.catch_up()
+    events = load_events(database, topics=EVERY_TOPIC | {"Volunteer.Registered"})
+    reads = LedgerReads(database)
+    return City(database, engine, reads, events, head, chain_hashes(database))
+
+
+def positions_across(head: int, count: int, rng: random.Random) -> list[int]:
+    """``count`` distinct positions spread over the log: the first, the last,
+    and one at random near each of the evenly spaced points between."""
+    step = head // (count - 1)
+    inner = [step * k + rng.randint(-step // 3, step // 3) for k in range(1, count - 1)]
+    return [1, *inner, head]
+
+
+# --- as of a position ------------------------------------------------------------
+
+
+def test_figures_as_of_any_position_equal_a_replay_of_the_events_up_to_it(
+    city: City,
+) -> None:
+    rng = random.Random(SEED)
+    positions = positions_across(city.head, 15, rng)
+    assert len(positions) == 15
+    for position in positions:
+        # When every projection is read as of a position
+        stored = live_figures(city.engine, position)
+        # Then each equals a replay of only the events up to it
+        for name, projection in PROJECTIONS.items():
+            expected = replay(projection, city.events, position)
+            assert stored[name] == expected, (name, position)
+
+
+def test_reads_as_of_a_position_answer_what_was_known_then(city: City) -> None:
+    rng = random.Random(SEED + 1)
+    volunteers = city.registered_at("Volunteer.Registered", "volunteer_id")
+    venues = city.registered_at("Venue.Registered", "venue_id")
+    served = city.volunteers_who_served()
+    answered = Counter[str]()
+    for position in positions_across(city.head, 5, rng):
+        known = city.upto(position)
+        chain_hash = city.chain[position]
+        # Volunteer hours, of volunteers known then (and some not yet)
+        for volunteer in rng.sample(served, 6):
+            if volunteers[volunteer] > position:
+                with pytest.raises(NotFoundError):
+                    city.reads.volunteer_hours(volunteer, as_of=position)
+                continue
+            answer = city.reads.volunteer_hours(volunteer, as_of=position)
+            expected = expected_volunteer_hours(known, volunteer)
+            assert pick(answer, HOURS_FIELDS) == expected, (volunteer, position)
+            assert (answer["position"], answer["chain_hash"]) == (position, chain_hash)
+            answered["hours"] += expected["total_minutes"] > 0
+        # Venue activity and fulfilment of the centre and a few venues, whole
+        # or over a range of months, with and without their subtree
+        for venue in [city.centre(), *rng.sample(sorted(venues), 3)]:
+            if venues[venue] > position:
+                with pytest.raises(NotFoundError):
+                    city.reads.venue_activity(venue, as_of=position)
+                continue
+            for months, subtree in itertools.product(
+                [(None, None), ("2024-03", "2024-08")], [True, False]
+            ):
+                where = (venue, months, subtree, position)
+                activity = city.reads.venue_activity(
+                    venue, *months, subtree=subtree, as_of=position
+                )
+                assert pick(activity, ACTIVITY_FIELDS) == expected_venue_activity(
+                    known, venue, *months, subtree=subtree
+                ), where
+                assert (activity["position"], activity["chain_hash"]) == (
+                    position,
+                    chain_hash,
+                )
+                answered["activity"] += activity["sessions"] > 0
+                for kind in (None, "wish", "service"):
+                    fulfilment = city.reads.venue_fulfilment(
+                        venue, *months, subtree=subtree, kind=kind, as_of=position
+                    )
+                    assert pick(fulfilment, FULFILMENT_FIELDS) == expected_fulfilment(
+                        known, venue, *months, subtree=subtree, kind=kind
+                    ), (*where, kind)
+                    assert fulfilment["chain_hash"] == chain_hash
+                    answered["fulfilment"] += fulfilment["fulfilled"] > 0
+    # (and the comparisons were not all of empty figures)
+    assert min(answered["hours"], answered["activity"], answered["fulfilment"]) >= 5
+
+
+def test_as_of_a_recording_time_reads_the_last_position_recorded_by_then(
+    city: City,
+) -> None:
+    centre = city.centre()
+    batches = recorded_times(city.database)
+    assert len(batches) > 2  # the city was imported in several transactions
+    previous_last = 0
+    for recorded_at, last_position in batches:
+        moment = parse_recorded(recorded_at).astimezone(CHINA)
+        # When read as of the exact recording time of a batch (in China time)
+        at_then = city.reads.venue_fulfilment(centre, as_of=moment)
+        # Then the last position recorded then is read, and cited
+        assert at_then["position"] == last_position
+        assert at_then["chain_hash"] == city.chain[last_position]
+        assert at_then == city.reads.venue_fulfilment(centre, as_of=last_position)
+        # And a microsecond earlier, the last position of the batch before
+        just_before = moment - ONE_MICROSECOND
+        if previous_last == 0:
+            with pytest.raises(NotFoundError):  # nothing was registered yet
+                city.reads.venue_activity(centre, as_of=just_before)
+        else:
+            before = city.reads.venue_activity(centre, as_of=just_before)
+            assert before["position"] == previous_last
+            assert before["chain_hash"] == city.chain[previous_last]
+            assert before == city.reads.venue_activity(centre, as_of=previous_last)
+        previous_last = last_position
+
+    # And a time (or a position) beyond the latest event reads the latest state
+    volunteer = city.volunteers_who_served()[0]
+    latest = city.reads.volunteer_hours(volunteer)
+    assert latest["position"] == city.head
+    assert latest["chain_hash"] == city.chain[city.head]
+    far_future = datetime(2999, 1, 1, tzinfo=CHINA)
+    assert city.reads.volunteer_hours(volunteer, as_of=far_future) == latest
+    assert city.reads.volunteer_hours(volunteer, as_of=city.head + 1_000) == latest
+
+
+# --- explanations -------------------------------------------------------------
+
+
+EXPLAINING_TOPICS = {
+    "Volunteer.SessionApproved": 1,
+    "Volunteer.SessionCorrected": 0,
+    "Volunteer.SessionVoided": -1,
+}
+
+
+def test_explanations_sum_exactly_to_the_figures_and_name_real_events(
+    city: City,
+) -> None:
+    rng = random.Random(SEED + 2)
+    served = city.volunteers_who_served()
+    registered = city.registered_at("Volunteer.Registered", "volunteer_id")
+    by_position = {e.position: e for e in city.events}
+    owner = {
+        e.payload["session_id"]: e.payload["volunteer_id"]
+        for e in city.events
+        if e.topic in ("Volunteer.CheckedIn", "Volunteer.MakeupHoursRecorded")
+    }
+    middle = city.head // 2
+    checked = 0
+    for volunteer in rng.sample(served, min(60, len(served))):
+        for as_of in (None, middle):
+            if as_of is not None and registered[volunteer] > as_of:
+                continue
+            explained = city.reads.explain_volunteer_hours(volunteer, as_of=as_of)
+            hours = city.reads.volunteer_hours(volunteer, as_of=as_of)
+            contributions = explained["contributions"]
+            # Then the contributions sum exactly to the figures
+            assert explained["figures"] == pick(
+                hours,
+                ("verified_minutes", "makeup_minutes", "total_minutes", "sessions"),
+            )
+            assert explained["position"] == hours["position"]
+            assert sum(c["minutes"] for c in contributions) == hours["total_minutes"]
+            assert sum(c["sessions"] for c in contributions) == hours["sessions"]
+            for kind in ("verified", "makeup"):
+                assert (
+                    sum(c["minutes"] for c in contributions if c["kind"] == kind)
+                    == hours[f"{kind}_minutes"]
+                )
+            # And each names a real event, of the volunteer's session, in order
+            positions = [c["position"] for c in contributions]
+            assert positions == sorted(positions)
+            for contribution in contributions:
+                event = by_position[contribution["position"]]
+                assert contribution["topic"] == event.topic
+                assert contribution["session_id"] == event.payload["session_id"]
+                assert owner[event.payload["session_id"]] == volunteer
+                assert contribution["sessions"] == EXPLAINING_TOPICS[event.topic]
+                assert contribution["chain_hash"] == city.chain[event.position]
+                assert contribution["position"] <= explained["position"]
+            checked += bool(contributions)
+    assert checked > 20
+
+
+# --- the CONTRACT figures on a hand-built scenario ---------------------------------
+
+NEW_YEAR_START = datetime(2023, 1, 1, 3, 0, tzinfo=CHINA)  # 2022-12-31T19:00Z
+MIDSUMMER = datetime(2022, 6, 10, 9, 0, tzinfo=CHINA)
+WEEK_LONG = datetime(2023, 2, 1, 8, 0, tzinfo=CHINA)
+
+
+def scenario() -> list[Any]:
+    """Venues C > I1 > {S1 > P1, S2}; volunteers V1–V4.
+
+    - V1: a make-up session of 120 min at A0 (P1, June 2022); a verified
+      session at A1 (S1) checked in at 2022-12-31T20:00Z (= 2023-01-01 CST),
+      150 min, approved then corrected to 100 min; and 60 min at A2 (P1,
+      January 2023).
+    - V2: 90 min at A1, approved then voided; a pending session at A2.
+    - V3: 45 min at A2, approved.
+    - V4: a make-up session of 5,999 min at a week-long activity A3 (S2).
+    - Orders at S1/P1 (posted January 2023 CST): O1 wish fulfilled, rated 5
+      and 3; O2 service withdrawn; O3 wish fulfilled, rated 4; O4 service
+      open; O5 wish rejected. At S2: O6 service withdrawn.
+    """
+    a1_in = datetime(2022, 12, 31, 20, 0, tzinfo=UTC)
+    a2 = NEW_YEAR_START + 8 * DAY
+    o1_posted = datetime(2022, 12, 31, 20, 0, tzinfo=UTC)  # 2023-01-01 CST
+    posted = datetime(2023, 1, 5, 10, 0, tzinfo=CHINA)
+
+    def check(who: str, session: str, act: str, start: Any, end: Any) -> list[Any]:
+        """Sign ``who`` up for ``act``, check in at ``start``, out at ``end``."""
+        return [
+            submission("sign_up", start - 2 * DAY, activity_id=act, volunteer_id=who),
+            submission(
+                "check_in", start, session_id=session, volunteer_id=who, activity_id=act
+            ),
+            submission("check_out", end, session_id=session),
+        ]
+
+    def order(order_id: str, kind: str, venue: str, at: Any) -> Any:
+        return submission(
+            "post_order",
+            at,
+            order_id=order_id,
+            kind=kind,
+            venue_id=venue,
+            category="health",
+            description=f"order {order_id}",
+        )
+
+    def fulfil(order_id: str, at: Any) -> list[Any]:
+        return [
+            submission("dispatch_order", at + HOUR, order_id=order_id, venue_id="S1"),
+            submission(
+                "accept_order", at + 2 * HOUR, order_id=order_id, volunteer_ids=["V3"]
+            ),
+            submission("fulfil_order", at + DAY, order_id=order_id),
+        ]
+
+    def rate(order_id: str, rater: str, stars: int, at: Any) -> Any:
+        return submission(
+            "rate",
+            at + 2 * DAY,
+            subject="order",
+            subject_id=order_id,
+            rater_id=rater,
+            stars=stars,
+        )
+
+    return [
+        *small_city(),
+        register_venue("S2", "station", "I1"),
+        submission(
+            "register_volunteer", volunteer_id="V3", name="王五", id_number=id_number()
+        ),
+        submission(
+            "register_volunteer", volunteer_id="V4", name="赵六", id_number=id_number()
+        ),
+        activity("A0", "P1", starts_at=MIDSUMMER, hours=3),
+        activity("A1", "S1", starts_at=NEW_YEAR_START, hours=4),
+        activity("A2", "P1", starts_at=a2, hours=3, category="health"),
+        activity("A3", "S2", starts_at=WEEK_LONG, hours=120),
+        # V1: make-up at A0, verified at A1 (corrected), verified at A2
+        submission(
+            "record_makeup_hours",
+            MIDSUMMER + DAY,
+            session_id="M-V1-A0",
+            volunteer_id="V1",
+            activity_id="A0",
+            minutes=120,
+            reason="forgot to check in",
+        ),
+        submission("approve_session", MIDSUMMER + 2 * DAY, session_id="M-V1-A0"),
+        *check("V1", "S-V1-A1", "A1", a1_in, a1_in + 150 * MINUTE),
+        submission("approve_session", NEW_YEAR_START + DAY, session_id="S-V1-A1"),
+        submission(
+            "correct_session",
+            NEW_YEAR_START + 2 * DAY,
+            session_id="S-V1-A1",
+            minutes=100,
+            reason="left early",
+        ),
+        *check("V1", "S-V1-A2", "A2", a2, a2 + HOUR),
+        submission("approve_session", a2 + DAY, session_id="S-V1-A2"),
+        # V2: approved then voided at A1; pending at A2
+        *check("V2", "S-V2-A1", "A1", a1_in, a1_in + 90 * MINUTE),
+        submission("approve_session", NEW_YEAR_START + DAY, session_id="S-V2-A1"),
+        submission(
+            "void_session",
+            NEW_YEAR_START + 3 * DAY,
+            session_id="S-V2-A1",
+            reason="was not there",
+            fraud=True,
+        ),
+        *check("V2", "S-V2-A2", "A2", a2, a2 + 2 * HOUR),
+        # V3: 45 minutes at A2
+        *check("V3", "S-V3-A2", "A2", a2 + 15 * MINUTE, a2 + HOUR),
+        submission("approve_session", a2 + DAY, session_id="S-V3-A2"),
+        # V4: a week-long make-up, one minute short of 100 hours
+        submission(
+            "record_makeup_hours",
+            WEEK_LONG + 6 * DAY,
+            session_id="M-V4-A3",
+            volunteer_id="V4",
+            activity_id="A3",
+            minutes=5_999,
+            reason="camp log",
+        ),
+        submission("approve_session", WEEK_LONG + 7 * DAY, session_id="M-V4-A3"),
+        # Orders
+        order("O1", "wish", "S1", o1_posted),
+        *fulfil("O1", o1_posted),
+        rate("O1", "R1", 5, o1_posted),
+        rate("O1", "R2", 3, o1_posted),
+        order("O2", "service", "P1", posted),
+        submission("withdraw_order", posted + HOUR, order_id="O2", reason="moved"),
+        order("O3", "wish", "P1", posted),
+        *fulfil("O3", posted),
+        rate("O3", "R1", 4, posted),
+        order("O4", "service", "S1", posted),
+        order("O5", "wish", "P1", posted),
+        submission("reject_order", posted + HOUR, order_id="O5", reason="not ours"),
+        order("O6", "service", "S2", posted),
+        submission("withdraw_order", posted + HOUR, order_id="O6", reason="solved"),
+    ]
+
+
+@pytest.fixture
+def town(ledger: Ledger) -> LedgerReads:
+    record_all(ledger, scenario())
+    ProjectionEngine(ledger.database, ALL_PROJECTIONS).catch_up()
+    return LedgerReads(ledger.database)
+
+
+def test_verified_and_makeup_minutes_are_reported_apart_and_summed_by_china_year(
+    town: LedgerReads,
+) -> None:
+    hours = town.volunteer_hours("V1")
+    # A correction replaces the minutes (150 -> 100); make-up is kept apart
+    assert pick(hours, HOURS_FIELDS) == {
+        "verified_minutes": 100 + 60,
+        "makeup_minutes": 120,
+        "total_minutes": 280,
+        "sessions": 3,
+        # the make-up belongs to its activity's start (June 2022); the check-in
+        # at 2022-12-31T20:00Z belongs to 2023 in China Standard Time
+        "by_year": {"2022": 120, "2023": 160},
+        "stars": 0,
+    }
+    assert hours["volunteer_id"] == "V1"
+
+
+def test_a_voided_session_stops_counting_and_a_pending_one_never_started(
+    town: LedgerReads,
+) -> None:
+    hours = town.volunteer_hours("V2")
+    assert pick(hours, HOURS_FIELDS) == {
+        "verified_minutes": 0,
+        "makeup_minutes": 0,
+        "total_minutes": 0,
+        "sessions": 0,
+        "by_year": {},
+        "stars": 0,
+    }
+
+
+def test_a_star_is_reached_exactly_at_its_threshold(
+    ledger: Ledger, town: LedgerReads
+) -> None:
+    # Given V4 with 5,999 minutes: one short of 100 hours
+    short = town.volunteer_hours("V4")
+    assert (short["total_minutes"], short["stars"]) == (5_999, 0)
+    # When the session is corrected to exactly 6,000 minutes
+    record_all(
+        ledger,
+        [
+            submission(
+                "correct_session",
+                WEEK_LONG + 8 * DAY,
+                session_id="M-V4-A3",
+                minutes=6_000,
+                reason="recount",
+            )
+        ],
+    )
+    ProjectionEngine(ledger.database, ALL_PROJECTIONS).catch_up()
+    # Then V4 has one star, and as of before the correction still none
+    reached = town.volunteer_hours("V4")
+    assert (reached["total_minutes"], reached["stars"]) == (6_000, 1)
+    assert reached["makeup_minutes"] == 6_000
+    assert reached["sessions"] == 1
+    before = town.volunteer_hours("V4", as_of=reached["position"] - 1)
+    assert (before["total_minutes"], before["stars"]) == (5_999, 0)
+
+
+def test_venue_activity_rolls_up_the_subtree_counting_each_volunteer_once(
+    town: LedgerReads,
+) -> None:
+    january = ("2023-01", "2023-01")
+    # The centre's January: A1 and A2; V1 at A1 (100) and A2 (60), V3 at A2 (45);
+    # V2's voided and pending sessions do not count
+    centre = town.venue_activity("C", *january)
+    assert pick(centre, ACTIVITY_FIELDS) == {
+        "activities": 2,
+        "sessions": 3,
+        "volunteers": 2,
+        "verified_minutes": 205,
+        "makeup_minutes": 0,
+        "volunteer_minutes": 205,
+    }
+    assert centre["by_month"].keys() == {"2023-01"}
+    assert centre["by_category"]["health"]["sessions"] == 2
+    # S1 with its subtree (S1, P1) is the same; without it, only S1's own A1
+    station = town.venue_activity("S1", *january)
+    assert pick(station, ACTIVITY_FIELDS) == pick(centre, ACTIVITY_FIELDS)
+    own = town.venue_activity("S1", *january, subtree=False)
+    assert pick(own, ACTIVITY_FIELDS) == {
+        "activities": 1,
+        "sessions": 1,
+        "volunteers": 1,
+        "verified_minutes": 100,
+        "makeup_minutes": 0,
+        "volunteer_minutes": 100,
+    }
+    assert (station["venues"], own["venues"]) == (2, 1)
+    # Activities count by the month of their start, whether or not anyone served
+    whole = town.venue_activity("C")
+    assert (whole["activities"], whole["sessions"], whole["volunteers"]) == (4, 5, 3)
+    assert whole["makeup_minutes"] == 120 + 5_999
+    assert whole["by_month"]["2022-06"]["makeup_minutes"] == 120
+    empty = town.venue_activity("S2", "2023-01", "2023-01")
+    assert (empty["activities"], empty["sessions"], empty["volunteers"]) == (0, 0, 0)
+
+
+def test_fulfilment_rate_is_fulfilled_over_posted_less_withdrawn(
+    town: LedgerReads,
+) -> None:
+    january = ("2023-01", "2023-01")
+    # S1's subtree: O1–O5 (O1 posted 2022-12-31T20:00Z, i.e. January in CST)
+    both = town.venue_fulfilment("S1", *january)
+    assert pick(both, FULFILMENT_FIELDS) == {
+        "posted": 5,
+        "withdrawn": 1,
+        "fulfilled": 2,
+        "open": 1,  # O4; O5 was rejected
+        "rate": 2 / 4,
+        "satisfaction": 2 / 3,  # ratings 5, 3, 4
+    }
+    # The kind filter
+    wishes = town.venue_fulfilment("S1", *january, kind="wish")
+    assert pick(wishes, FULFILMENT_FIELDS) == {
+        "posted": 3,
+        "withdrawn": 0,
+        "fulfilled": 2,
+        "open": 0,
+        "rate": 2 / 3,
+        "satisfaction": 2 / 3,
+    }
+    services = town.venue_fulfilment("S1", *january, kind="service")
+    assert pick(services, FULFILMENT_FIELDS) == {
+        "posted": 2,
+        "withdrawn": 1,
+        "fulfilled": 0,
+        "open": 1,
+        "rate": 0.0,
+        "satisfaction": None,
+    }
+    # Without the subtree: only S1's own O1 and O4
+    own = town.venue_fulfilment("S1", *january, subtree=False)
+    assert pick(own, ("posted", "fulfilled", "open", "rate")) == {
+        "posted": 2,
+        "fulfilled": 1,
+        "open": 1,
+        "rate": 1 / 2,
+    }
+    # An order belongs to the month it was posted in, in China Standard Time
+    december = town.venue_fulfilment("S1", "2022-12", "2022-12")
+    assert december["posted"] == 0
+    # The rate is null when nothing was posted, or all of it was withdrawn
+    s2 = town.venue_fulfilment("S2")
+    assert pick(s2, ("posted", "withdrawn", "open", "rate", "satisfaction")) == {
+        "posted": 1,
+        "withdrawn": 1,
+        "open": 0,
+        "rate": None,
+        "satisfaction": None,
+    }
+    nothing = town.venue_fulfilment("S1", "2021-01", "2021-12")
+    assert pick(nothing, ("posted", "rate", "satisfaction")) == {
+        "posted": 0,
+        "rate": None,
+        "satisfaction": None,
+    }
+
+
+def test_an_unknown_volunteer_or_venue_is_not_found(town: LedgerReads) -> None:
+    with pytest.raises(NotFoundError):
+        town.volunteer_hours("V404")
+    with pytest.raises(NotFoundError):
+        town.explain_volunteer_hours("V404")
+    with pytest.raises(NotFoundError):
+        town.venue_activity("X404")
+    with pytest.raises(NotFoundError):
+        town.venue_fulfilment("X404")
+    # Nor is one that was registered only after the position read
+    with pytest.raises(NotFoundError):
+        town.volunteer_hours("V1", as_of=1)
+    with pytest.raises(NotFoundError):
+        town.venue_activity("S2", as_of=1)
+
+
+def test_the_scenario_reads_agree_with_the_independent_oracle(
+    town: LedgerReads, database: Database
+) -> None:
+    events = load_events(database)
+    for volunteer in ("V1", "V2", "V3", "V4"):
+        assert pick(
+            town.volunteer_hours(volunteer), HOURS_FIELDS
+        ) == expected_volunteer_hours(events, volunteer)
+    for venue in ("C", "I1", "S1", "P1", "S2"):
+        for subtree in (True, False):
+            assert pick(
+                town.venue_activity(venue, subtree=subtree), ACTIVITY_FIELDS
+            ) == expected_venue_activity(events, venue, subtree=subtree)
+            for kind in (None, "wish", "service"):
+                assert pick(
+                    town.venue_fulfilment(venue, subtree=subtree, kind=kind),
+                    FULFILMENT_FIELDS,
+                ) == expected_fulfilment(events, venue, subtree=subtree, kind=kind)
