@@ -188,7 +188,7 @@ class SessionCounter:
         return CountedChange(record, record.minutes, 1)
 
     def _rejected(self, payload: dict[str, object]) -> None:
-        self._session(payload, PENDING).status = REJECTED
+        self._session(payload, OPEN, PENDING).status = REJECTED
 
     def _corrected(self, payload: dict[str, object]) -> CountedChange:
         record = self._session(payload, APPROVED)

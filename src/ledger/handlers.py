@@ -182,6 +182,7 @@ class CommandHandlers:
             starts_at=command.starts_at,
             ends_at=command.ends_at,
             capacity=command.capacity,
+            at=command.at,
         )
         unit.add(activity)
         return activity

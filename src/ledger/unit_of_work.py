@@ -28,7 +28,9 @@ class AggregateCache:
     """Aggregates and claims kept between batches by a long-running writer
     (the importer), bounded by count. Cleared whenever a save fails."""
 
-    def __init__(self, max_aggregates: int = 50_000, max_claims: int = 200_000) -> None:
+    def __init__(
+        self, max_aggregates: int = 250_000, max_claims: int = 500_000
+    ) -> None:
         self._aggregates: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._claims: OrderedDict[tuple[str, str], UUID] = OrderedDict()
         self._max_aggregates = max_aggregates

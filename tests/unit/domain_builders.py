@@ -100,6 +100,7 @@ def activity(
         starts_at=starts_at,
         ends_at=starts_at + duration,
         capacity=capacity,
+        at=starts_at - timedelta(days=14),
     )
     for volunteer_id in signed_up:
         published.sign_up(volunteer_id, starts_at - timedelta(days=7))

@@ -46,6 +46,7 @@ def publish(
         starts_at=starts_at,
         ends_at=ends_at,
         capacity=capacity,
+        at=starts_at - timedelta(days=14),
     )
 
 
@@ -307,3 +308,11 @@ def test_an_activity_rating_outside_one_to_five_whole_stars_is_refused(
 
     assert calendar_entry.collect_events() == []
     assert calendar_entry.raters == set()
+
+
+def test_a_sign_up_dated_before_the_activity_was_published_is_refused() -> None:
+    published = publish()
+    published.collect_events()
+    with pytest.raises(OutOfOrderError):
+        published.sign_up("V1", T0 - timedelta(days=15))
+    assert published.collect_events() == []

@@ -689,8 +689,10 @@ def test_only_a_pending_session_can_be_approved(status: SessionStatus) -> None:
     assert who.session("S1").status is status
 
 
-@pytest.mark.parametrize("status", NOT_PENDING)
-def test_only_a_pending_session_can_be_rejected(status: SessionStatus) -> None:
+@pytest.mark.parametrize(
+    "status", [s for s in NOT_PENDING if s is not SessionStatus.OPEN]
+)
+def test_only_a_pending_or_open_session_can_be_rejected(status: SessionStatus) -> None:
     who, where = volunteer_at()
     session_in(status, who, where)
 
@@ -699,6 +701,18 @@ def test_only_a_pending_session_can_be_rejected(status: SessionStatus) -> None:
 
     assert who.collect_events() == []
     assert who.session("S1").status is status
+
+
+def test_a_session_never_checked_out_is_closed_by_rejecting_it() -> None:
+    # Given a volunteer who forgot to check out
+    who, where = volunteer_at()
+    session_in(SessionStatus.OPEN, who, where)
+    # When the organiser rejects the open session
+    who.reject_session("S1", "forgot to check out", LATER)
+    # Then it counts for nothing and blocks nothing: make-up hours may follow
+    assert who.session("S1").status is SessionStatus.REJECTED
+    who.record_makeup_hours("M1", where, 60, "served, forgot to check out", LATER)
+    assert event_names(who) == ["SessionRejected", "MakeupHoursRecorded"]
 
 
 @pytest.mark.parametrize("reason", BLANK_REASONS)

@@ -81,6 +81,7 @@ class Activity(Aggregate):
         starts_at: datetime,
         ends_at: datetime,
         capacity: int,
+        at: datetime,
     ) -> Activity:
         """Publish an activity at ``venue`` to the calendar."""
         if ends_at <= starts_at:
@@ -100,6 +101,7 @@ class Activity(Aggregate):
             starts_at=to_iso(starts_at),
             ends_at=to_iso(ends_at),
             capacity=capacity,
+            at=to_iso(at),
         )
 
     @event("Published", topic="Activity.Published")
@@ -112,8 +114,10 @@ class Activity(Aggregate):
         starts_at: str,
         ends_at: str,
         capacity: int,
+        at: str,
     ) -> None:
         self.activity_id = activity_id
+        self.published_at = from_iso(at)
         self.venue_id = venue_id
         self.category = Category(category)
         self.title = title
@@ -130,6 +134,7 @@ class Activity(Aggregate):
 
     def sign_up(self, volunteer_id: str, at: datetime) -> None:
         """报名: take a place, refusing a second sign-up or one past capacity."""
+        ensure_in_time_order(at, self.published_at, f"activity '{self.activity_id}'")
         if at >= self.ends_at:
             raise ActivityClosedError(
                 f"activity '{self.activity_id}' ended at {self.ends_at.isoformat()}; "

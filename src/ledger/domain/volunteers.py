@@ -361,8 +361,12 @@ class Volunteer(Aggregate):
         session.last_changed_at = from_iso(at)
 
     def reject_session(self, session_id: str, reason: str, at: datetime) -> None:
-        """A pending session is refused and will never count."""
-        self._ensure_pending(self._changing(session_id, at), "rejected")
+        """A pending session is refused and will never count. So is a session
+        never checked out (the volunteer forgot): rejecting it is the way to
+        close it, after which make-up hours can credit the service."""
+        session = self._changing(session_id, at)
+        if session.status is not SessionStatus.OPEN:
+            self._ensure_pending(session, "rejected")
         self._session_rejected(
             session_id=session_id, reason=require_reason(reason), at=to_iso(at)
         )
@@ -370,6 +374,8 @@ class Volunteer(Aggregate):
     @event("SessionRejected", topic="Volunteer.SessionRejected")
     def _session_rejected(self, session_id: str, reason: str, at: str) -> None:
         session = self.sessions[session_id]
+        if session.status is SessionStatus.OPEN:
+            self._open_session_id = None
         session.status = SessionStatus.REJECTED
         session.last_changed_at = from_iso(at)
         self._release_time(session)
