@@ -43,11 +43,17 @@ def main() -> None:
         summary = import_file(ledger, city, report_path=OUT / "rejected.jsonl")
         seconds = time.perf_counter() - started
         with database.reading() as conn:
-            events = conn.execute(sa.text("SELECT count(*) FROM ledger_events")).scalar()
+            events = conn.execute(
+                sa.text("SELECT count(*) FROM ledger_events")
+            ).scalar()
         print(
             f"{attempt}: {summary.summary_line()} in {seconds:.1f} s = "
             f"{summary.lines / seconds:,.0f} lines/s; {events:,} events stored"
-            + (f" = {summary.accepted / seconds:,.0f} accepted/s" if summary.accepted else "")
+            + (
+                f" = {summary.accepted / seconds:,.0f} accepted/s"
+                if summary.accepted
+                else ""
+            )
         )
 
 

@@ -74,12 +74,17 @@ def group_by_rate(database: Database) -> float:
         f"SELECT topic, {field} AS category, count(*) FROM ledger_events GROUP BY 1, 2"
     )
     with database.reading() as conn:
-        total = conn.execute(sa.text("SELECT count(*) FROM ledger_events")).scalar() or 0
+        total = (
+            conn.execute(sa.text("SELECT count(*) FROM ledger_events")).scalar() or 0
+        )
         started = time.perf_counter()
         conn.execute(query).all()
         seconds = time.perf_counter() - started
     rate = total / seconds
-    print(f"(b) raw SQL GROUP BY over a JSON field: {total:,} rows in {seconds:.2f} s = {rate:,.0f} rows/s")
+    print(
+        f"(b) raw SQL GROUP BY over a JSON field: {total:,} rows "
+        f"in {seconds:.2f} s = {rate:,.0f} rows/s"
+    )
     return rate
 
 
