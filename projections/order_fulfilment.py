@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -24,14 +24,8 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import (
-    Entry,
-    Fold,
-    Projection,
-    RecordedEvent,
-    load_state_rows,
-)
-from ledger.store import metadata, upsert_rows
+from ledger.projection import Entry, Projection, RecordedEvent
+from ledger.store import metadata
 from projections.service_sessions import china_date
 
 MEASURES = (
@@ -64,139 +58,40 @@ entries_table = sa.Table(
     ),
 )
 
-orders_table = sa.Table(
-    "proj_order_fulfilment_orders",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("stream_id", sa.String(36), primary_key=True),
-    sa.Column("order_id", sa.String(64), nullable=False),
-    sa.Column("venue_id", sa.String(64), nullable=False),
-    sa.Column("month", sa.String(7), nullable=False),
-    sa.Column("kind", sa.String(10), nullable=False),
-    sa.Column("category", sa.String(16), nullable=False),
-    sa.Column("posted_at", sa.String(40), nullable=False),
-    sa.Column("dispatched", sa.Boolean, nullable=False),
-    sa.Column("accepted", sa.Boolean, nullable=False),
-)
-
 SATISFIED_STARS = 4
 
 
-class OrderEventError(Exception):
-    """An order event that does not fit what the projection knows."""
+def _minutes_between(start: str, end: str) -> int:
+    waited = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return int(waited.total_seconds() // 60)
 
 
-@dataclass(slots=True)
-class OrderRecord:
-    stream_id: str
-    order_id: str
-    venue_id: str
-    month: str
-    kind: str
-    category: str
-    posted_at: str
-    dispatched: bool = False
-    accepted: bool = False
-
-    def as_row(self) -> tuple[Any, ...]:
-        """The record in the column order of the orders state table."""
-        return (
-            self.stream_id,
-            self.order_id,
-            self.venue_id,
-            self.month,
-            self.kind,
-            self.category,
-            self.posted_at,
-            self.dispatched,
-            self.accepted,
-        )
-
-
-class OrderFulfilmentFold(Fold):
-    def __init__(self, orders: dict[str, OrderRecord] | None = None) -> None:
-        self.orders = orders if orders is not None else {}
-        self.changed: set[str] = set()
-        self._handlers: dict[
-            str, Callable[[OrderRecord, dict[str, Any]], dict[str, int]]
-        ] = {
-            "Order.Dispatched": self._dispatched,
-            "Order.Redispatched": self._dispatched,
-            "Order.Accepted": self._accepted,
-            "Order.Fulfilled": self._fulfilled,
-            "Order.Withdrawn": lambda order, p: {"withdrawn": 1},
-            "Order.Rejected": lambda order, p: {"rejected": 1},
-            "Order.Expired": lambda order, p: {"expired": 1},
-            "Order.Rated": self._rated,
-        }
-
-    def size(self) -> int:
-        return len(self.orders)
-
-    def evolve(self, event: RecordedEvent) -> list[Entry]:
-        payload = event.payload
-        if event.topic == "Order.Posted":
-            order = self._posted(event.stream_id, payload)
-            changes = {"posted": 1}
-        else:
-            order = self._order(event.stream_id)
-            changes = self._handlers[event.topic](order, payload)
-        if not changes:
-            return []
-        key = (order.venue_id, order.month, order.kind, order.category, order.order_id)
-        return [Entry(event.position, key, tuple(changes.get(m, 0) for m in MEASURES))]
-
-    def _posted(self, stream_id: str, payload: dict[str, Any]) -> OrderRecord:
-        if stream_id in self.orders:
-            raise OrderEventError(f"order '{payload['order_id']}' was posted twice")
-        order = OrderRecord(
-            stream_id=stream_id,
-            order_id=payload["order_id"],
-            venue_id=payload["venue_id"],
-            month=china_date(payload["at"])[:7],
-            kind=payload["kind"],
-            category=payload["category"],
-            posted_at=payload["at"],
-        )
-        self.orders[stream_id] = order
-        self.changed.add(stream_id)
-        return order
-
-    def _order(self, stream_id: str) -> OrderRecord:
-        order = self.orders.get(stream_id)
-        if order is None:
-            raise OrderEventError(f"order stream {stream_id} was never posted")
-        return order
-
-    def _dispatched(
-        self, order: OrderRecord, payload: dict[str, Any]
-    ) -> dict[str, int]:
-        if order.dispatched:
-            return {}
-        order.dispatched = True
-        self.changed.add(order.stream_id)
+def order_changes(topic: str, payload: dict[str, Any]) -> dict[str, int]:
+    """How one order event changes the counts of its order."""
+    if topic == "Order.Posted":
+        return {"posted": 1}
+    if topic == "Order.Dispatched":  # a re-dispatch changes no count
         return {"dispatched": 1}
-
-    def _accepted(self, order: OrderRecord, payload: dict[str, Any]) -> dict[str, int]:
-        if order.accepted:
-            return {}
-        order.accepted = True
-        self.changed.add(order.stream_id)
-        return {"accepted": 1}
-
-    def _fulfilled(self, order: OrderRecord, payload: dict[str, Any]) -> dict[str, int]:
-        waited = datetime.fromisoformat(payload["at"]) - datetime.fromisoformat(
-            order.posted_at
-        )
-        return {"fulfilled": 1, "fulfil_minutes": int(waited.total_seconds() // 60)}
-
-    def _rated(self, order: OrderRecord, payload: dict[str, Any]) -> dict[str, int]:
+    if topic == "Order.Accepted":
+        return {"accepted": 1} if payload["first_acceptance"] else {}
+    if topic == "Order.Fulfilled":
+        waited = _minutes_between(payload["order"]["posted_at"], payload["at"])
+        return {"fulfilled": 1, "fulfil_minutes": waited}
+    if topic == "Order.Rated":
         stars = int(payload["stars"])
         return {
             "ratings": 1,
             "stars": stars,
             "satisfied": int(stars >= SATISFIED_STARS),
         }
+    return {CLOSINGS[topic]: 1} if topic in CLOSINGS else {}
+
+
+CLOSINGS = {
+    "Order.Withdrawn": "withdrawn",
+    "Order.Rejected": "rejected",
+    "Order.Expired": "expired",
+}
 
 
 @dataclass
@@ -282,35 +177,24 @@ class OrderFulfilmentProjection(Projection):
         "order_id",
     )
     measure_columns: ClassVar[tuple[str, ...]] = MEASURES
-    state_tables: ClassVar[tuple[sa.Table, ...]] = (orders_table,)
 
-    def new_fold(self) -> OrderFulfilmentFold:
-        return OrderFulfilmentFold()
-
-    def load_state(
-        self,
-        conn: Connection,
-        version: int,
-        fold: Fold,
-        events: Sequence[RecordedEvent],
-    ) -> None:
-        assert isinstance(fold, OrderFulfilmentFold)
-        posted = {e.stream_id for e in events if e.topic == "Order.Posted"}
-        wanted = sorted({e.stream_id for e in events} - posted - fold.orders.keys())
-        rows = load_state_rows(conn, orders_table, version, "stream_id", wanted)
-        fold.orders.update({row[0]: OrderRecord(*row) for row in rows})
-
-    def save_state(self, conn: Connection, version: int, fold: Fold) -> None:
-        assert isinstance(fold, OrderFulfilmentFold)
-        upsert_rows(
-            conn,
-            orders_table,
-            [
-                (version, *fold.orders[stream].as_row())
-                for stream in sorted(fold.changed)
-            ],
+    def evolve(self, event: RecordedEvent) -> list[Entry]:
+        payload = event.payload
+        changes = order_changes(event.topic, payload)
+        if not changes:
+            return []
+        order = payload if event.topic == "Order.Posted" else payload["order"]
+        posted_at = (
+            payload["at"] if event.topic == "Order.Posted" else order["posted_at"]
         )
-        fold.changed.clear()
+        key = (
+            order["venue_id"],
+            china_date(posted_at)[:7],
+            order["kind"],
+            order["category"],
+            order["order_id"],
+        )
+        return [Entry(event.position, key, tuple(changes.get(m, 0) for m in MEASURES))]
 
     def get_fulfilment(
         self,

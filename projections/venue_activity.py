@@ -20,15 +20,12 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Fold, Projection, RecordedEvent
+from ledger.projection import Entry, Projection, RecordedEvent
 from ledger.store import metadata
 from projections.service_sessions import (
-    SESSION_TOPICS,
-    SessionCounter,
+    COUNTED_SESSION_TOPICS,
     china_date,
-    load_sessions,
-    save_sessions,
-    session_state_table,
+    counted_change,
 )
 
 NO_VOLUNTEER = ""  # the volunteer of an "activity published" entry
@@ -50,39 +47,6 @@ entries_table = sa.Table(
         "proj_venue_activity_by_venue", "version", "venue_id", "month", "position"
     ),
 )
-
-sessions_table = session_state_table("proj_venue_activity_sessions")
-
-
-class VenueActivityFold(Fold):
-    def __init__(self, counter: SessionCounter) -> None:
-        self.counter = counter
-
-    def size(self) -> int:
-        return len(self.counter.sessions)
-
-    def evolve(self, event: RecordedEvent) -> list[Entry]:
-        if event.topic == "Activity.Published":
-            p = event.payload
-            month = china_date(str(p["starts_at"]))[:7]
-            return [
-                Entry(
-                    event.position,
-                    (p["venue_id"], month, p["category"], "", NO_VOLUNTEER),
-                    (1, 0, 0),
-                )
-            ]
-        change = self.counter.evolve(event)
-        if change is None or (change.minutes == 0 and change.sessions == 0):
-            return []
-        s = change.session
-        return [
-            Entry(
-                event.position,
-                (s.venue_id, s.month, s.category, s.kind, s.volunteer_id),
-                (0, change.sessions, change.minutes),
-            )
-        ]
 
 
 @dataclass
@@ -125,7 +89,7 @@ class VenueActivity:
 
 class VenueActivityProjection(Projection):
     name: ClassVar[str] = "venue_activity"
-    topics: ClassVar[frozenset[str]] = SESSION_TOPICS | {"Activity.Published"}
+    topics: ClassVar[frozenset[str]] = COUNTED_SESSION_TOPICS | {"Activity.Published"}
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = (
         "venue_id",
@@ -135,24 +99,24 @@ class VenueActivityProjection(Projection):
         "volunteer_id",
     )
     measure_columns: ClassVar[tuple[str, ...]] = ("activities", "sessions", "minutes")
-    state_tables: ClassVar[tuple[sa.Table, ...]] = (sessions_table,)
 
-    def new_fold(self) -> VenueActivityFold:
-        return VenueActivityFold(SessionCounter())
-
-    def load_state(
-        self,
-        conn: Connection,
-        version: int,
-        fold: Fold,
-        events: Sequence[RecordedEvent],
-    ) -> None:
-        assert isinstance(fold, VenueActivityFold)
-        load_sessions(conn, sessions_table, version, fold.counter, events)
-
-    def save_state(self, conn: Connection, version: int, fold: Fold) -> None:
-        assert isinstance(fold, VenueActivityFold)
-        save_sessions(conn, sessions_table, version, fold.counter)
+    def evolve(self, event: RecordedEvent) -> list[Entry]:
+        if event.topic == "Activity.Published":
+            p = event.payload
+            month = china_date(p["starts_at"])[:7]
+            key = (p["venue_id"], month, p["category"], "", NO_VOLUNTEER)
+            return [Entry(event.position, key, (1, 0, 0))]
+        change = counted_change(event)
+        if change is None or (change.minutes == 0 and change.sessions == 0):
+            return []
+        key = (
+            change.venue_id,
+            change.month,
+            change.category,
+            change.kind,
+            change.volunteer_id,
+        )
+        return [Entry(event.position, key, (0, change.sessions, change.minutes))]
 
     def get_activity(
         self,

@@ -15,7 +15,7 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Fold, Projection, RecordedEvent
+from ledger.projection import Entry, Projection, RecordedEvent
 from ledger.store import metadata
 
 entries_table = sa.Table(
@@ -30,18 +30,6 @@ entries_table = sa.Table(
     sa.Column("venues", sa.Integer, nullable=False),
     sa.Index("proj_venue_tree_by_version", "version", "position"),
 )
-
-
-class VenueTreeFold(Fold):
-    def evolve(self, event: RecordedEvent) -> list[Entry]:
-        p = event.payload
-        return [
-            Entry(
-                event.position,
-                (p["venue_id"], p["parent_id"], p["level"], p["name"]),
-                (1,),
-            )
-        ]
 
 
 @dataclass(frozen=True)
@@ -81,8 +69,10 @@ class VenueTreeProjection(Projection):
     key_columns: ClassVar[tuple[str, ...]] = ("venue_id", "parent_id", "level", "name")
     measure_columns: ClassVar[tuple[str, ...]] = ("venues",)
 
-    def new_fold(self) -> VenueTreeFold:
-        return VenueTreeFold()
+    def evolve(self, event: RecordedEvent) -> list[Entry]:
+        p = event.payload
+        key = (p["venue_id"], p["parent_id"], p["level"], p["name"])
+        return [Entry(event.position, key, (1,))]
 
     def get_tree(self, conn: Connection, version: int, position: int) -> VenueTree:
         t = entries_table.c

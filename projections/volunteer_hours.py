@@ -23,15 +23,9 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Fold, Projection, RecordedEvent
+from ledger.projection import Entry, Projection, RecordedEvent
 from ledger.store import metadata
-from projections.service_sessions import (
-    SESSION_TOPICS,
-    SessionCounter,
-    load_sessions,
-    save_sessions,
-    session_state_table,
-)
+from projections.service_sessions import COUNTED_SESSION_TOPICS, counted_change
 
 NATIONAL_STAR_HOURS = (100, 300, 600, 1000, 1500)
 
@@ -53,42 +47,12 @@ entries_table = sa.Table(
     ),
 )
 
-sessions_table = session_state_table("proj_volunteer_hours_sessions")
-
 
 def stars_for_minutes(
     minutes: int, thresholds_hours: Sequence[int] = NATIONAL_STAR_HOURS
 ) -> int:
     """The star level reached: at or above each threshold."""
     return sum(1 for hours in thresholds_hours if minutes >= hours * 60)
-
-
-class VolunteerHoursFold(Fold):
-    def __init__(self, counter: SessionCounter) -> None:
-        self.counter = counter
-
-    def size(self) -> int:
-        return len(self.counter.sessions)
-
-    def evolve(self, event: RecordedEvent) -> list[Entry]:
-        change = self.counter.evolve(event)
-        if change is None or (change.minutes == 0 and change.sessions == 0):
-            return []
-        s = change.session
-        return [
-            Entry(
-                event.position,
-                (
-                    s.volunteer_id,
-                    s.session_id,
-                    s.kind,
-                    s.year,
-                    s.category,
-                    s.service_date,
-                ),
-                (change.minutes, change.sessions),
-            )
-        ]
 
 
 @dataclass
@@ -115,7 +79,7 @@ class VolunteerHours:
 
 class VolunteerHoursProjection(Projection):
     name: ClassVar[str] = "volunteer_hours"
-    topics: ClassVar[frozenset[str]] = SESSION_TOPICS
+    topics: ClassVar[frozenset[str]] = COUNTED_SESSION_TOPICS
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = (
         "volunteer_id",
@@ -126,24 +90,25 @@ class VolunteerHoursProjection(Projection):
         "service_date",
     )
     measure_columns: ClassVar[tuple[str, ...]] = ("minutes", "sessions")
-    state_tables: ClassVar[tuple[sa.Table, ...]] = (sessions_table,)
 
-    def new_fold(self) -> VolunteerHoursFold:
-        return VolunteerHoursFold(SessionCounter())
-
-    def load_state(
-        self,
-        conn: Connection,
-        version: int,
-        fold: Fold,
-        events: Sequence[RecordedEvent],
-    ) -> None:
-        assert isinstance(fold, VolunteerHoursFold)
-        load_sessions(conn, sessions_table, version, fold.counter, events)
-
-    def save_state(self, conn: Connection, version: int, fold: Fold) -> None:
-        assert isinstance(fold, VolunteerHoursFold)
-        save_sessions(conn, sessions_table, version, fold.counter)
+    def evolve(self, event: RecordedEvent) -> list[Entry]:
+        change = counted_change(event)
+        if change is None or (change.minutes == 0 and change.sessions == 0):
+            return []
+        return [
+            Entry(
+                event.position,
+                (
+                    change.volunteer_id,
+                    change.session_id,
+                    change.kind,
+                    change.year,
+                    change.category,
+                    change.service_date,
+                ),
+                (change.minutes, change.sessions),
+            )
+        ]
 
     def get_hours(
         self, conn: Connection, version: int, volunteer_id: str, position: int

@@ -137,6 +137,8 @@ class Ledger(Application[UUID]):
         streams: set[UUID] = set()
         claims: set[tuple[str, str]] = set()
         for submission in submissions:
+            if submission.envelope.idempotency_key in accepted_keys:
+                continue  # a duplicate needs nothing loaded
             needed = references(submission.command)
             streams.update(needed.streams)
             claims.update(needed.claims)

@@ -10,14 +10,14 @@ are only ever appended (in normal operation), so:
 - the events that made a figure are the positions of its entries, and their
   contributions sum to the figure by construction.
 
-Besides entries, a projection may keep **state** (what it must remember
-between events, e.g. a session's minutes), in its own tables.
+A projection's fold is pure and stateless: events carry what they count
+for, so each event's entries follow from the event alone.
 
 Each projection has versions. The engine keeps one row per (projection,
 version) in ``projection_versions`` with its state (building, live,
 retired) and the position it has processed up to. Catching up reads events
-in large pages; for each page the entries, the state and the new tracking
-position are committed in one transaction that holds the tracking row's
+in large pages; for each page the entries and the new tracking position
+are committed in one transaction that holds the tracking row's
 lock, so a crash at any instant neither loses nor double-counts an event,
 and two runners cannot both apply one page. A rebuild replays from the
 first event into a new version beside the live one and switches over in one
@@ -83,7 +83,6 @@ dead_letters_table = sa.Table(
 
 BUILDING, LIVE, RETIRED = "building", "live", "retired"
 DEFAULT_PAGE_SIZE = 50_000
-MAX_WARM_STATE = 1_000_000
 
 
 class DeadLetterPolicy:
@@ -123,66 +122,34 @@ class PageResult:
     dead_letters: list[tuple[RecordedEvent, str]] = field(default_factory=list)
 
 
-class Fold(ABC):
-    """The pure logic of a projection: events in, entries out.
-
-    A fold remembers what it must between events (its state). The engine
-    loads into it the stored state a page of events needs, and keeps a fold
-    warm from one page to the next while nobody else moved the projection.
-    """
-
-    @abstractmethod
-    def evolve(self, event: RecordedEvent) -> list[Entry]:
-        """The entries one event contributes; raise to refuse a bad event."""
-
-    def size(self) -> int:
-        """How many things the fold remembers (bounds what is kept warm)."""
-        return 0
-
-
 class Projection(ABC):
-    """A named projection: its fold, its entries table and its reads."""
+    """A named projection: the events it reads, its entries table, its fold.
+
+    The fold is pure: ``evolve`` turns one event into the entries it
+    contributes, from the event alone. Events carry what they count for (a
+    session event names its volunteer, venue, category and period; an order
+    event its venue, kind and posting time), so no projection has to
+    remember anything between events, and replays need no state.
+    """
 
     name: ClassVar[str]
     topics: ClassVar[frozenset[str]]
     entries: ClassVar[sa.Table]
     key_columns: ClassVar[tuple[str, ...]]
     measure_columns: ClassVar[tuple[str, ...]]
-    state_tables: ClassVar[tuple[sa.Table, ...]] = ()
 
     @abstractmethod
-    def new_fold(self) -> Fold:
-        """A fold that remembers nothing yet."""
-
-    def load_state(  # noqa: B027 — a stateless projection loads nothing
-        self,
-        conn: Connection,
-        version: int,
-        fold: Fold,
-        events: Sequence[RecordedEvent],
-    ) -> None:
-        """Load into ``fold`` the stored state ``events`` need that it lacks."""
-
-    def save_state(  # noqa: B027 — a stateless projection saves nothing
-        self, conn: Connection, version: int, fold: Fold
-    ) -> None:
-        """Store the state the fold changed since it was last saved."""
-
-    # --- generic parts -------------------------------------------------
+    def evolve(self, event: RecordedEvent) -> list[Entry]:
+        """The entries one event contributes; raise to refuse a bad event."""
 
     def apply(
-        self,
-        conn: Connection,
-        version: int,
-        fold: Fold,
-        events: Sequence[RecordedEvent],
+        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
     ) -> PageResult:
-        """Fold one page of events into this version's tables."""
-        self.load_state(conn, version, fold, events)
+        """Fold one page of events into this version's entries."""
         result = PageResult()
         for recorded in events:
             try:
-                result.entries.extend(fold.evolve(recorded))
+                result.entries.extend(self.evolve(recorded))
             except Exception as error:
                 result.dead_letters.append(
                     (recorded, f"{type(error).__name__}: {error}")
@@ -197,7 +164,6 @@ class Projection(ABC):
                 ],
                 ("version", "position", *self.key_columns, *self.measure_columns),
             )
-        self.save_state(conn, version, fold)
         return result
 
     def figures(
@@ -224,13 +190,12 @@ class Projection(ABC):
         self, events: Iterable[RecordedEvent]
     ) -> dict[tuple[Any, ...], tuple[int, ...]]:
         """The figures a fresh replay of ``events`` gives, in memory."""
-        fold = self.new_fold()
         totals: dict[tuple[Any, ...], list[int]] = defaultdict(
             lambda: [0] * len(self.measure_columns)
         )
         for recorded in events:
             try:
-                entries = fold.evolve(recorded)
+                entries = self.evolve(recorded)
             except Exception:
                 continue
             for entry in entries:
@@ -277,11 +242,10 @@ class CatchUpReport:
 
 @dataclass(frozen=True)
 class ProcessedPage:
-    """Where a page ended, whether that was the head, and the folds it used."""
+    """Where a page ended, and whether that was the head."""
 
     end: int
     done: bool
-    folds: list[tuple[str, int, int, Fold]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -321,20 +285,6 @@ class ProjectionEngine:
     def __init__(self, database: Database, projections: Sequence[Projection]) -> None:
         self.database = database
         self.projections = {projection.name: projection for projection in projections}
-        # Folds kept from one page to the next: (name, version) -> (position, fold).
-        self._warm: dict[tuple[str, int], tuple[int, Fold]] = {}
-
-    def _fold_for(self, name: str, version: int, position: int) -> Fold:
-        """The warm fold if it stands exactly where the projection does."""
-        warm = self._warm.pop((name, version), None)
-        if warm is not None and warm[0] == position:
-            return warm[1]
-        return self.projections[name].new_fold()
-
-    def _keep_warm(self, folds: Sequence[tuple[str, int, int, Fold]]) -> None:
-        for name, version, position, fold in folds:
-            if fold.size() <= MAX_WARM_STATE:
-                self._warm[(name, version)] = (position, fold)
 
     def projection(self, name: str) -> Projection:
         try:
@@ -419,7 +369,6 @@ class ProjectionEngine:
         while True:
             with self.database.writing(durable=False) as conn:
                 page = self._process_page(conn, selected, state, page_size, report)
-            self._keep_warm(page.folds)
             report.position = page.end
             if on_page:
                 on_page(page.end)
@@ -453,7 +402,6 @@ class ProjectionEngine:
         topics = frozenset().union(*(self.projections[r.name].topics for r in locked))
         page_end = min(head, start + page_size)
         events = read_events(conn, after=start, upto=page_end, topics=topics)
-        folds: list[tuple[str, int, int, Fold]] = []
         for row in locked:
             for tally in (report.events, report.entries, report.dead_letters):
                 tally.setdefault(row.name, 0)
@@ -464,9 +412,7 @@ class ProjectionEngine:
             wanted = [
                 e for e in events if e.position > since and e.topic in topics_read
             ]
-            fold = self._fold_for(row.name, row.version, row.position)
-            result = projection.apply(conn, row.version, fold, wanted)
-            folds.append((row.name, row.version, page_end, fold))
+            result = projection.apply(conn, row.version, wanted)
             if result.dead_letters:
                 conn.execute(
                     dead_letters_table.insert(),
@@ -490,7 +436,7 @@ class ProjectionEngine:
             report.events[row.name] += len(wanted)
             report.entries[row.name] += len(result.entries)
             report.dead_letters[row.name] += len(result.dead_letters)
-        return ProcessedPage(page_end, page_end >= head, folds)
+        return ProcessedPage(page_end, page_end >= head)
 
     def follow(
         self,
@@ -542,7 +488,6 @@ class ProjectionEngine:
                 )
                 if page.done:
                     self._make_live(conn, names)
-            self._keep_warm(page.folds)
             if page.done:
                 return
 
@@ -581,8 +526,8 @@ class ProjectionEngine:
             ).all()
             for name, version in retired:
                 projection = self.projections[name]
-                for table in (projection.entries, *projection.state_tables):
-                    conn.execute(table.delete().where(table.c.version == version))
+                entries = projection.entries
+                conn.execute(entries.delete().where(entries.c.version == version))
                 conn.execute(
                     dead_letters_table.delete().where(
                         dead_letters_table.c.name == name,
@@ -683,32 +628,6 @@ def iter_events(
         yield from read_events(
             conn, after=after, upto=min(after + page_size, upto), topics=topics
         )
-
-
-# --- state tables ----------------------------------------------------------
-
-STATE_CHUNK = 500
-
-
-def load_state_rows(
-    conn: Connection,
-    table: sa.Table,
-    version: int,
-    key_column: str,
-    keys: Sequence[str],
-) -> list[tuple[Any, ...]]:
-    """The stored state rows of ``keys``, all columns but the version."""
-    columns = [c for c in table.c if c.name != "version"]
-    found: list[tuple[Any, ...]] = []
-    for start in range(0, len(keys), STATE_CHUNK):
-        rows = conn.execute(
-            sa.select(*columns).where(
-                table.c.version == version,
-                table.c[key_column].in_(keys[start : start + STATE_CHUNK]),
-            )
-        )
-        found.extend(tuple(row) for row in rows)
-    return found
 
 
 def list_dead_letters(conn: Connection) -> list[dict[str, Any]]:

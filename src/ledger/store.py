@@ -128,26 +128,6 @@ def insert_rows(
     )
 
 
-def upsert_rows(
-    conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert or replace whole rows (tuples of every column, in table order),
-    keyed by the primary key. SQLite and PostgreSQL share this syntax."""
-    if not rows:
-        return
-    names = table.c.keys()
-    keys = [column.name for column in table.primary_key.columns]
-    updates = ", ".join(
-        f"{name} = excluded.{name}" for name in names if name not in keys
-    )
-    marks = ", ".join([placeholder(conn)] * len(names))
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
-        list(rows),
-    )
-
-
 @dataclass(frozen=True)
 class Envelope:
     """Who did a thing, when it happened, and how it reached the ledger."""

@@ -109,12 +109,26 @@ class Order(Aggregate):
         self.description = description
         self.status = OrderStatus.POSTED
         self.posted_at = from_iso(at)
+        self.posted_at_text = at
+        self.ever_accepted = False
         self.last_changed_at = self.posted_at
         self.fulfilled_at: datetime | None = None
         self.dispatched_to: tuple[str, str] | None = None
         self.accepting_volunteers: set[str] = set()
         self.accepting_teams: set[str] = set()
         self.raters: set[str] = set()
+
+    def facts(self) -> dict[str, str]:
+        """What the order counts for: every event after posting carries these,
+        so each tells on its own which venue, period, kind and category it
+        belongs to (an order belongs to where and when it was posted)."""
+        return {
+            "order_id": self.order_id,
+            "venue_id": self.venue_id,
+            "kind": self.kind.value,
+            "category": self.category.value,
+            "posted_at": self.posted_at_text,
+        }
 
     def _ensure(self, action: str, at: datetime, *allowed: OrderStatus) -> None:
         ensure_in_time_order(at, self.last_changed_at, f"order '{self.order_id}'")
@@ -141,16 +155,24 @@ class Order(Aggregate):
                 f"'{target[1]}'"
             )
         if self.dispatched_to is None:
-            self._dispatched(venue_id=venue_id, team_id=team_id, at=to_iso(at))
+            self._dispatched(
+                venue_id=venue_id, team_id=team_id, order=self.facts(), at=to_iso(at)
+            )
         else:
-            self._redispatched(venue_id=venue_id, team_id=team_id, at=to_iso(at))
+            self._redispatched(
+                venue_id=venue_id, team_id=team_id, order=self.facts(), at=to_iso(at)
+            )
 
     @event("Dispatched", topic="Order.Dispatched")
-    def _dispatched(self, venue_id: str | None, team_id: str | None, at: str) -> None:
+    def _dispatched(
+        self, venue_id: str | None, team_id: str | None, order: dict[str, str], at: str
+    ) -> None:
         self._assign(venue_id, team_id, at)
 
     @event("Redispatched", topic="Order.Redispatched")
-    def _redispatched(self, venue_id: str | None, team_id: str | None, at: str) -> None:
+    def _redispatched(
+        self, venue_id: str | None, team_id: str | None, order: dict[str, str], at: str
+    ) -> None:
         self._assign(venue_id, team_id, at)
 
     def _assign(self, venue_id: str | None, team_id: str | None, at: str) -> None:
@@ -181,53 +203,69 @@ class Order(Aggregate):
             raise NothingToChangeError(
                 f"order '{self.order_id}' is already accepted by team '{team_id}'"
             )
-        self._accepted(volunteer_ids=newcomers, team_id=team_id, at=to_iso(at))
+        self._accepted(
+            volunteer_ids=newcomers,
+            team_id=team_id,
+            first_acceptance=not self.ever_accepted,
+            order=self.facts(),
+            at=to_iso(at),
+        )
 
     @event("Accepted", topic="Order.Accepted")
-    def _accepted(self, volunteer_ids: list[str], team_id: str | None, at: str) -> None:
+    def _accepted(
+        self,
+        volunteer_ids: list[str],
+        team_id: str | None,
+        first_acceptance: bool,
+        order: dict[str, str],
+        at: str,
+    ) -> None:
         self.accepting_volunteers.update(volunteer_ids)
         if team_id is not None:
             self.accepting_teams.add(team_id)
         self.status = OrderStatus.ACCEPTED
+        self.ever_accepted = True
         self.last_changed_at = from_iso(at)
 
     def fulfil(self, at: datetime) -> None:
         """圆梦销单: the accepted order is done."""
         self._ensure("fulfilled", at, OrderStatus.ACCEPTED)
-        self._fulfilled(at=to_iso(at))
+        self._fulfilled(order=self.facts(), at=to_iso(at))
 
     @event("Fulfilled", topic="Order.Fulfilled")
-    def _fulfilled(self, at: str) -> None:
+    def _fulfilled(self, order: dict[str, str], at: str) -> None:
         self.status = OrderStatus.FULFILLED
         self.fulfilled_at = self.last_changed_at = from_iso(at)
 
     def withdraw(self, reason: str, at: datetime) -> None:
         """The resident takes the order back."""
         self._ensure("withdrawn", at, *OPEN_STATUSES)
-        self._withdrawn(reason=require_reason(reason), at=to_iso(at))
+        self._withdrawn(
+            reason=require_reason(reason), order=self.facts(), at=to_iso(at)
+        )
 
     @event("Withdrawn", topic="Order.Withdrawn")
-    def _withdrawn(self, reason: str, at: str) -> None:
+    def _withdrawn(self, reason: str, order: dict[str, str], at: str) -> None:
         self.status = OrderStatus.WITHDRAWN
         self.last_changed_at = from_iso(at)
 
     def reject(self, reason: str, at: datetime) -> None:
         """Refused at vetting, before any volunteer has taken it."""
         self._ensure("rejected", at, OrderStatus.POSTED, OrderStatus.DISPATCHED)
-        self._rejected(reason=require_reason(reason), at=to_iso(at))
+        self._rejected(reason=require_reason(reason), order=self.facts(), at=to_iso(at))
 
     @event("Rejected", topic="Order.Rejected")
-    def _rejected(self, reason: str, at: str) -> None:
+    def _rejected(self, reason: str, order: dict[str, str], at: str) -> None:
         self.status = OrderStatus.REJECTED
         self.last_changed_at = from_iso(at)
 
     def expire(self, at: datetime) -> None:
         """An open order ran out of time."""
         self._ensure("expired", at, *OPEN_STATUSES)
-        self._expired(at=to_iso(at))
+        self._expired(order=self.facts(), at=to_iso(at))
 
     @event("Expired", topic="Order.Expired")
-    def _expired(self, at: str) -> None:
+    def _expired(self, order: dict[str, str], at: str) -> None:
         self.status = OrderStatus.EXPIRED
         self.last_changed_at = from_iso(at)
 
@@ -250,8 +288,10 @@ class Order(Aggregate):
             raise AlreadyRatedError(
                 f"'{rater_id}' has already rated order '{self.order_id}'"
             )
-        self._rated(rater_id=rater_id, stars=stars, comment=comment)
+        self._rated(rater_id=rater_id, stars=stars, comment=comment, order=self.facts())
 
     @event("Rated", topic="Order.Rated")
-    def _rated(self, rater_id: str, stars: int, comment: str | None) -> None:
+    def _rated(
+        self, rater_id: str, stars: int, comment: str | None, order: dict[str, str]
+    ) -> None:
         self.raters.add(rater_id)

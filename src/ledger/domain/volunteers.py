@@ -85,8 +85,12 @@ class ServiceSession:
     """One stretch of service credited to a volunteer at one activity."""
 
     session_id: str
+    volunteer_id: str
     kind: SessionKind
     activity_id: str
+    venue_id: str
+    category: str
+    counted_from: str  # the check-in, or for make-up hours the activity's start
     status: SessionStatus
     minutes: int
     last_changed_at: datetime
@@ -96,6 +100,19 @@ class ServiceSession:
 
     def is_live(self) -> bool:
         return self.status not in (SessionStatus.REJECTED, SessionStatus.VOIDED)
+
+    def facts(self) -> dict[str, str]:
+        """What the session counts for: the events that change its counted
+        minutes (approved, corrected, voided) carry these, so each of them
+        tells on its own whose service it was, where, of what kind and when."""
+        return {
+            "volunteer_id": self.volunteer_id,
+            "kind": self.kind.value,
+            "activity_id": self.activity_id,
+            "venue_id": self.venue_id,
+            "category": self.category,
+            "counted_from": self.counted_from,
+        }
 
 
 class Volunteer(Aggregate):
@@ -247,8 +264,12 @@ class Volunteer(Aggregate):
         self._open_session_id = session_id
         self.sessions[session_id] = ServiceSession(
             session_id=session_id,
+            volunteer_id=volunteer_id,
             kind=SessionKind.VERIFIED,
             activity_id=activity_id,
+            venue_id=venue_id,
+            category=category,
+            counted_from=at,
             status=SessionStatus.OPEN,
             minutes=0,
             last_changed_at=started_at,
@@ -342,8 +363,12 @@ class Volunteer(Aggregate):
     ) -> None:
         self.sessions[session_id] = ServiceSession(
             session_id=session_id,
+            volunteer_id=volunteer_id,
             kind=SessionKind.MAKEUP,
             activity_id=activity_id,
+            venue_id=venue_id,
+            category=category,
+            counted_from=activity_starts_at,
             status=SessionStatus.PENDING,
             minutes=minutes,
             last_changed_at=from_iso(at),
@@ -351,14 +376,22 @@ class Volunteer(Aggregate):
 
     def approve_session(self, session_id: str, at: datetime) -> None:
         """A pending session starts to count."""
-        self._ensure_pending(self._changing(session_id, at), "approved")
-        self._session_approved(session_id=session_id, at=to_iso(at))
+        session = self._changing(session_id, at)
+        self._ensure_pending(session, "approved")
+        self._session_approved(
+            session_id=session_id,
+            minutes=session.minutes,
+            session=session.facts(),
+            at=to_iso(at),
+        )
 
     @event("SessionApproved", topic="Volunteer.SessionApproved")
-    def _session_approved(self, session_id: str, at: str) -> None:
-        session = self.sessions[session_id]
-        session.status = SessionStatus.APPROVED
-        session.last_changed_at = from_iso(at)
+    def _session_approved(
+        self, session_id: str, minutes: int, session: dict[str, str], at: str
+    ) -> None:
+        record = self.sessions[session_id]
+        record.status = SessionStatus.APPROVED
+        record.last_changed_at = from_iso(at)
 
     def reject_session(self, session_id: str, reason: str, at: datetime) -> None:
         """A pending session is refused and will never count. So is a session
@@ -447,17 +480,24 @@ class Volunteer(Aggregate):
             minutes=minutes,
             previous_minutes=session.minutes,
             reason=require_reason(reason),
+            session=session.facts(),
             at=to_iso(at),
         )
 
     @event("SessionCorrected", topic="Volunteer.SessionCorrected")
     def _session_corrected(
-        self, session_id: str, minutes: int, previous_minutes: int, reason: str, at: str
+        self,
+        session_id: str,
+        minutes: int,
+        previous_minutes: int,
+        reason: str,
+        session: dict[str, str],
+        at: str,
     ) -> None:
-        session = self.sessions[session_id]
-        session.minutes = minutes
-        session.correction_requested = False
-        session.last_changed_at = from_iso(at)
+        record = self.sessions[session_id]
+        record.minutes = minutes
+        record.correction_requested = False
+        record.last_changed_at = from_iso(at)
 
     def void_session(
         self, session_id: str, reason: str, fraud: bool, at: datetime
@@ -467,20 +507,28 @@ class Volunteer(Aggregate):
         self._ensure_approved(session, "voided")
         self._session_voided(
             session_id=session_id,
+            minutes=session.minutes,
             reason=require_reason(reason),
             fraud=fraud,
+            session=session.facts(),
             at=to_iso(at),
         )
 
     @event("SessionVoided", topic="Volunteer.SessionVoided")
     def _session_voided(
-        self, session_id: str, reason: str, fraud: bool, at: str
+        self,
+        session_id: str,
+        minutes: int,
+        reason: str,
+        fraud: bool,
+        session: dict[str, str],
+        at: str,
     ) -> None:
-        session = self.sessions[session_id]
-        session.status = SessionStatus.VOIDED
-        session.correction_requested = False
-        session.last_changed_at = from_iso(at)
-        self._release_time(session)
+        record = self.sessions[session_id]
+        record.status = SessionStatus.VOIDED
+        record.correction_requested = False
+        record.last_changed_at = from_iso(at)
+        self._release_time(record)
 
     @staticmethod
     def _ensure_pending(session: ServiceSession, action: str) -> None:
