@@ -486,10 +486,14 @@ def test_an_event_that_cannot_be_projected_is_parked_and_the_projection_goes_on(
     ]
     with database.reading() as conn:
         errors = [d["error"] for d in list_dead_letters(conn)]
-    assert errors == [
-        f"MalformedEventError: Volunteer.SessionApproved at position {poison} "
-        "has no field 'minutes'"
-    ] * 2
+    assert (
+        errors
+        == [
+            f"MalformedEventError: Volunteer.SessionApproved at position {poison} "
+            "has no field 'minutes'"
+        ]
+        * 2
+    )
     assert report.dead_letters == {
         "order_fulfilment": 0,
         "venue_activity": 1,
