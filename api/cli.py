@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from api.dashboards import show_dashboards
+from api.exports import (
+    AUDIT_EVENT_COLUMNS,
+    MONTHLY_ACTIVITY_COLUMNS,
+    MONTHLY_FULFILMENT_COLUMNS,
+    Column,
+    audit_event_rows,
+    monthly_rows,
+    write_export,
+)
 from ledger.application import Ledger
+from ledger.audit import (
+    AuditQuery,
+    InvalidAuditQueryError,
+    find_events,
+    parse_subject,
+    session_story,
+)
 from ledger.importer import ImportSummary, default_report_path, import_file
+from ledger.integrity import (
+    Checkpoint,
+    export_events,
+    load_or_create_signing_key,
+    load_public_key,
+    public_key_pem,
+    sign_checkpoint,
+    verify_exported_events,
+    verify_ledger,
+)
 from ledger.projection import CatchUpReport, ProjectionEngine, list_dead_letters
 from ledger.settings import get_settings
 from ledger.store import Database
@@ -192,16 +220,40 @@ def rebuild(
 
 
 @app.command()
-def verify() -> None:
-    """Check that every projection equals a fresh replay; non-zero on mismatch."""
+def verify(
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM public key to check checkpoints with "
+            "(default: the ledger's own signing key)."
+        ),
+    ] = None,
+) -> None:
+    """Check the chain, every checkpoint, and that every projection equals a
+    fresh replay; exit non-zero and name the first problem on any mismatch."""
     engine = open_engine()
-    failed = False
-    for result in engine.verify():
-        status = "ok" if result.ok else "MISMATCH"
+    audit = verify_ledger(engine.database, _public_key(public_key))
+    chain = audit.chain
+    if chain.ok:
+        typer.echo(f"chain: ok, {chain.checked} events, head {chain.head_hash}")
+    else:
         typer.echo(
-            f"{result.name}: {status} at position {result.position} "
-            f"fingerprint={result.live_fingerprint[:16]}"
+            f"chain: BROKEN at position {chain.first_bad_position}: {chain.problem}"
         )
+    for checked in audit.checkpoints:
+        point = checked.checkpoint
+        status = "ok" if checked.ok else f"FAILED: {checked.problem}"
+        typer.echo(f"checkpoint at position {point.position}: {status}")
+    failed = not audit.ok
+    for result in engine.verify():
+        if not result.has_live_version:
+            typer.echo(f"{result.name}: NO LIVE VERSION (run `ledger rebuild`)")
+        else:
+            status = "ok" if result.ok else "MISMATCH"
+            typer.echo(
+                f"{result.name}: {status} at position {result.position} "
+                f"fingerprint={result.live_fingerprint[:16]}"
+            )
         if result.dead_letters:
             typer.echo(f"  {result.dead_letters} dead letter(s) parked")
         for difference in result.differences[:10]:
@@ -214,10 +266,90 @@ def verify() -> None:
         raise typer.Exit(1)
 
 
+def _signing_key_path() -> Path:
+    return get_settings().signing_key_file
+
+
+def _public_key(path: Path | None) -> Ed25519PublicKey | None:
+    if path is not None:
+        return load_public_key(path.read_bytes())
+    own = _signing_key_path()
+    return load_or_create_signing_key(own).public_key() if own.exists() else None
+
+
+@app.command()
+def checkpoint(
+    public_key_out: Annotated[
+        Path | None,
+        typer.Option(help="Also write the public key (PEM) to this file."),
+    ] = None,
+) -> None:
+    """Sign the current chain head (position and hash) with the ledger's key."""
+    ledger = open_ledger()
+    key = load_or_create_signing_key(_signing_key_path())
+    try:
+        signed = sign_checkpoint(ledger.database, key)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    if public_key_out is not None:
+        public_key_out.write_bytes(public_key_pem(key))
+    print_json(signed.as_dict())
+
+
+@app.command("public-key")
+def public_key_command() -> None:
+    """Print the public key (PEM) that checkpoints are verified with."""
+    typer.echo(public_key_pem(load_or_create_signing_key(_signing_key_path())).decode())
+
+
+@app.command("export-events")
+def export_events_command(
+    out: Annotated[Path, typer.Argument(help="JSON Lines file to write.")],
+) -> None:
+    """Write every stored event with its chain hash, for outside verification."""
+    ledger = open_ledger()
+    with out.open("wb") as file:
+        count = sum(1 for line in export_events(ledger.database) if file.write(line))
+    typer.echo(f"exported {count} events to {out}")
+
+
+@app.command("verify-export")
+def verify_export_command(
+    events: Annotated[Path, typer.Argument(help="A file from `ledger export-events`.")],
+    checkpoint_file: Annotated[
+        Path,
+        typer.Option(
+            "--checkpoint", help="A checkpoint JSON from `ledger checkpoint`."
+        ),
+    ],
+    public_key: Annotated[Path, typer.Option(help="The ledger's public key (PEM).")],
+) -> None:
+    """Verify a checkpoint with only the public key and exported events."""
+    signed = Checkpoint(**orjson.loads(checkpoint_file.read_bytes()))
+    with events.open("rb") as lines:
+        checked = verify_exported_events(lines, signed, public_key.read_bytes())
+    if not checked.ok:
+        typer.echo(
+            f"checkpoint at position {signed.position}: FAILED: {checked.problem}"
+        )
+        raise typer.Exit(1)
+    typer.echo(f"checkpoint at position {signed.position}: ok")
+
+
 query_app = typer.Typer(
     help="Read projections as JSON (CONTRACT §5).", no_args_is_help=True
 )
 app.add_typer(query_app, name="query")
+
+ExportOption = Annotated[
+    Path | None,
+    typer.Option("--export", help="Write a .csv or .xlsx file instead of JSON."),
+]
+ChineseOption = Annotated[
+    bool, typer.Option("--chinese-headers", help="Chinese column headers in exports.")
+]
+
 
 AsOfOption = Annotated[
     str | None,
@@ -226,10 +358,28 @@ AsOfOption = Annotated[
 MonthOption = Annotated[str | None, typer.Option(help="Month YYYY-MM (inclusive).")]
 
 
-def _run_read(read: Callable[[LedgerReads], object]) -> None:
+def _run_read(
+    read: Callable[[LedgerReads], dict[str, Any]],
+    export: Path | None = None,
+    columns: Sequence[Column] = (),
+    chinese_headers: bool = False,
+) -> None:
+    """Print a read as JSON, or export its months as CSV or xlsx."""
     reads = LedgerReads(open_ledger().database)
     try:
-        print_json(read(reads))
+        document = read(reads)
+        if export is None:
+            print_json(document)
+            return
+        write_export(
+            export,
+            monthly_rows(document),
+            columns,
+            position=document["position"],
+            chain_hash=document["chain_hash"],
+            chinese_headers=chinese_headers,
+        )
+        typer.echo(f"exported {len(document['by_month'])} months to {export}")
     except NotFoundError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(4) from None
@@ -253,12 +403,17 @@ def query_activity(
     to: MonthOption = None,
     subtree: Annotated[bool, typer.Option("--subtree/--no-subtree")] = True,
     as_of: AsOfOption = None,
+    export: ExportOption = None,
+    chinese_headers: ChineseOption = False,
 ) -> None:
     """A venue's activities, sessions, volunteers and minutes."""
     _run_read(
         lambda reads: reads.venue_activity(
             venue_id, from_, to, subtree=subtree, as_of=parse_as_of(as_of)
-        )
+        ),
+        export,
+        MONTHLY_ACTIVITY_COLUMNS,
+        chinese_headers,
     )
 
 
@@ -272,12 +427,17 @@ def query_fulfilment(
     subtree: Annotated[bool, typer.Option("--subtree/--no-subtree")] = True,
     kind: Annotated[str | None, typer.Option(help="wish or service")] = None,
     as_of: AsOfOption = None,
+    export: ExportOption = None,
+    chinese_headers: ChineseOption = False,
 ) -> None:
     """A venue's orders: counts, fulfilment rate and satisfaction."""
     _run_read(
         lambda reads: reads.venue_fulfilment(
             venue_id, from_, to, subtree=subtree, kind=kind, as_of=parse_as_of(as_of)
-        )
+        ),
+        export,
+        MONTHLY_FULFILMENT_COLUMNS,
+        chinese_headers,
     )
 
 
@@ -287,3 +447,86 @@ def query_explain_hours(volunteer_id: str, as_of: AsOfOption = None) -> None:
     _run_read(
         lambda reads: reads.explain_volunteer_hours(volunteer_id, parse_as_of(as_of))
     )
+
+
+audit_app = typer.Typer(
+    help="Audit queries over the ledger itself.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _moment(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    as_of = parse_as_of(text)
+    if not isinstance(as_of, datetime):
+        raise InvalidReadError(f"'{text}' is not a time with a UTC offset")
+    return as_of
+
+
+@audit_app.command("events")
+def audit_events(
+    subject: Annotated[
+        str | None, typer.Option(help="KIND:ID, e.g. volunteer:V001 or session:S1.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Actor id.")] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Event type, repeatable.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Business time from.")] = None,
+    until: Annotated[str | None, typer.Option(help="Business time before.")] = None,
+    recorded_since: Annotated[str | None, typer.Option()] = None,
+    recorded_until: Annotated[str | None, typer.Option()] = None,
+    after: Annotated[int, typer.Option(help="Page on after this position.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    as_of: Annotated[int | None, typer.Option("--as-of")] = None,
+    reveal_personal_data: Annotated[
+        bool, typer.Option(help="Show ID and phone numbers unmasked.")
+    ] = False,
+    export: ExportOption = None,
+    chinese_headers: ChineseOption = False,
+) -> None:
+    """Events by subject, actor, type and period, in ledger order, paged."""
+    try:
+        query = AuditQuery(
+            subject=parse_subject(subject) if subject else None,
+            actor_id=actor,
+            types=tuple(event_type or ()),
+            occurred_since=_moment(since),
+            occurred_until=_moment(until),
+            recorded_since=_moment(recorded_since),
+            recorded_until=_moment(recorded_until),
+            after_position=after,
+            limit=limit,
+            as_of=as_of,
+        )
+    except (InvalidAuditQueryError, InvalidReadError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    page = find_events(
+        open_ledger().database, query, reveal_personal_data=reveal_personal_data
+    )
+    if export is None:
+        print_json(page)
+        return
+    write_export(
+        export,
+        audit_event_rows(page),
+        AUDIT_EVENT_COLUMNS,
+        position=page["position"],
+        chain_hash=page["chain_hash"],
+        chinese_headers=chinese_headers,
+    )
+    typer.echo(f"exported {len(page['events'])} events to {export}")
+
+
+@audit_app.command("session")
+def audit_session(
+    session_id: str, as_of: Annotated[int | None, typer.Option("--as-of")] = None
+) -> None:
+    """A session's correction history as a story: original, adjustments, who, why."""
+    try:
+        print_json(session_story(open_ledger().database, session_id, as_of=as_of))
+    except LookupError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(4) from None

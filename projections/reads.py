@@ -19,10 +19,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.chain import GENESIS_HASH
 from ledger.domain.volunteers import Volunteer
 from ledger.projection import ProjectionEngine, count_dead_letters
-from ledger.store import Database, events_table, utc_text
+from ledger.store import (
+    Database,
+    chain_hash_at,
+    events_table,
+    head_position,
+    utc_text,
+)
 from projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
@@ -98,28 +103,18 @@ class LedgerReads:
 
     @staticmethod
     def requested_position(conn: Connection, as_of: AsOf) -> int:
-        t = events_table.c
-        head = conn.execute(sa.select(sa.func.max(t.position))).scalar() or 0
+        head = head_position(conn)
         if as_of is None:
-            return int(head)
+            return head
         if isinstance(as_of, int):
             if as_of < 0:
                 raise InvalidReadError("as_of must not be negative")
-            return min(as_of, int(head))
+            return min(as_of, head)
+        t = events_table.c
         known = conn.execute(
             sa.select(sa.func.max(t.position)).where(t.recorded_at <= utc_text(as_of))
         ).scalar()
         return int(known or 0)
-
-    @staticmethod
-    def chain_hash_at(conn: Connection, position: int) -> str:
-        if position == 0:
-            return GENESIS_HASH
-        t = events_table.c
-        found = conn.execute(
-            sa.select(t.chain_hash).where(t.position == position)
-        ).scalar()
-        return str(found) if found else GENESIS_HASH
 
     def _cite(self, conn: Connection, name: str, as_of: AsOf) -> tuple[int, Cited]:
         """The live version of ``name`` and what a read of it reflects."""
@@ -131,7 +126,7 @@ class LedgerReads:
         position = min(self.requested_position(conn, as_of), live.position)
         return live.version, Cited(
             position,
-            self.chain_hash_at(conn, position),
+            chain_hash_at(conn, position),
             count_dead_letters(conn, name, live.version),
         )
 

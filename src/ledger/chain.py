@@ -38,5 +38,5 @@ CHAINED_FIELDS = (
 def chain_hash(previous_hash: str, chained: Sequence[Any]) -> str:
     """The hash of one stored event, given the hash of the event before it;
     ``chained`` holds the event's values of ``CHAINED_FIELDS``, in order."""
-    content = orjson.dumps(list(chained))
+    content = orjson.dumps(chained)
     return hashlib.sha256(previous_hash.encode("ascii") + content).hexdigest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,6 +15,8 @@ class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_")
 
     database_url: str = "sqlite:///ledger.db"
+    # The Ed25519 key that signs checkpoints (PEM, created on first use).
+    signing_key_file: Path = Path("ledger-signing-key.pem")
 
 
 @lru_cache

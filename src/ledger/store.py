@@ -128,6 +128,22 @@ def insert_rows(
     )
 
 
+def head_position(conn: Connection) -> int:
+    """The position of the latest stored event (0 for an empty ledger)."""
+    return int(
+        conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar() or 0
+    )
+
+
+def chain_hash_at(conn: Connection, position: int) -> str:
+    """The chain hash of the event at ``position`` (the genesis hash at 0)."""
+    if position == 0:
+        return GENESIS_HASH
+    t = events_table.c
+    found = conn.execute(sa.select(t.chain_hash).where(t.position == position)).scalar()
+    return str(found) if found else GENESIS_HASH
+
+
 @dataclass(frozen=True)
 class Envelope:
     """Who did a thing, when it happened, and how it reached the ledger."""

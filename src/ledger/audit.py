@@ -1,0 +1,239 @@
+"""Audit queries: what 文明办 auditors ask of the ledger itself.
+
+Events by subject (volunteer, venue, activity, order, session, team), by
+actor, by type, by business-time or recorded-time period, in ledger order,
+paged by position; and the correction history of a session told as a story
+(original, adjustments, who, why). Answers cite the position they reflect
+and the chain hash there, and mask personal data unless asked not to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.privacy import mask_personal_data
+from ledger.store import (
+    Database,
+    chain_hash_at,
+    event_subjects_table,
+    events_table,
+    head_position,
+    utc_text,
+)
+
+SUBJECT_KINDS = ("volunteer", "venue", "activity", "order", "session", "team")
+MAX_PAGE = 1000
+
+
+class InvalidAuditQueryError(ValueError):
+    """An audit query's parameters are malformed."""
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which events an auditor wants. Every filter is optional."""
+
+    subject: tuple[str, str] | None = None  # (kind, id)
+    actor_id: str | None = None
+    types: tuple[str, ...] = ()  # topics, e.g. "Volunteer.SessionCorrected"
+    occurred_since: datetime | None = None  # business time, inclusive
+    occurred_until: datetime | None = None  # business time, exclusive
+    recorded_since: datetime | None = None
+    recorded_until: datetime | None = None
+    after_position: int = 0  # paging: continue after this position
+    limit: int = 100
+    as_of: int | None = None  # read the ledger as it was at this position
+
+    def __post_init__(self) -> None:
+        if self.subject is not None and self.subject[0] not in SUBJECT_KINDS:
+            raise InvalidAuditQueryError(
+                f"subject kind must be one of {', '.join(SUBJECT_KINDS)}, "
+                f"not '{self.subject[0]}'"
+            )
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise InvalidAuditQueryError(f"limit must be from 1 to {MAX_PAGE}")
+
+
+def parse_subject(text: str) -> tuple[str, str]:
+    """``volunteer:V001`` → ``("volunteer", "V001")``."""
+    kind, separator, subject_id = text.partition(":")
+    if not separator or not subject_id:
+        raise InvalidAuditQueryError(
+            f"a subject is KIND:ID (e.g. volunteer:V001), not '{text}'"
+        )
+    return kind, subject_id
+
+
+def find_events(
+    database: Database, query: AuditQuery, *, reveal_personal_data: bool = False
+) -> dict[str, Any]:
+    """One page of the events ``query`` selects, in ledger order."""
+    t = events_table.c
+    with database.reading() as conn:
+        position = _position(conn, query.as_of)
+        select = sa.select(events_table).where(
+            t.position > query.after_position, t.position <= position
+        )
+        if query.subject is not None:
+            s = event_subjects_table.c
+            select = select.where(
+                t.position.in_(
+                    sa.select(s.position).where(
+                        s.kind == query.subject[0], s.subject_id == query.subject[1]
+                    )
+                )
+            )
+        if query.actor_id is not None:
+            select = select.where(t.actor_id == query.actor_id)
+        if query.types:
+            select = select.where(t.topic.in_(query.types))
+        for column, since, until in (
+            (t.occurred_utc, query.occurred_since, query.occurred_until),
+            (t.recorded_at, query.recorded_since, query.recorded_until),
+        ):
+            if since is not None:
+                select = select.where(column >= utc_text(since))
+            if until is not None:
+                select = select.where(column < utc_text(until))
+        rows = conn.execute(select.order_by(t.position).limit(query.limit + 1)).all()
+        subjects = _subjects_of(conn, [row.position for row in rows[: query.limit]])
+        chain_hash = chain_hash_at(conn, position)
+    events = [
+        _describe(row, subjects.get(row.position, []), reveal_personal_data)
+        for row in rows[: query.limit]
+    ]
+    more = len(rows) > query.limit
+    return {
+        "events": events,
+        "next_after": events[-1]["position"] if more else None,
+        "position": position,
+        "chain_hash": chain_hash,
+    }
+
+
+def session_story(
+    database: Database, session_id: str, *, as_of: int | None = None
+) -> dict[str, Any]:
+    """A session's history as a story: how it began, every adjustment with
+    who made it and why, and where it stands."""
+    page = find_events(
+        database,
+        AuditQuery(subject=("session", session_id), limit=MAX_PAGE, as_of=as_of),
+    )
+    if not page["events"]:
+        raise LookupError(f"session '{session_id}' is not recorded")
+    chapters = [_chapter(event) for event in page["events"]]
+    minutes: int | None = None
+    status = "open"
+    adjustments = []
+    for chapter in chapters:
+        if chapter["minutes"] is not None and chapter["what"] in (
+            "checked out",
+            "make-up hours recorded",
+        ):
+            minutes = chapter["minutes"]
+        if chapter["what"] == "corrected":
+            adjustments.append(
+                {
+                    "from_minutes": chapter["previous_minutes"],
+                    "to_minutes": chapter["minutes"],
+                    "by": chapter["actor"],
+                    "why": chapter["reason"],
+                    "at": chapter["at"],
+                    "position": chapter["position"],
+                }
+            )
+            minutes = chapter["minutes"]
+        status = _STATUS_AFTER.get(chapter["what"], status)
+    original = next((c["minutes"] for c in chapters if c["minutes"] is not None), None)
+    return {
+        "session_id": session_id,
+        "status": status,
+        "original_minutes": original,
+        "minutes": minutes,
+        "adjustments": adjustments,
+        "story": chapters,
+        "position": page["position"],
+        "chain_hash": page["chain_hash"],
+    }
+
+
+_WHAT = {
+    "Volunteer.CheckedIn": "checked in",
+    "Volunteer.CheckedOut": "checked out",
+    "Volunteer.MakeupHoursRecorded": "make-up hours recorded",
+    "Volunteer.SessionApproved": "approved",
+    "Volunteer.SessionRejected": "rejected",
+    "Volunteer.CorrectionRequested": "correction requested",
+    "Volunteer.CorrectionDeclined": "correction declined",
+    "Volunteer.SessionCorrected": "corrected",
+    "Volunteer.SessionVoided": "voided",
+}
+_STATUS_AFTER = {
+    "checked in": "open",
+    "checked out": "pending",
+    "make-up hours recorded": "pending",
+    "approved": "approved",
+    "rejected": "rejected",
+    "voided": "voided",
+}
+
+
+def _chapter(event: dict[str, Any]) -> dict[str, Any]:
+    payload = event["payload"]
+    return {
+        "position": event["position"],
+        "at": event["occurred_at"],
+        "recorded_at": event["recorded_at"],
+        "what": _WHAT.get(event["type"], event["type"]),
+        "actor": event["actor"],
+        "minutes": payload.get("minutes"),
+        "previous_minutes": payload.get("previous_minutes"),
+        "reason": payload.get("reason"),
+        "fraud": payload.get("fraud"),
+    }
+
+
+def _position(conn: Connection, as_of: int | None) -> int:
+    head = head_position(conn)
+    return head if as_of is None else min(as_of, head)
+
+
+def _subjects_of(conn: Connection, positions: list[int]) -> dict[int, list[str]]:
+    if not positions:
+        return {}
+    s = event_subjects_table.c
+    found: dict[int, list[str]] = {}
+    rows = conn.execute(
+        sa.select(s.position, s.kind, s.subject_id)
+        .where(s.position.in_(positions))
+        .order_by(s.position, s.kind, s.subject_id)
+    )
+    for position, kind, subject_id in rows:
+        found.setdefault(position, []).append(f"{kind}:{subject_id}")
+    return found
+
+
+def _describe(row: Any, subjects: list[str], reveal: bool) -> dict[str, Any]:
+    payload = orjson.loads(row.payload)
+    payload.pop("timestamp", None)  # the library's own copy of the recorded time
+    payload.pop("originator_topic", None)
+    return {
+        "position": row.position,
+        "type": row.topic,
+        "subjects": subjects,
+        "actor": {"id": row.actor_id, "role": row.actor_role},
+        "occurred_at": row.occurred_at,
+        "recorded_at": row.recorded_at,
+        "source": row.source,
+        "correlation_id": row.correlation_id,
+        "idempotency_key": row.idempotency_key,
+        "payload": payload if reveal else mask_personal_data(payload),
+        "chain_hash": row.chain_hash,
+    }
