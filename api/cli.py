@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -10,10 +11,12 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+from api.access import InvalidKeyRequestError, create_key
 from api.dashboards import show_dashboards
 from api.exports import (
     AUDIT_EVENT_COLUMNS,
@@ -24,6 +27,7 @@ from api.exports import (
     monthly_rows,
     write_export,
 )
+from api.main import create_app
 from ledger.application import Ledger
 from ledger.audit import (
     AuditQuery,
@@ -530,3 +534,56 @@ def audit_session(
     except LookupError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(4) from None
+
+
+keys_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create_key_command(
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin, auditor, dispatcher, venue_staff, volunteer or dashboard"
+        ),
+    ],
+    venue: Annotated[
+        str | None, typer.Option(help="The venue a venue_staff key is scoped to.")
+    ] = None,
+    volunteer: Annotated[
+        str | None, typer.Option(help="The volunteer a volunteer key is for.")
+    ] = None,
+) -> None:
+    """Create an API key; it is printed once, alone on the last line."""
+    ledger = open_ledger()
+    try:
+        key = create_key(ledger.database, role, venue_id=venue, volunteer_id=volunteer)
+    except InvalidKeyRequestError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"created a {role} key; store it now, it cannot be shown again")
+    typer.echo(key)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP API."""
+    settings = get_settings().model_copy(update={"database_url": state.database_url})
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        return
+    # Several workers each build the app from the environment.
+    os.environ["LEDGER_DATABASE_URL"] = state.database_url
+    uvicorn.run(
+        "api.main:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )

@@ -188,6 +188,15 @@ class LedgerReads:
             **cited.as_dict(),
         }
 
+    def venue_subtree(self, venue_id: str) -> frozenset[str]:
+        """The venue and its descendants, as registered now (empty if unknown)."""
+        with self.database.reading() as conn:
+            live = self.engine.live_version(conn, VENUE_TREE.name)
+            if live is None:
+                return frozenset()
+            tree = VENUE_TREE.get_tree(conn, live.version, live.position)
+        return frozenset(tree.subtree(venue_id)) if venue_id in tree else frozenset()
+
     def venue_children(
         self, venue_id: str | None, as_of: AsOf = None
     ) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 
 from ledger.commands import Command
 from ledger.domain.errors import DomainError
-from ledger.handlers import CommandHandlers, references
+from ledger.handlers import CommandHandlers, CommandScope, references, scope_of
 from ledger.store import (
     Claim,
     Database,
@@ -201,6 +201,10 @@ class Ledger(Application[UUID]):
             CommandResult(outcome, position(first), position(last), error)
             for outcome, first, last, error in pending
         ]
+
+    def scope_of(self, command: Command) -> CommandScope:
+        """The venue and volunteer a command concerns (for authorisation)."""
+        return scope_of(command, UnitOfWork(self, None))
 
     def load_aggregates(self, streams: Sequence[UUID]) -> dict[UUID, Aggregate]:
         """Reconstruct many aggregates from one query's worth of events."""

@@ -54,6 +54,8 @@ class BaseCommand(BaseModel):
 
 
 class RegisterVenue(BaseCommand):
+    """Register a venue (阵地) under its parent."""
+
     type: Literal["register_venue"] = "register_venue"
     venue_id: Id
     name: Text
@@ -63,6 +65,8 @@ class RegisterVenue(BaseCommand):
 
 
 class RegisterTeam(BaseCommand):
+    """Register a volunteer team (corps, brigade or team)."""
+
     type: Literal["register_team"] = "register_team"
     team_id: Id
     name: Text
@@ -71,6 +75,8 @@ class RegisterTeam(BaseCommand):
 
 
 class RegisterVolunteer(BaseCommand):
+    """Register a volunteer with their personal data and teams."""
+
     type: Literal["register_volunteer"] = "register_volunteer"
     volunteer_id: Id
     name: Text
@@ -82,6 +88,8 @@ class RegisterVolunteer(BaseCommand):
 
 
 class PublishActivity(BaseCommand):
+    """Publish an activity to the calendar (每月有发布)."""
+
     type: Literal["publish_activity"] = "publish_activity"
     activity_id: Id
     venue_id: Id
@@ -93,18 +101,24 @@ class PublishActivity(BaseCommand):
 
 
 class SignUp(BaseCommand):
+    """Sign a volunteer up for an activity (报名)."""
+
     type: Literal["sign_up"] = "sign_up"
     activity_id: Id
     volunteer_id: Id
 
 
 class CancelSignUp(BaseCommand):
+    """Cancel a volunteer's sign-up."""
+
     type: Literal["cancel_sign_up"] = "cancel_sign_up"
     activity_id: Id
     volunteer_id: Id
 
 
 class CheckIn(BaseCommand):
+    """Check a volunteer in to an activity, opening a session (签到)."""
+
     type: Literal["check_in"] = "check_in"
     session_id: Id
     volunteer_id: Id
@@ -112,11 +126,15 @@ class CheckIn(BaseCommand):
 
 
 class CheckOut(BaseCommand):
+    """Check a session out (签退)."""
+
     type: Literal["check_out"] = "check_out"
     session_id: Id
 
 
 class RecordMakeupHours(BaseCommand):
+    """Record make-up hours for service not checked in (补录)."""
+
     type: Literal["record_makeup_hours"] = "record_makeup_hours"
     session_id: Id
     volunteer_id: Id
@@ -126,17 +144,23 @@ class RecordMakeupHours(BaseCommand):
 
 
 class ApproveSession(BaseCommand):
+    """Approve a pending session: it starts to count."""
+
     type: Literal["approve_session"] = "approve_session"
     session_id: Id
 
 
 class RejectSession(BaseCommand):
+    """Reject a pending (or never checked-out) session."""
+
     type: Literal["reject_session"] = "reject_session"
     session_id: Id
     reason: str
 
 
 class RequestCorrection(BaseCommand):
+    """A volunteer asks for an approved session's minutes to be corrected."""
+
     type: Literal["request_correction"] = "request_correction"
     session_id: Id
     minutes: StrictInt
@@ -144,12 +168,16 @@ class RequestCorrection(BaseCommand):
 
 
 class DeclineCorrection(BaseCommand):
+    """The organiser declines a correction request."""
+
     type: Literal["decline_correction"] = "decline_correction"
     session_id: Id
     reason: str
 
 
 class CorrectSession(BaseCommand):
+    """Replace an approved session's minutes."""
+
     type: Literal["correct_session"] = "correct_session"
     session_id: Id
     minutes: StrictInt
@@ -157,6 +185,8 @@ class CorrectSession(BaseCommand):
 
 
 class VoidSession(BaseCommand):
+    """Void an approved session, optionally for fraud."""
+
     type: Literal["void_session"] = "void_session"
     session_id: Id
     reason: str
@@ -164,6 +194,8 @@ class VoidSession(BaseCommand):
 
 
 class PostOrder(BaseCommand):
+    """A resident posts an order or micro-wish (百姓点单)."""
+
     type: Literal["post_order"] = "post_order"
     order_id: Id
     kind: Literal["wish", "service"]
@@ -175,6 +207,8 @@ class PostOrder(BaseCommand):
 
 
 class DispatchOrder(BaseCommand):
+    """Dispatch an order to a venue or team (中心派单); again to reassign."""
+
     type: Literal["dispatch_order"] = "dispatch_order"
     order_id: Id
     venue_id: Id | None = None
@@ -188,6 +222,8 @@ class DispatchOrder(BaseCommand):
 
 
 class AcceptOrder(BaseCommand):
+    """Volunteers or a team accept an order (志愿接单)."""
+
     type: Literal["accept_order"] = "accept_order"
     order_id: Id
     volunteer_ids: list[Id] | None = None
@@ -204,28 +240,38 @@ class AcceptOrder(BaseCommand):
 
 
 class FulfilOrder(BaseCommand):
+    """Mark an accepted order fulfilled (圆梦销单)."""
+
     type: Literal["fulfil_order"] = "fulfil_order"
     order_id: Id
 
 
 class WithdrawOrder(BaseCommand):
+    """The resident withdraws an order."""
+
     type: Literal["withdraw_order"] = "withdraw_order"
     order_id: Id
     reason: str
 
 
 class RejectOrder(BaseCommand):
+    """Reject an order at vetting."""
+
     type: Literal["reject_order"] = "reject_order"
     order_id: Id
     reason: str
 
 
 class ExpireOrder(BaseCommand):
+    """An open order expires."""
+
     type: Literal["expire_order"] = "expire_order"
     order_id: Id
 
 
 class Rate(BaseCommand):
+    """Rate a fulfilled order or an activity, 1–5 stars (群众评单)."""
+
     type: Literal["rate"] = "rate"
     subject: Literal["order", "activity"]
     subject_id: Id

@@ -348,3 +348,48 @@ class CommandHandlers:
             subject = require(unit, Activity, command.subject_id)
         subject.rate(command.rater_id, command.stars, command.comment, command.at)
         return subject
+
+
+@dataclass(frozen=True)
+class CommandScope:
+    """Where a command acts and on whose behalf: the venue whose subtree it
+    falls in, and the volunteer whose own record it touches (either may be
+    None: registering a team concerns no venue, posting an order no
+    volunteer). An unknown reference gives None; the command itself will
+    then be refused for it."""
+
+    venue_id: str | None
+    volunteer_id: str | None
+
+
+def scope_of(command: Any, unit: UnitOfWork) -> CommandScope:
+    """The venue and volunteer ``command`` concerns, looked up as needed."""
+    fields = vars(command)
+    if isinstance(command, c.RegisterVenue):
+        return CommandScope(command.parent_id, None)
+    if isinstance(command, c.Rate):
+        subject: Activity | Order | None = (
+            unit.find(Order, command.subject_id)
+            if command.subject == "order"
+            else unit.find(Activity, command.subject_id)
+        )
+        return CommandScope(subject.venue_id if subject else None, command.rater_id)
+    volunteer_id = fields.get("volunteer_id")
+    if isinstance(fields.get("session_id"), str) and volunteer_id is None:
+        owner = unit.owner_of(SESSION_CLAIM, fields["session_id"])
+        volunteer = unit.aggregate_by_stream(owner) if owner else None
+        if isinstance(volunteer, Volunteer):
+            session = volunteer.sessions.get(fields["session_id"])
+            return CommandScope(
+                session.venue_id if session else None, volunteer.volunteer_id
+            )
+        return CommandScope(None, None)
+    if isinstance(command, (c.PostOrder, c.PublishActivity)):
+        return CommandScope(command.venue_id, None)
+    if isinstance(fields.get("order_id"), str):
+        order = unit.find(Order, fields["order_id"])
+        return CommandScope(order.venue_id if order else None, None)
+    if isinstance(fields.get("activity_id"), str):
+        activity = unit.find(Activity, fields["activity_id"])
+        return CommandScope(activity.venue_id if activity else None, volunteer_id)
+    return CommandScope(None, volunteer_id)

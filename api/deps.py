@@ -1,0 +1,91 @@
+"""Dependencies of the routes: the ledger, the reads, and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.access import Caller, Role, find_caller
+from api.problems import ProblemError
+from ledger.application import Ledger
+from projections.reads import LedgerReads
+
+bearer = HTTPBearer(
+    auto_error=False, description="An API key from `ledger keys create`."
+)
+
+
+def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def get_reads(request: Request) -> LedgerReads:
+    reads: LedgerReads = request.app.state.reads
+    return reads
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+ReadsDep = Annotated[LedgerReads, Depends(get_reads)]
+
+
+def get_caller(
+    ledger: LedgerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    if credentials is None:
+        raise ProblemError(
+            401,
+            "unauthenticated",
+            "An API key is needed",
+            "send Authorization: Bearer KEY",
+        )
+    caller = find_caller(ledger.database, credentials.credentials)
+    if caller is None:
+        raise ProblemError(
+            401, "unknown_key", "Unknown API key", "the API key is not known"
+        )
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def allow(*roles: Role) -> Callable[[Caller], Caller]:
+    """A dependency admitting only callers of ``roles`` (and admin)."""
+    admitted = {Role.ADMIN, *roles}
+
+    def admit(caller: CallerDep) -> Caller:
+        if caller.role not in admitted:
+            raise ProblemError(
+                403,
+                "forbidden",
+                "Not allowed for this role",
+                f"a {caller.role.value} key may not use this route",
+            )
+        return caller
+
+    return admit
+
+
+def forbid(detail: str) -> ProblemError:
+    return ProblemError(403, "out_of_scope", "Outside this key's scope", detail)
+
+
+def ensure_venue_in_scope(caller: Caller, reads: LedgerReads, venue_id: str) -> None:
+    """A venue_staff key reads and writes only inside its venue's subtree."""
+    if caller.role is Role.VENUE_STAFF:
+        assert caller.venue_id is not None
+        if venue_id not in reads.venue_subtree(caller.venue_id):
+            raise forbid(
+                f"venue '{venue_id}' is outside the subtree of '{caller.venue_id}'"
+            )
+
+
+def ensure_own_volunteer(caller: Caller, volunteer_id: str) -> None:
+    """A volunteer key reads only its own record."""
+    if caller.role is Role.VOLUNTEER and caller.volunteer_id != volunteer_id:
+        raise forbid("a volunteer key reads only its own record")

@@ -1,0 +1,136 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ledger.application import ConcurrencyConflictError
+from ledger.domain.errors import DomainError
+from projections.reads import InvalidReadError, NotFoundError
+
+PROBLEM_TYPE_BASE = "https://wenming-ledger.example/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """What went wrong: ``type`` names the rule broken, ``detail`` says how."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class ProblemError(Exception):
+    """Raised by routes to answer with a problem."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.title, self.detail = status, code, title, detail
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=PROBLEM_TYPE_BASE + code,
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+async def on_problem(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ProblemError)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return problem_response(
+        error.status, error.code, error.title, error.detail, headers=headers
+    )
+
+
+async def on_domain_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    return problem_response(
+        error.http_status, error.code, "The command breaks a rule", str(error)
+    )
+
+
+async def on_conflict(_: Request, error: Exception) -> JSONResponse:
+    return problem_response(
+        409,
+        "concurrency_conflict",
+        "Another writer changed the same record first",
+        f"{error} Retry with the same Idempotency-Key.",
+    )
+
+
+async def on_not_found(_: Request, error: Exception) -> JSONResponse:
+    return problem_response(404, "not_found", "Not found", str(error))
+
+
+async def on_invalid_read(_: Request, error: Exception) -> JSONResponse:
+    return problem_response(400, "invalid_read", "Invalid read parameters", str(error))
+
+
+async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": e.get("msg", ""),
+            "type": e.get("type", ""),
+        }
+        for e in error.errors()
+    ]
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
+    )
+    return problem_response(
+        422, "invalid_command", "The request is not well formed", detail, errors
+    )
+
+
+HANDLERS = {
+    ProblemError: on_problem,
+    DomainError: on_domain_error,
+    ConcurrencyConflictError: on_conflict,
+    NotFoundError: on_not_found,
+    InvalidReadError: on_invalid_read,
+    RequestValidationError: on_validation_error,
+}
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "model": Problem,
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {}},
+    }
+    for status, description in (
+        (400, "Malformed read parameters"),
+        (401, "Missing or unknown API key"),
+        (403, "The key's role or scope does not allow this"),
+        (404, "Unknown volunteer, venue or session"),
+        (409, "Concurrent change, or a rule about uniqueness or order"),
+        (422, "The command is malformed or breaks a rule"),
+    )
+}

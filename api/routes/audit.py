@@ -1,0 +1,143 @@
+"""Audit reads for 文明办 auditors: events, explanations, session stories
+and verification of the chain, the checkpoints and the projections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.access import Caller, Role
+from api.deps import ReadsDep, allow, ensure_own_volunteer
+from api.problems import PROBLEM_RESPONSES, ProblemError
+from api.schemas import AuditPage, HoursExplanation, SessionStory, Verification
+from ledger.audit import (
+    AuditQuery,
+    InvalidAuditQueryError,
+    find_events,
+    parse_subject,
+    session_story,
+)
+from ledger.integrity import load_or_create_signing_key, verify_ledger
+from projections.reads import parse_as_of
+
+router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
+
+AuditorDep = Annotated[Caller, Depends(allow(Role.AUDITOR))]
+
+
+def _moment(name: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    moment = parse_as_of(text)
+    if not isinstance(moment, datetime):
+        raise ProblemError(
+            400,
+            "invalid_read",
+            "Invalid read parameters",
+            f"{name} must be a time with a UTC offset",
+        )
+    return moment
+
+
+@router.get("/events", response_model=AuditPage)
+def list_audit_events(
+    reads: ReadsDep,
+    caller: AuditorDep,
+    subject: Annotated[
+        str | None, Query(description="KIND:ID, e.g. volunteer:V001, session:S1")
+    ] = None,
+    actor: str | None = None,
+    event_type: Annotated[list[str] | None, Query(alias="type")] = None,
+    since: Annotated[
+        str | None, Query(description="Business time from (inclusive).")
+    ] = None,
+    until: Annotated[str | None, Query(description="Business time before.")] = None,
+    recorded_since: str | None = None,
+    recorded_until: str | None = None,
+    after: Annotated[int, Query(ge=0, description="Continue after this position.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    as_of: Annotated[int | None, Query(ge=0)] = None,
+) -> Any:
+    """Events by subject, actor, type and period, in ledger order, paged."""
+    try:
+        query = AuditQuery(
+            subject=parse_subject(subject) if subject else None,
+            actor_id=actor,
+            types=tuple(event_type or ()),
+            occurred_since=_moment("since", since),
+            occurred_until=_moment("until", until),
+            recorded_since=_moment("recorded_since", recorded_since),
+            recorded_until=_moment("recorded_until", recorded_until),
+            after_position=after,
+            limit=limit,
+            as_of=as_of,
+        )
+    except InvalidAuditQueryError as error:
+        raise ProblemError(
+            400, "invalid_read", "Invalid read parameters", str(error)
+        ) from None
+    return find_events(
+        reads.database, query, reveal_personal_data=caller.sees_personal_data
+    )
+
+
+@router.get("/explain/volunteer-hours/{volunteer_id}", response_model=HoursExplanation)
+def explain_volunteer_hours(
+    volunteer_id: str,
+    reads: ReadsDep,
+    caller: Annotated[Caller, Depends(allow(Role.AUDITOR, Role.VOLUNTEER))],
+    as_of: str | None = None,
+) -> Any:
+    """The events that make up a volunteer's hours; they sum to the figures."""
+    ensure_own_volunteer(caller, volunteer_id)
+    return reads.explain_volunteer_hours(volunteer_id, parse_as_of(as_of))
+
+
+@router.get("/sessions/{session_id}", response_model=SessionStory)
+def get_session_story(
+    session_id: str,
+    reads: ReadsDep,
+    caller: AuditorDep,
+    as_of: Annotated[int | None, Query(ge=0)] = None,
+) -> Any:
+    """A session's correction history: original, adjustments, who, why."""
+    try:
+        return session_story(reads.database, session_id, as_of=as_of)
+    except LookupError as error:
+        raise ProblemError(404, "not_found", "Not found", str(error)) from None
+
+
+@router.get("/verify", response_model=Verification)
+def get_verification(request: Request, reads: ReadsDep, caller: AuditorDep) -> Any:
+    """Check the chain, every checkpoint, and every projection against a replay."""
+    key_file = request.app.state.settings.signing_key_file
+    public_key = (
+        load_or_create_signing_key(key_file).public_key() if key_file.exists() else None
+    )
+    audit = verify_ledger(reads.database, public_key)
+    projections = reads.engine.verify()
+    return {
+        "ok": audit.ok and all(p.ok for p in projections),
+        "chain_ok": audit.chain.ok,
+        "events_checked": audit.chain.checked,
+        "first_bad_position": audit.chain.first_bad_position,
+        "problem": audit.chain.problem,
+        "checkpoints": [
+            {"position": c.checkpoint.position, "ok": c.ok, "problem": c.problem}
+            for c in audit.checkpoints
+        ],
+        "projections": [
+            {
+                "name": p.name,
+                "ok": p.ok,
+                "position": p.position,
+                "live_fingerprint": p.live_fingerprint,
+                "replay_fingerprint": p.replay_fingerprint,
+                "differences": len(p.differences),
+                "dead_letters": p.dead_letters,
+            }
+            for p in projections
+        ],
+    }
