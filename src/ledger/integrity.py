@@ -15,8 +15,11 @@ matches the hashes it signed.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from sqlalchemy.engine import Connection
 
 from ledger.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
-from ledger.store import Database, metadata, placeholder, utc_text
+from ledger.store import (
+    Database,
+    chain_hash_at,
+    head_position,
+    metadata,
+    placeholder,
+    utc_text,
+)
 
 checkpoints_table = sa.Table(
     "ledger_checkpoints",
@@ -66,9 +76,14 @@ class ChainVerification:
         return self.first_bad_position is None
 
 
-def walk_chain(rows: Iterable[Sequence[Any]]) -> ChainVerification:
-    """Check stored rows (CHAINED_FIELDS then chain_hash, in position order)."""
-    previous_hash, expected, checked = GENESIS_HASH, 1, 0
+def walk_chain(
+    rows: Iterable[Sequence[Any]],
+    previous_hash: str = GENESIS_HASH,
+    expected: int = 1,
+) -> ChainVerification:
+    """Check stored rows (CHAINED_FIELDS then chain_hash, in position order)
+    from position ``expected``, whose predecessor's hash is ``previous_hash``."""
+    checked = 0
     width = len(CHAINED_FIELDS)
     for row in rows:
         position = row[0]
@@ -96,18 +111,22 @@ def walk_chain(rows: Iterable[Sequence[Any]]) -> ChainVerification:
 
 
 def stored_chain_rows(
-    conn: Connection, page_size: int = VERIFY_PAGE
+    conn: Connection,
+    *,
+    after: int = 0,
+    upto: int | None = None,
+    page_size: int = VERIFY_PAGE,
 ) -> Iterator[tuple[Any, ...]]:
-    """Every stored event's chained fields and hash, in position order, read
-    in windows through the driver's cursor (the walk is CPU-bound)."""
+    """Stored events' chained fields and hash in positions (after, upto], in
+    position order, read in pages through the driver's cursor."""
     columns = ", ".join((*CHAINED_FIELDS, "chain_hash"))
     mark = placeholder(conn)
+    bound = "" if upto is None else f" AND position <= {int(upto)}"
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        after = 0
         while True:
             cursor.execute(
-                f"SELECT {columns} FROM ledger_events WHERE position > {mark} "
+                f"SELECT {columns} FROM ledger_events WHERE position > {mark}{bound} "
                 f"ORDER BY position LIMIT {int(page_size)}",
                 (after,),
             )
@@ -120,9 +139,47 @@ def stored_chain_rows(
         cursor.close()
 
 
-def verify_chain(database: Database) -> ChainVerification:
+# Below this many events, starting worker processes costs more than it saves.
+PARALLEL_FROM = 200_000
+
+
+def verify_chain(
+    database: Database, *, workers: int | None = None
+) -> ChainVerification:
+    """Walk the whole chain. Each link can be checked against the stored hash
+    of its predecessor, so stretches of the chain are checked in parallel
+    (one worker process per core) and the earliest problem wins."""
     with database.reading() as conn:
-        return walk_chain(stored_chain_rows(conn))
+        head = head_position(conn)
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or head < PARALLEL_FROM:
+        return _walk_stretch(database.url, 0, head)
+    bounds = [head * part // workers for part in range(workers + 1)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        stretches = list(
+            pool.map(_walk_stretch, [database.url] * workers, bounds[:-1], bounds[1:])
+        )
+    checked = 0
+    for stretch in stretches:
+        checked += stretch.checked
+        if not stretch.ok:
+            return replace(stretch, checked=checked)
+    return replace(stretches[-1], checked=checked)
+
+
+def _walk_stretch(url: str, after: int, upto: int) -> ChainVerification:
+    """Check positions (after, upto], trusting the stored hash at ``after``
+    only as the link the next position must chain to."""
+    database = Database(url)
+    try:
+        with database.reading() as conn:
+            previous = chain_hash_at(conn, after)
+            return walk_chain(
+                stored_chain_rows(conn, after=after, upto=upto), previous, after + 1
+            )
+    finally:
+        database.dispose()
 
 
 # --- signing keys ----------------------------------------------------------
@@ -287,17 +344,9 @@ def verify_ledger(
 ) -> AuditVerification:
     """Walk the chain, and check every stored checkpoint against it."""
     checkpoints = list_checkpoints(database)
-    wanted = {c.position for c in checkpoints}
-    hashes: dict[int, str] = {}
-
-    def remembering(rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
-        for row in rows:
-            if row[0] in wanted:
-                hashes[row[0]] = row[-1]
-            yield row
-
+    chain = verify_chain(database)
     with database.reading() as conn:
-        chain = walk_chain(remembering(stored_chain_rows(conn)))
+        hashes = {c.position: chain_hash_at(conn, c.position) for c in checkpoints}
     result = AuditVerification(chain)
     for checkpoint in checkpoints:
         result.checkpoints.append(

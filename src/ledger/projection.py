@@ -597,13 +597,19 @@ def read_events(
     primary key; other topics are skipped before their payload is parsed."""
     # The driver's own cursor: building a SQLAlchemy row per event would cost
     # more than parsing its payload.
+    # Only the wanted topics' payloads leave the database: the others are
+    # skipped by position order, not by the topic index (which would sort).
     mark = placeholder(conn)
+    wanted = sorted(topics)
+    in_topics = ", ".join([mark] * len(wanted))
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(
-            "SELECT position, topic, stream_id, payload FROM ledger_events "
-            f"WHERE position > {mark} AND position <= {mark} ORDER BY position",
-            (after, upto),
+            "SELECT position, topic, stream_id, "
+            f"CASE WHEN topic IN ({in_topics}) THEN payload END "
+            f"FROM ledger_events WHERE position > {mark} AND position <= {mark} "
+            "ORDER BY position",
+            (*wanted, after, upto),
         )
         rows = cursor.fetchall()
     finally:
@@ -612,7 +618,7 @@ def read_events(
     return [
         RecordedEvent(position, topic, stream_id, loads(payload))
         for position, topic, stream_id, payload in rows
-        if topic in topics
+        if payload is not None
     ]
 
 
