@@ -375,7 +375,7 @@ def _run_read(
         if export is None:
             print_json(document)
             return
-        write_export(
+        _export_or_exit(
             export,
             monthly_rows(document),
             columns,
@@ -459,6 +459,29 @@ audit_app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 
 
+def _export_or_exit(
+    path: Path,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    *,
+    position: int,
+    chain_hash: str,
+    chinese_headers: bool,
+) -> None:
+    try:
+        write_export(
+            path,
+            rows,
+            columns,
+            position=position,
+            chain_hash=chain_hash,
+            chinese_headers=chinese_headers,
+        )
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
 def _moment(text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -513,7 +536,7 @@ def audit_events(
     if export is None:
         print_json(page)
         return
-    write_export(
+    _export_or_exit(
         export,
         audit_event_rows(page),
         AUDIT_EVENT_COLUMNS,

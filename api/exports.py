@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 
@@ -106,14 +107,16 @@ def write_export(
     every_column = (*columns, *AS_OF_COLUMNS)
     headers = [c.chinese if chinese_headers else c.english for c in every_column]
     cited = {"as_of_position": position, "as_of_chain_hash": chain_hash}
-    table = [[{**row, **cited}.get(c.key) for c in every_column] for row in rows]
+    table = [
+        [_printable({**row, **cited}.get(c.key)) for c in every_column] for row in rows
+    ]
     if path.suffix.lower() == ".xlsx":
         _write_xlsx(path, headers, table, position, chain_hash, chinese_headers)
     elif path.suffix.lower() == ".csv":
         with path.open("w", newline="", encoding="utf-8-sig") as file:
             writer = csv.writer(file)
             writer.writerow(headers)
-            writer.writerows(table)
+            writer.writerows([[_csv_text(value) for value in row] for row in table])
     else:
         raise ValueError(f"export to .csv or .xlsx, not '{path.suffix}'")
 
@@ -135,10 +138,29 @@ def _write_xlsx(
         cell.font = Font(bold=True)
     for row in table:
         sheet.append(row)
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text stays text, even if it starts with "="
     source = workbook.create_sheet("来源" if chinese_headers else "source")
     source.append(["账本位置" if chinese_headers else "ledger position", position])
     source.append(["链哈希" if chinese_headers else "chain hash", chain_hash])
     workbook.save(path)
+
+
+# Ids and reasons are free text from other systems: a value starting like a
+# formula must stay text when a spreadsheet opens the file (formula injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _printable(value: Any) -> Any:
+    """Text without the control characters a spreadsheet cannot hold."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
+def _csv_text(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _compact(payload: dict[str, Any]) -> str:

@@ -224,13 +224,20 @@ class Ledger(Application[UUID]):
 
 def subjects_of(aggregate: Aggregate, event: Any) -> frozenset[tuple[str, str]]:
     """The subjects an event concerns: its own aggregate, and every venue,
-    team, volunteer, activity, order or session its payload names."""
+    team, volunteer, activity, order or session its payload names, also
+    inside the facts it carries (a session's venue, an order's venue)."""
     kind = type(aggregate).TOPIC.lower()  # type: ignore[attr-defined]
     subjects = {(kind, getattr(aggregate, f"{kind}_id"))}
-    for name, value in vars(event).items():
+    _add_named_subjects(vars(event), subjects)
+    return frozenset(subjects)
+
+
+def _add_named_subjects(fields: dict[str, Any], subjects: set[tuple[str, str]]) -> None:
+    for name, value in fields.items():
         subject_kind = SUBJECT_FIELDS.get(name)
         if subject_kind and isinstance(value, str):
             subjects.add((subject_kind, value))
-    for volunteer_id in vars(event).get("volunteer_ids") or ():
+        elif isinstance(value, dict):
+            _add_named_subjects(value, subjects)
+    for volunteer_id in fields.get("volunteer_ids") or ():
         subjects.add(("volunteer", volunteer_id))
-    return frozenset(subjects)

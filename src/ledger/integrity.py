@@ -304,18 +304,25 @@ def check_checkpoint(
     checkpoint: Checkpoint,
     public_key: Ed25519PublicKey,
     hashes_by_position: dict[int, str],
-    head_position: int,
+    chain: ChainVerification,
 ) -> CheckpointVerification:
     """Is the signature good, and does the chain still hold the signed hash?"""
     try:
         public_key.verify(bytes.fromhex(checkpoint.signature), checkpoint.message())
     except (InvalidSignature, ValueError):
         return CheckpointVerification(checkpoint, "its signature does not verify")
-    if checkpoint.position > head_position:
+    broken_at = chain.first_bad_position
+    if broken_at is not None and broken_at <= checkpoint.position:
         return CheckpointVerification(
             checkpoint,
-            f"it signs position {checkpoint.position} but the intact chain ends at "
-            f"{head_position}: events were removed",
+            f"the chain breaks at position {broken_at}, at or before the position "
+            f"{checkpoint.position} it signs: {chain.problem}",
+        )
+    if checkpoint.position > chain.head_position:
+        return CheckpointVerification(
+            checkpoint,
+            f"it signs position {checkpoint.position} but the chain ends at "
+            f"{chain.head_position}: events were removed",
         )
     recorded = hashes_by_position.get(checkpoint.position, GENESIS_HASH)
     if recorded != checkpoint.chain_hash:
@@ -352,7 +359,7 @@ def verify_ledger(
         result.checkpoints.append(
             CheckpointVerification(checkpoint, "no public key to check it with")
             if public_key is None
-            else check_checkpoint(checkpoint, public_key, hashes, chain.head_position)
+            else check_checkpoint(checkpoint, public_key, hashes, chain)
         )
     return result
 
@@ -374,12 +381,8 @@ def verify_exported_events(
             yield row
 
     chain = walk_chain(rows())
-    if not chain.ok and (chain.first_bad_position or 0) <= checkpoint.position:
-        return CheckpointVerification(
-            checkpoint, f"the events do not chain: {chain.problem}"
-        )
     return check_checkpoint(
-        checkpoint, load_public_key(public_key_pem_bytes), hashes, chain.head_position
+        checkpoint, load_public_key(public_key_pem_bytes), hashes, chain
     )
 
 

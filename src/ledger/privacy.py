@@ -36,6 +36,11 @@ def mask_personal_data(document: dict[str, Any]) -> dict[str, Any]:
             masked[name] = mask_phone(value)
         elif isinstance(value, dict):
             masked[name] = mask_personal_data(value)
+        elif isinstance(value, list):
+            masked[name] = [
+                mask_personal_data(item) if isinstance(item, dict) else item
+                for item in value
+            ]
         else:
             masked[name] = value
     return masked

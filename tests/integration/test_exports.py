@@ -1,0 +1,471 @@
+"""CSV and xlsx exports, on real SQLite and PostgreSQL, of an audit answer and
+of a venue's activity and fulfilment reads: English or Chinese headers,
+every row citing the ledger position and chain hash it reflects, personal
+data masked. The files are read back (xlsx with openpyxl)."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+
+from api.exports import AUDIT_EVENT_COLUMNS, audit_event_rows, write_export
+from ledger.application import Ledger
+from ledger.audit import AuditQuery, find_events
+from ledger.privacy import mask_id_number
+from ledger.projection import ProjectionEngine
+from ledger.store import Database
+from projections.reads import LedgerReads
+from projections.registry import ALL_PROJECTIONS
+from tests.factories import T0, record_all, submission
+from tests.integration.projection_helpers import DAY, chain_hash_at, run_cli
+from tests.integration.test_audit_queries import (
+    HEAD,
+    V3_ID_NUMBER,
+    V3_PHONE,
+    record_audited_city,
+)
+
+AUDIT_HEADERS = {
+    "english": [
+        "position",
+        "event",
+        "subjects",
+        "actor",
+        "role",
+        "occurred at",
+        "recorded at",
+        "source",
+        "details",
+        "event chain hash",
+        "ledger position",
+        "chain hash",
+    ],
+    "chinese": [
+        "位置",
+        "事件",
+        "涉及对象",
+        "操作人",
+        "角色",
+        "发生时间",
+        "记录时间",
+        "来源",
+        "详情",
+        "事件链哈希",
+        "账本位置",
+        "链哈希",
+    ],
+}
+ACTIVITY_HEADERS = {
+    "english": [
+        "venue",
+        "month",
+        "activities",
+        "sessions",
+        "volunteers",
+        "verified minutes",
+        "make-up minutes",
+        "volunteer minutes",
+        "ledger position",
+        "chain hash",
+    ],
+    "chinese": [
+        "阵地",
+        "月份",
+        "活动数",
+        "服务人次",
+        "志愿者人数",
+        "签到时长(分钟)",
+        "补录时长(分钟)",
+        "服务总时长(分钟)",
+        "账本位置",
+        "链哈希",
+    ],
+}
+FULFILMENT_HEADERS = {
+    "english": [
+        "venue",
+        "month",
+        "posted",
+        "dispatched",
+        "accepted",
+        "fulfilled",
+        "withdrawn",
+        "rejected",
+        "expired",
+        "open",
+        "fulfilment rate",
+        "ratings",
+        "satisfaction",
+        "ledger position",
+        "chain hash",
+    ],
+    "chinese": [
+        "阵地",
+        "月份",
+        "点单数",
+        "派单数",
+        "接单数",
+        "销单数",
+        "撤单数",
+        "驳回数",
+        "过期数",
+        "未完成",
+        "实现率",
+        "评单数",
+        "满意度",
+        "账本位置",
+        "链哈希",
+    ],
+}
+DATA_SHEET = {"english": "data", "chinese": "数据"}
+SOURCE_SHEET = {
+    "english": ("source", "ledger position", "chain hash"),
+    "chinese": ("来源", "账本位置", "链哈希"),
+}
+
+FORMATS = [
+    pytest.param("csv", "english", id="csv-english"),
+    pytest.param("csv", "chinese", id="csv-chinese"),
+    pytest.param("xlsx", "english", id="xlsx-english"),
+    pytest.param("xlsx", "chinese", id="xlsx-chinese"),
+]
+
+
+@pytest.fixture
+def city(ledger: Ledger, database: Database) -> Database:
+    """The audited city (28 events, V3 with ID and phone numbers), projected."""
+    record_audited_city(ledger)
+    ProjectionEngine(database, ALL_PROJECTIONS).catch_up()
+    return database
+
+
+def read_back(path: Path) -> tuple[list[Any], list[dict[str, Any]]]:
+    """An export's headers, and its rows as dicts by header."""
+    table: list[list[Any]]
+    if path.suffix == ".csv":
+        assert path.read_bytes().startswith(codecs.BOM_UTF8)  # Excel reads UTF-8
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            table = list(csv.reader(file))
+    else:
+        sheet = load_workbook(path).worksheets[0]
+        table = [list(row) for row in sheet.iter_rows(values_only=True)]
+    header, *rows = table
+    return header, [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def xlsx_source(path: Path) -> list[list[Any]]:
+    """The rows of an xlsx export's second sheet (what it was read from)."""
+    workbook = load_workbook(path)
+    assert len(workbook.worksheets) == 2
+    return [list(row) for row in workbook.worksheets[1].iter_rows(values_only=True)]
+
+
+def same(cell: Any, value: Any) -> bool:
+    """An exported cell holds ``value`` (CSV holds text, xlsx holds numbers)."""
+    if value is None:
+        return cell in (None, "")
+    if isinstance(value, int | float):
+        return float(cell) == pytest.approx(float(value))
+    return str(cell) == str(value)
+
+
+def export_options(path: Path, headers: str) -> list[str]:
+    return [
+        "--export",
+        str(path),
+        *(["--chinese-headers"] if headers == "chinese" else []),
+    ]
+
+
+def assert_cites(
+    rows: list[dict[str, Any]], headers: list[str], position: int, chain_hash: str
+) -> None:
+    """Every row states the ledger position and chain hash the export reflects."""
+    position_header, hash_header = headers[-2:]
+    for row in rows:
+        assert same(row[position_header], position)
+        assert row[hash_header] == chain_hash
+
+
+def assert_xlsx_layout(
+    path: Path, headers: str, position: int, chain_hash: str
+) -> None:
+    workbook = load_workbook(path)
+    assert workbook.worksheets[0].title == DATA_SHEET[headers]
+    title, position_label, hash_label = SOURCE_SHEET[headers]
+    assert workbook.worksheets[1].title == title
+    assert xlsx_source(path) == [[position_label, position], [hash_label, chain_hash]]
+    assert workbook.worksheets[0]["A1"].font.bold
+
+
+# --- an audit answer ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("suffix", "headers"), FORMATS)
+def test_an_audit_answer_exports_each_event_citing_its_position_and_chain_hash(
+    city: Database, tmp_path: Path, suffix: str, headers: str
+) -> None:
+    # When every event is exported from `ledger audit events`
+    path = tmp_path / f"audit.{suffix}"
+    outcome = run_cli(
+        city, "audit", "events", "--limit", "1000", *export_options(path, headers)
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert f"exported {HEAD} events to {path}" in outcome.stdout
+
+    # Then the file has the headers asked for, and one row per event in
+    # ledger order, each with the event's own chain hash
+    header, rows = read_back(path)
+    assert header == AUDIT_HEADERS[headers]
+    position, event, *_, event_hash = AUDIT_HEADERS[headers][:10]
+    assert [int(row[position]) for row in rows] == list(range(1, HEAD + 1))
+    for row in rows:
+        assert row[event_hash] == chain_hash_at(city, int(row[position]))
+    assert rows[27][event] == "Volunteer.SessionVoided"
+
+    # And every row cites the ledger state the whole export reflects
+    head_hash = chain_hash_at(city, HEAD)
+    assert_cites(rows, header, HEAD, head_hash)
+    if suffix == "xlsx":
+        assert_xlsx_layout(path, headers, HEAD, head_hash)
+
+    # And V3's ID and phone numbers appear only masked
+    details = AUDIT_HEADERS[headers][8]
+    registered = rows[22][details]
+    assert f"id_number={mask_id_number(V3_ID_NUMBER)}" in registered
+    assert "phone=138****5678" in registered
+    cells = [str(cell) for row in rows for cell in row.values()]
+    assert not any(V3_ID_NUMBER in cell or V3_PHONE in cell for cell in cells)
+
+
+def test_an_audit_export_states_who_did_what_to_whom(
+    city: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "voids.csv"
+    outcome = run_cli(
+        city,
+        "audit",
+        "events",
+        "--type",
+        "Volunteer.SessionVoided",
+        "--export",
+        str(path),
+    )
+    assert outcome.exit_code == 0, outcome.output
+    _, [voided] = read_back(path)
+    assert voided["subjects"] == "activity:A1 session:S-V2 venue:S1 volunteer:V2"
+    assert (voided["actor"], voided["role"]) == ("inspector-1", "inspector")
+    assert voided["occurred at"] == (T0 + 5 * DAY).isoformat()
+    assert voided["source"] == "cli"
+    assert "fraud=True" in voided["details"]
+    assert "reason=checked in on behalf of someone who never came" in voided["details"]
+
+
+def test_an_audit_export_shows_personal_data_only_when_revealed(
+    city: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "v3.xlsx"
+    outcome = run_cli(
+        city,
+        "audit",
+        "events",
+        "--subject",
+        "volunteer:V3",
+        "--reveal-personal-data",
+        "--export",
+        str(path),
+    )
+    assert outcome.exit_code == 0, outcome.output
+    _, [registered] = read_back(path)
+    assert f"id_number={V3_ID_NUMBER}" in registered["details"]
+    assert f"phone={V3_PHONE}" in registered["details"]
+
+
+def test_an_audit_export_as_of_an_earlier_position_cites_that_position(
+    city: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "early.csv"
+    outcome = run_cli(city, "audit", "events", "--as-of", "13", "--export", str(path))
+    assert outcome.exit_code == 0, outcome.output
+    header, rows = read_back(path)
+    assert [int(row["position"]) for row in rows] == list(range(1, 14))
+    assert_cites(rows, header, 13, chain_hash_at(city, 13))
+
+
+# --- venue reads -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("suffix", "headers"), FORMATS)
+def test_a_venue_activity_read_exports_its_months_citing_the_ledger_state(
+    city: Database, tmp_path: Path, suffix: str, headers: str
+) -> None:
+    path = tmp_path / f"activity.{suffix}"
+    outcome = run_cli(city, "query", "activity", "C", *export_options(path, headers))
+    assert outcome.exit_code == 0, outcome.output
+    read = LedgerReads(city).venue_activity("C")
+    assert f"exported {len(read['by_month'])} months to {path}" in outcome.stdout
+
+    header, rows = read_back(path)
+    assert header == ACTIVITY_HEADERS[headers]
+    # March 2024 at C's subtree: A1, and S-V1's 135 corrected minutes (S-V2
+    # was voided)
+    assert list(read["by_month"]) == ["2024-03"]
+    assert (read["by_month"]["2024-03"]["verified_minutes"], len(rows)) == (135, 1)
+    for row, (month, figures) in zip(rows, read["by_month"].items(), strict=True):
+        values = list(row.values())
+        assert values[:2] == ["C", month]
+        expected = [figures[key] for key in ACTIVITY_KEYS]
+        assert all(same(v, e) for v, e in zip(values[2:8], expected, strict=True))
+    assert_cites(rows, header, read["position"], read["chain_hash"])
+    assert (read["position"], read["chain_hash"]) == (HEAD, chain_hash_at(city, HEAD))
+    if suffix == "xlsx":
+        assert_xlsx_layout(path, headers, HEAD, read["chain_hash"])
+
+
+ACTIVITY_KEYS = [
+    "activities",
+    "sessions",
+    "volunteers",
+    "verified_minutes",
+    "makeup_minutes",
+    "volunteer_minutes",
+]
+FULFILMENT_KEYS = [
+    "posted",
+    "dispatched",
+    "accepted",
+    "fulfilled",
+    "withdrawn",
+    "rejected",
+    "expired",
+    "open",
+    "rate",
+    "ratings",
+    "satisfaction",
+]
+
+
+@pytest.mark.parametrize(("suffix", "headers"), FORMATS)
+def test_a_venue_fulfilment_read_exports_its_months_citing_the_ledger_state(
+    city: Database, tmp_path: Path, suffix: str, headers: str
+) -> None:
+    path = tmp_path / f"fulfilment.{suffix}"
+    outcome = run_cli(city, "query", "fulfilment", "C", *export_options(path, headers))
+    assert outcome.exit_code == 0, outcome.output
+    read = LedgerReads(city).venue_fulfilment("C")
+
+    header, rows = read_back(path)
+    assert header == FULFILMENT_HEADERS[headers]
+    # March 2024: O1 fulfilled and rated 5, O2 withdrawn
+    march = read["by_month"]["2024-03"]
+    assert (march["posted"], march["fulfilled"], march["withdrawn"]) == (2, 1, 1)
+    assert (march["rate"], march["satisfaction"]) == (1.0, 1.0)
+    assert len(rows) == len(read["by_month"]) == 1
+    for row, (month, figures) in zip(rows, read["by_month"].items(), strict=True):
+        values = list(row.values())
+        assert values[:2] == ["C", month]
+        expected = [figures[key] for key in FULFILMENT_KEYS]
+        assert all(same(v, e) for v, e in zip(values[2:13], expected, strict=True))
+    assert_cites(rows, header, HEAD, chain_hash_at(city, HEAD))
+    if suffix == "xlsx":
+        assert_xlsx_layout(path, headers, HEAD, read["chain_hash"])
+
+
+def test_a_venue_read_exported_as_of_an_earlier_position_cites_that_position(
+    city: Database, tmp_path: Path
+) -> None:
+    # As of position 20, S-V1 still counted its original 120 minutes
+    path = tmp_path / "activity-then.xlsx"
+    outcome = run_cli(
+        city, "query", "activity", "C", "--as-of", "20", "--export", str(path)
+    )
+    assert outcome.exit_code == 0, outcome.output
+    header, [march] = read_back(path)
+    assert march["verified minutes"] == 120
+    assert_cites([march], header, 20, chain_hash_at(city, 20))
+
+
+def test_an_export_is_csv_or_xlsx(database: Database, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"export to \.csv or \.xlsx"):
+        write_export(
+            tmp_path / "audit.txt", [], AUDIT_EVENT_COLUMNS, position=0, chain_hash=""
+        )
+
+
+def test_the_cli_refuses_an_export_to_an_unsupported_file_type(
+    database: Database, tmp_path: Path
+) -> None:
+    outcome = run_cli(database, "audit", "events", "--export", str(tmp_path / "a.txt"))
+    assert isinstance(outcome.exception, SystemExit), outcome.exception
+    assert outcome.exit_code == 2
+    assert "export to .csv or .xlsx" in outcome.output
+
+
+# --- values that spreadsheets treat specially ---------------------------------------
+
+FORMULA = '=HYPERLINK("http://evil.example","open")'
+
+
+def test_a_value_that_looks_like_a_formula_is_exported_as_text(
+    ledger: Ledger, database: Database, tmp_path: Path
+) -> None:
+    record_all(
+        ledger,
+        [
+            submission(
+                "register_team",
+                team_id="T9",
+                name="team 9",
+                level="corps",
+                actor={"id": FORMULA, "role": "venue_staff"},
+            )
+        ],
+    )
+    path = tmp_path / "audit.xlsx"
+    page = find_events(database, AuditQuery())
+    write_export(
+        path,
+        audit_event_rows(page),
+        AUDIT_EVENT_COLUMNS,
+        position=page["position"],
+        chain_hash=page["chain_hash"],
+    )
+    actor = load_workbook(path).worksheets[0]["D2"]
+    assert actor.value == FORMULA
+    assert actor.data_type == "s"
+
+
+def test_a_reason_with_a_control_character_still_exports_to_xlsx(
+    ledger: Ledger, database: Database, tmp_path: Path
+) -> None:
+    record_all(
+        ledger,
+        [
+            submission("register_venue", venue_id="C", name="centre", level="centre"),
+            submission(
+                "post_order",
+                order_id="O9",
+                kind="wish",
+                venue_id="C",
+                category="health",
+                description="a ramp",
+            ),
+            submission("withdraw_order", order_id="O9", reason="moved\x1faway"),
+        ],
+    )
+    path = tmp_path / "audit.xlsx"
+    page = find_events(database, AuditQuery(subject=("order", "O9")))
+    write_export(
+        path,
+        audit_event_rows(page),
+        AUDIT_EVENT_COLUMNS,
+        position=page["position"],
+        chain_hash=page["chain_hash"],
+    )
+    _, rows = read_back(path)
+    assert "moved" in rows[-1]["details"] and "away" in rows[-1]["details"]
