@@ -610,3 +610,7 @@ def serve(
         workers=workers,
         log_level="warning",
     )
+
+
+if __name__ == "__main__":
+    app()
