@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ from api.exports import (
     write_export,
 )
 from api.main import create_app
-from ledger.application import Ledger
+from ledger.application import Ledger, Outcome, Submission
 from ledger.audit import (
     AuditQuery,
     InvalidAuditQueryError,
@@ -36,6 +37,7 @@ from ledger.audit import (
     parse_subject,
     session_story,
 )
+from ledger.commands import BaseCommand
 from ledger.importer import ImportSummary, default_report_path, import_file
 from ledger.integrity import (
     Checkpoint,
@@ -49,10 +51,11 @@ from ledger.integrity import (
 )
 from ledger.projection import CatchUpReport, ProjectionEngine, list_dead_letters
 from ledger.settings import get_settings
-from ledger.store import Database
+from ledger.store import Database, Envelope
 from ledger.synthetic import DEFAULT_SCALE, write_city
+from projections.honours import UnknownRuleSetError, load_rule_set, plan_honours
 from projections.reads import InvalidReadError, LedgerReads, NotFoundError, parse_as_of
-from projections.registry import ALL_PROJECTIONS
+from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
 
 app = typer.Typer(
     help="新时代文明实践 ledger: volunteer service recorded as immutable events.",
@@ -609,6 +612,90 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+    )
+
+
+@app.command()
+def honours(
+    as_of: Annotated[
+        str,
+        typer.Option(
+            "--as-of", help="Count service dated up to this day (YYYY-MM-DD, CST)."
+        ),
+    ],
+    rules: Annotated[
+        str,
+        typer.Option(help="Rule set NAME[@VERSION]: national, kunshan, zhangjiagang."),
+    ],
+    position: Annotated[
+        int | None,
+        typer.Option(help="Read the ledger at this position (default: latest)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide, but record nothing.")
+    ] = False,
+) -> None:
+    """Compute every volunteer's honours and record the new awards as events."""
+    try:
+        day = date.fromisoformat(as_of)
+        rule_set = load_rule_set(rules, day)
+    except (ValueError, UnknownRuleSetError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    ledger = open_ledger()
+    engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
+    engine.catch_up()
+    with ledger.database.reading() as conn:
+        live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+        assert live is not None
+        read_at = live.position if position is None else position
+        if read_at > live.position:
+            console.print(f"[red]the ledger has no position {read_at} yet[/red]")
+            raise typer.Exit(2)
+        run = plan_honours(conn, live.version, rule_set, day, read_at)
+    typer.echo(
+        f"honours under {run.rules} as of {day.isoformat()} at position {read_at}: "
+        f"{run.volunteers} volunteers with counted service"
+    )
+    standings = ", ".join(
+        f"{'★' * level or 'no star'}: {count}"
+        for level, count in sorted(run.standings_by_stars.items())
+    )
+    typer.echo(f"  standings: {standings or 'none'}")
+    typer.echo(f"  {len(run.changes)} volunteers with awards not yet recorded")
+    for level in sorted(run.new_stars):
+        typer.echo(f"  {'★' * level} newly reached by {run.new_stars[level]}")
+    typer.echo(
+        f"  benefits to grant: {run.new_benefits}; "
+        f"points to credit: {run.points_credited}"
+    )
+    recorded = 0
+    if not dry_run:
+        for start in range(0, len(run.changes), HONOURS_BATCH):
+            end = start + HONOURS_BATCH
+            batch = [Submission(c, _envelope(c, "cli")) for c in run.changes[start:end]]
+            results = ledger.execute_batch(batch)
+            recorded += sum(
+                events
+                for result, events in zip(
+                    results, run.award_events[start:end], strict=True
+                )
+                if result.outcome is Outcome.ACCEPTED
+            )
+    typer.echo(f"recorded={recorded}")
+
+
+HONOURS_BATCH = 2_000
+
+
+def _envelope(command: BaseCommand, source: str) -> Envelope:
+    return Envelope(
+        actor_id=command.actor.id,
+        actor_role=command.actor.role,
+        at=command.at,
+        source=source,
+        correlation_id=uuid.uuid4().hex,
+        idempotency_key=command.key,
     )
 
 

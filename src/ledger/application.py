@@ -227,7 +227,8 @@ def subjects_of(aggregate: Aggregate, event: Any) -> frozenset[tuple[str, str]]:
     team, volunteer, activity, order or session its payload names, also
     inside the facts it carries (a session's venue, an order's venue)."""
     kind = type(aggregate).TOPIC.lower()  # type: ignore[attr-defined]
-    subjects = {(kind, getattr(aggregate, f"{kind}_id"))}
+    own_id = getattr(aggregate, f"{kind}_id", None)  # honours are the volunteer's
+    subjects = {(kind, own_id)} if own_id else set()
     _add_named_subjects(vars(event), subjects)
     return frozenset(subjects)
 

@@ -7,6 +7,7 @@ hand them to the same application code.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -280,6 +281,20 @@ class Rate(BaseCommand):
     comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
+class RecordHonours(BaseCommand):
+    """Record what an honours run decided for a volunteer (an extension of
+    the contract: ``ledger honours`` sends it)."""
+
+    type: Literal["record_honours"] = "record_honours"
+    volunteer_id: Id
+    rules: Annotated[str, StringConstraints(min_length=3, max_length=60)]
+    stars: StrictInt
+    benefits: list[Text] = Field(default_factory=list)
+    points: StrictInt = 0
+    as_of: date
+    position: StrictInt
+
+
 Command = Annotated[
     RegisterVenue
     | RegisterTeam
@@ -303,7 +318,8 @@ Command = Annotated[
     | WithdrawOrder
     | RejectOrder
     | ExpireOrder
-    | Rate,
+    | Rate
+    | RecordHonours,
     Field(discriminator="type"),
 ]
 

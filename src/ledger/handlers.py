@@ -23,6 +23,7 @@ from ledger.domain.errors import (
     DuplicateIdNumberError,
     UnknownReferenceError,
 )
+from ledger.domain.honours import Honours
 from ledger.domain.orders import Order
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
@@ -97,6 +98,8 @@ def references(command: Any) -> References:
         streams.append(Venue.create_id(command.parent_id))
     if isinstance(command, c.RegisterTeam) and command.parent_id:
         streams.append(Team.create_id(command.parent_id))
+    if isinstance(command, c.RecordHonours):
+        streams.append(Honours.create_id(command.volunteer_id))
     claims: list[tuple[str, str]] = []
     if isinstance(command, c.RegisterVolunteer):
         claims.append(
@@ -338,6 +341,23 @@ class CommandHandlers:
         order = require(unit, Order, command.order_id)
         order.expire(command.at)
         return order
+
+    @handle.register
+    def _(self, command: c.RecordHonours, unit: UnitOfWork) -> Aggregate:
+        require(unit, Volunteer, command.volunteer_id)
+        honours = unit.find(Honours, command.volunteer_id)
+        if honours is None:
+            honours = Honours(volunteer_id=command.volunteer_id)
+            unit.add(honours)
+        honours.award(
+            rules=command.rules,
+            stars=command.stars,
+            benefits=command.benefits,
+            points=command.points,
+            as_of=command.as_of.isoformat(),
+            position=command.position,
+        )
+        return honours
 
     @handle.register
     def _(self, command: c.Rate, unit: UnitOfWork) -> Aggregate:

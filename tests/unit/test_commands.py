@@ -80,6 +80,15 @@ VALID_FIELDS: dict[str, dict[str, Any]] = {
     "reject_order": {"order_id": "O1", "reason": "超出范围"},
     "expire_order": {"order_id": "O1"},
     "rate": {"subject": "order", "subject_id": "O1", "rater_id": "R1", "stars": 5},
+    "record_honours": {
+        "volunteer_id": "V1",
+        "rules": "kunshan@1",
+        "stars": 2,
+        "benefits": [],
+        "points": 3000,
+        "as_of": "2024-12-31",
+        "position": 120,
+    },
 }
 
 

@@ -1,0 +1,336 @@
+"""Honours: star levels (星级), 嘉许礼遇 benefits and points, under versioned
+rule sets, as of a date, at a ledger position.
+
+A rule set is data (``projections/rules/NAME@VERSION.json``, validated
+here): star thresholds in hours, the counting basis (cumulative, or within
+the calendar year of the as-of date), whether make-up hours count, the
+minimum months of continuous service, the years a fraud void bars star
+awards, points per hour and benefit tiers. A standing is a pure function of
+(rule set, as-of date, ledger position): it reads the ``volunteer_hours``
+entries recorded up to the position for service dated up to the date (China
+Standard Time), and the fraud voids known then. So running again with the
+same inputs decides the same, and a run at an earlier position reproduces
+what was decided then, whatever was corrected since.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.engine import Connection
+
+from ledger.commands import Actor, RecordHonours
+from ledger.domain.common import CHINA_STANDARD_TIME
+from ledger.store import events_table, placeholder
+from projections.service_sessions import china_date
+from projections.volunteer_hours import entries_table
+
+RULES_DIRECTORY = Path(__file__).parent / "rules"
+
+
+class UnknownRuleSetError(LookupError):
+    """No rule set of that name (and version) applies."""
+
+
+class Benefit(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stars: Annotated[int, Field(ge=1, le=5)]
+    benefit: Annotated[str, Field(min_length=1)]
+
+
+class RuleSet(BaseModel):
+    """One version of one city's rules for honours."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+    version: Annotated[int, Field(ge=1)]
+    effective_from: date
+    description: str
+    star_hours: Annotated[
+        list[Annotated[int, Field(gt=0)]], Field(min_length=5, max_length=5)
+    ]
+    counting: Literal["cumulative", "calendar_year"]
+    makeup_counts: bool
+    minimum_continuous_months: Annotated[int, Field(ge=0)]
+    fraud_ban_years: Annotated[int, Field(ge=0)]
+    points_per_hour: Annotated[int, Field(ge=0)]
+    benefits: list[Benefit]
+
+    @field_validator("star_hours")
+    @classmethod
+    def _increasing(cls, hours: list[int]) -> list[int]:
+        if any(later <= earlier for earlier, later in pairwise(hours)):
+            raise ValueError("star thresholds must increase from 1★ to 5★")
+        return hours
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def stars_for(self, minutes: int) -> int:
+        """A level is reached at or above its threshold."""
+        return sum(1 for hours in self.star_hours if minutes >= hours * 60)
+
+
+def available_rule_sets(directory: Path = RULES_DIRECTORY) -> list[RuleSet]:
+    return sorted(
+        (
+            RuleSet.model_validate(json.loads(path.read_text("utf-8")))
+            for path in directory.glob("*.json")
+        ),
+        key=lambda rules: (rules.name, rules.version),
+    )
+
+
+def load_rule_set(spec: str, as_of: date, directory: Path = RULES_DIRECTORY) -> RuleSet:
+    """``NAME@VERSION``, or ``NAME``: the latest version in effect on ``as_of``."""
+    name, _, version = spec.partition("@")
+    candidates = [r for r in available_rule_sets(directory) if r.name == name]
+    if version:
+        chosen = [r for r in candidates if str(r.version) == version]
+    else:
+        chosen = [r for r in candidates if r.effective_from <= as_of][-1:]
+    if not chosen:
+        known = ", ".join(r.label for r in available_rule_sets(directory))
+        raise UnknownRuleSetError(
+            f"no rule set '{spec}' in effect on {as_of.isoformat()}; known: {known}"
+        )
+    return chosen[0]
+
+
+@dataclass
+class Standing:
+    """Where a volunteer stands under a rule set, as of a date."""
+
+    volunteer_id: str
+    counted_minutes: int = 0
+    longest_streak_months: int = 0
+    barred_until: date | None = None
+    stars: int = 0
+    points: int = 0
+    benefits: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Service:
+    verified: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    makeup: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def compute_standings(
+    conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
+) -> dict[str, Standing]:
+    """Every volunteer with counted service, under ``rules``."""
+    service = _service_by_month(conn, version, as_of, position)
+    last_fraud = _last_fraud_voids(conn, as_of, position)
+    standings: dict[str, Standing] = {}
+    for volunteer_id, months in service.items():
+        standing = _stand(
+            volunteer_id, months, last_fraud.get(volunteer_id), rules, as_of
+        )
+        if standing.counted_minutes > 0 or standing.points:
+            standings[volunteer_id] = standing
+    return standings
+
+
+def _stand(
+    volunteer_id: str,
+    service: _Service,
+    last_fraud: date | None,
+    rules: RuleSet,
+    as_of: date,
+) -> Standing:
+    by_month: dict[str, int] = defaultdict(int)
+    for month, minutes in service.verified.items():
+        by_month[month] += minutes
+    if rules.makeup_counts:
+        for month, minutes in service.makeup.items():
+            by_month[month] += minutes
+    if rules.counting == "calendar_year":
+        year = f"{as_of.year:04d}-"
+        by_month = defaultdict(
+            int, {m: v for m, v in by_month.items() if m.startswith(year)}
+        )
+    standing = Standing(volunteer_id, counted_minutes=sum(by_month.values()))
+    standing.longest_streak_months = _longest_streak(
+        m for m, v in by_month.items() if v > 0
+    )
+    standing.points = standing.counted_minutes * rules.points_per_hour // 60
+    if last_fraud is not None and rules.fraud_ban_years:
+        until = last_fraud.replace(year=last_fraud.year + rules.fraud_ban_years)
+        if as_of < until:
+            standing.barred_until = until
+    eligible = (
+        standing.barred_until is None
+        and standing.longest_streak_months >= rules.minimum_continuous_months
+    )
+    standing.stars = rules.stars_for(standing.counted_minutes) if eligible else 0
+    standing.benefits = [b.benefit for b in rules.benefits if b.stars <= standing.stars]
+    return standing
+
+
+def _longest_streak(months: Any) -> int:
+    """The longest run of consecutive calendar months (``YYYY-MM``)."""
+    numbers = sorted({int(m[:4]) * 12 + int(m[5:7]) - 1 for m in months})
+    longest = current = 0
+    previous = None
+    for number in numbers:
+        current = current + 1 if previous is not None and number == previous + 1 else 1
+        longest = max(longest, current)
+        previous = number
+    return longest
+
+
+def _service_by_month(
+    conn: Connection, version: int, as_of: date, position: int
+) -> dict[str, _Service]:
+    t = entries_table.c
+    month = sa.func.substr(t.service_date, 1, 7)
+    rows = conn.execute(
+        sa.select(t.volunteer_id, t.kind, month, sa.func.sum(t.minutes))
+        .where(
+            t.version == version,
+            t.position <= position,
+            t.service_date <= as_of.isoformat(),
+        )
+        .group_by(t.volunteer_id, t.kind, month)
+    )
+    service: dict[str, _Service] = defaultdict(_Service)
+    for volunteer_id, kind, service_month, minutes in rows:
+        bucket = (
+            service[volunteer_id].verified
+            if kind == "verified"
+            else service[volunteer_id].makeup
+        )
+        bucket[service_month] += int(minutes or 0)
+    return service
+
+
+def _last_fraud_voids(conn: Connection, as_of: date, position: int) -> dict[str, date]:
+    """Each volunteer's latest void for fraud dated up to ``as_of``, as known
+    at ``position`` (voids are few: read through the topic index)."""
+    mark = placeholder(conn)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"SELECT payload FROM {events_table.name} WHERE topic = {mark} "
+            f"AND position <= {mark}",
+            ("Volunteer.SessionVoided", position),
+        )
+        payloads = [json.loads(row[0]) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+    last: dict[str, date] = {}
+    for payload in payloads:
+        if not payload.get("fraud"):
+            continue
+        voided_on = date.fromisoformat(china_date(payload["at"]))
+        if voided_on > as_of:
+            continue
+        volunteer_id = payload["session"]["volunteer_id"]
+        if volunteer_id not in last or voided_on > last[volunteer_id]:
+            last[volunteer_id] = voided_on
+    return last
+
+
+@dataclass
+class HonoursRun:
+    """What a run decided and what it recorded."""
+
+    rules: str
+    as_of: date
+    position: int
+    volunteers: int = 0
+    new_stars: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    new_benefits: int = 0
+    points_credited: int = 0
+    standings_by_stars: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    changes: list[RecordHonours] = field(default_factory=list)
+    award_events: list[int] = field(default_factory=list)  # per change
+
+
+def recorded_awards(
+    conn: Connection, rules: str
+) -> dict[str, tuple[int, set[str], int]]:
+    """What earlier runs recorded under ``rules``: stars, benefits, points."""
+    mark = placeholder(conn)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"SELECT topic, payload FROM {events_table.name} "
+            f"WHERE topic IN ({mark}, {mark}, {mark}) ORDER BY position",
+            AWARD_TOPICS,
+        )
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    awards: dict[str, tuple[int, set[str], int]] = {}
+    for topic, text in rows:
+        payload = json.loads(text)
+        if payload["rules"] != rules:
+            continue
+        stars, benefits, points = awards.get(payload["volunteer_id"], (0, set(), 0))
+        if topic == "Honours.StarLevelReached":
+            stars = max(stars, payload["level"])
+        elif topic == "Honours.BenefitGranted":
+            benefits = benefits | {payload["benefit"]}
+        else:
+            points = payload["total"]
+        awards[payload["volunteer_id"]] = (stars, benefits, points)
+    return awards
+
+
+AWARD_TOPICS = (
+    "Honours.StarLevelReached",
+    "Honours.BenefitGranted",
+    "Honours.PointsCredited",
+)
+
+
+def plan_honours(
+    conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
+) -> HonoursRun:
+    """Decide every standing, and the awards not yet recorded."""
+    standings = compute_standings(conn, version, rules, as_of, position)
+    awards = recorded_awards(conn, rules.label)
+    run = HonoursRun(rules.label, as_of, position, volunteers=len(standings))
+    for volunteer_id, standing in sorted(standings.items()):
+        run.standings_by_stars[standing.stars] += 1
+        stars, benefits, points = awards.get(volunteer_id, (0, set(), 0))
+        new_benefits = [b for b in standing.benefits if b not in benefits]
+        if standing.stars <= stars and not new_benefits and standing.points <= points:
+            continue
+        for level in range(stars + 1, standing.stars + 1):
+            run.new_stars[level] += 1
+        run.new_benefits += len(new_benefits)
+        run.points_credited += max(standing.points - points, 0)
+        run.award_events.append(
+            max(standing.stars - stars, 0)
+            + len(new_benefits)
+            + (standing.points > points)
+        )
+        run.changes.append(
+            RecordHonours(
+                at=datetime.combine(as_of, time(23, 59, 59), CHINA_STANDARD_TIME),
+                actor=Actor(id="honours-run", role="system"),
+                key=f"honours:{rules.label}:{as_of.isoformat()}:{position}:{volunteer_id}",
+                volunteer_id=volunteer_id,
+                rules=rules.label,
+                stars=standing.stars,
+                benefits=standing.benefits,
+                points=standing.points,
+                as_of=as_of,
+                position=position,
+            )
+        )
+    return run
