@@ -6,7 +6,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,6 +53,14 @@ from ledger.projection import CatchUpReport, ProjectionEngine, list_dead_letters
 from ledger.settings import get_settings
 from ledger.store import Database, Envelope
 from ledger.synthetic import DEFAULT_SCALE, write_city
+from projections.certificates import (
+    CertificateError,
+    Issuer,
+    issue_certificate,
+    read_certificate,
+    verify_certificate,
+    write_certificate,
+)
 from projections.honours import UnknownRuleSetError, load_rule_set, plan_honours
 from projections.reads import InvalidReadError, LedgerReads, NotFoundError, parse_as_of
 from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
@@ -686,6 +694,82 @@ def honours(
 
 
 HONOURS_BATCH = 2_000
+
+
+@app.command()
+def certificate(
+    volunteer_id: str,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Service up to this day (default: today)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="PDF path (HTML is written beside it).")
+    ] = None,
+) -> None:
+    """Write a 志愿服务记录证明 (PDF and HTML); print the PDF's path last."""
+    day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
+    ledger = open_ledger()
+    engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
+    engine.catch_up()
+    settings = get_settings()
+    issuer = Issuer(
+        organisation=settings.certificate_organisation,
+        person_in_charge=settings.certificate_person_in_charge,
+        handler=settings.certificate_handler,
+        contact=settings.certificate_contact,
+    )
+    key = load_or_create_signing_key(_signing_key_path())
+    with ledger.database.reading() as conn:
+        live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+        assert live is not None
+        try:
+            content = issue_certificate(
+                ledger,
+                conn,
+                live.version,
+                volunteer_id,
+                day,
+                live.position,
+                issuer,
+                key,
+            )
+        except LookupError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(4) from None
+    path = write_certificate(content, out or Path(f"certificate-{volunteer_id}.pdf"))
+    console.print(f"certificate {content['certificate_number']}, HTML beside it")
+    typer.echo(str(path))
+
+
+@app.command("verify-certificate")
+def verify_certificate_command(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    public_key: Annotated[
+        Path | None, typer.Option(help="PEM public key (default: the ledger's own).")
+    ] = None,
+) -> None:
+    """Exit 0 when the certificate matches the ledger, non-zero otherwise."""
+    ledger = open_ledger()
+    key = _public_key(public_key)
+    if key is None:
+        console.print("[red]no public key: pass --public-key[/red]")
+        raise typer.Exit(2)
+    engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
+    engine.catch_up()
+    try:
+        content = read_certificate(path)
+        with ledger.database.reading() as conn:
+            live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+            assert live is not None
+            verify_certificate(content, conn, live.version, key)
+    except CertificateError as error:
+        typer.echo(f"certificate does NOT match the ledger: {error}")
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"certificate {content['certificate_number']} matches the ledger at "
+        f"position {content['position']}"
+    )
 
 
 def _envelope(command: BaseCommand, source: str) -> Envelope:

@@ -8,16 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ledger.domain.activities import CATEGORY_NAMES_ZH
 from projections.reads import LedgerReads
-
-CATEGORY_NAMES = {
-    "theory": "理论宣讲 theory",
-    "education": "教育服务 education",
-    "culture": "文化服务 culture",
-    "science": "科技科普 science",
-    "health": "健康促进与体育 health",
-    "other": "其他 other",
-}
 
 
 def _hours(minutes: int) -> str:
@@ -86,7 +78,7 @@ def _activity_by_category(city: dict[str, Any]) -> Table:
         table.add_column(heading, justify="left" if heading == "platform" else "right")
     for category, figures in city["by_category"].items():
         table.add_row(
-            CATEGORY_NAMES.get(category, category),
+            f"{CATEGORY_NAMES_ZH.get(category, '')} {category}",
             f"{figures['activities']:,}",
             f"{figures['sessions']:,}",
             f"{figures['volunteers']:,}",

@@ -17,6 +17,11 @@ class LedgerSettings(BaseSettings):
     database_url: str = "sqlite:///ledger.db"
     # The Ed25519 key that signs checkpoints (PEM, created on first use).
     signing_key_file: Path = Path("ledger-signing-key.pem")
+    # Who issues 志愿服务记录证明 certificates.
+    certificate_organisation: str = "昆山市新时代文明实践中心"
+    certificate_person_in_charge: str = "中心负责人"
+    certificate_handler: str = "志愿服务记录专员"
+    certificate_contact: str = "0512-00000000"
 
 
 @lru_cache

@@ -40,6 +40,16 @@ class Category(StrEnum):
     OTHER = "other"  # local extras
 
 
+CATEGORY_NAMES_ZH: dict[str, str] = {
+    Category.THEORY: "理论宣讲",
+    Category.EDUCATION: "教育服务",
+    Category.CULTURE: "文化服务",
+    Category.SCIENCE: "科技科普",
+    Category.HEALTH: "健康促进与体育",
+    Category.OTHER: "其他",
+}
+
+
 def parse_category(category: str) -> Category:
     try:
         return Category(category)
