@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -98,6 +99,26 @@ def create_key(
             )
         )
     return key
+
+
+class CallerCache:
+    """Recently seen keys, so that a busy dashboard's every request does not
+    look its key up again; a key's role changes take effect within ``ttl``."""
+
+    def __init__(self, ttl_seconds: float = 60.0, size: int = 10_000) -> None:
+        self._seen: dict[str, tuple[float, Caller | None]] = {}
+        self._ttl, self._size = ttl_seconds, size
+
+    def find(self, database: Database, key: str) -> Caller | None:
+        now = time.monotonic()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self._ttl:
+            return seen[1]
+        caller = find_caller(database, key)
+        if len(self._seen) >= self._size:
+            self._seen.clear()
+        self._seen[key] = (now, caller)
+        return caller
 
 
 def find_caller(database: Database, key: str) -> Caller | None:

@@ -126,7 +126,7 @@ def demo(
         f"projected up to position {report.position} in {report.seconds:.1f} s"
     )
     reads = LedgerReads(ledger.database)
-    for centre in reads.venue_children(None):
+    for centre in reads.venue_children(None)["children"]:
         show_dashboards(Console(), reads, centre["venue_id"], year)
 
 

@@ -66,7 +66,7 @@ def _fulfilment_by_institute(
             style=style,
         )
 
-    for child in reads.venue_children(centre_id):
+    for child in reads.venue_children(centre_id)["children"]:
         add(child["name"], reads.venue_fulfilment(child["venue_id"], start, end))
     add("whole city", city, style="bold")
     return table

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.access import Caller, Role, find_caller
+from api.access import Caller, CallerCache, Role
 from api.problems import ProblemError
 from ledger.application import Ledger
 from projections.reads import LedgerReads
@@ -33,6 +33,7 @@ ReadsDep = Annotated[LedgerReads, Depends(get_reads)]
 
 
 def get_caller(
+    request: Request,
     ledger: LedgerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
@@ -43,7 +44,8 @@ def get_caller(
             "An API key is needed",
             "send Authorization: Bearer KEY",
         )
-    caller = find_caller(ledger.database, credentials.credentials)
+    callers: CallerCache = request.app.state.callers
+    caller = callers.find(ledger.database, credentials.credentials)
     if caller is None:
         raise ProblemError(
             401, "unknown_key", "Unknown API key", "the API key is not known"

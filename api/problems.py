@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.application import ConcurrencyConflictError
 from ledger.domain.errors import DomainError
@@ -92,6 +93,17 @@ async def on_invalid_read(_: Request, error: Exception) -> JSONResponse:
     return problem_response(400, "invalid_read", "Invalid read parameters", str(error))
 
 
+async def on_http_error(_: Request, error: Exception) -> JSONResponse:
+    """Starlette's own errors (unknown path, wrong method, unreadable body)."""
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "no_such_path", 405: "method_not_allowed"}.get(
+        error.status_code, "bad_request"
+    )
+    return problem_response(
+        error.status_code, code, "The request cannot be served", str(error.detail)
+    )
+
+
 async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [
@@ -105,9 +117,9 @@ async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
     detail = "; ".join(
         f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
     )
-    return problem_response(
-        422, "invalid_command", "The request is not well formed", detail, errors
-    )
+    in_body = any(e["loc"][:1] == ["body"] for e in errors)
+    code = "invalid_command" if in_body else "invalid_read"
+    return problem_response(422, code, "The request is not well formed", detail, errors)
 
 
 HANDLERS = {
@@ -117,6 +129,7 @@ HANDLERS = {
     NotFoundError: on_not_found,
     InvalidReadError: on_invalid_read,
     RequestValidationError: on_validation_error,
+    StarletteHTTPException: on_http_error,
 }
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

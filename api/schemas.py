@@ -101,6 +101,13 @@ class VenueSummary(BaseModel):
     level: str
 
 
+class VenueChildren(BaseModel):
+    venue_id: str
+    children: list[VenueSummary]
+    position: int
+    chain_hash: str
+
+
 class Leader(BaseModel):
     volunteer_id: str
     verified_minutes: int
@@ -215,6 +222,8 @@ class CheckpointCheck(BaseModel):
 
 class Verification(BaseModel):
     ok: bool
+    position: int = Field(description="The ledger head that was verified.")
+    chain_hash: str
     chain_ok: bool
     events_checked: int
     first_bad_position: int | None

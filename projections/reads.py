@@ -11,9 +11,10 @@ answer says which position it stands at.
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from threading import Lock
 from typing import Any
 
 import sqlalchemy as sa
@@ -92,12 +93,39 @@ class Cited:
         }
 
 
+class AnswerCache:
+    """Answers already computed, by what they answer and the exact ledger
+    state they reflect (projection version, position, chain hash, parked
+    events). An answer at a position never changes, so a dashboard polling
+    the same read is answered from memory until the ledger moves on."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._answers: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._size = size
+        self._lock = Lock()
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+            return answer
+
+    def keep(self, key: tuple[Any, ...], answer: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._answers[key] = answer
+            while len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+        return answer
+
+
 class LedgerReads:
     """Projection reads, each as of a position, each citing the chain."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
         self.engine = ProjectionEngine(database, ALL_PROJECTIONS)
+        self._answers = AnswerCache()
 
     # --- positions -----------------------------------------------------
 
@@ -199,19 +227,27 @@ class LedgerReads:
 
     def venue_children(
         self, venue_id: str | None, as_of: AsOf = None
-    ) -> list[dict[str, Any]]:
+    ) -> dict[str, Any]:
         """The venues directly under ``venue_id`` (None: the centres)."""
         with self.database.reading() as conn:
             live = self.engine.live_version(conn, VENUE_TREE.name)
             position = self.requested_position(conn, as_of)
+            if live is not None:
+                position = min(position, live.position)
             tree = VENUE_TREE.get_tree(conn, live.version, position) if live else None
+            chain_hash = chain_hash_at(conn, position)
         if tree is None or (venue_id is not None and venue_id not in tree):
             raise NotFoundError(f"venue '{venue_id}' is not registered")
         children = (tree.venues[child] for child in tree.children.get(venue_id, ()))
-        return [
-            {"venue_id": v.venue_id, "name": v.name, "level": v.level}
-            for v in sorted(children, key=lambda venue: venue.venue_id)
-        ]
+        return {
+            "venue_id": venue_id,
+            "children": [
+                {"venue_id": v.venue_id, "name": v.name, "level": v.level}
+                for v in sorted(children, key=lambda venue: venue.venue_id)
+            ],
+            "position": position,
+            "chain_hash": chain_hash,
+        }
 
     def explain_volunteer_hours(
         self, volunteer_id: str, as_of: AsOf = None
@@ -253,23 +289,31 @@ class LedgerReads:
         end = check_month("to", to_month, LAST_MONTH)
         with self.database.reading() as conn:
             version, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of)
+            key = ("activity", venue_id, start, end, subtree, version, cited)
+            if (answer := self._answers.get(key)) is not None:
+                return answer
             venues = self._subtree(conn, venue_id, subtree, cited.position)
             figures = VENUE_ACTIVITY.get_activity(
                 conn, version, venues, start, end, cited.position
             )
-        return {
-            "venue_id": venue_id,
-            "from": from_month,
-            "to": to_month,
-            "subtree": subtree,
-            "venues": len(venues),
-            **figures.total.as_dict(),
-            "by_month": {m: f.as_dict() for m, f in sorted(figures.by_month.items())},
-            "by_category": {
-                c: f.as_dict() for c, f in sorted(figures.by_category.items())
+        return self._answers.keep(
+            key,
+            {
+                "venue_id": venue_id,
+                "from": from_month,
+                "to": to_month,
+                "subtree": subtree,
+                "venues": len(venues),
+                **figures.total.as_dict(),
+                "by_month": {
+                    m: f.as_dict() for m, f in sorted(figures.by_month.items())
+                },
+                "by_category": {
+                    c: f.as_dict() for c, f in sorted(figures.by_category.items())
+                },
+                **cited.as_dict(),
             },
-            **cited.as_dict(),
-        }
+        )
 
     def venue_fulfilment(
         self,
@@ -287,24 +331,30 @@ class LedgerReads:
             raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
         with self.database.reading() as conn:
             version, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of)
+            key = ("fulfilment", venue_id, start, end, subtree, kind, version, cited)
+            if (answer := self._answers.get(key)) is not None:
+                return answer
             venues = self._subtree(conn, venue_id, subtree, cited.position)
             figures = ORDER_FULFILMENT.get_fulfilment(
                 conn, version, venues, start, end, cited.position, kind
             )
-        return {
-            "venue_id": venue_id,
-            "from": from_month,
-            "to": to_month,
-            "subtree": subtree,
-            "kind": kind,
-            "venues": len(venues),
-            **figures.total.as_dict(),
-            "by_month": {
-                month: month_figures.as_dict()
-                for month, month_figures in sorted(figures.by_month.items())
+        return self._answers.keep(
+            key,
+            {
+                "venue_id": venue_id,
+                "from": from_month,
+                "to": to_month,
+                "subtree": subtree,
+                "kind": kind,
+                "venues": len(venues),
+                **figures.total.as_dict(),
+                "by_month": {
+                    month: month_figures.as_dict()
+                    for month, month_figures in sorted(figures.by_month.items())
+                },
+                **cited.as_dict(),
             },
-            **cited.as_dict(),
-        }
+        )
 
     def _ensure_volunteer(
         self, conn: Connection, volunteer_id: str, position: int

@@ -20,7 +20,7 @@ from ledger.audit import (
     session_story,
 )
 from ledger.integrity import load_or_create_signing_key, verify_ledger
-from projections.reads import parse_as_of
+from projections.reads import LedgerReads, parse_as_of
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 
@@ -41,6 +41,16 @@ def _moment(name: str, text: str | None) -> datetime | None:
     return moment
 
 
+def _position(reads: LedgerReads, as_of: str | None) -> int | None:
+    """``as_of`` as a position: a recording time reads the last position
+    recorded by then."""
+    wanted = parse_as_of(as_of)
+    if wanted is None or isinstance(wanted, int):
+        return wanted
+    with reads.database.reading() as conn:
+        return reads.requested_position(conn, wanted)
+
+
 @router.get("/events", response_model=AuditPage)
 def list_audit_events(
     reads: ReadsDep,
@@ -58,9 +68,12 @@ def list_audit_events(
     recorded_until: str | None = None,
     after: Annotated[int, Query(ge=0, description="Continue after this position.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    as_of: Annotated[int | None, Query(ge=0)] = None,
+    as_of: Annotated[
+        str | None, Query(description="A ledger position, or a recording time.")
+    ] = None,
 ) -> Any:
     """Events by subject, actor, type and period, in ledger order, paged."""
+    position = _position(reads, as_of)
     try:
         query = AuditQuery(
             subject=parse_subject(subject) if subject else None,
@@ -72,7 +85,7 @@ def list_audit_events(
             recorded_until=_moment("recorded_until", recorded_until),
             after_position=after,
             limit=limit,
-            as_of=as_of,
+            as_of=position,
         )
     except InvalidAuditQueryError as error:
         raise ProblemError(
@@ -100,11 +113,13 @@ def get_session_story(
     session_id: str,
     reads: ReadsDep,
     caller: AuditorDep,
-    as_of: Annotated[int | None, Query(ge=0)] = None,
+    as_of: Annotated[
+        str | None, Query(description="A ledger position, or a recording time.")
+    ] = None,
 ) -> Any:
     """A session's correction history: original, adjustments, who, why."""
     try:
-        return session_story(reads.database, session_id, as_of=as_of)
+        return session_story(reads.database, session_id, as_of=_position(reads, as_of))
     except LookupError as error:
         raise ProblemError(404, "not_found", "Not found", str(error)) from None
 
@@ -120,6 +135,8 @@ def get_verification(request: Request, reads: ReadsDep, caller: AuditorDep) -> A
     projections = reads.engine.verify()
     return {
         "ok": audit.ok and all(p.ok for p in projections),
+        "position": audit.chain.head_position,
+        "chain_hash": audit.chain.head_hash,
         "chain_ok": audit.chain.ok,
         "events_checked": audit.chain.checked,
         "first_bad_position": audit.chain.first_bad_position,

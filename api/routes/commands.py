@@ -13,13 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Response
 
 from api.access import Caller, Role
-from api.deps import LedgerDep, ReadsDep, ensure_venue_in_scope, forbid, get_caller
+from api.deps import LedgerDep, forbid, get_caller
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import CommandAccepted
 from ledger.application import Outcome, Submission
-from ledger.commands import COMMAND_TYPES, BaseCommand
+from ledger.commands import COMMAND_TYPES, BaseCommand, DispatchOrder
 from ledger.store import Envelope
-from projections.reads import LedgerReads
 
 router = APIRouter(prefix="/commands", tags=["commands"])
 
@@ -37,7 +36,10 @@ ORDER_COMMANDS = frozenset(
 VOLUNTEER_COMMANDS = frozenset(
     {"sign_up", "cancel_sign_up", "check_in", "check_out", "request_correction", "rate"}
 )
-ADMIN_ONLY_COMMANDS = frozenset({"register_team"})
+ADMIN_ONLY_COMMANDS = frozenset({"register_team", "record_honours"})
+# Commands that concern no venue (volunteers belong to no venue) but that
+# venue staff may send, e.g. registering a volunteer on the spot.
+UNSCOPED_STAFF_COMMANDS = frozenset({"register_volunteer"})
 
 
 def may_write(caller: Caller, command_type: str) -> bool:
@@ -53,9 +55,10 @@ def may_write(caller: Caller, command_type: str) -> bool:
     return False
 
 
-def _ensure_in_scope(
-    caller: Caller, command: BaseCommand, ledger: LedgerDep, reads: LedgerReads
-) -> None:
+def _ensure_in_scope(caller: Caller, command: BaseCommand, ledger: LedgerDep) -> None:
+    """Volunteer keys act for their own volunteer; venue_staff keys inside
+    their venue's subtree, judged on the ledger itself (not a projection,
+    which may lag): the command's venue, and a dispatch's target venue."""
     if caller.role not in (Role.VENUE_STAFF, Role.VOLUNTEER):
         return
     scope = ledger.scope_of(command)  # type: ignore[arg-type]
@@ -63,8 +66,18 @@ def _ensure_in_scope(
         if scope.volunteer_id != caller.volunteer_id:
             raise forbid("a volunteer key acts only for its own volunteer")
         return
-    if scope.venue_id is not None:
-        ensure_venue_in_scope(caller, reads, scope.venue_id)
+    if scope.venue_id is None:
+        if command.type not in UNSCOPED_STAFF_COMMANDS:  # type: ignore[attr-defined]
+            raise forbid(f"{command.type} is outside a venue's subtree")  # type: ignore[attr-defined]
+        return
+    venues = [scope.venue_id]
+    if isinstance(command, DispatchOrder) and command.venue_id is not None:
+        venues.append(command.venue_id)
+    for venue_id in venues:
+        if caller.venue_id not in ledger.venue_ancestry(venue_id):
+            raise forbid(
+                f"venue '{venue_id}' is outside the subtree of '{caller.venue_id}'"
+            )
 
 
 def _make_route(command_type: str, model: type[BaseCommand]) -> None:
@@ -72,7 +85,6 @@ def _make_route(command_type: str, model: type[BaseCommand]) -> None:
         command: Any,
         response: Response,
         ledger: LedgerDep,
-        reads: ReadsDep,
         caller: Annotated[Caller, Depends(get_caller)],
         idempotency_key: Annotated[
             str | None,
@@ -85,7 +97,7 @@ def _make_route(command_type: str, model: type[BaseCommand]) -> None:
     ) -> CommandAccepted:
         if not may_write(caller, command_type):
             raise forbid(f"a {caller.role.value} key may not send {command_type}")
-        _ensure_in_scope(caller, command, ledger, reads)
+        _ensure_in_scope(caller, command, ledger)
         key = idempotency_key or command.key
         result = ledger.execute(
             Submission(
@@ -95,7 +107,7 @@ def _make_route(command_type: str, model: type[BaseCommand]) -> None:
                     actor_role=command.actor.role,
                     at=command.at,
                     source="api",
-                    correlation_id=uuid.uuid4().hex,
+                    correlation_id=f"api-{caller.key_prefix}-{uuid.uuid4().hex}",
                     idempotency_key=key,
                 ),
             )

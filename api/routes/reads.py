@@ -25,8 +25,8 @@ from api.problems import PROBLEM_RESPONSES
 from api.schemas import (
     HoursLeaderboard,
     VenueActivity,
+    VenueChildren,
     VenueFulfilment,
-    VenueSummary,
     VolunteerHours,
 )
 from projections.reads import parse_as_of
@@ -49,7 +49,8 @@ SubtreeQuery = Annotated[
 ]
 
 VENUE_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD, Role.VENUE_STAFF)
-HOURS_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.VENUE_STAFF, Role.VOLUNTEER)
+# A volunteer's hours span venues: no venue_staff key reads them.
+HOURS_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.VOLUNTEER)
 
 
 def etagged(request: Request, response: Response, document: dict[str, Any]) -> Any:
@@ -153,7 +154,7 @@ def get_venue_fulfilment(
     )
 
 
-@router.get("/venues/{venue_id}/children", response_model=list[VenueSummary])
+@router.get("/venues/{venue_id}/children", response_model=VenueChildren)
 def list_venue_children(
     venue_id: str,
     reads: ReadsDep,

@@ -22,6 +22,7 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 
 from ledger.commands import Command
 from ledger.domain.errors import DomainError
+from ledger.domain.venues import Venue
 from ledger.handlers import CommandHandlers, CommandScope, references, scope_of
 from ledger.store import (
     Claim,
@@ -205,6 +206,21 @@ class Ledger(Application[UUID]):
     def scope_of(self, command: Command) -> CommandScope:
         """The venue and volunteer a command concerns (for authorisation)."""
         return scope_of(command, UnitOfWork(self, None))
+
+    def venue_ancestry(self, venue_id: str) -> list[str]:
+        """The venue and its ancestors up to its centre, as recorded now
+        (empty for an unknown venue): scope checks must not lag the ledger."""
+        chain: list[str] = []
+        current: str | None = venue_id
+        while current is not None and current not in chain:
+            venue = self.load_aggregates([Venue.create_id(current)]).get(
+                Venue.create_id(current)
+            )
+            if not isinstance(venue, Venue):
+                break
+            chain.append(current)
+            current = venue.parent_id
+        return chain
 
     def load_aggregates(self, streams: Sequence[UUID]) -> dict[UUID, Aggregate]:
         """Reconstruct many aggregates from one query's worth of events."""
