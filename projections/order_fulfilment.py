@@ -24,8 +24,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Projection, RecordedEvent
-from ledger.store import metadata
+from ledger.projection import Entry, Projection, RecordedEvent, define_entries_table
 from projections.service_sessions import china_date
 
 MEASURES = (
@@ -42,20 +41,17 @@ MEASURES = (
     "fulfil_minutes",
 )
 
-entries_table = sa.Table(
+entries_table = define_entries_table(
     "proj_order_fulfilment_entries",
-    metadata,
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("venue_id", sa.String(64), nullable=False),
-    sa.Column("month", sa.String(7), nullable=False),
-    sa.Column("kind", sa.String(10), nullable=False),
-    sa.Column("category", sa.String(16), nullable=False),
-    sa.Column("order_id", sa.String(64), nullable=False),
-    *(sa.Column(name, sa.Integer, nullable=False) for name in MEASURES),
-    sa.Index(
-        "proj_order_fulfilment_by_venue", "version", "venue_id", "month", "position"
-    ),
+    [
+        sa.Column("venue_id", sa.String(64), nullable=False),
+        sa.Column("month", sa.String(7), nullable=False),
+        sa.Column("kind", sa.String(10), nullable=False),
+        sa.Column("category", sa.String(16), nullable=False),
+        sa.Column("order_id", sa.String(64), nullable=False),
+    ],
+    MEASURES,
+    lookup=["venue_id", "month"],
 )
 
 SATISFIED_STARS = 4

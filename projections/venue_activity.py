@@ -20,8 +20,7 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Projection, RecordedEvent
-from ledger.store import metadata
+from ledger.projection import Entry, Projection, RecordedEvent, define_entries_table
 from projections.service_sessions import (
     COUNTED_SESSION_TOPICS,
     china_date,
@@ -30,22 +29,17 @@ from projections.service_sessions import (
 
 NO_VOLUNTEER = ""  # the volunteer of an "activity published" entry
 
-entries_table = sa.Table(
+entries_table = define_entries_table(
     "proj_venue_activity_entries",
-    metadata,
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("venue_id", sa.String(64), nullable=False),
-    sa.Column("month", sa.String(7), nullable=False),
-    sa.Column("category", sa.String(16), nullable=False),
-    sa.Column("kind", sa.String(10), nullable=False),
-    sa.Column("volunteer_id", sa.String(64), nullable=False),
-    sa.Column("activities", sa.Integer, nullable=False),
-    sa.Column("sessions", sa.Integer, nullable=False),
-    sa.Column("minutes", sa.Integer, nullable=False),
-    sa.Index(
-        "proj_venue_activity_by_venue", "version", "venue_id", "month", "position"
-    ),
+    [
+        sa.Column("venue_id", sa.String(64), nullable=False),
+        sa.Column("month", sa.String(7), nullable=False),
+        sa.Column("category", sa.String(16), nullable=False),
+        sa.Column("kind", sa.String(10), nullable=False),
+        sa.Column("volunteer_id", sa.String(64), nullable=False),
+    ],
+    ["activities", "sessions", "minutes"],
+    lookup=["venue_id", "month"],
 )
 
 

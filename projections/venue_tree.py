@@ -15,20 +15,18 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Projection, RecordedEvent
-from ledger.store import metadata
+from ledger.projection import Entry, Projection, RecordedEvent, define_entries_table
 
-entries_table = sa.Table(
+entries_table = define_entries_table(
     "proj_venue_tree_entries",
-    metadata,
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("venue_id", sa.String(64), nullable=False),
-    sa.Column("parent_id", sa.String(64)),
-    sa.Column("level", sa.String(10), nullable=False),
-    sa.Column("name", sa.String(500), nullable=False),
-    sa.Column("venues", sa.Integer, nullable=False),
-    sa.Index("proj_venue_tree_by_version", "version", "position"),
+    [
+        sa.Column("venue_id", sa.String(64), nullable=False),
+        sa.Column("parent_id", sa.String(64)),
+        sa.Column("level", sa.String(10), nullable=False),
+        sa.Column("name", sa.String(500), nullable=False),
+    ],
+    ["venues"],
+    lookup=[],
 )
 
 

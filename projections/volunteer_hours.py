@@ -23,28 +23,23 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Projection, RecordedEvent
-from ledger.store import metadata
+from ledger.projection import Entry, Projection, RecordedEvent, define_entries_table
 from projections.service_sessions import COUNTED_SESSION_TOPICS, counted_change
 
 NATIONAL_STAR_HOURS = (100, 300, 600, 1000, 1500)
 
-entries_table = sa.Table(
+entries_table = define_entries_table(
     "proj_volunteer_hours_entries",
-    metadata,
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("volunteer_id", sa.String(64), nullable=False),
-    sa.Column("session_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(10), nullable=False),
-    sa.Column("year", sa.String(4), nullable=False),
-    sa.Column("category", sa.String(16), nullable=False),
-    sa.Column("service_date", sa.String(10), nullable=False),
-    sa.Column("minutes", sa.Integer, nullable=False),
-    sa.Column("sessions", sa.Integer, nullable=False),
-    sa.Index(
-        "proj_volunteer_hours_by_volunteer", "version", "volunteer_id", "position"
-    ),
+    [
+        sa.Column("volunteer_id", sa.String(64), nullable=False),
+        sa.Column("session_id", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(10), nullable=False),
+        sa.Column("year", sa.String(4), nullable=False),
+        sa.Column("category", sa.String(16), nullable=False),
+        sa.Column("service_date", sa.String(10), nullable=False),
+    ],
+    ["minutes", "sessions"],
+    lookup=["volunteer_id"],
 )
 
 

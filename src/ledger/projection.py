@@ -82,6 +82,27 @@ dead_letters_table = sa.Table(
 )
 
 BUILDING, LIVE, RETIRED = "building", "live", "retired"
+
+
+def define_entries_table(
+    name: str,
+    keys: Sequence[sa.Column[Any]],
+    measures: Sequence[str],
+    lookup: Sequence[str],
+) -> sa.Table:
+    """A projection's entries: version, position, its key columns and its
+    (integer) measures, indexed for reads by ``lookup`` then position."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+        *keys,
+        *(sa.Column(measure, sa.Integer, nullable=False) for measure in measures),
+        sa.Index(f"{name}_lookup", "version", *lookup, "position"),
+    )
+
+
 DEFAULT_PAGE_SIZE = 50_000
 
 
