@@ -9,7 +9,6 @@ gets 304 while nothing it reads has changed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -66,12 +65,6 @@ def etagged(request: Request, response: Response, document: dict[str, Any]) -> A
     return document
 
 
-def _read(
-    request: Request, response: Response, read: Callable[[], dict[str, Any]]
-) -> Any:
-    return etagged(request, response, read())
-
-
 @router.get(
     "/volunteers/{volunteer_id}/hours",
     response_model=VolunteerHours,
@@ -87,10 +80,10 @@ def get_volunteer_hours(
 ) -> Any:
     """A volunteer's approved verified and make-up minutes, by year and category."""
     ensure_own_volunteer(caller, volunteer_id)
-    return _read(
+    return etagged(
         request,
         response,
-        lambda: reads.volunteer_hours(volunteer_id, parse_as_of(as_of)),
+        reads.volunteer_hours(volunteer_id, parse_as_of(as_of)),
     )
 
 
@@ -112,10 +105,10 @@ def get_venue_activity(
 ) -> Any:
     """Activities, sessions, distinct volunteers and minutes at a venue."""
     ensure_venue_in_scope(caller, reads, venue_id)
-    return _read(
+    return etagged(
         request,
         response,
-        lambda: reads.venue_activity(
+        reads.venue_activity(
             venue_id, from_month, to_month, subtree=subtree, as_of=parse_as_of(as_of)
         ),
     )
@@ -140,10 +133,10 @@ def get_venue_fulfilment(
 ) -> Any:
     """The five orders at a venue: counts, 实现率 and 满意度."""
     ensure_venue_in_scope(caller, reads, venue_id)
-    return _read(
+    return etagged(
         request,
         response,
-        lambda: reads.venue_fulfilment(
+        reads.venue_fulfilment(
             venue_id,
             from_month,
             to_month,
@@ -182,6 +175,6 @@ def get_hours_leaderboard(
     as_of: AsOfQuery = None,
 ) -> Any:
     """The volunteers with the most approved hours, and counts by star level."""
-    return _read(
-        request, response, lambda: reads.hours_leaderboard(limit, parse_as_of(as_of))
+    return etagged(
+        request, response, reads.hours_leaderboard(limit, parse_as_of(as_of))
     )
