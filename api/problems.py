@@ -100,7 +100,11 @@ async def on_http_error(_: Request, error: Exception) -> JSONResponse:
         error.status_code, "bad_request"
     )
     return problem_response(
-        error.status_code, code, "The request cannot be served", str(error.detail)
+        error.status_code,
+        code,
+        "The request cannot be served",
+        str(error.detail),
+        headers=dict(error.headers) if error.headers else None,
     )
 
 
