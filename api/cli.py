@@ -6,7 +6,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +38,7 @@ from ledger.audit import (
     session_story,
 )
 from ledger.commands import BaseCommand
+from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.importer import ImportSummary, default_report_path, import_file
 from ledger.integrity import (
     Checkpoint,
@@ -708,7 +709,15 @@ def certificate(
     ] = None,
 ) -> None:
     """Write a 志愿服务记录证明 (PDF and HTML); print the PDF's path last."""
-    day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
+    try:
+        day = (
+            date.fromisoformat(as_of)
+            if as_of
+            else datetime.now(CHINA_STANDARD_TIME).date()
+        )
+    except ValueError:
+        console.print(f"[red]--as-of must be a day YYYY-MM-DD, not '{as_of}'[/red]")
+        raise typer.Exit(2) from None
     ledger = open_ledger()
     engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
     engine.catch_up()

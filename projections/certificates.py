@@ -17,7 +17,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.application import Ledger
 from ledger.domain.activities import CATEGORY_NAMES_ZH
+from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.domain.volunteers import Volunteer
 from ledger.integrity import key_id
 from ledger.privacy import mask_id_number
@@ -144,7 +145,7 @@ def issue_certificate(
         "chain_hash": chain_hash_at(conn, position),
         "figures": certificate_figures(conn, version, volunteer_id, as_of, position),
         "issuer": issuer.__dict__,
-        "issued_on": datetime.now(UTC).date().isoformat(),
+        "issued_on": datetime.now(CHINA_STANDARD_TIME).date().isoformat(),
     }
     digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
     content["certificate_number"] = "WMSJ-" + digest.hexdigest()[:16].upper()
@@ -242,7 +243,12 @@ def read_certificate(path: Path) -> dict[str, Any]:
     found = re.search(pattern, data)
     if found is None:
         raise CertificateError(f"{path} carries no ledger certificate")
-    content: dict[str, Any] = orjson.loads(base64.b64decode(found.group(1)))
+    try:
+        content = orjson.loads(base64.b64decode(found.group(1)))
+    except ValueError:
+        raise CertificateError(f"{path} carries an unreadable certificate") from None
+    if not isinstance(content, dict):
+        raise CertificateError(f"{path} carries an unreadable certificate")
     return content
 
 

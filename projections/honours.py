@@ -167,7 +167,7 @@ def _stand(
     )
     standing.points = standing.counted_minutes * rules.points_per_hour // 60
     if last_fraud is not None and rules.fraud_ban_years:
-        until = last_fraud.replace(year=last_fraud.year + rules.fraud_ban_years)
+        until = _years_after(last_fraud, rules.fraud_ban_years)
         if as_of < until:
             standing.barred_until = until
     eligible = (
@@ -177,6 +177,14 @@ def _stand(
     standing.stars = rules.stars_for(standing.counted_minutes) if eligible else 0
     standing.benefits = [b.benefit for b in rules.benefits if b.stars <= standing.stars]
     return standing
+
+
+def _years_after(day: date, years: int) -> date:
+    """The same day ``years`` later (29 February becomes 28 February)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
 
 
 def _longest_streak(months: Any) -> int:
@@ -260,9 +268,10 @@ class HonoursRun:
 
 
 def recorded_awards(
-    conn: Connection, rules: str
+    conn: Connection, rules: str, cycle: str | None
 ) -> dict[str, tuple[int, set[str], int]]:
-    """What earlier runs recorded under ``rules``: stars, benefits, points."""
+    """What earlier runs recorded under ``rules`` (in ``cycle``, for cyclic
+    rules): stars, benefits, points."""
     mark = placeholder(conn)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -277,7 +286,7 @@ def recorded_awards(
     awards: dict[str, tuple[int, set[str], int]] = {}
     for topic, text in rows:
         payload = json.loads(text)
-        if payload["rules"] != rules:
+        if payload["rules"] != rules or payload.get("cycle") != cycle:
             continue
         stars, benefits, points = awards.get(payload["volunteer_id"], (0, set(), 0))
         if topic == "Honours.StarLevelReached":
@@ -302,7 +311,8 @@ def plan_honours(
 ) -> HonoursRun:
     """Decide every standing, and the awards not yet recorded."""
     standings = compute_standings(conn, version, rules, as_of, position)
-    awards = recorded_awards(conn, rules.label)
+    cycle = str(as_of.year) if rules.counting == "calendar_year" else None
+    awards = recorded_awards(conn, rules.label, cycle)
     run = HonoursRun(rules.label, as_of, position, volunteers=len(standings))
     for volunteer_id, standing in sorted(standings.items()):
         run.standings_by_stars[standing.stars] += 1
@@ -326,6 +336,7 @@ def plan_honours(
                 key=f"honours:{rules.label}:{as_of.isoformat()}:{position}:{volunteer_id}",
                 volunteer_id=volunteer_id,
                 rules=rules.label,
+                cycle=cycle,
                 stars=standing.stars,
                 benefits=standing.benefits,
                 points=standing.points,

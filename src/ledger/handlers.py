@@ -351,6 +351,7 @@ class CommandHandlers:
             unit.add(honours)
         honours.award(
             rules=command.rules,
+            cycle=command.cycle,
             stars=command.stars,
             benefits=command.benefits,
             points=command.points,

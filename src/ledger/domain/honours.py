@@ -34,52 +34,68 @@ class Honours(Aggregate):
     @event("Opened", topic="Honours.Opened")
     def __init__(self, volunteer_id: str) -> None:
         self.volunteer_id = volunteer_id
-        self.stars: dict[str, int] = {}  # rules label -> highest level reached
+        # By award scope: the rule set, and for cyclic rules the cycle (year).
+        self.stars: dict[str, int] = {}  # highest level reached
         self.benefits: dict[str, set[str]] = {}
-        self.points: dict[str, int] = {}  # rules label -> points credited so far
+        self.points: dict[str, int] = {}  # points credited so far
 
     def award(
         self,
         *,
         rules: str,
+        cycle: str | None,
         stars: int,
         benefits: list[str],
         points: int,
         as_of: str,
         position: int,
     ) -> None:
-        """Record what a run decided that is not recorded yet."""
+        """Record what a run decided that is not recorded yet. Cyclic rules
+        (counting within a calendar year) award afresh in every cycle."""
         if not 0 <= stars <= 5 or points < 0:
             raise InvalidCommandError("stars are 0–5 and points are not negative")
-        reached = self.stars.get(rules, 0)
-        new_benefits = [b for b in benefits if b not in self.benefits.get(rules, set())]
-        credited = self.points.get(rules, 0)
+        scope = award_scope(rules, cycle)
+        reached = self.stars.get(scope, 0)
+        new_benefits = [b for b in benefits if b not in self.benefits.get(scope, set())]
+        credited = self.points.get(scope, 0)
         if stars <= reached and not new_benefits and points <= credited:
             raise NothingToChangeError(
                 f"volunteer '{self.volunteer_id}' already holds these honours "
-                f"under {rules}"
+                f"under {scope}"
             )
         who = self.volunteer_id
         for level in range(reached + 1, stars + 1):
-            self._star_level_reached(level, who, rules, as_of, position)
+            self._star_level_reached(level, who, rules, cycle, as_of, position)
         for benefit in new_benefits:
-            self._benefit_granted(benefit, who, rules, as_of, position)
+            self._benefit_granted(benefit, who, rules, cycle, as_of, position)
         if points > credited:
             self._points_credited(
-                points - credited, points, who, rules, as_of, position
+                points - credited, points, who, rules, cycle, as_of, position
             )
 
     @event("StarLevelReached", topic="Honours.StarLevelReached")
     def _star_level_reached(
-        self, level: int, volunteer_id: str, rules: str, as_of: str, position: int
+        self,
+        level: int,
+        volunteer_id: str,
+        rules: str,
+        cycle: str | None,
+        as_of: str,
+        position: int,
     ) -> None:
-        self.stars[rules] = level
+        self.stars[award_scope(rules, cycle)] = level
 
     @event("BenefitGranted", topic="Honours.BenefitGranted")
     def _benefit_granted(
-        self, benefit: str, volunteer_id: str, rules: str, as_of: str, position: int
+        self,
+        benefit: str,
+        volunteer_id: str,
+        rules: str,
+        cycle: str | None,
+        as_of: str,
+        position: int,
     ) -> None:
-        self.benefits.setdefault(rules, set()).add(benefit)
+        self.benefits.setdefault(award_scope(rules, cycle), set()).add(benefit)
 
     @event("PointsCredited", topic="Honours.PointsCredited")
     def _points_credited(
@@ -88,7 +104,13 @@ class Honours(Aggregate):
         total: int,
         volunteer_id: str,
         rules: str,
+        cycle: str | None,
         as_of: str,
         position: int,
     ) -> None:
-        self.points[rules] = total
+        self.points[award_scope(rules, cycle)] = total
+
+
+def award_scope(rules: str, cycle: str | None) -> str:
+    """What awards are counted within: a rule set, or one cycle of it."""
+    return rules if cycle is None else f"{rules} {cycle}"

@@ -1,0 +1,786 @@
+"""Honours runs (`ledger honours`) on SQLite and PostgreSQL.
+
+Volunteers serve through the ordinary write path (check-in/check-out or
+make-up hours, then approval); the projections catch up; the run decides
+every standing under a rule set as of a date (China Standard Time) at a
+ledger position, and records the new awards as events. Checked here: the
+thresholds at their exact boundaries, each shipped rule set (national,
+kunshan, zhangjiagang), counting across the China Standard Time new year,
+the fraud bar, idempotent re-runs, ``--dry-run``, and that a run at an
+earlier position decides what was decided then, whatever was corrected
+since.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner, Result
+
+from api.cli import app
+from ledger.application import Ledger, Outcome, Submission
+from ledger.projection import ProjectionEngine
+from ledger.settings import get_settings
+from ledger.store import events_table, head_position
+from projections.honours import (
+    AWARD_TOPICS,
+    HonoursRun,
+    Standing,
+    compute_standings,
+    load_rule_set,
+    plan_honours,
+)
+from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
+from tests.factories import activity, id_number, submission
+
+CHINA = timezone(timedelta(hours=8))
+DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
+
+
+# --- building volunteers and their service ------------------------------------
+
+
+@dataclass
+class Town:
+    """A ledger with one centre > institute > station, and helpers to record
+    volunteers, activities and approved sessions there."""
+
+    ledger: Ledger
+    key_file: Path
+    signed_up: set[tuple[str, str]] = field(default_factory=set)
+    activities: dict[str, datetime] = field(default_factory=dict)
+    sessions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    session_minutes: dict[str, int] = field(default_factory=dict)
+    session_ends: dict[str, datetime] = field(default_factory=dict)
+
+    def record(self, submissions: list[Submission]) -> int:
+        """Record commands that must all be accepted; the head position after."""
+        results = self.ledger.execute_batch(submissions)
+        for result, sub in zip(results, submissions, strict=True):
+            assert result.outcome is Outcome.ACCEPTED, (sub.command, result.reason)
+        return self.head()
+
+    def head(self) -> int:
+        with self.ledger.database.reading() as conn:
+            return head_position(conn)
+
+    def volunteers(self, *volunteer_ids: str) -> None:
+        self.record(
+            [
+                submission(
+                    "register_volunteer",
+                    datetime(2020, 1, 1, tzinfo=CHINA),
+                    volunteer_id=volunteer_id,
+                    name=f"志愿者{volunteer_id}",
+                    id_number=id_number(),
+                )
+                for volunteer_id in volunteer_ids
+            ]
+        )
+
+    def activity(self, activity_id: str, starts_at: datetime, hours: int) -> None:
+        self.activities[activity_id] = starts_at
+        self.record([activity(activity_id, "S1", starts_at, hours=hours, capacity=100)])
+
+    def makeup(self, volunteer_id: str, activity_id: str, minutes: int) -> str:
+        """Approved make-up minutes at an activity (dated at its start)."""
+        session_id = f"M{next(self.sessions)}-{volunteer_id}"
+        start = self.activities[activity_id]
+        self.record(
+            [
+                submission(
+                    "record_makeup_hours",
+                    start,
+                    session_id=session_id,
+                    volunteer_id=volunteer_id,
+                    activity_id=activity_id,
+                    minutes=minutes,
+                    reason="补录: paper sign-in sheet",
+                ),
+                submission("approve_session", start + MINUTE, session_id=session_id),
+            ]
+        )
+        self.session_minutes[session_id] = minutes
+        self.session_ends[session_id] = start + MINUTE
+        return session_id
+
+    def served(
+        self, volunteer_id: str, activity_id: str, checked_in: datetime, minutes: int
+    ) -> str:
+        """An approved verified session: check-in, check-out, approval."""
+        assert minutes <= 24 * 60
+        session_id = f"V{next(self.sessions)}-{volunteer_id}"
+        sign_up = []
+        if (volunteer_id, activity_id) not in self.signed_up:
+            self.signed_up.add((volunteer_id, activity_id))
+            published = self.activities[activity_id] - 7 * DAY
+            sign_up = [
+                submission(
+                    "sign_up",
+                    published + MINUTE,
+                    activity_id=activity_id,
+                    volunteer_id=volunteer_id,
+                )
+            ]
+        checked_out = checked_in + minutes * MINUTE
+        self.record(
+            [
+                *sign_up,
+                submission(
+                    "check_in",
+                    checked_in,
+                    session_id=session_id,
+                    volunteer_id=volunteer_id,
+                    activity_id=activity_id,
+                ),
+                submission("check_out", checked_out, session_id=session_id),
+                submission(
+                    "approve_session", checked_out + MINUTE, session_id=session_id
+                ),
+            ]
+        )
+        self.session_minutes[session_id] = minutes
+        self.session_ends[session_id] = checked_out + MINUTE
+        return session_id
+
+    def void(self, session_id: str, at: datetime, *, fraud: bool) -> int:
+        return self.record(
+            [
+                submission(
+                    "void_session",
+                    at,
+                    session_id=session_id,
+                    reason="伪造签到 forged sign-in" if fraud else "entered twice",
+                    fraud=fraud,
+                )
+            ]
+        )
+
+    def correct(self, session_id: str, minutes: int, at: datetime) -> int:
+        return self.record(
+            [
+                submission(
+                    "correct_session",
+                    at,
+                    session_id=session_id,
+                    minutes=minutes,
+                    reason="recount",
+                )
+            ]
+        )
+
+    # --- running honours -------------------------------------------------------
+
+    def cli(self, *arguments: str) -> Result:
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(
+                app,
+                ["--db", self.ledger.database.url, *arguments],
+                env={"LEDGER_SIGNING_KEY_FILE": str(self.key_file)},
+            )
+        finally:
+            get_settings.cache_clear()
+
+    def honours(self, *arguments: str) -> list[str]:
+        """`ledger honours ARGUMENTS`: the summary's lines (it must succeed)."""
+        outcome = self.cli("honours", *arguments)
+        assert outcome.exit_code == 0, (outcome.output, outcome.exception)
+        lines = outcome.stdout.strip().splitlines()
+        assert lines[-1].startswith("recorded=")
+        return lines
+
+    def live(self) -> tuple[int, int]:
+        """Catch the projections up: the live volunteer_hours version, position."""
+        engine = ProjectionEngine(self.ledger.database, ALL_PROJECTIONS)
+        engine.catch_up()
+        with self.ledger.database.reading() as conn:
+            live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+        assert live is not None
+        return live.version, live.position
+
+    def standings(
+        self, rules: str, as_of: date, position: int | None = None
+    ) -> dict[str, Standing]:
+        version, head = self.live()
+        with self.ledger.database.reading() as conn:
+            return compute_standings(
+                conn,
+                version,
+                load_rule_set(rules, as_of),
+                as_of,
+                head if position is None else position,
+            )
+
+    def plan(self, rules: str, as_of: date, position: int | None = None) -> HonoursRun:
+        version, head = self.live()
+        with self.ledger.database.reading() as conn:
+            return plan_honours(
+                conn,
+                version,
+                load_rule_set(rules, as_of),
+                as_of,
+                head if position is None else position,
+            )
+
+    def awards(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every award event recorded, in ledger order: (topic, payload)."""
+        t = events_table.c
+        with self.ledger.database.reading() as conn:
+            rows = conn.execute(
+                sa.select(t.topic, t.payload)
+                .where(t.topic.in_(AWARD_TOPICS))
+                .order_by(t.position)
+            ).all()
+        return [(topic, orjson.loads(payload)) for topic, payload in rows]
+
+    def stars_recorded(self, rules: str) -> dict[str, list[int]]:
+        """The star levels recorded per volunteer under ``rules``, in order."""
+        levels: dict[str, list[int]] = defaultdict(list)
+        for topic, payload in self.awards():
+            if topic == "Honours.StarLevelReached" and payload["rules"] == rules:
+                levels[payload["volunteer_id"]].append(payload["level"])
+        return dict(levels)
+
+
+@pytest.fixture
+def town(ledger: Ledger, tmp_path: Path) -> Town:
+    t = Town(ledger, tmp_path / "ledger-signing-key.pem")
+    t.record(
+        [
+            submission(
+                "register_venue",
+                datetime(2020, 1, 1, tzinfo=CHINA),
+                venue_id=venue,
+                name=f"venue {venue}",
+                level=level,
+                parent_id=parent,
+            )
+            for venue, level, parent in [
+                ("C", "centre", None),
+                ("I1", "institute", "C"),
+                ("S1", "station", "I1"),
+            ]
+        ]
+    )
+    return t
+
+
+def recorded(lines: list[str]) -> int:
+    return int(lines[-1].removeprefix("recorded="))
+
+
+def standings_line(lines: list[str]) -> str:
+    (line,) = [x for x in lines if x.strip().startswith("standings:")]
+    return line.strip()
+
+
+def read_position(lines: list[str]) -> int:
+    """The position a run read, from its first line ('... at position N: ...')."""
+    return int(lines[0].split(" at position ")[1].split(":")[0])
+
+
+# The long activities make-up hours are credited at (make-up hours may not
+# exceed the scheduled duration; 1,600 h covers 5★).
+MARCH_2024 = datetime(2024, 3, 1, 9, 0, tzinfo=CHINA)
+
+
+# --- thresholds at their exact boundaries ----------------------------------------
+
+BOUNDARY_MINUTES = {
+    "N0": 5_999,
+    "N1": 6_000,
+    "N2": 17_999,
+    "N3": 18_000,
+    "N4": 89_999,
+    "N5": 90_000,
+}
+
+
+def test_national_stars_are_reached_exactly_at_the_thresholds(town: Town) -> None:
+    # Given six volunteers one minute either side of 1★, 2★ and 5★
+    town.volunteers(*BOUNDARY_MINUTES)
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    for volunteer_id, minutes in BOUNDARY_MINUTES.items():
+        town.makeup(volunteer_id, "LONG", minutes)
+    # When the national honours run goes as of the end of 2024
+    before = town.head()
+    lines = town.honours("--as-of", "2024-12-31", "--rules", "national")
+    # Then each level is reached at its threshold, not a minute before
+    assert "6 volunteers with counted service" in lines[0]
+    assert standings_line(lines) == (
+        "standings: no star: 1, ★: 2, ★★: 1, ★★★★: 1, ★★★★★: 1"
+    )
+    assert town.stars_recorded("national@1") == {
+        "N1": [1],
+        "N2": [1],
+        "N3": [1, 2],
+        "N4": [1, 2, 3, 4],
+        "N5": [1, 2, 3, 4, 5],
+    }
+    # And every award names the rule version, the date and the position read
+    position = read_position(lines)
+    assert position == before
+    assert town.head() == before + 13 + 5  # 13 levels, 5 Honours records opened
+    for _topic, payload in town.awards():
+        assert (payload["rules"], payload["as_of"], payload["position"]) == (
+            "national@1",
+            "2024-12-31",
+            position,
+        )
+    # National rules credit no points and grant no benefits
+    assert {topic for topic, _ in town.awards()} == {"Honours.StarLevelReached"}
+    assert recorded(lines) == 13
+
+
+def test_only_service_dated_up_to_the_as_of_day_counts(town: Town) -> None:
+    # Given make-up hours dated at an activity starting 2024-03-01 09:00 CST
+    town.volunteers("N1")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("N1", "LONG", 6_000)
+    # Then a run as of the day before counts nothing, as of that day counts them
+    before = town.honours("--as-of", "2024-02-29", "--rules", "national", "--dry-run")
+    assert "0 volunteers with counted service" in before[0]
+    on_the_day = town.honours(
+        "--as-of", "2024-03-01", "--rules", "national", "--dry-run"
+    )
+    assert "1 volunteers with counted service" in on_the_day[0]
+    assert standings_line(on_the_day) == "standings: ★: 1"
+
+
+# --- Kunshan: points and benefits ----------------------------------------------------
+
+
+def test_kunshan_credits_ten_points_an_hour_and_benefits_by_stars(
+    town: Town,
+) -> None:
+    # Given volunteers at 1★ (and a half hour more), 3★, 4★ and 5★
+    minutes = {"K1": 6_030, "K3": 36_000, "K4": 60_000, "K5": 90_000}
+    town.volunteers(*minutes, "K0")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    for volunteer_id, counted in minutes.items():
+        town.makeup(volunteer_id, "LONG", counted)
+    # And K0 with 59 minutes: no star, 9 points (59 × 10 // 60)
+    town.activity("SHORT", datetime(2024, 4, 6, 9, 0, tzinfo=CHINA), hours=2)
+    town.served("K0", "SHORT", datetime(2024, 4, 6, 9, 0, tzinfo=CHINA), 59)
+    # When the Kunshan run goes
+    lines = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    # Then points are hours × 10 (whole points, rounded down)
+    points = {
+        p["volunteer_id"]: (p["points"], p["total"])
+        for topic, p in town.awards()
+        if topic == "Honours.PointsCredited"
+    }
+    assert points == {
+        "K0": (9, 9),
+        "K1": (1_005, 1_005),
+        "K3": (6_000, 6_000),
+        "K4": (10_000, 10_000),
+        "K5": (15_000, 15_000),
+    }
+    # And the benefits follow the star levels: 3★ one, 4★ two, 5★ all three
+    rules = load_rule_set("kunshan", date(2024, 12, 31))
+    tiers = {b.stars: b.benefit for b in rules.benefits}
+    benefits: dict[str, set[str]] = defaultdict(set)
+    for topic, p in town.awards():
+        if topic == "Honours.BenefitGranted":
+            benefits[p["volunteer_id"]].add(p["benefit"])
+    assert benefits == {
+        "K3": {tiers[3]},
+        "K4": {tiers[3], tiers[4]},
+        "K5": {tiers[3], tiers[4], tiers[5]},
+    }
+    assert town.stars_recorded("kunshan@1") == {
+        "K1": [1],
+        "K3": [1, 2, 3],
+        "K4": [1, 2, 3, 4],
+        "K5": [1, 2, 3, 4, 5],
+    }
+    assert "  benefits to grant: 6; points to credit: 32014" in lines
+    # 13 star levels, 6 benefits, 5 point credits
+    assert recorded(lines) == 13 + 6 + 5
+    # When K1 serves ten more hours and the run goes again
+    town.activity("MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), hours=12)
+    town.served("K1", "MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), 600)
+    again = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    # Then only the difference is credited, beside the new total
+    assert recorded(again) == 1
+    topic, payload = town.awards()[-1]
+    assert topic == "Honours.PointsCredited"
+    assert (payload["volunteer_id"], payload["points"], payload["total"]) == (
+        "K1",
+        100,
+        1_105,
+    )
+
+
+# --- Zhangjiagang: the calendar year, verified hours, three months ---------------
+
+YEAR_2023 = datetime(2023, 1, 1, 0, 0, tzinfo=CHINA)
+YEAR_2024 = datetime(2024, 1, 1, 0, 0, tzinfo=CHINA)
+
+
+def month_day(year: int, month: int, day: int = 10) -> datetime:
+    return datetime(year, month, day, 8, 0, tzinfo=CHINA)
+
+
+def test_zhangjiagang_counts_verified_hours_of_the_year_with_three_months(
+    town: Town,
+) -> None:
+    town.volunteers("Z1", "Z2", "Z3", "Z4")
+    town.activity("Y2023", YEAR_2023, hours=365 * 24 - 1)
+    town.activity("Y2024", YEAR_2024, hours=366 * 24 - 1)
+    town.activity("MAKEUP", month_day(2024, 3, 20), hours=200)
+    # Z1: 30 h in January–March 2024 (and 24 h in December 2023)
+    town.served("Z1", "Y2023", month_day(2023, 12), 1_440)
+    for month in (1, 2, 3):
+        town.served("Z1", "Y2024", month_day(2024, month), 600)
+    # Z2: a minute short of 30 h in January–March 2024
+    for month, minutes in ((1, 600), (2, 600), (3, 599)):
+        town.served("Z2", "Y2024", month_day(2024, month), minutes)
+    # Z3: 30 h, but in January, February and April (no three-month run)
+    for month in (1, 2, 4):
+        town.served("Z3", "Y2024", month_day(2024, month), 600)
+    # Z4: 20 h verified in January–March, and 100 h of make-up
+    for month in (1, 2, 3):
+        town.served("Z4", "Y2024", month_day(2024, month), 400)
+    town.makeup("Z4", "MAKEUP", 6_000)
+
+    # When standings are computed as of the end of 2024
+    end_2024 = town.standings("zhangjiagang", date(2024, 12, 31))
+    # Then only 2024's verified minutes count, and three consecutive months
+    # with service are needed
+    assert {
+        v: (s.counted_minutes, s.longest_streak_months, s.stars)
+        for v, s in end_2024.items()
+    } == {
+        "Z1": (1_800, 3, 1),
+        "Z2": (1_799, 3, 0),
+        "Z3": (1_800, 2, 0),
+        "Z4": (1_200, 3, 0),
+    }
+    # And as of the end of 2023 only 2023's service counts (one month of it)
+    end_2023 = town.standings("zhangjiagang", date(2023, 12, 31))
+    assert {
+        v: (s.counted_minutes, s.longest_streak_months, s.stars)
+        for v, s in end_2023.items()
+    } == {"Z1": (1_440, 1, 0)}
+    # And the run records Z1's star only
+    lines = town.honours("--as-of", "2024-12-31", "--rules", "zhangjiagang")
+    assert standings_line(lines) == "standings: no star: 3, ★: 1"
+    assert town.stars_recorded("zhangjiagang@1") == {"Z1": [1]}
+    assert recorded(lines) == 1
+    # Whereas the national rules count every year, and make-up hours too
+    cumulative = town.standings("national", date(2024, 12, 31))
+    assert cumulative["Z1"].counted_minutes == 1_440 + 1_800
+    assert cumulative["Z4"].counted_minutes == 1_200 + 6_000
+    assert cumulative["Z4"].stars == 1
+
+
+def test_the_year_is_the_china_standard_time_year(town: Town) -> None:
+    # Given an activity spanning the 2024 new year
+    town.volunteers("Y1", "Y2")
+    town.activity("NEWYEAR", datetime(2023, 12, 31, 0, 0, tzinfo=CHINA), hours=2_000)
+    # Y1 checks in at 2023-12-31T20:00Z = 2024-01-01 04:00 CST, for 20 h
+    town.served("Y1", "NEWYEAR", datetime(2023, 12, 31, 20, 0, tzinfo=UTC), 1_200)
+    # Y2 checks in at 2023-12-31T15:59Z = 2023-12-31 23:59 CST, for 20 h
+    town.served("Y2", "NEWYEAR", datetime(2023, 12, 31, 15, 59, tzinfo=UTC), 1_200)
+    # Both serve 5 h in February and in March 2024
+    for volunteer_id in ("Y1", "Y2"):
+        for month in (2, 3):
+            town.served(volunteer_id, "NEWYEAR", month_day(2024, month), 300)
+
+    # Then as of the end of 2024, Y1's new-year session counts in 2024: 30 h in
+    # three months, 1★; Y2's counts in 2023
+    end_2024 = town.standings("zhangjiagang", date(2024, 12, 31))
+    assert (end_2024["Y1"].counted_minutes, end_2024["Y1"].stars) == (1_800, 1)
+    assert end_2024["Y1"].longest_streak_months == 3
+    assert (end_2024["Y2"].counted_minutes, end_2024["Y2"].stars) == (600, 0)
+    # And as of 2023-12-31 (CST) Y1 has not served yet; Y2 has, in 2023
+    end_2023 = town.standings("zhangjiagang", date(2023, 12, 31))
+    assert set(end_2023) == {"Y2"}
+    assert end_2023["Y2"].counted_minutes == 1_200
+    # And as of 2024-01-01 Y1's session is there
+    new_year = town.standings("zhangjiagang", date(2024, 1, 1))
+    assert new_year["Y1"].counted_minutes == 1_200
+    assert "Y2" not in new_year  # nothing of Y2's is dated in 2024 by then
+    # And the run records Y1's star
+    lines = town.honours("--as-of", "2024-12-31", "--rules", "zhangjiagang")
+    assert town.stars_recorded("zhangjiagang@1") == {"Y1": [1]}
+    assert recorded(lines) == 1
+
+
+def test_a_cyclic_star_is_awarded_again_in_the_next_year(town: Town) -> None:
+    # Given Z5 with 30 h in October–December 2023, awarded 1★ for 2023
+    town.volunteers("Z5")
+    town.activity("Y2023", YEAR_2023, hours=365 * 24 - 1)
+    town.activity("Y2024", YEAR_2024, hours=366 * 24 - 1)
+    for month in (10, 11, 12):
+        town.served("Z5", "Y2023", month_day(2023, month), 600)
+    first = town.honours("--as-of", "2023-12-31", "--rules", "zhangjiagang")
+    assert recorded(first) == 1
+    # When Z5 serves 30 h in January–March 2024 and the 2024 run goes
+    for month in (1, 2, 3):
+        town.served("Z5", "Y2024", month_day(2024, month), 600)
+    second = town.honours("--as-of", "2024-12-31", "--rules", "zhangjiagang")
+    # Then 2024's 1★ is a new award, recorded as of 2024-12-31
+    assert standings_line(second) == "standings: ★: 1"
+    assert recorded(second) == 1
+    assert [
+        p["as_of"] for topic, p in town.awards() if topic == "Honours.StarLevelReached"
+    ] == ["2023-12-31", "2024-12-31"]
+
+
+# --- the fraud bar ------------------------------------------------------------------
+
+
+def test_a_fraud_void_bars_stars_for_the_rule_sets_years(town: Town) -> None:
+    # Given F1 and F2 with 100 h of make-up hours and a 2 h verified session
+    town.volunteers("F1", "F2")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.activity("APRIL", datetime(2024, 4, 13, 9, 0, tzinfo=CHINA), hours=3)
+    forged = {}
+    for volunteer_id in ("F1", "F2"):
+        town.makeup(volunteer_id, "LONG", 6_000)
+        forged[volunteer_id] = town.served(
+            volunteer_id, "APRIL", datetime(2024, 4, 13, 9, 0, tzinfo=CHINA), 120
+        )
+    # When F1's session is voided for fraud on 2024-06-10 (CST) and F2's not
+    voided_on = datetime(2024, 6, 10, 10, 0, tzinfo=CHINA)
+    town.void(forged["F1"], voided_on, fraud=True)
+    town.void(forged["F2"], voided_on, fraud=False)
+
+    # Then under Kunshan (two-year bar) F1 has no star until 2026-06-10
+    def kunshan(day: date) -> dict[str, tuple[int, int, int, date | None]]:
+        return {
+            v: (s.counted_minutes, s.stars, s.points, s.barred_until)
+            for v, s in town.standings("kunshan", day).items()
+        }
+
+    barred_until = date(2026, 6, 10)
+    assert kunshan(date(2024, 12, 31)) == {
+        "F1": (6_000, 0, 1_000, barred_until),
+        "F2": (6_000, 1, 1_000, None),
+    }
+    assert kunshan(date(2026, 6, 9))["F1"] == (6_000, 0, 1_000, barred_until)
+    assert kunshan(date(2026, 6, 10))["F1"] == (6_000, 1, 1_000, None)
+    # And a void dated after the as-of day does not bar yet
+    assert kunshan(date(2024, 6, 9))["F1"] == (6_000, 1, 1_000, None)
+    # And Zhangjiagang bars for one year, the national rules not at all
+    zhangjiagang = town.standings("zhangjiagang", date(2024, 12, 31))
+    assert "F1" not in zhangjiagang  # no verified minutes left in 2024
+    assert town.standings("national", date(2024, 12, 31))["F1"].stars == 1
+
+    # When the Kunshan run goes at the end of 2024
+    lines = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    # Then F1 is credited points but no star (the bar is on star ratings only:
+    # DOMAIN.md "Hours voided for fraud can bar star ratings"), F2 both
+    assert standings_line(lines) == "standings: no star: 1, ★: 1"
+    assert town.stars_recorded("kunshan@1") == {"F2": [1]}
+    credited = {
+        p["volunteer_id"]: p["total"]
+        for topic, p in town.awards()
+        if topic == "Honours.PointsCredited"
+    }
+    assert credited == {"F1": 1_000, "F2": 1_000}
+    assert recorded(lines) == 3
+    # And once the bar has run out, F1's star is recorded
+    later = town.honours("--as-of", "2026-06-10", "--rules", "kunshan")
+    assert recorded(later) == 1
+    assert town.stars_recorded("kunshan@1") == {"F1": [1], "F2": [1]}
+
+
+def test_the_fraud_bar_runs_from_the_china_date_of_the_void(town: Town) -> None:
+    # Given F3 with 100 h, and a session voided for fraud at 2024-06-09T17:00Z,
+    # which is 2024-06-10 01:00 in China Standard Time
+    town.volunteers("F3")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("F3", "LONG", 6_000)
+    town.activity("JUNE", datetime(2024, 6, 1, 9, 0, tzinfo=CHINA), hours=3)
+    forged = town.makeup("F3", "JUNE", 180)
+    town.void(forged, datetime(2024, 6, 9, 17, 0, tzinfo=UTC), fraud=True)
+    # Then under Kunshan (two years) the bar runs from 2024-06-10 to 2026-06-10
+    assert town.standings("kunshan", date(2024, 6, 9))["F3"].barred_until is None
+    assert town.standings("kunshan", date(2024, 6, 10))["F3"].barred_until == date(
+        2026, 6, 10
+    )
+    assert town.standings("kunshan", date(2026, 6, 10))["F3"].barred_until is None
+    # And the national rules (no bar years) bar nothing
+    assert town.standings("national", date(2024, 12, 31))["F3"].barred_until is None
+
+
+def test_a_fraud_void_on_29_february_bars_without_crashing(town: Town) -> None:
+    # Given a session voided for fraud on 2024-02-29 (CST), under Kunshan (2 y)
+    town.volunteers("F4")
+    town.activity("FEB", datetime(2024, 2, 1, 9, 0, tzinfo=CHINA), hours=1_600)
+    town.makeup("F4", "FEB", 6_000)
+    town.activity("FEB2", datetime(2024, 2, 3, 9, 0, tzinfo=CHINA), hours=3)
+    forged = town.makeup("F4", "FEB2", 120)
+    town.void(forged, datetime(2024, 2, 29, 10, 0, tzinfo=CHINA), fraud=True)
+    # Then the bar ends on 2026-02-28 or 2026-03-01, and the run decides
+    standing = town.standings("kunshan", date(2024, 12, 31))["F4"]
+    assert standing.barred_until in (date(2026, 2, 28), date(2026, 3, 1))
+    assert town.standings("kunshan", date(2026, 2, 27))["F4"].stars == 0
+    assert town.standings("kunshan", date(2026, 3, 1))["F4"].stars == 1
+
+
+# --- re-running, dry runs, reproduction ----------------------------------------------
+
+
+def test_running_again_with_the_same_inputs_records_nothing_new(town: Town) -> None:
+    town.volunteers("R1", "R3")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("R1", "LONG", 6_000)
+    town.makeup("R3", "LONG", 36_000)
+    # When the run goes once
+    first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert recorded(first) == 1 + 1 + 3 + 1 + 1  # R1: ★, points; R3: ★★★, 1, pts
+    events = town.head()
+    awards = town.awards()
+    # Then running again at the latest position, or at the position the first
+    # run read, records nothing, and decides the same standings
+    again = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    at_first = town.honours(
+        "--as-of",
+        "2024-12-31",
+        "--rules",
+        "kunshan",
+        "--position",
+        str(read_position(first)),
+    )
+    for rerun in (again, at_first):
+        assert recorded(rerun) == 0
+        assert standings_line(rerun) == standings_line(first)
+        assert "  0 volunteers with awards not yet recorded" in rerun
+    assert town.awards() == awards
+    assert town.head() == events
+    # And so does planning it directly
+    assert town.plan("kunshan", date(2024, 12, 31)).changes == []
+    # While another rule set keeps its own awards: national records its stars
+    national = town.honours("--as-of", "2024-12-31", "--rules", "national")
+    assert recorded(national) == 1 + 3
+    assert town.stars_recorded("national@1") == {"R1": [1], "R3": [1, 2, 3]}
+    assert town.stars_recorded("kunshan@1") == {"R1": [1], "R3": [1, 2, 3]}
+
+
+def test_a_dry_run_decides_but_records_nothing(town: Town) -> None:
+    town.volunteers("D1", "D5")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("D1", "LONG", 6_000)
+    town.makeup("D5", "LONG", 90_000)
+    events = town.head()
+    # When a dry run goes (twice)
+    dry = town.honours("--as-of", "2024-12-31", "--rules", "kunshan", "--dry-run")
+    assert (
+        town.honours("--as-of", "2024-12-31", "--rules", "kunshan", "--dry-run") == dry
+    )
+    # Then nothing is recorded, yet the summary says what a real run would do
+    assert recorded(dry) == 0
+    assert town.head() == events
+    assert town.awards() == []
+    real = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert real[:-1] == dry[:-1]
+    assert recorded(real) == (1 + 1) + (5 + 3 + 1)
+
+
+def test_a_run_at_an_earlier_position_decides_what_was_decided_then(
+    town: Town,
+) -> None:
+    # Given P1 and P3 at exactly 100 h, P2 a minute short
+    town.volunteers("P1", "P2", "P3")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    sessions = {v: town.makeup(v, "LONG", 6_000) for v in ("P1", "P3")}
+    sessions["P2"] = town.makeup("P2", "LONG", 5_999)
+    town.activity("JULY", datetime(2024, 7, 6, 9, 0, tzinfo=CHINA), hours=3)
+    extra = town.served("P3", "JULY", datetime(2024, 7, 6, 9, 0, tzinfo=CHINA), 60)
+    # And what a run at this position decides
+    then = town.head()
+    as_of = ("--as-of", "2024-12-31", "--rules", "kunshan")
+    decided = town.honours(*as_of, "--dry-run")
+    assert read_position(decided) == then
+    standings_then = town.standings("kunshan", date(2024, 12, 31))
+    # When later the sessions are corrected and voided (P3's for fraud)
+    later = datetime(2024, 9, 2, 10, 0, tzinfo=CHINA)
+    town.correct(sessions["P1"], 5_999, later)
+    town.correct(sessions["P2"], 6_000, later)
+    town.void(extra, later, fraud=True)
+    town.void(sessions["P3"], later + MINUTE, fraud=False)
+    # Then a run at the earlier position decides exactly what it did then:
+    # the same summary, the same standings volunteer by volunteer
+    assert town.honours(*as_of, "--dry-run", "--position", str(then)) == decided
+    assert town.standings("kunshan", date(2024, 12, 31), then) == standings_then
+    first = town.honours(*as_of, "--position", str(then))
+    assert first[:-1] == decided[:-1]
+    assert recorded(first) == 5  # P1, P3: ★ + points; P2: points
+    # And running it again there records nothing, deciding the same standings
+    again = town.honours(*as_of, "--position", str(then))
+    assert standings_line(again) == standings_line(decided)
+    assert recorded(again) == 0
+    # While at the latest position the corrections count: P2 reaches 1★ now,
+    # P3 has nothing left, P1 keeps the star recorded (never taken back)
+    now = town.standings("kunshan", date(2024, 12, 31))
+    assert {v: (s.counted_minutes, s.stars) for v, s in now.items()} == {
+        "P1": (5_999, 0),
+        "P2": (6_000, 1),
+    }
+    latest = town.honours(*as_of)
+    assert recorded(latest) == 2  # P2 ★ + points
+    assert town.stars_recorded("kunshan@1") == {"P1": [1], "P2": [1], "P3": [1]}
+    # And the earlier position still decides as it did
+    assert standings_line(
+        town.honours(*as_of, "--dry-run", "--position", str(then))
+    ) == standings_line(decided)
+
+
+def test_a_first_run_at_an_earlier_position_records_what_was_due_then(
+    town: Town,
+) -> None:
+    # Given Q1 at 100 h, later corrected down to 90 h, before any run
+    town.volunteers("Q1")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    session_id = town.makeup("Q1", "LONG", 6_000)
+    then = town.head()
+    town.correct(session_id, 5_400, datetime(2024, 9, 2, 10, 0, tzinfo=CHINA))
+    # Then the latest position gives no star; the earlier one gives 1★, and a
+    # run there records it as of that position
+    as_of = ("--as-of", "2024-12-31", "--rules", "national")
+    assert standings_line(town.honours(*as_of, "--dry-run")) == "standings: no star: 1"
+    lines = town.honours(*as_of, "--position", str(then))
+    assert standings_line(lines) == "standings: ★: 1"
+    assert recorded(lines) == 1
+    ((_, payload),) = town.awards()
+    assert (payload["volunteer_id"], payload["level"], payload["position"]) == (
+        "Q1",
+        1,
+        then,
+    )
+
+
+def test_an_honours_run_refuses_bad_arguments(town: Town) -> None:
+    town.volunteers("E1")
+    head = town.head()
+    for arguments, message in [
+        (("--as-of", "2024-12-31", "--rules", "atlantis"), "no rule set"),
+        (("--as-of", "2024-12-31", "--rules", "national@9"), "no rule set"),
+        (("--as-of", "2019-06-01", "--rules", "national"), "no rule set"),
+        (("--as-of", "31/12/2024", "--rules", "national"), ""),
+        (
+            ("--as-of", "2024-12-31", "--rules", "national", "--position", "99999"),
+            "no position",
+        ),
+    ]:
+        outcome = town.cli("honours", *arguments)
+        assert outcome.exit_code == 2, (arguments, outcome.output)
+        assert isinstance(outcome.exception, SystemExit)
+        assert message in outcome.output
+    assert town.head() == head
