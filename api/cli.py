@@ -384,18 +384,9 @@ def _run_read(
     reads = LedgerReads(open_ledger().database)
     try:
         document = read(reads)
-        if export is None:
-            print_json(document)
-            return
-        _export_or_exit(
-            export,
-            monthly_rows(document),
-            columns,
-            position=document["position"],
-            chain_hash=document["chain_hash"],
-            chinese_headers=chinese_headers,
+        _print_or_export(
+            document, monthly_rows(document), columns, export, chinese_headers, "months"
         )
-        typer.echo(f"exported {len(document['by_month'])} months to {export}")
     except NotFoundError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(4) from None
@@ -471,27 +462,31 @@ audit_app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 
 
-def _export_or_exit(
-    path: Path,
+def _print_or_export(
+    document: dict[str, Any],
     rows: Sequence[dict[str, Any]],
     columns: Sequence[Column],
-    *,
-    position: int,
-    chain_hash: str,
+    export: Path | None,
     chinese_headers: bool,
+    what: str,
 ) -> None:
+    """Print an answer as JSON, or export its rows citing its ledger state."""
+    if export is None:
+        print_json(document)
+        return
     try:
         write_export(
-            path,
+            export,
             rows,
             columns,
-            position=position,
-            chain_hash=chain_hash,
+            position=document["position"],
+            chain_hash=document["chain_hash"],
             chinese_headers=chinese_headers,
         )
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
+    typer.echo(f"exported {len(rows)} {what} to {export}")
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -545,18 +540,14 @@ def audit_events(
     page = find_events(
         open_ledger().database, query, reveal_personal_data=reveal_personal_data
     )
-    if export is None:
-        print_json(page)
-        return
-    _export_or_exit(
-        export,
-        audit_event_rows(page),
+    _print_or_export(
+        page,
+        audit_event_rows(page) if export else [],
         AUDIT_EVENT_COLUMNS,
-        position=page["position"],
-        chain_hash=page["chain_hash"],
-        chinese_headers=chinese_headers,
+        export,
+        chinese_headers,
+        "events",
     )
-    typer.echo(f"exported {len(page['events'])} events to {export}")
 
 
 @audit_app.command("session")

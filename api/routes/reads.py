@@ -9,6 +9,7 @@ gets 304 while nothing it reads has changed.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -46,6 +47,26 @@ MonthQuery = Annotated[
 SubtreeQuery = Annotated[
     bool, Query(description="Include the venue's descendants (default true).")
 ]
+
+
+@dataclass(frozen=True)
+class VenuePeriod:
+    """Which months of which part of the tree a venue read covers."""
+
+    from_month: str | None
+    to_month: str | None
+    subtree: bool
+
+
+def venue_period(
+    from_month: Annotated[MonthQuery, Query(alias="from")] = None,
+    to_month: Annotated[MonthQuery, Query(alias="to")] = None,
+    subtree: SubtreeQuery = True,
+) -> VenuePeriod:
+    return VenuePeriod(from_month, to_month, subtree)
+
+
+PeriodDep = Annotated[VenuePeriod, Depends(venue_period)]
 
 VENUE_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD, Role.VENUE_STAFF)
 # A volunteer's hours span venues: no venue_staff key reads them.
@@ -98,9 +119,7 @@ def get_venue_activity(
     response: Response,
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(*VENUE_READERS))],
-    from_month: Annotated[MonthQuery, Query(alias="from")] = None,
-    to_month: Annotated[MonthQuery, Query(alias="to")] = None,
-    subtree: SubtreeQuery = True,
+    period: PeriodDep,
     as_of: AsOfQuery = None,
 ) -> Any:
     """Activities, sessions, distinct volunteers and minutes at a venue."""
@@ -109,7 +128,11 @@ def get_venue_activity(
         request,
         response,
         reads.venue_activity(
-            venue_id, from_month, to_month, subtree=subtree, as_of=parse_as_of(as_of)
+            venue_id,
+            period.from_month,
+            period.to_month,
+            subtree=period.subtree,
+            as_of=parse_as_of(as_of),
         ),
     )
 
@@ -125,9 +148,7 @@ def get_venue_fulfilment(
     response: Response,
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(*VENUE_READERS))],
-    from_month: Annotated[MonthQuery, Query(alias="from")] = None,
-    to_month: Annotated[MonthQuery, Query(alias="to")] = None,
-    subtree: SubtreeQuery = True,
+    period: PeriodDep,
     kind: Annotated[str | None, Query(pattern="^(wish|service)$")] = None,
     as_of: AsOfQuery = None,
 ) -> Any:
@@ -138,9 +159,9 @@ def get_venue_fulfilment(
         response,
         reads.venue_fulfilment(
             venue_id,
-            from_month,
-            to_month,
-            subtree=subtree,
+            period.from_month,
+            period.to_month,
+            subtree=period.subtree,
             kind=kind,
             as_of=parse_as_of(as_of),
         ),
