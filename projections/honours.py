@@ -121,62 +121,107 @@ class Standing:
     benefits: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Service:
-    verified: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    makeup: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
 def compute_standings(
     conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
 ) -> dict[str, Standing]:
-    """Every volunteer with counted service, under ``rules``."""
-    service = _service_by_month(conn, version, as_of, position)
+    """Every volunteer with counted service, under ``rules``. The database
+    sums the minutes; months are read only when a rule needs continuity."""
+    counted = _counted_minutes(conn, version, rules, as_of, position)
+    streaks = (
+        _longest_streaks(conn, version, rules, as_of, position)
+        if rules.minimum_continuous_months
+        else {}
+    )
     last_fraud = _last_fraud_voids(conn, as_of, position)
     standings: dict[str, Standing] = {}
-    for volunteer_id, months in service.items():
-        standing = _stand(
-            volunteer_id, months, last_fraud.get(volunteer_id), rules, as_of
+    for volunteer_id, minutes in counted.items():
+        standing = Standing(
+            volunteer_id,
+            counted_minutes=minutes,
+            longest_streak_months=streaks.get(volunteer_id, 0),
+            points=minutes * rules.points_per_hour // 60,
         )
-        if standing.counted_minutes > 0 or standing.points:
-            standings[volunteer_id] = standing
+        fraud = last_fraud.get(volunteer_id)
+        if fraud is not None and rules.fraud_ban_years:
+            until = _years_after(fraud, rules.fraud_ban_years)
+            if as_of < until:
+                standing.barred_until = until
+        eligible = (
+            standing.barred_until is None
+            and standing.longest_streak_months >= rules.minimum_continuous_months
+        )
+        standing.stars = rules.stars_for(minutes) if eligible else 0
+        standing.benefits = [
+            b.benefit for b in rules.benefits if b.stars <= standing.stars
+        ]
+        standings[volunteer_id] = standing
     return standings
 
 
-def _stand(
-    volunteer_id: str,
-    service: _Service,
-    last_fraud: date | None,
-    rules: RuleSet,
-    as_of: date,
-) -> Standing:
-    by_month: dict[str, int] = defaultdict(int)
-    for month, minutes in service.verified.items():
-        by_month[month] += minutes
-    if rules.makeup_counts:
-        for month, minutes in service.makeup.items():
-            by_month[month] += minutes
+def _counted_entries(
+    version: int, rules: RuleSet, as_of: date, position: int
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """The entries a rule set counts: service dated up to ``as_of`` (within
+    its year, for cyclic rules), recorded up to ``position``."""
+    t = entries_table.c
+    conditions = [
+        t.version == version,
+        t.position <= position,
+        t.service_date <= as_of.isoformat(),
+    ]
     if rules.counting == "calendar_year":
-        year = f"{as_of.year:04d}-"
-        by_month = defaultdict(
-            int, {m: v for m, v in by_month.items() if m.startswith(year)}
+        conditions.append(t.service_date >= f"{as_of.year:04d}-01-01")
+    if not rules.makeup_counts:
+        conditions.append(t.kind == "verified")
+    return tuple(conditions)
+
+
+def _counted_minutes(
+    conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
+) -> dict[str, int]:
+    t = entries_table.c
+    total = sa.func.sum(t.minutes)
+    query = (
+        sa.select(t.volunteer_id, total)
+        .where(*_counted_entries(version, rules, as_of, position))
+        .group_by(t.volunteer_id)
+        .having(total > 0)
+    )
+    return {volunteer_id: int(minutes) for volunteer_id, minutes in _rows(conn, query)}
+
+
+def _longest_streaks(
+    conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
+) -> dict[str, int]:
+    t = entries_table.c
+    month = sa.func.substr(t.service_date, 1, 7)
+    query = (
+        sa.select(t.volunteer_id, month)
+        .where(*_counted_entries(version, rules, as_of, position))
+        .group_by(t.volunteer_id, month)
+        .having(sa.func.sum(t.minutes) > 0)
+    )
+    months: dict[str, list[str]] = defaultdict(list)
+    for volunteer_id, service_month in _rows(conn, query):
+        months[volunteer_id].append(service_month)
+    return {volunteer_id: _longest_streak(ms) for volunteer_id, ms in months.items()}
+
+
+def _rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """All rows of ``query`` through the driver's cursor: an honours run reads
+    one row per volunteer, and SQLAlchemy rows would cost more than the sums."""
+    compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        parameters = compiled.params
+        positional = getattr(compiled, "positiontup", None)
+        cursor.execute(
+            str(compiled),
+            [parameters[name] for name in positional] if positional else parameters,
         )
-    standing = Standing(volunteer_id, counted_minutes=sum(by_month.values()))
-    standing.longest_streak_months = _longest_streak(
-        m for m, v in by_month.items() if v > 0
-    )
-    standing.points = standing.counted_minutes * rules.points_per_hour // 60
-    if last_fraud is not None and rules.fraud_ban_years:
-        until = _years_after(last_fraud, rules.fraud_ban_years)
-        if as_of < until:
-            standing.barred_until = until
-    eligible = (
-        standing.barred_until is None
-        and standing.longest_streak_months >= rules.minimum_continuous_months
-    )
-    standing.stars = rules.stars_for(standing.counted_minutes) if eligible else 0
-    standing.benefits = [b.benefit for b in rules.benefits if b.stars <= standing.stars]
-    return standing
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _years_after(day: date, years: int) -> date:
@@ -197,31 +242,6 @@ def _longest_streak(months: Any) -> int:
         longest = max(longest, current)
         previous = number
     return longest
-
-
-def _service_by_month(
-    conn: Connection, version: int, as_of: date, position: int
-) -> dict[str, _Service]:
-    t = entries_table.c
-    month = sa.func.substr(t.service_date, 1, 7)
-    rows = conn.execute(
-        sa.select(t.volunteer_id, t.kind, month, sa.func.sum(t.minutes))
-        .where(
-            t.version == version,
-            t.position <= position,
-            t.service_date <= as_of.isoformat(),
-        )
-        .group_by(t.volunteer_id, t.kind, month)
-    )
-    service: dict[str, _Service] = defaultdict(_Service)
-    for volunteer_id, kind, service_month, minutes in rows:
-        bucket = (
-            service[volunteer_id].verified
-            if kind == "verified"
-            else service[volunteer_id].makeup
-        )
-        bucket[service_month] += int(minutes or 0)
-    return service
 
 
 def _last_fraud_voids(conn: Connection, as_of: date, position: int) -> dict[str, date]:
