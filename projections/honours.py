@@ -23,6 +23,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
@@ -255,7 +256,7 @@ def _last_fraud_voids(conn: Connection, as_of: date, position: int) -> dict[str,
             f"AND position <= {mark}",
             ("Volunteer.SessionVoided", position),
         )
-        payloads = [json.loads(row[0]) for row in cursor.fetchall()]
+        payloads = [orjson.loads(row[0]) for row in cursor.fetchall()]
     finally:
         cursor.close()
     last: dict[str, date] = {}
@@ -305,7 +306,7 @@ def recorded_awards(
         cursor.close()
     awards: dict[str, tuple[int, set[str], int]] = {}
     for topic, text in rows:
-        payload = json.loads(text)
+        payload = orjson.loads(text)
         if payload["rules"] != rules or payload.get("cycle") != cycle:
             continue
         stars, benefits, points = awards.get(payload["volunteer_id"], (0, set(), 0))
@@ -318,6 +319,8 @@ def recorded_awards(
         awards[payload["volunteer_id"]] = (stars, benefits, points)
     return awards
 
+
+RUN_ACTOR = Actor(id="honours-run", role="system")
 
 AWARD_TOPICS = (
     "Honours.StarLevelReached",
@@ -333,6 +336,7 @@ def plan_honours(
     standings = compute_standings(conn, version, rules, as_of, position)
     cycle = str(as_of.year) if rules.counting == "calendar_year" else None
     awards = recorded_awards(conn, rules.label, cycle)
+    decided_at = datetime.combine(as_of, time(23, 59, 59), CHINA_STANDARD_TIME)
     run = HonoursRun(rules.label, as_of, position, volunteers=len(standings))
     for volunteer_id, standing in sorted(standings.items()):
         run.standings_by_stars[standing.stars] += 1
@@ -350,9 +354,11 @@ def plan_honours(
             + (standing.points > points)
         )
         run.changes.append(
-            RecordHonours(
-                at=datetime.combine(as_of, time(23, 59, 59), CHINA_STANDARD_TIME),
-                actor=Actor(id="honours-run", role="system"),
+            # Built from values computed here, so not validated again: a run
+            # makes one per volunteer with new awards (hundreds of thousands).
+            RecordHonours.model_construct(
+                at=decided_at,
+                actor=RUN_ACTOR,
                 key=f"honours:{rules.label}:{as_of.isoformat()}:{position}:{volunteer_id}",
                 volunteer_id=volunteer_id,
                 rules=rules.label,
