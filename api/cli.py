@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ from api.exports import (
     write_export,
 )
 from api.main import create_app
-from ledger.application import Ledger, Outcome, Submission
+from ledger.application import Ledger
 from ledger.audit import (
     AuditQuery,
     InvalidAuditQueryError,
@@ -37,7 +36,6 @@ from ledger.audit import (
     parse_subject,
     session_story,
 )
-from ledger.commands import BaseCommand
 from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.importer import ImportSummary, default_report_path, import_file
 from ledger.integrity import (
@@ -52,7 +50,7 @@ from ledger.integrity import (
 )
 from ledger.projection import CatchUpReport, ProjectionEngine, list_dead_letters
 from ledger.settings import get_settings
-from ledger.store import Database, Envelope
+from ledger.store import Database
 from ledger.synthetic import DEFAULT_SCALE, write_city
 from projections.certificates import (
     CertificateError,
@@ -62,7 +60,12 @@ from projections.certificates import (
     verify_certificate,
     write_certificate,
 )
-from projections.honours import UnknownRuleSetError, load_rule_set, plan_honours
+from projections.honours import (
+    UnknownRuleSetError,
+    load_rule_set,
+    plan_honours,
+    record_honours,
+)
 from projections.reads import InvalidReadError, LedgerReads, NotFoundError, parse_as_of
 from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
 
@@ -669,23 +672,8 @@ def honours(
         f"  benefits to grant: {run.new_benefits}; "
         f"points to credit: {run.points_credited}"
     )
-    recorded = 0
-    if not dry_run:
-        for start in range(0, len(run.changes), HONOURS_BATCH):
-            end = start + HONOURS_BATCH
-            batch = [Submission(c, _envelope(c, "cli")) for c in run.changes[start:end]]
-            results = ledger.execute_batch(batch)
-            recorded += sum(
-                events
-                for result, events in zip(
-                    results, run.award_events[start:end], strict=True
-                )
-                if result.outcome is Outcome.ACCEPTED
-            )
+    recorded = 0 if dry_run else record_honours(ledger, run)
     typer.echo(f"recorded={recorded}")
-
-
-HONOURS_BATCH = 2_000
 
 
 @app.command()
@@ -769,17 +757,6 @@ def verify_certificate_command(
     typer.echo(
         f"certificate {content['certificate_number']} matches the ledger at "
         f"position {content['position']}"
-    )
-
-
-def _envelope(command: BaseCommand, source: str) -> Envelope:
-    return Envelope(
-        actor_id=command.actor.id,
-        actor_role=command.actor.role,
-        at=command.at,
-        source=source,
-        correlation_id=uuid.uuid4().hex,
-        idempotency_key=command.key,
     )
 
 

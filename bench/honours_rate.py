@@ -17,7 +17,7 @@ Builds an empty SQLite database (default bench/out/honours-bench.db):
 
 then times what ``ledger honours`` does: ``plan_honours`` (every standing,
 compared with the awards already recorded) and the recording of the awards
-in batches of ``HONOURS_BATCH`` through ``Ledger.execute_batch``; and plans
+in batches through ``record_honours``; and plans
 once more, which must find nothing left to record.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import random
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,15 +34,15 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from api.cli import HONOURS_BATCH
-from ledger.application import Ledger, Outcome, Submission
+from ledger.application import Ledger
 from ledger.importer import import_file
 from ledger.projection import ProjectionEngine, projection_versions_table
-from ledger.store import Database, Envelope, head_position, insert_rows, metadata
+from ledger.store import Database, head_position, insert_rows, metadata
 from projections.honours import (
     compute_standings,
     load_rule_set,
     plan_honours,
+    record_honours,
     recorded_awards,
 )
 from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
@@ -204,28 +203,8 @@ def main() -> None:
     )
 
     started = time.perf_counter()
-    recorded = accepted = 0
-    for start in range(0, len(run.changes), HONOURS_BATCH):
-        end = start + HONOURS_BATCH
-        batch_submissions = [
-            Submission(
-                change,
-                Envelope(
-                    actor_id=change.actor.id,
-                    actor_role=change.actor.role,
-                    at=change.at,
-                    source="cli",
-                    correlation_id=uuid.uuid4().hex,
-                    idempotency_key=change.key,
-                ),
-            )
-            for change in run.changes[start:end]
-        ]
-        results = ledger.execute_batch(batch_submissions)
-        for result, events in zip(results, run.award_events[start:end], strict=True):
-            if result.outcome is Outcome.ACCEPTED:
-                accepted += 1
-                recorded += events
+    recorded = record_honours(ledger, run)
+    accepted = len(run.changes)
     record = time.perf_counter() - started
     with database.reading() as conn:
         stored = head_position(conn) - head

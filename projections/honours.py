@@ -16,6 +16,7 @@ what was decided then, whatever was corrected since.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -28,9 +29,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
+from ledger.application import Ledger, Outcome, Submission
 from ledger.commands import Actor, RecordHonours
 from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.store import events_table, placeholder
+from ledger.store import Envelope, events_table, placeholder
 from projections.service_sessions import china_date
 from projections.volunteer_hours import entries_table
 
@@ -284,8 +286,31 @@ class HonoursRun:
     new_benefits: int = 0
     points_credited: int = 0
     standings_by_stars: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    changes: list[RecordHonours] = field(default_factory=list)
-    award_events: list[int] = field(default_factory=list)  # per change
+    cycle: str | None = None
+    # The standings with awards not yet recorded, and how many award events
+    # each will write.
+    changes: list[Standing] = field(default_factory=list)
+    award_events: list[int] = field(default_factory=list)
+
+    def command(self, standing: Standing) -> RecordHonours:
+        """The command that records ``standing``. Built from values computed
+        here, so not validated again (a run may make hundreds of thousands)."""
+        return RecordHonours.model_construct(
+            at=datetime.combine(self.as_of, time(23, 59, 59), CHINA_STANDARD_TIME),
+            actor=RUN_ACTOR,
+            key=(
+                f"honours:{self.rules}:{self.as_of.isoformat()}:{self.position}:"
+                f"{standing.volunteer_id}"
+            ),
+            volunteer_id=standing.volunteer_id,
+            rules=self.rules,
+            cycle=self.cycle,
+            stars=standing.stars,
+            benefits=standing.benefits,
+            points=standing.points,
+            as_of=self.as_of,
+            position=self.position,
+        )
 
 
 def recorded_awards(
@@ -336,8 +361,9 @@ def plan_honours(
     standings = compute_standings(conn, version, rules, as_of, position)
     cycle = str(as_of.year) if rules.counting == "calendar_year" else None
     awards = recorded_awards(conn, rules.label, cycle)
-    decided_at = datetime.combine(as_of, time(23, 59, 59), CHINA_STANDARD_TIME)
-    run = HonoursRun(rules.label, as_of, position, volunteers=len(standings))
+    run = HonoursRun(
+        rules.label, as_of, position, volunteers=len(standings), cycle=cycle
+    )
     for volunteer_id, standing in sorted(standings.items()):
         run.standings_by_stars[standing.stars] += 1
         stars, benefits, points = awards.get(volunteer_id, (0, set(), 0))
@@ -353,21 +379,37 @@ def plan_honours(
             + len(new_benefits)
             + (standing.points > points)
         )
-        run.changes.append(
-            # Built from values computed here, so not validated again: a run
-            # makes one per volunteer with new awards (hundreds of thousands).
-            RecordHonours.model_construct(
-                at=decided_at,
-                actor=RUN_ACTOR,
-                key=f"honours:{rules.label}:{as_of.isoformat()}:{position}:{volunteer_id}",
-                volunteer_id=volunteer_id,
-                rules=rules.label,
-                cycle=cycle,
-                stars=standing.stars,
-                benefits=standing.benefits,
-                points=standing.points,
-                as_of=as_of,
-                position=position,
-            )
-        )
+        run.changes.append(standing)
     return run
+
+
+HONOURS_BATCH = 2_000
+
+
+def record_honours(ledger: Ledger, run: HonoursRun, source: str = "cli") -> int:
+    """Record a run's new awards through the ledger, in batches; return how
+    many award events were written (a concurrent run's duplicates write none)."""
+    recorded = 0
+    for start in range(0, len(run.changes), HONOURS_BATCH):
+        end = start + HONOURS_BATCH
+        commands = [run.command(standing) for standing in run.changes[start:end]]
+        results = ledger.execute_batch(
+            [Submission(command, _envelope(command, source)) for command in commands]
+        )
+        recorded += sum(
+            events
+            for result, events in zip(results, run.award_events[start:end], strict=True)
+            if result.outcome is Outcome.ACCEPTED
+        )
+    return recorded
+
+
+def _envelope(command: RecordHonours, source: str) -> Envelope:
+    return Envelope(
+        actor_id=command.actor.id,
+        actor_role=command.actor.role,
+        at=command.at,
+        source=source,
+        correlation_id=uuid.uuid4().hex,
+        idempotency_key=command.key,
+    )
