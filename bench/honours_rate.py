@@ -216,9 +216,10 @@ def main() -> None:
     )
 
     # 4. Again: nothing left to record
+    again_cycle = run.cycle
     with database.reading() as conn:
         started = time.perf_counter()
-        awards = recorded_awards(conn, rules.label)
+        awards = recorded_awards(conn, rules.label, again_cycle)
         read_awards = time.perf_counter() - started
         started = time.perf_counter()
         again = plan_honours(conn, live.version, rules, as_of, head)
