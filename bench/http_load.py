@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import random
 import socket
 import statistics
@@ -74,6 +75,36 @@ async def drive(
     return latencies, time.perf_counter() - started, failures
 
 
+async def paced(
+    base: str, key: str, paths: list[str], rate: float, seconds: float
+) -> list[float]:
+    """Open loop: send at a fixed rate whatever the answers, and time each
+    answer from when it was due (so a slow server cannot hide its queue)."""
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=30
+    ) as client:
+
+        async def one(path: str, due: float) -> None:
+            await client.get(path)
+            latencies.append(time.perf_counter() - due)
+
+        tasks = []
+        started = time.perf_counter()
+        for index in range(int(rate * seconds)):
+            due = started + index / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(paths[index % len(paths)], due)))
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
+    return latencies
+
+
+def paced_in_process(args: tuple[str, str, list[str], float, float]) -> list[float]:
+    return asyncio.run(paced(*args))
+
+
 async def write_rate(client: httpx.AsyncClient, venue_id: str, count: int) -> float:
     started = time.perf_counter()
     for index in range(count):
@@ -100,6 +131,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--rate", type=float, default=0, help="Open loop at this many req/s."
+    )
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=2, help="Client processes.")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     database = OUT / f"http-bench-{args.scale}.db"
@@ -171,7 +207,25 @@ def main() -> None:
                     f"writes: single post_order commands, one at a time: {rate:,.0f}/s"
                 )
 
-        asyncio.run(bench())
+        if args.rate:
+            share = args.rate / args.clients
+            with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
+                runs = pool.map(
+                    paced_in_process,
+                    [
+                        (base, key, paths[i :: args.clients], share, args.seconds)
+                        for i in range(args.clients)
+                    ],
+                )
+            latencies = [latency for run in runs for latency in run]
+            print(
+                f"open loop at {args.rate:.0f} req/s for {args.seconds:.0f} s: "
+                f"{len(latencies)} answers; p50 "
+                f"{statistics.median(latencies) * 1000:.1f} ms, p99 "
+                f"{percentile(latencies, 0.99) * 1000:.1f} ms"
+            )
+        else:
+            asyncio.run(bench())
     finally:
         server.terminate()
         server.wait(timeout=30)
