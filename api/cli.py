@@ -43,6 +43,7 @@ from ledger.integrity import (
     export_events,
     load_or_create_signing_key,
     load_public_key,
+    own_public_key,
     public_key_pem,
     sign_checkpoint,
     verify_exported_events,
@@ -292,8 +293,7 @@ def _signing_key_path() -> Path:
 def _public_key(path: Path | None) -> Ed25519PublicKey | None:
     if path is not None:
         return load_public_key(path.read_bytes())
-    own = _signing_key_path()
-    return load_or_create_signing_key(own).public_key() if own.exists() else None
+    return own_public_key(_signing_key_path())
 
 
 @app.command()

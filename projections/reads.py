@@ -230,13 +230,9 @@ class LedgerReads:
     ) -> dict[str, Any]:
         """The venues directly under ``venue_id`` (None: the centres)."""
         with self.database.reading() as conn:
-            live = self.engine.live_version(conn, VENUE_TREE.name)
-            position = self.requested_position(conn, as_of)
-            if live is not None:
-                position = min(position, live.position)
-            tree = VENUE_TREE.get_tree(conn, live.version, position) if live else None
-            chain_hash = chain_hash_at(conn, position)
-        if tree is None or (venue_id is not None and venue_id not in tree):
+            version, cited = self._cite(conn, VENUE_TREE.name, as_of)
+            tree = VENUE_TREE.get_tree(conn, version, cited.position)
+        if venue_id is not None and venue_id not in tree:
             raise NotFoundError(f"venue '{venue_id}' is not registered")
         children = (tree.venues[child] for child in tree.children.get(venue_id, ()))
         return {
@@ -245,8 +241,8 @@ class LedgerReads:
                 {"venue_id": v.venue_id, "name": v.name, "level": v.level}
                 for v in sorted(children, key=lambda venue: venue.venue_id)
             ],
-            "position": position,
-            "chain_hash": chain_hash,
+            "position": cited.position,
+            "chain_hash": cited.chain_hash,
         }
 
     def explain_volunteer_hours(

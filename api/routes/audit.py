@@ -19,7 +19,7 @@ from ledger.audit import (
     parse_subject,
     session_story,
 )
-from ledger.integrity import load_or_create_signing_key, verify_ledger
+from ledger.integrity import own_public_key, verify_ledger
 from projections.reads import LedgerReads, parse_as_of
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
@@ -127,10 +127,7 @@ def get_session_story(
 @router.get("/verify", response_model=Verification)
 def get_verification(request: Request, reads: ReadsDep, caller: AuditorDep) -> Any:
     """Check the chain, every checkpoint, and every projection against a replay."""
-    key_file = request.app.state.settings.signing_key_file
-    public_key = (
-        load_or_create_signing_key(key_file).public_key() if key_file.exists() else None
-    )
+    public_key = own_public_key(request.app.state.settings.signing_key_file)
     audit = verify_ledger(reads.database, public_key)
     projections = reads.engine.verify()
     return {

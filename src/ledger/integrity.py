@@ -212,6 +212,13 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def own_public_key(signing_key_file: Path) -> Ed25519PublicKey | None:
+    """The public half of the ledger's signing key, if it has one yet."""
+    if not signing_key_file.exists():
+        return None
+    return load_or_create_signing_key(signing_key_file).public_key()
+
+
 def public_key_pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

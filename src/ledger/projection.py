@@ -24,8 +24,13 @@ first event into a new version beside the live one and switches over in one
 transaction once it has caught up, so reads never see an empty or
 half-built projection.
 
-An event a projection cannot process is parked as a *dead letter* with its
-error, and the projection carries on (see ``DeadLetterPolicy``).
+The dead-letter policy: an event a projection cannot process is parked —
+recorded in ``projection_dead_letters`` with its position, topic and error —
+and the projection goes on with the next event, so one bad event neither
+stalls the projection nor vanishes. Every read reports how many events its
+projection has parked, ``ledger project`` lists them and exits non-zero, and
+``ledger verify`` fails while any remain. Once the cause is fixed,
+``ledger rebuild NAME`` processes every event again into a fresh version.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.store import (
     Database,
-    events_table,
+    head_position,
     insert_rows,
     metadata,
     placeholder,
@@ -104,19 +109,6 @@ def define_entries_table(
 
 
 DEFAULT_PAGE_SIZE = 50_000
-
-
-class DeadLetterPolicy:
-    """What happens to an event a projection cannot process.
-
-    It is parked: recorded in ``projection_dead_letters`` with its position,
-    topic and error, and the projection goes on with the next event, so one
-    bad event neither stalls the projection nor vanishes. Every read of a
-    projection reports how many events it has parked, ``ledger project``
-    lists them and exits non-zero, and ``ledger verify`` fails while any
-    remain. Once the cause is fixed, ``ledger rebuild NAME`` processes every
-    event again into a fresh version.
-    """
 
 
 class RecordedEvent(NamedTuple):
@@ -414,9 +406,7 @@ class ProjectionEngine:
         ).all()
         if not locked:
             return ProcessedPage(0, True)
-        head = (
-            conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar() or 0
-        )
+        head = head_position(conn)
         start = min(row.position for row in locked)
         if start >= head:
             return ProcessedPage(head, True)
