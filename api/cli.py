@@ -27,7 +27,6 @@ from api.exports import (
     monthly_rows,
     write_export,
 )
-from api.main import create_app
 from ledger.application import Ledger
 from ledger.audit import (
     AuditQuery,
@@ -602,11 +601,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Run the HTTP API."""
-    settings = get_settings().model_copy(update={"database_url": state.database_url})
-    if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
-        return
-    # Several workers each build the app from the environment.
+    # Every worker (one or several) builds the app from the environment.
     os.environ["LEDGER_DATABASE_URL"] = state.database_url
     uvicorn.run(
         "api.main:app_from_environment",

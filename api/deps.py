@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,12 +18,12 @@ bearer = HTTPBearer(
 )
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
     return ledger
 
 
-def get_reads(request: Request) -> LedgerReads:
+async def get_reads(request: Request) -> LedgerReads:
     reads: LedgerReads = request.app.state.reads
     return reads
 
@@ -32,9 +32,8 @@ LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 ReadsDep = Annotated[LedgerReads, Depends(get_reads)]
 
 
-def get_caller(
+async def get_caller(
     request: Request,
-    ledger: LedgerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     if credentials is None:
@@ -45,7 +44,7 @@ def get_caller(
             "send Authorization: Bearer KEY",
         )
     callers: CallerCache = request.app.state.callers
-    caller = callers.find(ledger.database, credentials.credentials)
+    caller = callers.find(request.app.state.ledger.database, credentials.credentials)
     if caller is None:
         raise ProblemError(
             401, "unknown_key", "Unknown API key", "the API key is not known"
@@ -56,11 +55,11 @@ def get_caller(
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def allow(*roles: Role) -> Callable[[Caller], Caller]:
+def allow(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency admitting only callers of ``roles`` (and admin)."""
     admitted = {Role.ADMIN, *roles}
 
-    def admit(caller: CallerDep) -> Caller:
+    async def admit(caller: CallerDep) -> Caller:
         if caller.role not in admitted:
             raise ProblemError(
                 403,

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.volunteers import Volunteer
-from ledger.projection import ProjectionEngine, count_dead_letters
+from ledger.projection import ProjectionEngine
 from ledger.store import (
     Database,
     chain_hash_at,
@@ -130,8 +130,11 @@ class LedgerReads:
     # --- positions -----------------------------------------------------
 
     @staticmethod
-    def requested_position(conn: Connection, as_of: AsOf) -> int:
-        head = head_position(conn)
+    def requested_position(
+        conn: Connection, as_of: AsOf, head: int | None = None
+    ) -> int:
+        if head is None:
+            head = head_position(conn)
         if as_of is None:
             return head
         if isinstance(as_of, int):
@@ -146,16 +149,15 @@ class LedgerReads:
 
     def _cite(self, conn: Connection, name: str, as_of: AsOf) -> tuple[int, Cited]:
         """The live version of ``name`` and what a read of it reflects."""
-        live = self.engine.live_version(conn, name)
+        live = self.engine.live_state(conn, name)
         if live is None:
             raise NotFoundError(
                 f"projection '{name}' has not been built: run `ledger project`"
             )
-        position = min(self.requested_position(conn, as_of), live.position)
+        requested = self.requested_position(conn, as_of, live.head)
+        position = min(requested, live.position)
         return live.version, Cited(
-            position,
-            chain_hash_at(conn, position),
-            count_dead_letters(conn, name, live.version),
+            position, chain_hash_at(conn, position), live.dead_letters
         )
 
     def _subtree(
@@ -172,49 +174,61 @@ class LedgerReads:
     def volunteer_hours(self, volunteer_id: str, as_of: AsOf = None) -> dict[str, Any]:
         with self.database.reading() as conn:
             version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            key = ("hours", volunteer_id, version, cited)
+            if (answer := self._answers.get(key)) is not None:
+                return answer
             self._ensure_volunteer(conn, volunteer_id, cited.position)
             hours = VOLUNTEER_HOURS.get_hours(
                 conn, version, volunteer_id, cited.position
             )
-        return {
-            "volunteer_id": volunteer_id,
-            "verified_minutes": hours.verified_minutes,
-            "makeup_minutes": hours.makeup_minutes,
-            "total_minutes": hours.total_minutes,
-            "sessions": hours.sessions,
-            "last_service_date": hours.last_service_date,
-            "by_year": hours.by_year,
-            "by_year_and_kind": hours.by_year_and_kind,
-            "by_category": hours.by_category,
-            "stars": hours.stars,
-            **cited.as_dict(),
-        }
+        return self._answers.keep(
+            key,
+            {
+                "volunteer_id": volunteer_id,
+                "verified_minutes": hours.verified_minutes,
+                "makeup_minutes": hours.makeup_minutes,
+                "total_minutes": hours.total_minutes,
+                "sessions": hours.sessions,
+                "last_service_date": hours.last_service_date,
+                "by_year": hours.by_year,
+                "by_year_and_kind": hours.by_year_and_kind,
+                "by_category": hours.by_category,
+                "stars": hours.stars,
+                **cited.as_dict(),
+            },
+        )
 
     def hours_leaderboard(self, limit: int = 10, as_of: AsOf = None) -> dict[str, Any]:
         """The volunteers with the most approved minutes, and how many
         volunteers stand at each star level."""
         with self.database.reading() as conn:
             version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            key = ("leaderboard", limit, version, cited)
+            if (answer := self._answers.get(key)) is not None:
+                return answer
             totals = VOLUNTEER_HOURS.get_totals(conn, version, cited.position)
         stars = Counter(stars_for_minutes(v + m) for _, v, m, _ in totals)
-        return {
-            "leaders": [
-                {
-                    "volunteer_id": volunteer_id,
-                    "verified_minutes": verified,
-                    "makeup_minutes": makeup,
-                    "total_minutes": verified + makeup,
-                    "sessions": sessions,
-                    "stars": stars_for_minutes(verified + makeup),
-                }
-                for volunteer_id, verified, makeup, sessions in totals[:limit]
-            ],
-            "volunteers_with_service": len(totals),
-            "volunteers_by_stars": {
-                str(level): stars.get(level, 0) for level in range(6)
+        return self._answers.keep(
+            key,
+            {
+                "leaders": [
+                    {
+                        "volunteer_id": volunteer_id,
+                        "verified_minutes": verified,
+                        "makeup_minutes": makeup,
+                        "total_minutes": verified + makeup,
+                        "sessions": sessions,
+                        "stars": stars_for_minutes(verified + makeup),
+                    }
+                    for volunteer_id, verified, makeup, sessions in totals[:limit]
+                ],
+                "volunteers_with_service": len(totals),
+                "volunteers_by_stars": {
+                    str(level): stars.get(level, 0) for level in range(6)
+                },
+                **cited.as_dict(),
             },
-            **cited.as_dict(),
-        }
+        )
 
     def venue_subtree(self, venue_id: str) -> frozenset[str]:
         """The venue and its descendants, as registered now (empty if unknown)."""

@@ -59,7 +59,7 @@ class VenuePeriod:
     subtree: bool
 
 
-def venue_period(
+async def venue_period(
     from_month: Annotated[MonthQuery, Query(alias="from")] = None,
     to_month: Annotated[MonthQuery, Query(alias="to")] = None,
     subtree: SubtreeQuery = True,
@@ -95,7 +95,7 @@ def etagged(request: Request, document: dict[str, Any]) -> Response:
     response_model=VolunteerHours,
     responses={304: {"description": "Not modified"}},
 )
-def get_volunteer_hours(
+async def get_volunteer_hours(
     volunteer_id: str,
     request: Request,
     reads: ReadsDep,
@@ -115,7 +115,7 @@ def get_volunteer_hours(
     response_model=VenueActivity,
     responses={304: {"description": "Not modified"}},
 )
-def get_venue_activity(
+async def get_venue_activity(
     venue_id: str,
     request: Request,
     reads: ReadsDep,
@@ -142,7 +142,7 @@ def get_venue_activity(
     response_model=VenueFulfilment,
     responses={304: {"description": "Not modified"}},
 )
-def get_venue_fulfilment(
+async def get_venue_fulfilment(
     venue_id: str,
     request: Request,
     reads: ReadsDep,
@@ -167,7 +167,7 @@ def get_venue_fulfilment(
 
 
 @router.get("/venues/{venue_id}/children", response_model=VenueChildren)
-def list_venue_children(
+async def list_venue_children(
     venue_id: str,
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(*VENUE_READERS))],
@@ -183,7 +183,7 @@ def list_venue_children(
     response_model=HoursLeaderboard,
     responses={304: {"description": "Not modified"}},
 )
-def get_hours_leaderboard(
+async def get_hours_leaderboard(
     request: Request,
     reads: ReadsDep,
     caller: Annotated[

@@ -51,6 +51,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.store import (
     Database,
+    events_table,
     head_position,
     insert_rows,
     metadata,
@@ -242,6 +243,33 @@ class VersionInfo:
     position: int
 
 
+@dataclass(frozen=True)
+class LiveState:
+    """What a read of a projection stands on: its live version and position,
+    the ledger's head, and the events parked in that version."""
+
+    version: int
+    position: int
+    head: int
+    dead_letters: int
+
+
+_LIVE_STATE = sa.select(
+    projection_versions_table.c.version,
+    projection_versions_table.c.position,
+    sa.select(sa.func.max(events_table.c.position)).scalar_subquery(),
+    sa.select(sa.func.count())
+    .where(
+        dead_letters_table.c.name == projection_versions_table.c.name,
+        dead_letters_table.c.version == projection_versions_table.c.version,
+    )
+    .scalar_subquery(),
+).where(
+    projection_versions_table.c.name == sa.bindparam("name"),
+    projection_versions_table.c.state == LIVE,
+)
+
+
 @dataclass
 class CatchUpReport:
     """What one catch-up did, per projection."""
@@ -324,6 +352,15 @@ class ProjectionEngine:
         return (
             VersionInfo(row.name, row.version, row.state, row.position) if row else None
         )
+
+    @staticmethod
+    def live_state(conn: Connection, name: str) -> LiveState | None:
+        """One query, as every read starts with it."""
+        row = conn.execute(_LIVE_STATE, {"name": name}).first()
+        if row is None:
+            return None
+        version, position, head, dead_letters = row
+        return LiveState(version, position, int(head or 0), dead_letters)
 
     def ensure_live_versions(self) -> None:
         """Give every projection a live version (empty, at position 0)."""

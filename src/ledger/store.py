@@ -128,6 +128,11 @@ def insert_rows(
     )
 
 
+_CHAIN_HASH_AT = sa.select(events_table.c.chain_hash).where(
+    events_table.c.position == sa.bindparam("position")
+)
+
+
 def head_position(conn: Connection) -> int:
     """The position of the latest stored event (0 for an empty ledger)."""
     return int(
@@ -139,8 +144,7 @@ def chain_hash_at(conn: Connection, position: int) -> str:
     """The chain hash of the event at ``position`` (the genesis hash at 0)."""
     if position == 0:
         return GENESIS_HASH
-    t = events_table.c
-    found = conn.execute(sa.select(t.chain_hash).where(t.position == position)).scalar()
+    found = conn.execute(_CHAIN_HASH_AT, {"position": position}).scalar()
     return str(found) if found else GENESIS_HASH
 
 
@@ -261,10 +265,17 @@ def _create_engine(url: str) -> Engine:
 
     @sa_event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        # Straight to the driver: every read begins here, so it should cost
+        # little; the pragma is set only when it changes.
         options = conn.get_execution_options()
         synchronous = "FULL" if options.get("sqlite_durable", True) else "NORMAL"
-        conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
-        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
+        pooled = conn.connection
+        driver = pooled.driver_connection
+        assert driver is not None
+        if pooled.info.get("synchronous") != synchronous:
+            driver.execute(f"PRAGMA synchronous={synchronous}")
+            pooled.info["synchronous"] = synchronous
+        driver.execute(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
     return engine
 
