@@ -77,12 +77,20 @@ class References:
 
     streams: tuple[UUID, ...] = ()
     claims: tuple[tuple[str, str], ...] = ()
+    existing: tuple[UUID, ...] = ()  # only whether they exist
 
 
 def references(command: Any) -> References:
     """What ``command`` names, so a batch can load it all in a few queries."""
     fields = vars(command)
     streams: list[UUID] = []
+    if isinstance(command, c.RecordHonours):
+        # Honours are decided from the projections: the volunteer's record
+        # needs only to exist.
+        return References(
+            streams=(Honours.create_id(command.volunteer_id),),
+            existing=(Volunteer.create_id(command.volunteer_id),),
+        )
     for field_name, cls in REFERENCE_FIELDS.items():
         value = fields.get(field_name)
         if isinstance(value, str):
@@ -98,8 +106,6 @@ def references(command: Any) -> References:
         streams.append(Venue.create_id(command.parent_id))
     if isinstance(command, c.RegisterTeam) and command.parent_id:
         streams.append(Team.create_id(command.parent_id))
-    if isinstance(command, c.RecordHonours):
-        streams.append(Honours.create_id(command.volunteer_id))
     claims: list[tuple[str, str]] = []
     if isinstance(command, c.RegisterVolunteer):
         claims.append(
@@ -344,7 +350,10 @@ class CommandHandlers:
 
     @handle.register
     def _(self, command: c.RecordHonours, unit: UnitOfWork) -> Aggregate:
-        require(unit, Volunteer, command.volunteer_id)
+        if not unit.exists(Volunteer, command.volunteer_id):
+            raise UnknownReferenceError(
+                f"volunteer '{command.volunteer_id}' is not registered"
+            )
         honours = unit.find(Honours, command.volunteer_id)
         if honours is None:
             honours = Honours(volunteer_id=command.volunteer_id)

@@ -422,6 +422,22 @@ class LedgerRecorder(ApplicationRecorder):
                         ],
                     )
 
+    def select_existing_streams(self, streams: Sequence[UUID]) -> set[UUID]:
+        """Those of ``streams`` that hold at least one event."""
+        t = events_table.c
+        wanted = sorted(str(stream) for stream in streams)
+        found: set[UUID] = set()
+        with self.database.reading() as conn:
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                rows = conn.execute(
+                    sa.select(t.stream_id).where(
+                        t.stream_id.in_(wanted[start : start + LOOKUP_CHUNK]),
+                        t.stream_version == 1,
+                    )
+                )
+                found.update(UUID(stream_id) for (stream_id,) in rows)
+        return found
+
     def select_claims(
         self, claims: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], UUID]:

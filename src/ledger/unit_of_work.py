@@ -23,6 +23,8 @@ class AggregateSource(Protocol):
         self, claims: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], UUID]: ...
 
+    def existing_streams(self, streams: Sequence[UUID]) -> set[UUID]: ...
+
 
 class AggregateCache:
     """Aggregates and claims kept between batches by a long-running writer
@@ -73,11 +75,22 @@ class UnitOfWork:
         self._cache = cache
         self._aggregates: dict[UUID, Aggregate | None] = {}
         self._claims: dict[tuple[str, str], UUID | None] = {}
+        self._existing: dict[UUID, bool] = {}
         self.new_claims: dict[tuple[str, str], UUID] = {}
 
     def prefetch(
-        self, streams: Iterable[UUID], claims: Iterable[tuple[str, str]]
+        self,
+        streams: Iterable[UUID],
+        claims: Iterable[tuple[str, str]],
+        existing: Iterable[UUID] = (),
     ) -> None:
+        """Load ``streams`` and the owners of ``claims``; learn only whether
+        the ``existing`` streams exist (a volunteer's record can hold
+        thousands of events that a command naming them never reads)."""
+        unknown = [s for s in set(existing) if self._known_aggregate(s) is _UNSEEN]
+        found = self._store.existing_streams(unknown)
+        for stream in unknown:
+            self._existing[stream] = stream in found
         unseen_claims = [c for c in set(claims) if self._known_owner(c) is _UNSEEN]
         owners = self._store.find_claims(unseen_claims)
         for claim in unseen_claims:
@@ -120,6 +133,16 @@ class UnitOfWork:
             found = self._store.load_aggregates([stream]).get(stream)
             self._aggregates[stream] = found
         return cast(Aggregate | None, found)
+
+    def exists(self, cls: type[Aggregate], domain_id: str) -> bool:
+        """Whether ``domain_id`` is recorded, without loading its events."""
+        stream = cls.create_id(domain_id)
+        known = self._known_aggregate(stream)
+        if known is not _UNSEEN:
+            return isinstance(known, cls)
+        if stream not in self._existing:
+            self._existing[stream] = bool(self._store.existing_streams([stream]))
+        return self._existing[stream]
 
     def add(self, aggregate: Aggregate) -> None:
         self._aggregates[aggregate.id] = aggregate

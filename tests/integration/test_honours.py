@@ -784,3 +784,32 @@ def test_an_honours_run_refuses_bad_arguments(town: Town) -> None:
         assert isinstance(outcome.exception, SystemExit)
         assert message in outcome.output
     assert town.head() == head
+
+
+def test_honours_for_an_unregistered_volunteer_are_refused_and_write_nothing(
+    town: Town,
+) -> None:
+    town.volunteers("H1")
+    events = town.head()
+    honours = {
+        "rules": "kunshan@1",
+        "stars": 1,
+        "benefits": [],
+        "points": 1_000,
+        "as_of": "2024-12-31",
+        "position": events,
+    }
+    at = datetime(2025, 1, 1, tzinfo=CHINA)
+    # When one batch records honours for H1 and for nobody's H9
+    results = town.ledger.execute_batch(
+        [
+            submission("record_honours", at, volunteer_id="H9", **honours),
+            submission("record_honours", at, volunteer_id="H1", **honours),
+        ]
+    )
+    # Then H9's are refused, naming the volunteer, and only H1's are written
+    refused, accepted = results
+    assert refused.outcome is Outcome.REJECTED
+    assert "volunteer 'H9' is not registered" in str(refused.reason)
+    assert accepted.outcome is Outcome.ACCEPTED
+    assert town.head() == events + 1 + 1 + 1  # H1's record opened, ★, points
