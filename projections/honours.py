@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from ledger.application import Ledger, Outcome, Submission
 from ledger.commands import Actor, RecordHonours
 from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.store import Envelope, events_table, placeholder
+from ledger.store import Envelope, events_table, placeholder, select_rows
 from projections.service_sessions import china_date
 from projections.volunteer_hours import entries_table
 
@@ -190,7 +190,9 @@ def _counted_minutes(
         .group_by(t.volunteer_id)
         .having(total > 0)
     )
-    return {volunteer_id: int(minutes) for volunteer_id, minutes in _rows(conn, query)}
+    return {
+        volunteer_id: int(minutes) for volunteer_id, minutes in select_rows(conn, query)
+    }
 
 
 def _longest_streaks(
@@ -205,26 +207,9 @@ def _longest_streaks(
         .having(sa.func.sum(t.minutes) > 0)
     )
     months: dict[str, list[str]] = defaultdict(list)
-    for volunteer_id, service_month in _rows(conn, query):
+    for volunteer_id, service_month in select_rows(conn, query):
         months[volunteer_id].append(service_month)
     return {volunteer_id: _longest_streak(ms) for volunteer_id, ms in months.items()}
-
-
-def _rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
-    """All rows of ``query`` through the driver's cursor: an honours run reads
-    one row per volunteer, and SQLAlchemy rows would cost more than the sums."""
-    compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        parameters = compiled.params
-        positional = getattr(compiled, "positiontup", None)
-        cursor.execute(
-            str(compiled),
-            [parameters[name] for name in positional] if positional else parameters,
-        )
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 def _years_after(day: date, years: int) -> date:

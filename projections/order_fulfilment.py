@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.projection import Entry, Projection, RecordedEvent, define_entries_table
+from ledger.store import select_rows
 from projections.service_sessions import china_date
 
 MEASURES = (
@@ -173,6 +174,7 @@ class OrderFulfilmentProjection(Projection):
         "order_id",
     )
     measure_columns: ClassVar[tuple[str, ...]] = MEASURES
+    change_scope: ClassVar[str | None] = "venue_id"
 
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         payload = event.payload
@@ -218,7 +220,7 @@ class OrderFulfilmentProjection(Projection):
             )
             if kind is not None:
                 query = query.where(t.kind == kind)
-            for row in conn.execute(query):
+            for row in select_rows(conn, query):
                 measures = {
                     m: int(v or 0) for m, v in zip(MEASURES, row[2:], strict=True)
                 }

@@ -15,13 +15,13 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from threading import Lock
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.volunteers import Volunteer
-from ledger.projection import ProjectionEngine
+from ledger.projection import ProjectionEngine, last_change
 from ledger.store import (
     Database,
     chain_hash_at,
@@ -36,12 +36,14 @@ from projections.registry import (
     VENUE_TREE,
     VOLUNTEER_HOURS,
 )
+from projections.venue_tree import VenueTree
 from projections.volunteer_hours import stars_for_minutes
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 FIRST_MONTH, LAST_MONTH = "0000-01", "9999-12"
 
 AsOf = int | datetime | None
+T = TypeVar("T")
 
 
 class NotFoundError(LookupError):
@@ -93,30 +95,42 @@ class Cited:
         }
 
 
-class AnswerCache:
-    """Answers already computed, by what they answer and the exact ledger
-    state they reflect (projection version, position, chain hash, parked
-    events). An answer at a position never changes, so a dashboard polling
-    the same read is answered from memory until the ledger moves on."""
+class FiguresCache:
+    """Figures already computed, by what they answer and the ledger state
+    they stand on: the projection version and the position of the last
+    change to what they read. Figures at a position never change, and stay
+    the same at every later position until what they read changes again, so
+    a dashboard polling the same read is answered from memory while the
+    ledger moves on elsewhere."""
 
     def __init__(self, size: int = 4096) -> None:
-        self._answers: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._figures: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._size = size
         self._lock = Lock()
 
-    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    def get(self, key: tuple[Any, ...]) -> Any:
         with self._lock:
-            answer = self._answers.get(key)
-            if answer is not None:
-                self._answers.move_to_end(key)
-            return answer
+            found = self._figures.get(key)
+            if found is not None:
+                self._figures.move_to_end(key)
+            return found
 
-    def keep(self, key: tuple[Any, ...], answer: dict[str, Any]) -> dict[str, Any]:
+    def keep(self, key: tuple[Any, ...], figures: T) -> T:
         with self._lock:
-            self._answers[key] = answer
-            while len(self._answers) > self._size:
-                self._answers.popitem(last=False)
-        return answer
+            self._figures[key] = figures
+            while len(self._figures) > self._size:
+                self._figures.popitem(last=False)
+        return figures
+
+
+def settled(last_change: int | None, position: int) -> int:
+    """The earliest position whose figures equal those at ``position``: the
+    last change before it, or ``position`` itself when the last change known
+    came later (a read of the past) or is not known (no change noted since
+    the ledger began noting them)."""
+    if last_change is None or last_change > position:
+        return position
+    return last_change
 
 
 class LedgerReads:
@@ -125,7 +139,7 @@ class LedgerReads:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.engine = ProjectionEngine(database, ALL_PROJECTIONS)
-        self._answers = AnswerCache()
+        self._figures = FiguresCache()
 
     # --- positions -----------------------------------------------------
 
@@ -160,83 +174,79 @@ class LedgerReads:
             position, chain_hash_at(conn, position), live.dead_letters
         )
 
+    def _tree(
+        self, conn: Connection, position: int
+    ) -> tuple[VenueTree, tuple[int, int]]:
+        """The venue tree as of ``position``, and what identifies that state."""
+        live = self.engine.live_version(conn, VENUE_TREE.name)
+        if live is None:
+            return VenueTree([]), (0, 0)
+        last = last_change(conn, VENUE_TREE.name, live.version)
+        state = (live.version, settled(last, position))
+        tree = self._figures.get(("tree", *state))
+        if tree is None:
+            tree = VENUE_TREE.get_tree(conn, live.version, position)
+            self._figures.keep(("tree", *state), tree)
+        return tree, state
+
     def _subtree(
         self, conn: Connection, venue_id: str, subtree: bool, position: int
-    ) -> list[str]:
-        live = self.engine.live_version(conn, VENUE_TREE.name)
-        tree = VENUE_TREE.get_tree(conn, live.version, position) if live else None
-        if tree is None or venue_id not in tree:
+    ) -> tuple[list[str], tuple[int, int]]:
+        tree, state = self._tree(conn, position)
+        if venue_id not in tree:
             raise NotFoundError(f"venue '{venue_id}' is not registered")
-        return tree.subtree(venue_id) if subtree else [venue_id]
+        return (tree.subtree(venue_id) if subtree else [venue_id]), state
 
     # --- reads -----------------------------------------------------------
 
     def volunteer_hours(self, volunteer_id: str, as_of: AsOf = None) -> dict[str, Any]:
         with self.database.reading() as conn:
             version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
-            key = ("hours", volunteer_id, version, cited)
-            if (answer := self._answers.get(key)) is not None:
-                return answer
-            self._ensure_volunteer(conn, volunteer_id, cited.position)
-            hours = VOLUNTEER_HOURS.get_hours(
+            last = VOLUNTEER_HOURS.last_entry(
                 conn, version, volunteer_id, cited.position
             )
-        return self._answers.keep(
-            key,
-            {
-                "volunteer_id": volunteer_id,
-                "verified_minutes": hours.verified_minutes,
-                "makeup_minutes": hours.makeup_minutes,
-                "total_minutes": hours.total_minutes,
-                "sessions": hours.sessions,
-                "last_service_date": hours.last_service_date,
-                "by_year": hours.by_year,
-                "by_year_and_kind": hours.by_year_and_kind,
-                "by_category": hours.by_category,
-                "stars": hours.stars,
-                **cited.as_dict(),
-            },
-        )
+            if last is None:
+                self._ensure_volunteer(conn, volunteer_id, cited.position)
+            key = ("hours", volunteer_id, version, last or 0)
+            figures = self._figures.get(key)
+            if figures is None:
+                hours = VOLUNTEER_HOURS.get_hours(
+                    conn, version, volunteer_id, cited.position
+                )
+                figures = self._figures.keep(
+                    key,
+                    {
+                        "volunteer_id": volunteer_id,
+                        "verified_minutes": hours.verified_minutes,
+                        "makeup_minutes": hours.makeup_minutes,
+                        "total_minutes": hours.total_minutes,
+                        "sessions": hours.sessions,
+                        "last_service_date": hours.last_service_date,
+                        "by_year": hours.by_year,
+                        "by_year_and_kind": hours.by_year_and_kind,
+                        "by_category": hours.by_category,
+                        "stars": hours.stars,
+                    },
+                )
+        return {**figures, **cited.as_dict()}
 
     def hours_leaderboard(self, limit: int = 10, as_of: AsOf = None) -> dict[str, Any]:
         """The volunteers with the most approved minutes, and how many
         volunteers stand at each star level."""
         with self.database.reading() as conn:
             version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
-            key = ("leaderboard", limit, version, cited)
-            if (answer := self._answers.get(key)) is not None:
-                return answer
-            totals = VOLUNTEER_HOURS.get_totals(conn, version, cited.position)
-        stars = Counter(stars_for_minutes(v + m) for _, v, m, _ in totals)
-        return self._answers.keep(
-            key,
-            {
-                "leaders": [
-                    {
-                        "volunteer_id": volunteer_id,
-                        "verified_minutes": verified,
-                        "makeup_minutes": makeup,
-                        "total_minutes": verified + makeup,
-                        "sessions": sessions,
-                        "stars": stars_for_minutes(verified + makeup),
-                    }
-                    for volunteer_id, verified, makeup, sessions in totals[:limit]
-                ],
-                "volunteers_with_service": len(totals),
-                "volunteers_by_stars": {
-                    str(level): stars.get(level, 0) for level in range(6)
-                },
-                **cited.as_dict(),
-            },
-        )
+            last = last_change(conn, VOLUNTEER_HOURS.name, version)
+            key = ("leaderboard", limit, version, settled(last, cited.position))
+            figures = self._figures.get(key)
+            if figures is None:
+                totals = VOLUNTEER_HOURS.get_totals(conn, version, cited.position)
+                figures = self._figures.keep(key, _leaderboard(totals, limit))
+        return {**figures, **cited.as_dict()}
 
     def venue_subtree(self, venue_id: str) -> frozenset[str]:
         """The venue and its descendants, as registered now (empty if unknown)."""
         with self.database.reading() as conn:
-            live = self.engine.live_version(conn, VENUE_TREE.name)
-            if live is None:
-                return frozenset()
-            tree = VENUE_TREE.get_tree(conn, live.version, live.position)
+            tree, _ = self._tree(conn, head_position(conn))
         return frozenset(tree.subtree(venue_id)) if venue_id in tree else frozenset()
 
     def venue_children(
@@ -244,8 +254,8 @@ class LedgerReads:
     ) -> dict[str, Any]:
         """The venues directly under ``venue_id`` (None: the centres)."""
         with self.database.reading() as conn:
-            version, cited = self._cite(conn, VENUE_TREE.name, as_of)
-            tree = VENUE_TREE.get_tree(conn, version, cited.position)
+            _, cited = self._cite(conn, VENUE_TREE.name, as_of)
+            tree, _ = self._tree(conn, cited.position)
         if venue_id is not None and venue_id not in tree:
             raise NotFoundError(f"venue '{venue_id}' is not registered")
         children = (tree.venues[child] for child in tree.children.get(venue_id, ()))
@@ -299,31 +309,33 @@ class LedgerReads:
         end = check_month("to", to_month, LAST_MONTH)
         with self.database.reading() as conn:
             version, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of)
-            key = ("activity", venue_id, start, end, subtree, version, cited)
-            if (answer := self._answers.get(key)) is not None:
-                return answer
-            venues = self._subtree(conn, venue_id, subtree, cited.position)
-            figures = VENUE_ACTIVITY.get_activity(
-                conn, version, venues, start, end, cited.position
-            )
-        return self._answers.keep(
-            key,
-            {
-                "venue_id": venue_id,
-                "from": from_month,
-                "to": to_month,
-                "subtree": subtree,
-                "venues": len(venues),
-                **figures.total.as_dict(),
-                "by_month": {
-                    m: f.as_dict() for m, f in sorted(figures.by_month.items())
-                },
-                "by_category": {
-                    c: f.as_dict() for c, f in sorted(figures.by_category.items())
-                },
-                **cited.as_dict(),
-            },
-        )
+            venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
+            last = last_change(conn, VENUE_ACTIVITY.name, version, venues)
+            key = ("activity", venue_id, start, end, subtree, version, tree,
+                   settled(last, cited.position))  # fmt: skip
+            figures = self._figures.get(key)
+            if figures is None:
+                found = VENUE_ACTIVITY.get_activity(
+                    conn, version, venues, start, end, cited.position
+                )
+                figures = self._figures.keep(
+                    key,
+                    {
+                        "venue_id": venue_id,
+                        "from": from_month,
+                        "to": to_month,
+                        "subtree": subtree,
+                        "venues": len(venues),
+                        **found.total.as_dict(),
+                        "by_month": {
+                            m: f.as_dict() for m, f in sorted(found.by_month.items())
+                        },
+                        "by_category": {
+                            c: f.as_dict() for c, f in sorted(found.by_category.items())
+                        },
+                    },
+                )
+        return {**figures, **cited.as_dict()}
 
     def venue_fulfilment(
         self,
@@ -341,30 +353,32 @@ class LedgerReads:
             raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
         with self.database.reading() as conn:
             version, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of)
-            key = ("fulfilment", venue_id, start, end, subtree, kind, version, cited)
-            if (answer := self._answers.get(key)) is not None:
-                return answer
-            venues = self._subtree(conn, venue_id, subtree, cited.position)
-            figures = ORDER_FULFILMENT.get_fulfilment(
-                conn, version, venues, start, end, cited.position, kind
-            )
-        return self._answers.keep(
-            key,
-            {
-                "venue_id": venue_id,
-                "from": from_month,
-                "to": to_month,
-                "subtree": subtree,
-                "kind": kind,
-                "venues": len(venues),
-                **figures.total.as_dict(),
-                "by_month": {
-                    month: month_figures.as_dict()
-                    for month, month_figures in sorted(figures.by_month.items())
-                },
-                **cited.as_dict(),
-            },
-        )
+            venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
+            last = last_change(conn, ORDER_FULFILMENT.name, version, venues)
+            key = ("fulfilment", venue_id, start, end, subtree, kind, version, tree,
+                   settled(last, cited.position))  # fmt: skip
+            figures = self._figures.get(key)
+            if figures is None:
+                found = ORDER_FULFILMENT.get_fulfilment(
+                    conn, version, venues, start, end, cited.position, kind
+                )
+                figures = self._figures.keep(
+                    key,
+                    {
+                        "venue_id": venue_id,
+                        "from": from_month,
+                        "to": to_month,
+                        "subtree": subtree,
+                        "kind": kind,
+                        "venues": len(venues),
+                        **found.total.as_dict(),
+                        "by_month": {
+                            month: month_figures.as_dict()
+                            for month, month_figures in sorted(found.by_month.items())
+                        },
+                    },
+                )
+        return {**figures, **cited.as_dict()}
 
     def _ensure_volunteer(
         self, conn: Connection, volunteer_id: str, position: int
@@ -379,6 +393,25 @@ class LedgerReads:
         ).first()
         if known is None:
             raise NotFoundError(f"volunteer '{volunteer_id}' is not registered")
+
+
+def _leaderboard(totals: list[tuple[str, int, int, int]], limit: int) -> dict[str, Any]:
+    stars = Counter(stars_for_minutes(v + m) for _, v, m, _ in totals)
+    return {
+        "leaders": [
+            {
+                "volunteer_id": volunteer_id,
+                "verified_minutes": verified,
+                "makeup_minutes": makeup,
+                "total_minutes": verified + makeup,
+                "sessions": sessions,
+                "stars": stars_for_minutes(verified + makeup),
+            }
+            for volunteer_id, verified, makeup, sessions in totals[:limit]
+        ],
+        "volunteers_with_service": len(totals),
+        "volunteers_by_stars": {str(level): stars.get(level, 0) for level in range(6)},
+    }
 
 
 def _events_at(conn: Connection, positions: list[int]) -> dict[int, dict[str, Any]]:

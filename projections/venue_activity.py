@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.projection import Entry, Projection, RecordedEvent, define_entries_table
+from ledger.store import select_rows
 from projections.service_sessions import (
     COUNTED_SESSION_TOPICS,
     china_date,
@@ -93,6 +94,7 @@ class VenueActivityProjection(Projection):
         "volunteer_id",
     )
     measure_columns: ClassVar[tuple[str, ...]] = ("activities", "sessions", "minutes")
+    change_scope: ClassVar[str | None] = "venue_id"
 
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         if event.topic == "Activity.Published":
@@ -128,7 +130,8 @@ class VenueActivityProjection(Projection):
             defaultdict(ActivityFigures),
         )
         for start in range(0, len(venue_ids), 500):
-            rows = conn.execute(
+            rows = select_rows(
+                conn,
                 sa.select(
                     t.month,
                     t.category,
@@ -145,7 +148,7 @@ class VenueActivityProjection(Projection):
                     t.month <= to_month,
                     t.position <= position,
                 )
-                .group_by(t.month, t.category, t.kind, t.volunteer_id)
+                .group_by(t.month, t.category, t.kind, t.volunteer_id),
             )
             for (
                 month,

@@ -181,6 +181,21 @@ class VolunteerHoursProjection(Projection):
         )
         return [dict(row._mapping) for row in rows]
 
+    def last_entry(
+        self, conn: Connection, version: int, volunteer_id: str, position: int
+    ) -> int | None:
+        """The position of the volunteer's latest entry up to ``position``: their
+        figures are the same at every position from there on (one index seek)."""
+        t = entries_table.c
+        found = conn.execute(
+            sa.select(sa.func.max(t.position)).where(
+                t.version == version,
+                t.volunteer_id == volunteer_id,
+                t.position <= position,
+            )
+        ).scalar()
+        return None if found is None else int(found)
+
     def get_totals(
         self, conn: Connection, version: int, position: int
     ) -> list[tuple[str, int, int, int]]:

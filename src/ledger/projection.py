@@ -87,6 +87,20 @@ dead_letters_table = sa.Table(
     sa.Column("recorded_at", sa.String(27), nullable=False),
 )
 
+# Where each version last changed: for the whole version (scope ''), and
+# for each value of its ``change_scope`` column (a venue, say). A read whose
+# figures did not change since an earlier position can be answered from
+# what was computed then.
+projection_changes_table = sa.Table(
+    "projection_changes",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+WHOLE_VERSION = ""
+
 BUILDING, LIVE, RETIRED = "building", "live", "retired"
 
 
@@ -151,6 +165,8 @@ class Projection(ABC):
     entries: ClassVar[sa.Table]
     key_columns: ClassVar[tuple[str, ...]]
     measure_columns: ClassVar[tuple[str, ...]]
+    # A key column whose values' last changes are tracked (reads select by it).
+    change_scope: ClassVar[str | None] = None
 
     @abstractmethod
     def evolve(self, event: RecordedEvent) -> list[Entry]:
@@ -476,6 +492,7 @@ class ProjectionEngine:
                         for recorded, error in result.dead_letters
                     ],
                 )
+            _record_changes(conn, projection, row.version, result.entries)
             conn.execute(
                 projection_versions_table.update()
                 .where(t.name == row.name, t.version == row.version)
@@ -576,12 +593,12 @@ class ProjectionEngine:
                 projection = self.projections[name]
                 entries = projection.entries
                 conn.execute(entries.delete().where(entries.c.version == version))
-                conn.execute(
-                    dead_letters_table.delete().where(
-                        dead_letters_table.c.name == name,
-                        dead_letters_table.c.version == version,
+                for table in (dead_letters_table, projection_changes_table):
+                    conn.execute(
+                        table.delete().where(
+                            table.c.name == name, table.c.version == version
+                        )
                     )
-                )
                 conn.execute(
                     projection_versions_table.delete().where(
                         t.name == name, t.version == version
@@ -621,6 +638,54 @@ class ProjectionEngine:
                 )
             )
         return results
+
+
+def _record_changes(
+    conn: Connection, projection: Projection, version: int, entries: Sequence[Entry]
+) -> None:
+    """Note where this page changed the version, as a whole and per scope."""
+    if not entries:
+        return
+    last: dict[str, int] = {WHOLE_VERSION: max(entry.position for entry in entries)}
+    if projection.change_scope is not None:
+        index = projection.key_columns.index(projection.change_scope)
+        for entry in entries:
+            scope = str(entry.key[index])
+            last[scope] = max(last.get(scope, 0), entry.position)
+    t = projection_changes_table.c
+    conn.execute(
+        projection_changes_table.delete().where(
+            t.name == projection.name,
+            t.version == version,
+            t.scope.in_(sa.bindparam("scopes", expanding=True)),
+        ),
+        {"scopes": list(last)},
+    )
+    insert_rows(
+        conn,
+        projection_changes_table,
+        [(projection.name, version, scope, at) for scope, at in last.items()],
+    )
+
+
+def last_change(
+    conn: Connection,
+    name: str,
+    version: int,
+    scopes: Sequence[str] = (WHOLE_VERSION,),
+) -> int | None:
+    """The latest position at which any of ``scopes`` changed in the version
+    (None: never), as far as the version has processed."""
+    t = projection_changes_table.c
+    found = conn.execute(
+        sa.select(sa.func.max(t.position)).where(
+            t.name == name,
+            t.version == version,
+            t.scope.in_(sa.bindparam("scopes", expanding=True)),
+        ),
+        {"scopes": list(scopes)},
+    ).scalar()
+    return None if found is None else int(found)
 
 
 def count_dead_letters(conn: Connection, name: str, version: int) -> int:

@@ -114,6 +114,23 @@ def placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
+def select_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """All rows of ``query`` as plain tuples, through the driver's cursor: for
+    reads of many rows, where SQLAlchemy rows would cost more than the sums."""
+    compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        parameters = compiled.params
+        positional = getattr(compiled, "positiontup", None)
+        cursor.execute(
+            str(compiled),
+            [parameters[name] for name in positional] if positional else parameters,
+        )
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def insert_rows(
     conn: Connection,
     table: sa.Table,

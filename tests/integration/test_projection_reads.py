@@ -630,3 +630,87 @@ def test_the_scenario_reads_agree_with_the_independent_oracle(
                     town.venue_fulfilment(venue, subtree=subtree, kind=kind),
                     FULFILMENT_FIELDS,
                 ) == expected_fulfilment(events, venue, subtree=subtree, kind=kind)
+
+
+def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
+    ledger: Ledger, town: LedgerReads
+) -> None:
+    engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
+
+    def read_all() -> dict[str, dict[str, Any]]:
+        return {
+            "hours V4": town.volunteer_hours("V4"),
+            "hours V3": town.volunteer_hours("V3"),
+            "activity S2": town.venue_activity("S2"),
+            "activity C": town.venue_activity("C"),
+            "fulfilment S2": town.venue_fulfilment("S2"),
+            "fulfilment C": town.venue_fulfilment("C"),
+            "leaderboard": town.hours_leaderboard(5),
+        }
+
+    def figures(answer: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in answer.items() if k not in ("position", "chain_hash")}
+
+    before = read_all()
+    # When an order is posted at P1 (outside S2's subtree) and projected
+    record_all(
+        ledger,
+        [
+            submission(
+                "post_order",
+                WEEK_LONG + 9 * DAY,
+                order_id="O7",
+                kind="wish",
+                venue_id="P1",
+                category="health",
+                description="a new wish",
+            )
+        ],
+    )
+    engine.catch_up()
+    after_order = read_all()
+    # Then every read cites the new position, and only the centre's
+    # fulfilment, which covers P1, counts the new order
+    for name, answer in after_order.items():
+        assert answer["position"] == before[name]["position"] + 1, name
+        assert answer["chain_hash"] != before[name]["chain_hash"], name
+        if name != "fulfilment C":
+            assert figures(answer) == figures(before[name]), name
+    assert after_order["fulfilment C"]["posted"] == before["fulfilment C"]["posted"] + 1
+    # When V4's session at S2 is corrected
+    record_all(
+        ledger,
+        [
+            submission(
+                "correct_session",
+                WEEK_LONG + 10 * DAY,
+                session_id="M-V4-A3",
+                minutes=6_100,
+                reason="recount",
+            )
+        ],
+    )
+    engine.catch_up()
+    after_correction = read_all()
+    # Then V4's hours, S2's and the centre's activity and the leaderboard
+    # change at once, and V3's hours and the fulfilment do not
+    changed = {
+        name
+        for name, answer in after_correction.items()
+        if figures(answer) != figures(after_order[name])
+    }
+    assert changed == {"hours V4", "activity S2", "activity C", "leaderboard"}
+    assert after_correction["hours V4"]["total_minutes"] == 6_100
+    # And reads as of the earlier positions still answer what was known then
+    for name, answer in before.items():
+        kind, _, subject = name.partition(" ")
+        as_of = answer["position"]
+        if kind == "hours":
+            again = town.volunteer_hours(subject, as_of=as_of)
+        elif kind == "activity":
+            again = town.venue_activity(subject, as_of=as_of)
+        elif kind == "fulfilment":
+            again = town.venue_fulfilment(subject, as_of=as_of)
+        else:
+            again = town.hours_leaderboard(5, as_of=as_of)
+        assert again == answer, name
