@@ -14,9 +14,12 @@ The read mix: 1,000 paths drawn from 500 volunteers' hours (50 %) and every
 venue's activity and fulfilment over a year (25 % each, whole subtrees).
 Each path is read once first ("first reads", each computed afresh), then
 the open loop runs a warm-up (10 s) so that every worker has answered the
-mix, then the measured phase. The open loop sends at the offered rate whatever the
-answers, and times each answer from the moment it was due, so a server that
-falls behind cannot hide its queue (no coordinated omission).
+mix, then the measured phase; with ``--writing W``, orders are posted at W
+per second meanwhile and ``ledger project --follow`` keeps the projections
+current, as when venue staff write while dashboards read. The open loop
+sends at the offered rate whatever the answers, and times each answer from
+the moment it was due, so a server that falls behind cannot hide its queue
+(no coordinated omission).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import gc
 import json
 import random
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -187,28 +191,56 @@ async def open_loop(
     return latencies, elapsed, failures
 
 
+def order_command(venue_id: str, index: int) -> bytes:
+    command = {
+        "type": "post_order",
+        "at": "2025-01-05T10:00:00+08:00",
+        "actor": {"id": f"resident-{index}", "role": "resident"},
+        "order_id": f"BENCH-{time.time_ns()}-{index}",
+        "kind": "wish",
+        "venue_id": venue_id,
+        "category": "culture",
+        "description": "benchmark wish",
+    }
+    return json.dumps(command).encode()
+
+
 async def write_rate(port: int, key: str, venue_id: str, count: int) -> float:
+    """Single commands, one at a time: each answered after its durable commit."""
     connection = await Connection.open(port, key)
     started = time.perf_counter()
     for index in range(count):
-        command = {
-            "type": "post_order",
-            "at": "2025-01-05T10:00:00+08:00",
-            "actor": {"id": f"resident-{index}", "role": "resident"},
-            "order_id": f"BENCH-{time.time_ns()}-{index}",
-            "kind": "wish",
-            "venue_id": venue_id,
-            "category": "culture",
-            "description": "benchmark wish",
-        }
         status = await connection.request(
-            "POST", "/commands/post_order", json.dumps(command).encode()
+            "POST", "/commands/post_order", order_command(venue_id, index)
         )
         if status != 201:
             raise RuntimeError(f"post_order answered {status}")
     rate = count / (time.perf_counter() - started)
     connection.close()
     return rate
+
+
+async def paced_writes(
+    port: int, key: str, venues: list[str], per_second: float, seconds: float
+) -> list[float]:
+    """Orders posted at random venues at ``per_second`` (one connection, as a
+    venue's staff would), timed from when each was due."""
+    rng = random.Random(11)
+    connection = await Connection.open(port, key)
+    latencies = []
+    started = time.perf_counter()
+    for index in range(int(per_second * seconds)):
+        due = started + index / per_second
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        command = order_command(rng.choice(venues), index)
+        status = await connection.request("POST", "/commands/post_order", command)
+        if status != 201:
+            raise RuntimeError(f"post_order answered {status}")
+        latencies.append(time.perf_counter() - due)
+    connection.close()
+    return latencies
 
 
 def run_ledger(db_url: str, *args: str) -> str:
@@ -262,11 +294,24 @@ async def bench(args: argparse.Namespace, port: int, key: str, db_url: str) -> N
         # Dashboards poll: measure the steady state, after every worker has
         # answered the mix for a while (its first answers are reported above).
         await open_loop(port, key, paths, args.rate, args.warm_up)
+        name = f"open loop, {args.rate:.0f} req/s offered"
+        if args.writing:
+            # Venue staff write meanwhile, and the projections follow them
+            follow = [*LEDGER, "--db", db_url, "project", "--follow"]
+            follower = subprocess.Popen(follow, stdout=subprocess.DEVNULL)
+            writes = asyncio.create_task(
+                paced_writes(port, key, venues, args.writing, args.seconds)
+            )
+            name += f", {args.writing:g} writes/s with `project --follow`"
         latencies, seconds, failures = await open_loop(
             port, key, paths, args.rate, args.seconds
         )
-        name = f"open loop, {args.rate:.0f} req/s offered"
         print(summary(name, latencies, seconds, failures))
+        if args.writing:
+            written = await writes
+            follower.terminate()
+            follower.wait(timeout=30)
+            print(summary("  its writes", written, seconds, 0))
     else:
         stream = [paths[i % len(paths)] for i in range(args.requests)]
         latencies, seconds, failures = await closed_loop(
@@ -289,15 +334,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warm-up", type=float, default=10, help="Seconds, open loop.")
     parser.add_argument("--writes", type=int, default=300)
+    parser.add_argument(
+        "--writing", type=float, default=0, help="Writes/s during the open loop."
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     database = OUT / f"http-bench-{args.scale}.db"
-    db_url = f"sqlite:///{database}"
     if not database.exists():
-        demo = ["demo", "--scale", str(args.scale)]
-        subprocess.run(
-            [*LEDGER, "--db", db_url, *demo], check=True, capture_output=True
-        )
+        demo = [*LEDGER, "--db", f"sqlite:///{database}", "demo"]
+        subprocess.run([*demo, "--scale", str(args.scale)], check=True)
+    # Each run starts from the same city: the writes go to a copy
+    run_copy = OUT / f"http-bench-{args.scale}-run.db"
+    for stale in (run_copy, *(Path(f"{run_copy}{end}") for end in ("-wal", "-shm"))):
+        stale.unlink(missing_ok=True)
+    with sqlite3.connect(database) as source, sqlite3.connect(run_copy) as copy:
+        source.backup(copy)  # consistent, whatever the source's WAL holds
+    db_url = f"sqlite:///{run_copy}"
     key = run_ledger(db_url, "keys", "create", "--role", "admin")
     port = free_port()
     serve = ["serve", "--port", str(port), "--workers", str(args.workers)]

@@ -342,6 +342,7 @@ class ProjectionEngine:
     def __init__(self, database: Database, projections: Sequence[Projection]) -> None:
         self.database = database
         self.projections = {projection.name: projection for projection in projections}
+        self._earlier_changes_noted = False
 
     def projection(self, name: str) -> Projection:
         try:
@@ -389,6 +390,36 @@ class ProjectionEngine:
             for name in self.projections.keys() - live:
                 self._insert_version(conn, name, LIVE)
 
+    def note_earlier_changes(self) -> None:
+        """Note where versions processed before the ledger noted changes
+        last changed, from their entries (once per engine: a database from
+        before the ``projection_changes`` table is read quickly from then on)."""
+        if self._earlier_changes_noted:
+            return
+        c = projection_changes_table.c
+        with self._changing_versions() as conn:
+            noted = set(conn.execute(sa.select(c.name, c.version).distinct()).tuples())
+            for found in self.versions(conn):
+                projection = self.projections.get(found.name)
+                if projection is None or (found.name, found.version) in noted:
+                    continue
+                t = projection.entries.c
+                ours = t.version == found.version
+                last = sa.select(sa.literal(WHOLE_VERSION), sa.func.max(t.position))
+                rows = list(conn.execute(last.where(ours)).tuples())
+                if projection.change_scope is not None:
+                    scope = t[projection.change_scope]
+                    by_scope = sa.select(scope, sa.func.max(t.position))
+                    rows += conn.execute(by_scope.where(ours).group_by(scope)).tuples()
+                changes = [
+                    (found.name, found.version, str(scope), at)
+                    for scope, at in rows
+                    if at is not None
+                ]
+                if changes:
+                    insert_rows(conn, projection_changes_table, changes)
+        self._earlier_changes_noted = True
+
     @contextmanager
     def _changing_versions(self) -> Iterator[Connection]:
         """A transaction that adds versions, serialised against any other
@@ -429,6 +460,7 @@ class ProjectionEngine:
     ) -> CatchUpReport:
         """Bring the named projections' ``state`` versions up to the head."""
         self.ensure_live_versions()
+        self.note_earlier_changes()
         started = time.perf_counter()
         report = CatchUpReport()
         selected = list(names or self.projections)
@@ -492,12 +524,12 @@ class ProjectionEngine:
                         for recorded, error in result.dead_letters
                     ],
                 )
-            _record_changes(conn, projection, row.version, result.entries)
             conn.execute(
                 projection_versions_table.update()
                 .where(t.name == row.name, t.version == row.version)
                 .values(position=page_end, updated_at=utc_text(datetime.now(UTC)))
             )
+            _record_changes(conn, projection, row.version, result.entries)
             report.events[row.name] += len(wanted)
             report.entries[row.name] += len(result.entries)
             report.dead_letters[row.name] += len(result.dead_letters)

@@ -22,6 +22,7 @@ from ledger.projection import (
     dead_letters_table,
     fingerprint,
     list_dead_letters,
+    projection_changes_table,
     projection_versions_table,
 )
 from ledger.store import Database
@@ -561,3 +562,65 @@ def test_the_cli_keeps_reporting_a_parked_event(
         ("venue_activity", 2, poison, "Volunteer.SessionApproved"),
         ("volunteer_hours", 2, poison, "Volunteer.SessionApproved"),
     ]
+
+
+def noted_changes(database: Database) -> set[tuple[str, int, str, int]]:
+    with database.reading() as conn:
+        return set(conn.execute(sa.select(projection_changes_table)).tuples())
+
+
+def changes_in_entries(database: Database) -> set[tuple[str, int, str, int]]:
+    """Where each version last changed, as a whole ('') and per change scope,
+    read off its entries."""
+    found: set[tuple[str, int, str, int]] = set()
+    with database.reading() as conn:
+        for name, version, _, _ in version_rows(database):
+            projection = PROJECTIONS[name]
+            t = projection.entries.c
+            ours = t.version == version
+            last = conn.execute(sa.select(sa.func.max(t.position)).where(ours))
+            found |= {(name, version, "", at) for (at,) in last if at is not None}
+            if projection.change_scope is not None:
+                scope = t[projection.change_scope]
+                rows = conn.execute(
+                    sa.select(scope, sa.func.max(t.position))
+                    .where(ours)
+                    .group_by(scope)
+                )
+                found |= {(name, version, value, at) for value, at in rows}
+    return found
+
+
+def test_where_each_version_last_changed_is_noted_as_it_is_projected(
+    database: Database,
+) -> None:
+    # Given a city projected in small pages, then rebuilt
+    engine = new_engine(database)
+    append_city(database, 3_000)
+    engine.catch_up(page_size=97)
+    append_city(database)
+    engine.catch_up(page_size=500)
+    # Then the changes noted are those the entries show, per venue too
+    noted = noted_changes(database)
+    assert noted == changes_in_entries(database)
+    per_venue = {name for name, _, scope, _ in noted if scope}
+    assert per_venue == {"venue_activity", "order_fulfilment"}
+    # And after a rebuild, those of the new versions only
+    engine.rebuild()
+    assert noted_changes(database) == changes_in_entries(database)
+
+
+def test_a_ledger_projected_before_changes_were_noted_has_them_noted_once(
+    database: Database,
+) -> None:
+    # Given a ledger projected before the engine noted where versions change
+    append_city(database)
+    new_engine(database).catch_up()
+    with database.writing() as conn:
+        conn.execute(projection_changes_table.delete())
+    # When a new engine catches up (with nothing new to project)
+    report = new_engine(database).catch_up()
+    # Then it has noted them from the entries
+    assert sum(report.events.values()) == 0
+    assert noted_changes(database) == changes_in_entries(database)
+    assert noted_changes(database)
