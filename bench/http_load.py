@@ -293,16 +293,18 @@ async def bench(args: argparse.Namespace, port: int, key: str, db_url: str) -> N
     if args.rate:
         # Dashboards poll: measure the steady state, after every worker has
         # answered the mix for a while (its first answers are reported above).
-        await open_loop(port, key, paths, args.rate, args.warm_up)
         name = f"open loop, {args.rate:.0f} req/s offered"
         if args.writing:
-            # Venue staff write meanwhile, and the projections follow them
+            # Venue staff write meanwhile (from the warm-up on), and the
+            # projections follow them
             follow = [*LEDGER, "--db", db_url, "project", "--follow"]
             follower = subprocess.Popen(follow, stdout=subprocess.DEVNULL)
+            writing = args.warm_up + args.seconds
             writes = asyncio.create_task(
-                paced_writes(port, key, venues, args.writing, args.seconds)
+                paced_writes(port, key, venues, args.writing, writing)
             )
             name += f", {args.writing:g} writes/s with `project --follow`"
+        await open_loop(port, key, paths, args.rate, args.warm_up)
         latencies, seconds, failures = await open_loop(
             port, key, paths, args.rate, args.seconds
         )
@@ -311,7 +313,7 @@ async def bench(args: argparse.Namespace, port: int, key: str, db_url: str) -> N
             written = await writes
             follower.terminate()
             follower.wait(timeout=30)
-            print(summary("  its writes", written, seconds, 0))
+            print(summary("  its writes", written, writing, 0))
     else:
         stream = [paths[i % len(paths)] for i in range(args.requests)]
         latencies, seconds, failures = await closed_loop(
