@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.volunteers import Volunteer
-from ledger.projection import ProjectionEngine, last_change
+from ledger.projection import LiveState, ProjectionEngine, last_change
 from ledger.store import (
     Database,
     chain_hash_at,
@@ -161,7 +161,9 @@ class LedgerReads:
         ).scalar()
         return int(known or 0)
 
-    def _cite(self, conn: Connection, name: str, as_of: AsOf) -> tuple[int, Cited]:
+    def _cite(
+        self, conn: Connection, name: str, as_of: AsOf
+    ) -> tuple[LiveState, Cited]:
         """The live version of ``name`` and what a read of it reflects."""
         live = self.engine.live_state(conn, name)
         if live is None:
@@ -170,19 +172,16 @@ class LedgerReads:
             )
         requested = self.requested_position(conn, as_of, live.head)
         position = min(requested, live.position)
-        return live.version, Cited(
-            position, chain_hash_at(conn, position), live.dead_letters
-        )
+        return live, Cited(position, chain_hash_at(conn, position), live.dead_letters)
 
     def _tree(
         self, conn: Connection, position: int
     ) -> tuple[VenueTree, tuple[int, int]]:
         """The venue tree as of ``position``, and what identifies that state."""
-        live = self.engine.live_version(conn, VENUE_TREE.name)
+        live = self.engine.live_state(conn, VENUE_TREE.name)
         if live is None:
             return VenueTree([]), (0, 0)
-        last = last_change(conn, VENUE_TREE.name, live.version)
-        state = (live.version, settled(last, position))
+        state = (live.version, settled(live.last_change, position))
         tree = self._figures.get(("tree", *state))
         if tree is None:
             tree = VENUE_TREE.get_tree(conn, live.version, position)
@@ -201,7 +200,8 @@ class LedgerReads:
 
     def volunteer_hours(self, volunteer_id: str, as_of: AsOf = None) -> dict[str, Any]:
         with self.database.reading() as conn:
-            version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            version = live.version
             last = VOLUNTEER_HOURS.last_entry(
                 conn, version, volunteer_id, cited.position
             )
@@ -234,9 +234,14 @@ class LedgerReads:
         """The volunteers with the most approved minutes, and how many
         volunteers stand at each star level."""
         with self.database.reading() as conn:
-            version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
-            last = last_change(conn, VOLUNTEER_HOURS.name, version)
-            key = ("leaderboard", limit, version, settled(last, cited.position))
+            live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            version = live.version
+            key = (
+                "leaderboard",
+                limit,
+                version,
+                settled(live.last_change, cited.position),
+            )
             figures = self._figures.get(key)
             if figures is None:
                 totals = VOLUNTEER_HOURS.get_totals(conn, version, cited.position)
@@ -274,7 +279,8 @@ class LedgerReads:
     ) -> dict[str, Any]:
         """The events behind a volunteer's figures; they sum to the figures."""
         with self.database.reading() as conn:
-            version, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
+            version = live.version
             self._ensure_volunteer(conn, volunteer_id, cited.position)
             entries = VOLUNTEER_HOURS.explain(
                 conn, version, volunteer_id, cited.position
@@ -308,7 +314,8 @@ class LedgerReads:
         start = check_month("from", from_month, FIRST_MONTH)
         end = check_month("to", to_month, LAST_MONTH)
         with self.database.reading() as conn:
-            version, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of)
+            live, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of)
+            version = live.version
             venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
             last = last_change(conn, VENUE_ACTIVITY.name, version, venues)
             key = ("activity", venue_id, start, end, subtree, version, tree,
@@ -352,7 +359,8 @@ class LedgerReads:
         if kind not in (None, "wish", "service"):
             raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
         with self.database.reading() as conn:
-            version, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of)
+            live, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of)
+            version = live.version
             venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
             last = last_change(conn, ORDER_FULFILMENT.name, version, venues)
             key = ("fulfilment", venue_id, start, end, subtree, kind, version, tree,

@@ -268,6 +268,7 @@ class LiveState:
     position: int
     head: int
     dead_letters: int
+    last_change: int | None  # of the version as a whole
 
 
 _LIVE_STATE = sa.select(
@@ -278,6 +279,13 @@ _LIVE_STATE = sa.select(
     .where(
         dead_letters_table.c.name == projection_versions_table.c.name,
         dead_letters_table.c.version == projection_versions_table.c.version,
+    )
+    .scalar_subquery(),
+    sa.select(projection_changes_table.c.position)
+    .where(
+        projection_changes_table.c.name == projection_versions_table.c.name,
+        projection_changes_table.c.version == projection_versions_table.c.version,
+        projection_changes_table.c.scope == WHOLE_VERSION,
     )
     .scalar_subquery(),
 ).where(
@@ -376,8 +384,8 @@ class ProjectionEngine:
         row = conn.execute(_LIVE_STATE, {"name": name}).first()
         if row is None:
             return None
-        version, position, head, dead_letters = row
-        return LiveState(version, position, int(head or 0), dead_letters)
+        version, position, head, dead_letters, last = row
+        return LiveState(version, position, int(head or 0), dead_letters, last)
 
     def ensure_live_versions(self) -> None:
         """Give every projection a live version (empty, at position 0)."""
@@ -708,14 +716,13 @@ def last_change(
 ) -> int | None:
     """The latest position at which any of ``scopes`` changed in the version
     (None: never), as far as the version has processed."""
-    t = projection_changes_table.c
-    found = conn.execute(
-        sa.select(sa.func.max(t.position)).where(
-            t.name == name,
-            t.version == version,
-            t.scope.in_(sa.bindparam("scopes", expanding=True)),
-        ),
-        {"scopes": list(scopes)},
+    # Straight to the driver: reads ask this for every answer.
+    mark = placeholder(conn)
+    found = conn.exec_driver_sql(
+        f"SELECT max(position) FROM {projection_changes_table.name} "
+        f"WHERE name = {mark} AND version = {mark} "
+        f"AND scope IN ({', '.join([mark] * len(scopes))})",
+        (name, version, *scopes),
     ).scalar()
     return None if found is None else int(found)
 
