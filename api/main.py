@@ -71,5 +71,6 @@ def app_from_environment() -> FastAPI:
     app = create_app(LedgerSettings())
     # What exists now lives as long as the worker: keep it out of the
     # collector's full passes, which would otherwise pause answers.
+    gc.collect()
     gc.freeze()
     return app

@@ -2,8 +2,10 @@
 concurrency (closed loop) and at a fixed offered rate (open loop), and write
 throughput for single commands.
 
-    python bench/http_load.py [--scale 0.01] [--workers 2] [--concurrency 32]
-                              [--requests 5000] [--rate 500] [--seconds 30]
+    python bench/http_load.py [--scale 0.01] [--workers 2] [--writes 300]
+                              [--concurrency 32] [--requests 10000]
+                              [--rate 500] [--warm-up 10] [--seconds 30]
+                              [--writing 0]
 
 Builds the demo city in bench/out/http-bench-SCALE.db (once), starts
 ``ledger serve`` on a free loopback port and drives it with a lean HTTP/1.1
@@ -71,7 +73,10 @@ class Connection:
         try:
             return await self._exchange(method, path, body)
         except (asyncio.IncompleteReadError, ConnectionError):
-            # The server closes connections idle past its keep-alive timeout.
+            # The server closes connections idle past its keep-alive timeout;
+            # only a read is safe to send again.
+            if method != "GET":
+                raise
             self.close()
             self.reader, self.writer = await asyncio.open_connection(*self.address)
             return await self._exchange(method, path, body)
@@ -295,24 +300,31 @@ async def bench(args: argparse.Namespace, port: int, key: str, db_url: str) -> N
         # answered the mix for a while (its first answers are reported above).
         name = f"open loop, {args.rate:.0f} req/s offered"
         if args.writing:
-            # Venue staff write meanwhile (from the warm-up on), and the
-            # projections follow them
-            follow = [*LEDGER, "--db", db_url, "project", "--follow"]
-            follower = subprocess.Popen(follow, stdout=subprocess.DEVNULL)
+            name += f", {args.writing:g} writes/s with `project --follow`"
+        # Venue staff write meanwhile (from the warm-up on), and the
+        # projections follow them
+        follow = [*LEDGER, "--db", db_url, "project", "--follow"]
+        follower = (
+            subprocess.Popen(follow, stdout=subprocess.DEVNULL)
+            if args.writing
+            else None
+        )
+        try:
             writing = args.warm_up + args.seconds
             writes = asyncio.create_task(
                 paced_writes(port, key, venues, args.writing, writing)
             )
-            name += f", {args.writing:g} writes/s with `project --follow`"
-        await open_loop(port, key, paths, args.rate, args.warm_up)
-        latencies, seconds, failures = await open_loop(
-            port, key, paths, args.rate, args.seconds
-        )
-        print(summary(name, latencies, seconds, failures))
-        if args.writing:
+            await open_loop(port, key, paths, args.rate, args.warm_up)
+            latencies, seconds, failures = await open_loop(
+                port, key, paths, args.rate, args.seconds
+            )
+            print(summary(name, latencies, seconds, failures))
             written = await writes
-            follower.terminate()
-            follower.wait(timeout=30)
+        finally:
+            if follower is not None:
+                follower.terminate()
+                follower.wait(timeout=30)
+        if written:
             print(summary("  its writes", written, writing, 0))
     else:
         stream = [paths[i % len(paths)] for i in range(args.requests)]

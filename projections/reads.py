@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from threading import Lock
@@ -115,6 +116,10 @@ class FiguresCache:
                 self._figures.move_to_end(key)
             return found
 
+    def get_or_compute(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        found = self.get(key)
+        return found if found is not None else self.keep(key, compute())
+
     def keep(self, key: tuple[Any, ...], figures: T) -> T:
         with self._lock:
             self._figures[key] = figures
@@ -125,9 +130,8 @@ class FiguresCache:
 
 def settled(last_change: int | None, position: int) -> int:
     """The earliest position whose figures equal those at ``position``: the
-    last change before it, or ``position`` itself when the last change known
-    came later (a read of the past) or is not known (no change noted since
-    the ledger began noting them)."""
+    last change at or before it, or ``position`` itself when the last change
+    known came later (a read of the past) or is not known (not noted)."""
     if last_change is None or last_change > position:
         return position
     return last_change
@@ -175,18 +179,28 @@ class LedgerReads:
         return live, Cited(position, chain_hash_at(conn, position), live.dead_letters)
 
     def _tree(
-        self, conn: Connection, position: int
+        self, conn: Connection, position: int | None = None
     ) -> tuple[VenueTree, tuple[int, int]]:
-        """The venue tree as of ``position``, and what identifies that state."""
+        """The venue tree as of ``position`` (default: as far as it is
+        projected), and what identifies that state."""
         live = self.engine.live_state(conn, VENUE_TREE.name)
         if live is None:
             return VenueTree([]), (0, 0)
-        state = (live.version, settled(live.last_change, position))
-        tree = self._figures.get(("tree", *state))
-        if tree is None:
-            tree = VENUE_TREE.get_tree(conn, live.version, position)
-            self._figures.keep(("tree", *state), tree)
+        at = live.position if position is None else min(position, live.position)
+        state = (live.version, settled(live.last_change, at))
+        tree = self._figures.get_or_compute(
+            ("tree", *state), lambda: VENUE_TREE.get_tree(conn, live.version, at)
+        )
         return tree, state
+
+    @staticmethod
+    def _venues_changed(
+        conn: Connection, name: str, live: LiveState, venues: list[str], position: int
+    ) -> int:
+        """The settled position of the figures of ``venues`` at ``position``."""
+        noted = live.changes_noted
+        last = last_change(conn, name, live.version, venues) if noted else None
+        return settled(last, position)
 
     def _subtree(
         self, conn: Connection, venue_id: str, subtree: bool, position: int
@@ -208,26 +222,25 @@ class LedgerReads:
             if last is None:
                 self._ensure_volunteer(conn, volunteer_id, cited.position)
             key = ("hours", volunteer_id, version, last or 0)
-            figures = self._figures.get(key)
-            if figures is None:
+
+            def compute() -> dict[str, Any]:
                 hours = VOLUNTEER_HOURS.get_hours(
                     conn, version, volunteer_id, cited.position
                 )
-                figures = self._figures.keep(
-                    key,
-                    {
-                        "volunteer_id": volunteer_id,
-                        "verified_minutes": hours.verified_minutes,
-                        "makeup_minutes": hours.makeup_minutes,
-                        "total_minutes": hours.total_minutes,
-                        "sessions": hours.sessions,
-                        "last_service_date": hours.last_service_date,
-                        "by_year": hours.by_year,
-                        "by_year_and_kind": hours.by_year_and_kind,
-                        "by_category": hours.by_category,
-                        "stars": hours.stars,
-                    },
-                )
+                return {
+                    "volunteer_id": volunteer_id,
+                    "verified_minutes": hours.verified_minutes,
+                    "makeup_minutes": hours.makeup_minutes,
+                    "total_minutes": hours.total_minutes,
+                    "sessions": hours.sessions,
+                    "last_service_date": hours.last_service_date,
+                    "by_year": hours.by_year,
+                    "by_year_and_kind": hours.by_year_and_kind,
+                    "by_category": hours.by_category,
+                    "stars": hours.stars,
+                }
+
+            figures = self._figures.get_or_compute(key, compute)
         return {**figures, **cited.as_dict()}
 
     def hours_leaderboard(self, limit: int = 10, as_of: AsOf = None) -> dict[str, Any]:
@@ -242,16 +255,18 @@ class LedgerReads:
                 version,
                 settled(live.last_change, cited.position),
             )
-            figures = self._figures.get(key)
-            if figures is None:
-                totals = VOLUNTEER_HOURS.get_totals(conn, version, cited.position)
-                figures = self._figures.keep(key, _leaderboard(totals, limit))
+            figures = self._figures.get_or_compute(
+                key,
+                lambda: _leaderboard(
+                    VOLUNTEER_HOURS.get_totals(conn, version, cited.position), limit
+                ),
+            )
         return {**figures, **cited.as_dict()}
 
     def venue_subtree(self, venue_id: str) -> frozenset[str]:
         """The venue and its descendants, as registered now (empty if unknown)."""
         with self.database.reading() as conn:
-            tree, _ = self._tree(conn, head_position(conn))
+            tree, _ = self._tree(conn)
         return frozenset(tree.subtree(venue_id)) if venue_id in tree else frozenset()
 
     def venue_children(
@@ -317,32 +332,29 @@ class LedgerReads:
             live, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of)
             version = live.version
             venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
-            last = last_change(conn, VENUE_ACTIVITY.name, version, venues)
-            key = ("activity", venue_id, start, end, subtree, version, tree,
-                   settled(last, cited.position))  # fmt: skip
-            figures = self._figures.get(key)
-            if figures is None:
+            changed = self._venues_changed(
+                conn, VENUE_ACTIVITY.name, live, venues, cited.position
+            )
+            key = ("activity", start, end, version, tuple(venues), tree, changed)
+
+            def compute() -> dict[str, Any]:
                 found = VENUE_ACTIVITY.get_activity(
                     conn, version, venues, start, end, cited.position
                 )
-                figures = self._figures.keep(
-                    key,
-                    {
-                        "venue_id": venue_id,
-                        "from": from_month,
-                        "to": to_month,
-                        "subtree": subtree,
-                        "venues": len(venues),
-                        **found.total.as_dict(),
-                        "by_month": {
-                            m: f.as_dict() for m, f in sorted(found.by_month.items())
-                        },
-                        "by_category": {
-                            c: f.as_dict() for c, f in sorted(found.by_category.items())
-                        },
+                return {
+                    "venues": len(venues),
+                    **found.total.as_dict(),
+                    "by_month": {
+                        m: f.as_dict() for m, f in sorted(found.by_month.items())
                     },
-                )
-        return {**figures, **cited.as_dict()}
+                    "by_category": {
+                        c: f.as_dict() for c, f in sorted(found.by_category.items())
+                    },
+                }
+
+            figures = self._figures.get_or_compute(key, compute)
+        read = {"venue_id": venue_id, "from": from_month, "to": to_month}
+        return {**read, "subtree": subtree, **figures, **cited.as_dict()}
 
     def venue_fulfilment(
         self,
@@ -362,31 +374,34 @@ class LedgerReads:
             live, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of)
             version = live.version
             venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
-            last = last_change(conn, ORDER_FULFILMENT.name, version, venues)
-            key = ("fulfilment", venue_id, start, end, subtree, kind, version, tree,
-                   settled(last, cited.position))  # fmt: skip
-            figures = self._figures.get(key)
-            if figures is None:
+            changed = self._venues_changed(
+                conn, ORDER_FULFILMENT.name, live, venues, cited.position
+            )
+            key = ("fulfilment", start, end, kind, version, tuple(venues), tree,
+                   changed)  # fmt: skip
+
+            def compute() -> dict[str, Any]:
                 found = ORDER_FULFILMENT.get_fulfilment(
                     conn, version, venues, start, end, cited.position, kind
                 )
-                figures = self._figures.keep(
-                    key,
-                    {
-                        "venue_id": venue_id,
-                        "from": from_month,
-                        "to": to_month,
-                        "subtree": subtree,
-                        "kind": kind,
-                        "venues": len(venues),
-                        **found.total.as_dict(),
-                        "by_month": {
-                            month: month_figures.as_dict()
-                            for month, month_figures in sorted(found.by_month.items())
-                        },
+                return {
+                    "venues": len(venues),
+                    **found.total.as_dict(),
+                    "by_month": {
+                        month: month_figures.as_dict()
+                        for month, month_figures in sorted(found.by_month.items())
                     },
-                )
-        return {**figures, **cited.as_dict()}
+                }
+
+            figures = self._figures.get_or_compute(key, compute)
+        read = {"venue_id": venue_id, "from": from_month, "to": to_month}
+        return {
+            **read,
+            "subtree": subtree,
+            "kind": kind,
+            **figures,
+            **cited.as_dict(),
+        }
 
     def _ensure_volunteer(
         self, conn: Connection, volunteer_id: str, position: int

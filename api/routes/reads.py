@@ -183,7 +183,7 @@ async def list_venue_children(
     response_model=HoursLeaderboard,
     responses={304: {"description": "Not modified"}},
 )
-async def get_hours_leaderboard(
+def get_hours_leaderboard(
     request: Request,
     reads: ReadsDep,
     caller: Annotated[
@@ -193,4 +193,6 @@ async def get_hours_leaderboard(
     as_of: AsOfQuery = None,
 ) -> Any:
     """The volunteers with the most approved hours, and counts by star level."""
+    # Not async: every approval anywhere changes it, and computing it afresh
+    # sums every volunteer's entries, which must not hold up the event loop.
     return etagged(request, reads.hours_leaderboard(limit, parse_as_of(as_of)))

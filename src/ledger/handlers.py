@@ -52,6 +52,12 @@ def require(unit: UnitOfWork, cls: type[TAggregate], domain_id: str) -> TAggrega
     return found
 
 
+def require_existing(unit: UnitOfWork, cls: type[Aggregate], domain_id: str) -> None:
+    """Like ``require``, for a command that only names the aggregate."""
+    if not unit.exists(cls, domain_id):
+        raise UnknownReferenceError(f"{_kind(cls)} '{domain_id}' is not registered")
+
+
 def ensure_new(unit: UnitOfWork, cls: type[Aggregate], domain_id: str) -> None:
     if unit.find(cls, domain_id) is not None:
         raise DuplicateIdError(f"{_kind(cls)} '{domain_id}' is already registered")
@@ -350,10 +356,7 @@ class CommandHandlers:
 
     @handle.register
     def _(self, command: c.RecordHonours, unit: UnitOfWork) -> Aggregate:
-        if not unit.exists(Volunteer, command.volunteer_id):
-            raise UnknownReferenceError(
-                f"volunteer '{command.volunteer_id}' is not registered"
-            )
+        require_existing(unit, Volunteer, command.volunteer_id)
         honours = unit.find(Honours, command.volunteer_id)
         if honours is None:
             honours = Honours(volunteer_id=command.volunteer_id)

@@ -50,6 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.store import (
+    LOOKUP_CHUNK,
     Database,
     events_table,
     head_position,
@@ -100,6 +101,16 @@ projection_changes_table = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 WHOLE_VERSION = ""
+# How far each version's changes are noted: reads trust the notes only when
+# they reach the version's position (a version moved on by other means, or
+# before the ledger noted changes, is read without them until noted again).
+projection_changes_noted_table = sa.Table(
+    "projection_changes_noted",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("upto", sa.BigInteger, nullable=False),
+)
 
 BUILDING, LIVE, RETIRED = "building", "live", "retired"
 
@@ -268,7 +279,8 @@ class LiveState:
     position: int
     head: int
     dead_letters: int
-    last_change: int | None  # of the version as a whole
+    changes_noted: bool  # through the version's position
+    last_change: int | None  # of the version as a whole, when noted
 
 
 _LIVE_STATE = sa.select(
@@ -286,6 +298,12 @@ _LIVE_STATE = sa.select(
         projection_changes_table.c.name == projection_versions_table.c.name,
         projection_changes_table.c.version == projection_versions_table.c.version,
         projection_changes_table.c.scope == WHOLE_VERSION,
+    )
+    .scalar_subquery(),
+    sa.select(projection_changes_noted_table.c.upto)
+    .where(
+        projection_changes_noted_table.c.name == projection_versions_table.c.name,
+        projection_changes_noted_table.c.version == projection_versions_table.c.version,
     )
     .scalar_subquery(),
 ).where(
@@ -384,8 +402,10 @@ class ProjectionEngine:
         row = conn.execute(_LIVE_STATE, {"name": name}).first()
         if row is None:
             return None
-        version, position, head, dead_letters, last = row
-        return LiveState(version, position, int(head or 0), dead_letters, last)
+        version, position, head, dead_letters, last, noted_upto = row
+        noted = noted_upto == position
+        last = last if noted else None
+        return LiveState(version, position, int(head or 0), dead_letters, noted, last)
 
     def ensure_live_versions(self) -> None:
         """Give every projection a live version (empty, at position 0)."""
@@ -399,34 +419,58 @@ class ProjectionEngine:
                 self._insert_version(conn, name, LIVE)
 
     def note_earlier_changes(self) -> None:
-        """Note where versions processed before the ledger noted changes
-        last changed, from their entries (once per engine: a database from
-        before the ``projection_changes`` table is read quickly from then on)."""
+        """Note, from their entries, where versions whose notes fall short of
+        their position last changed (a database from before changes were
+        noted, or a version moved on without noting them); once per engine."""
         if self._earlier_changes_noted:
             return
-        c = projection_changes_table.c
-        with self._changing_versions() as conn:
-            noted = set(conn.execute(sa.select(c.name, c.version).distinct()).tuples())
-            for found in self.versions(conn):
-                projection = self.projections.get(found.name)
-                if projection is None or (found.name, found.version) in noted:
-                    continue
-                t = projection.entries.c
-                ours = t.version == found.version
-                last = sa.select(sa.literal(WHOLE_VERSION), sa.func.max(t.position))
-                rows = list(conn.execute(last.where(ours)).tuples())
-                if projection.change_scope is not None:
-                    scope = t[projection.change_scope]
-                    by_scope = sa.select(scope, sa.func.max(t.position))
-                    rows += conn.execute(by_scope.where(ours).group_by(scope)).tuples()
-                changes = [
-                    (found.name, found.version, str(scope), at)
-                    for scope, at in rows
-                    if at is not None
-                ]
-                if changes:
-                    insert_rows(conn, projection_changes_table, changes)
+        with self.database.reading() as conn:
+            behind = self._versions_noted_short(conn)
+        if behind:
+            with self._changing_versions() as conn:
+                for found in self._versions_noted_short(conn):
+                    self._note_from_entries(conn, found)
         self._earlier_changes_noted = True
+
+    def _versions_noted_short(self, conn: Connection) -> list[VersionInfo]:
+        n = projection_changes_noted_table.c
+        noted = {
+            (name, version): upto
+            for name, version, upto in conn.execute(
+                sa.select(n.name, n.version, n.upto)
+            ).tuples()
+        }
+        return [
+            found
+            for found in self.versions(conn)
+            if found.name in self.projections
+            and noted.get((found.name, found.version)) != found.position
+        ]
+
+    def _note_from_entries(self, conn: Connection, found: VersionInfo) -> None:
+        projection = self.projections[found.name]
+        t = projection.entries.c
+        ours = t.version == found.version
+        last = sa.select(sa.literal(WHOLE_VERSION), sa.func.max(t.position))
+        rows = list(conn.execute(last.where(ours)).tuples())
+        if projection.change_scope is not None:
+            scope = t[projection.change_scope]
+            by_scope = sa.select(scope, sa.func.max(t.position))
+            rows += conn.execute(by_scope.where(ours).group_by(scope)).tuples()
+        c = projection_changes_table.c
+        conn.execute(
+            projection_changes_table.delete().where(
+                c.name == found.name, c.version == found.version
+            )
+        )
+        changes = [
+            (found.name, found.version, str(scope), at)
+            for scope, at in rows
+            if at is not None
+        ]
+        if changes:
+            insert_rows(conn, projection_changes_table, changes)
+        _note_upto(conn, found.name, found.version, found.position)
 
     @contextmanager
     def _changing_versions(self) -> Iterator[Connection]:
@@ -538,6 +582,7 @@ class ProjectionEngine:
                 .values(position=page_end, updated_at=utc_text(datetime.now(UTC)))
             )
             _record_changes(conn, projection, row.version, result.entries)
+            _note_upto(conn, row.name, row.version, page_end)
             report.events[row.name] += len(wanted)
             report.entries[row.name] += len(result.entries)
             report.dead_letters[row.name] += len(result.dead_letters)
@@ -633,7 +678,11 @@ class ProjectionEngine:
                 projection = self.projections[name]
                 entries = projection.entries
                 conn.execute(entries.delete().where(entries.c.version == version))
-                for table in (dead_letters_table, projection_changes_table):
+                for table in (
+                    dead_letters_table,
+                    projection_changes_table,
+                    projection_changes_noted_table,
+                ):
                     conn.execute(
                         table.delete().where(
                             table.c.name == name, table.c.version == version
@@ -708,6 +757,16 @@ def _record_changes(
     )
 
 
+def _note_upto(conn: Connection, name: str, version: int, position: int) -> None:
+    n = projection_changes_noted_table.c
+    conn.execute(
+        projection_changes_noted_table.delete().where(
+            n.name == name, n.version == version
+        )
+    )
+    insert_rows(conn, projection_changes_noted_table, [(name, version, position)])
+
+
 def last_change(
     conn: Connection,
     name: str,
@@ -718,13 +777,18 @@ def last_change(
     (None: never), as far as the version has processed."""
     # Straight to the driver: reads ask this for every answer.
     mark = placeholder(conn)
-    found = conn.exec_driver_sql(
-        f"SELECT max(position) FROM {projection_changes_table.name} "
-        f"WHERE name = {mark} AND version = {mark} "
-        f"AND scope IN ({', '.join([mark] * len(scopes))})",
-        (name, version, *scopes),
-    ).scalar()
-    return None if found is None else int(found)
+    found: list[int] = []
+    for start in range(0, len(scopes), LOOKUP_CHUNK):
+        chunk = scopes[start : start + LOOKUP_CHUNK]
+        last = conn.exec_driver_sql(
+            f"SELECT max(position) FROM {projection_changes_table.name} "
+            f"WHERE name = {mark} AND version = {mark} "
+            f"AND scope IN ({', '.join([mark] * len(chunk))})",
+            (name, version, *chunk),
+        ).scalar()
+        if last is not None:
+            found.append(int(last))
+    return max(found, default=None)
 
 
 def count_dead_letters(conn: Connection, name: str, version: int) -> int:

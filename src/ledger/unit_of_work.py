@@ -88,9 +88,10 @@ class UnitOfWork:
         the ``existing`` streams exist (a volunteer's record can hold
         thousands of events that a command naming them never reads)."""
         unknown = [s for s in set(existing) if self._known_aggregate(s) is _UNSEEN]
-        found = self._store.existing_streams(unknown)
-        for stream in unknown:
-            self._existing[stream] = stream in found
+        if unknown:
+            found = self._store.existing_streams(unknown)
+            for stream in unknown:
+                self._existing[stream] = stream in found
         unseen_claims = [c for c in set(claims) if self._known_owner(c) is _UNSEEN]
         owners = self._store.find_claims(unseen_claims)
         for claim in unseen_claims:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -229,3 +230,20 @@ def test_a_second_volunteer_with_the_same_id_number_is_refused(ledger: Ledger) -
     )
     assert result.outcome is Outcome.REJECTED
     assert result.error is not None and result.error.code == "duplicate_id_number"
+
+
+def test_on_sqlite_events_commit_durably_after_a_projection_write_and_back(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path}/durability.db")
+    database.create_schema()
+
+    def synchronous(durable: bool) -> int:
+        with database.writing(durable=durable) as conn:
+            return int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0)
+
+    # Writes in turn on the pooled connections: FULL for events, NORMAL for
+    # projections, whatever the connection served before
+    full, normal = 2, 1
+    durable = [True, False, True, False, False, True]
+    assert [synchronous(d) for d in durable] == [full if d else normal for d in durable]

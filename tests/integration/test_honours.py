@@ -813,3 +813,34 @@ def test_honours_for_an_unregistered_volunteer_are_refused_and_write_nothing(
     assert "volunteer 'H9' is not registered" in str(refused.reason)
     assert accepted.outcome is Outcome.ACCEPTED
     assert town.head() == events + 1 + 1 + 1  # H1's record opened, ★, points
+
+
+def test_honours_for_a_volunteer_registered_in_the_same_batch_are_recorded(
+    town: Town,
+) -> None:
+    events = town.head()
+    at = datetime(2025, 1, 1, tzinfo=CHINA)
+    results = town.ledger.execute_batch(
+        [
+            submission(
+                "register_volunteer",
+                at,
+                volunteer_id="H2",
+                name="志愿者H2",
+                id_number=id_number(),
+            ),
+            submission(
+                "record_honours",
+                at,
+                volunteer_id="H2",
+                rules="national@1",
+                stars=1,
+                benefits=[],
+                points=0,
+                as_of="2024-12-31",
+                position=events,
+            ),
+        ]
+    )
+    assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.ACCEPTED]
+    assert town.head() == events + 1 + 1 + 1  # registered, record opened, ★

@@ -22,6 +22,7 @@ from ledger.projection import (
     dead_letters_table,
     fingerprint,
     list_dead_letters,
+    projection_changes_noted_table,
     projection_changes_table,
     projection_versions_table,
 )
@@ -594,7 +595,7 @@ def changes_in_entries(database: Database) -> set[tuple[str, int, str, int]]:
 def test_where_each_version_last_changed_is_noted_as_it_is_projected(
     database: Database,
 ) -> None:
-    # Given a city projected in small pages, then rebuilt
+    # Given a city projected in small pages
     engine = new_engine(database)
     append_city(database, 3_000)
     engine.catch_up(page_size=97)
@@ -618,6 +619,7 @@ def test_a_ledger_projected_before_changes_were_noted_has_them_noted_once(
     new_engine(database).catch_up()
     with database.writing() as conn:
         conn.execute(projection_changes_table.delete())
+        conn.execute(projection_changes_noted_table.delete())
     # When a new engine catches up (with nothing new to project)
     report = new_engine(database).catch_up()
     # Then it has noted them from the entries

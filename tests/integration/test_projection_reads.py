@@ -14,9 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from ledger.application import Ledger
-from ledger.projection import ProjectionEngine, RecordedEvent
+from ledger.projection import (
+    ProjectionEngine,
+    RecordedEvent,
+    projection_changes_noted_table,
+    projection_changes_table,
+    projection_versions_table,
+)
 from ledger.store import Database
 from projections.reads import LedgerReads, NotFoundError
 from projections.registry import ALL_PROJECTIONS
@@ -714,3 +721,60 @@ def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
         else:
             again = town.hours_leaderboard(5, as_of=as_of)
         assert again == answer, name
+
+
+def test_a_venue_registered_under_a_read_venue_joins_its_next_answer(
+    ledger: Ledger, town: LedgerReads
+) -> None:
+    before = town.venue_activity("S2")
+    # When a point is registered under S2 and projected
+    record_all(ledger, [register_venue("P2", "point", "S2")])
+    ProjectionEngine(ledger.database, ALL_PROJECTIONS).catch_up()
+    # Then S2's subtree counts it at once, and did not before
+    after = town.venue_activity("S2")
+    assert (before["venues"], after["venues"]) == (1, 2)
+    assert town.venue_activity("S2", as_of=before["position"]) == before
+
+
+def test_reads_stay_exact_when_a_version_moved_on_without_noting_changes(
+    ledger: Ledger, town: LedgerReads
+) -> None:
+    engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
+    before = town.venue_fulfilment("C")
+    # Given a version moved on without noting where it changed (as by an
+    # older engine still projecting): its notes stay as they were
+    with ledger.database.reading() as conn:
+        notes_then = conn.execute(sa.select(projection_changes_table)).all()
+    record_all(
+        ledger,
+        [
+            submission(
+                "post_order",
+                WEEK_LONG + 9 * DAY,
+                order_id="O8",
+                kind="service",
+                venue_id="S2",
+                category="health",
+                description="another order",
+            )
+        ],
+    )
+    engine.catch_up()
+    with ledger.database.writing() as conn:
+        conn.execute(projection_changes_table.delete())
+        conn.execute(
+            projection_changes_table.insert(), [n._asdict() for n in notes_then]
+        )
+        noted = projection_changes_noted_table
+        conn.execute(noted.update().values(upto=noted.c.upto - 1))
+    # Then the reads do not trust the notes, and see the new order
+    assert town.venue_fulfilment("C")["posted"] == before["posted"] + 1
+    # And a new engine notes the changes again from the entries
+    ProjectionEngine(ledger.database, ALL_PROJECTIONS).catch_up()
+    with ledger.database.reading() as conn:
+        notes = conn.execute(sa.select(projection_changes_noted_table)).all()
+        versions = conn.execute(sa.select(projection_versions_table)).all()
+    assert {(n.name, n.version, n.upto) for n in notes} == {
+        (v.name, v.version, v.position) for v in versions
+    }
+    assert town.venue_fulfilment("C")["posted"] == before["posted"] + 1
