@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -101,6 +102,18 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+
+async def paced(rate: float, seconds: float) -> AsyncIterator[tuple[int, float]]:
+    """Each request's number and the moment it is due, ``rate`` a second,
+    yielded at that moment (late, if the caller was late)."""
+    started = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        due = started + index / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield index, due
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -182,11 +195,7 @@ async def open_loop(
     tasks = []
     gc.disable()  # a collection pausing the sender would count as latency
     started = time.perf_counter()
-    for index in range(int(rate * seconds)):
-        due = started + index / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async for index, due in paced(rate, seconds):
         tasks.append(asyncio.create_task(one(paths[index % len(paths)], due)))
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=300)
     elapsed = time.perf_counter() - started
@@ -233,12 +242,7 @@ async def paced_writes(
     rng = random.Random(11)
     connection = await Connection.open(port, key)
     latencies = []
-    started = time.perf_counter()
-    for index in range(int(per_second * seconds)):
-        due = started + index / per_second
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async for index, due in paced(per_second, seconds):
         command = order_command(rng.choice(venues), index)
         status = await connection.request("POST", "/commands/post_order", command)
         if status != 201:

@@ -639,6 +639,20 @@ def test_the_scenario_reads_agree_with_the_independent_oracle(
                 ) == expected_fulfilment(events, venue, subtree=subtree, kind=kind)
 
 
+def post_order(ledger: Ledger, order_id: str, venue_id: str) -> None:
+    """A wish posted after the scenario (in February 2023, China time)."""
+    order = submission(
+        "post_order",
+        WEEK_LONG + 9 * DAY,
+        order_id=order_id,
+        kind="wish",
+        venue_id=venue_id,
+        category="health",
+        description=f"order {order_id}",
+    )
+    record_all(ledger, [order])
+
+
 def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
     ledger: Ledger, town: LedgerReads
 ) -> None:
@@ -660,20 +674,7 @@ def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
 
     before = read_all()
     # When an order is posted at P1 (outside S2's subtree) and projected
-    record_all(
-        ledger,
-        [
-            submission(
-                "post_order",
-                WEEK_LONG + 9 * DAY,
-                order_id="O7",
-                kind="wish",
-                venue_id="P1",
-                category="health",
-                description="a new wish",
-            )
-        ],
-    )
+    post_order(ledger, "O7", "P1")
     engine.catch_up()
     after_order = read_all()
     # Then every read cites the new position, and only the centre's
@@ -745,20 +746,7 @@ def test_reads_stay_exact_when_a_version_moved_on_without_noting_changes(
     # older engine still projecting): its notes stay as they were
     with ledger.database.reading() as conn:
         notes_then = conn.execute(sa.select(projection_changes_table)).all()
-    record_all(
-        ledger,
-        [
-            submission(
-                "post_order",
-                WEEK_LONG + 9 * DAY,
-                order_id="O8",
-                kind="service",
-                venue_id="S2",
-                category="health",
-                description="another order",
-            )
-        ],
-    )
+    post_order(ledger, "O8", "S2")
     engine.catch_up()
     with ledger.database.writing() as conn:
         conn.execute(projection_changes_table.delete())
