@@ -273,7 +273,9 @@ class VersionInfo:
 @dataclass(frozen=True)
 class LiveState:
     """What a read of a projection stands on: its live version and position,
-    the ledger's head, and the events parked in that version."""
+    the ledger's head, the events parked in that version, and where the
+    version last changed (known only when its changes are noted through its
+    position)."""
 
     version: int
     position: int
