@@ -48,7 +48,12 @@ from ledger.integrity import (
     verify_exported_events,
     verify_ledger,
 )
-from ledger.projection import CatchUpReport, ProjectionEngine, list_dead_letters
+from ledger.projection import (
+    REBUILD_WORKERS,
+    CatchUpReport,
+    ProjectionEngine,
+    list_dead_letters,
+)
 from ledger.settings import get_settings
 from ledger.store import Database
 from ledger.synthetic import DEFAULT_SCALE, write_city
@@ -231,11 +236,19 @@ def rebuild(
     name: Annotated[
         str | None, typer.Argument(help="One projection; all if omitted.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes sharing the projections out (default: one more "
+            "than the cores, which evens out shares of unequal work).",
+        ),
+    ] = REBUILD_WORKERS,
 ) -> None:
     """Rebuild projections from the first event, beside the live ones."""
     engine = open_engine()
     names = [engine.projection(name).name] if name else None
-    _print_catch_up(engine.rebuild(names))
+    _print_catch_up(engine.rebuild(names, workers=workers))
 
 
 @app.command()

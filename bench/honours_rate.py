@@ -17,8 +17,9 @@ Builds an empty SQLite database (default bench/out/honours-bench.db):
 
 then times what ``ledger honours`` does: ``plan_honours`` (every standing,
 compared with the awards already recorded) and the recording of the awards
-in batches through ``record_honours``; and plans
-once more, which must find nothing left to record.
+in batches through ``record_honours``; catches the ``honours_awards``
+projection up with them; and plans once more, which must find nothing left
+to record.
 """
 
 from __future__ import annotations
@@ -43,9 +44,8 @@ from projections.honours import (
     load_rule_set,
     plan_honours,
     record_honours,
-    recorded_awards,
 )
-from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
+from projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
 from projections.volunteer_hours import entries_table
 
 OUT = Path(__file__).parent / "out"
@@ -215,11 +215,18 @@ def main() -> None:
         f"{rate(stored, record)} events"
     )
 
-    # 4. Again: nothing left to record
+    # 4. The awards projected, as `ledger project` (and the next run) does
+    report = engine.catch_up([HONOURS_AWARDS.name])
+    print(
+        f"honours_awards caught up: {report.events[HONOURS_AWARDS.name]:,} events "
+        f"in {report.seconds:.1f} s"
+    )
+
+    # 5. Again: nothing left to record
     again_cycle = run.cycle
     with database.reading() as conn:
         started = time.perf_counter()
-        awards = recorded_awards(conn, rules.label, again_cycle)
+        awards = HONOURS_AWARDS.recorded_awards(conn, rules.label, again_cycle)
         read_awards = time.perf_counter() - started
         started = time.perf_counter()
         again = plan_honours(conn, live.version, rules, as_of, head)

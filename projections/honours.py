@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,7 +34,9 @@ from sqlalchemy.engine import Connection
 from ledger.application import Ledger, Outcome, Submission
 from ledger.commands import Actor, RecordHonours
 from ledger.domain.common import CHINA_STANDARD_TIME
+from ledger.memory import cyclic_gc_paused
 from ledger.store import Envelope, events_table, placeholder, select_rows
+from projections.registry import HONOURS_AWARDS
 from projections.service_sessions import china_date
 from projections.volunteer_hours import entries_table
 
@@ -80,9 +84,13 @@ class RuleSet(BaseModel):
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @cached_property
+    def star_minutes(self) -> list[int]:
+        return [hours * 60 for hours in self.star_hours]
+
     def stars_for(self, minutes: int) -> int:
         """A level is reached at or above its threshold."""
-        return sum(1 for hours in self.star_hours if minutes >= hours * 60)
+        return bisect_right(self.star_minutes, minutes)
 
 
 def available_rule_sets(directory: Path = RULES_DIRECTORY) -> list[RuleSet]:
@@ -298,73 +306,46 @@ class HonoursRun:
         )
 
 
-def recorded_awards(
-    conn: Connection, rules: str, cycle: str | None
-) -> dict[str, tuple[int, set[str], int]]:
-    """What earlier runs recorded under ``rules`` (in ``cycle``, for cyclic
-    rules): stars, benefits, points."""
-    mark = placeholder(conn)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(
-            f"SELECT topic, payload FROM {events_table.name} "
-            f"WHERE topic IN ({mark}, {mark}, {mark}) ORDER BY position",
-            AWARD_TOPICS,
-        )
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    awards: dict[str, tuple[int, set[str], int]] = {}
-    for topic, text in rows:
-        payload = orjson.loads(text)
-        if payload["rules"] != rules or payload.get("cycle") != cycle:
-            continue
-        stars, benefits, points = awards.get(payload["volunteer_id"], (0, set(), 0))
-        if topic == "Honours.StarLevelReached":
-            stars = max(stars, payload["level"])
-        elif topic == "Honours.BenefitGranted":
-            benefits = benefits | {payload["benefit"]}
-        else:
-            points = payload["total"]
-        awards[payload["volunteer_id"]] = (stars, benefits, points)
-    return awards
-
-
 RUN_ACTOR = Actor(id="honours-run", role="system")
-
-AWARD_TOPICS = (
-    "Honours.StarLevelReached",
-    "Honours.BenefitGranted",
-    "Honours.PointsCredited",
-)
 
 
 def plan_honours(
     conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
 ) -> HonoursRun:
     """Decide every standing, and the awards not yet recorded."""
-    standings = compute_standings(conn, version, rules, as_of, position)
     cycle = str(as_of.year) if rules.counting == "calendar_year" else None
-    awards = recorded_awards(conn, rules.label, cycle)
-    run = HonoursRun(
-        rules.label, as_of, position, volunteers=len(standings), cycle=cycle
-    )
-    for volunteer_id, standing in sorted(standings.items()):
-        run.standings_by_stars[standing.stars] += 1
-        stars, benefits, points = awards.get(volunteer_id, (0, set(), 0))
-        new_benefits = [b for b in standing.benefits if b not in benefits]
-        if standing.stars <= stars and not new_benefits and standing.points <= points:
-            continue
-        for level in range(stars + 1, standing.stars + 1):
-            run.new_stars[level] += 1
-        run.new_benefits += len(new_benefits)
-        run.points_credited += max(standing.points - points, 0)
-        run.award_events.append(
-            max(standing.stars - stars, 0)
-            + len(new_benefits)
-            + (standing.points > points)
+    with cyclic_gc_paused():
+        standings = compute_standings(conn, version, rules, as_of, position)
+        awards = HONOURS_AWARDS.recorded_awards(conn, rules.label, cycle)
+        run = HonoursRun(
+            rules.label, as_of, position, volunteers=len(standings), cycle=cycle
         )
-        run.changes.append(standing)
+        changes: list[tuple[str, Standing, int]] = []
+        nothing_held: tuple[int, set[str], int] = (0, set(), 0)
+        for volunteer_id, standing in standings.items():
+            run.standings_by_stars[standing.stars] += 1
+            stars, benefits, points = awards.get(volunteer_id, nothing_held)
+            new_benefits = [b for b in standing.benefits if b not in benefits]
+            if (
+                standing.stars <= stars
+                and not new_benefits
+                and standing.points <= points
+            ):
+                continue
+            for level in range(stars + 1, standing.stars + 1):
+                run.new_stars[level] += 1
+            run.new_benefits += len(new_benefits)
+            run.points_credited += max(standing.points - points, 0)
+            award_events = (
+                max(standing.stars - stars, 0)
+                + len(new_benefits)
+                + (standing.points > points)
+            )
+            changes.append((volunteer_id, standing, award_events))
+        # Recorded in volunteer order, so that a run is the same every time
+        changes.sort(key=lambda change: change[0])
+        run.changes = [standing for _, standing, _ in changes]
+        run.award_events = [events for _, _, events in changes]
     return run
 
 
@@ -375,17 +356,20 @@ def record_honours(ledger: Ledger, run: HonoursRun, source: str = "cli") -> int:
     """Record a run's new awards through the ledger, in batches; return how
     many award events were written (a concurrent run's duplicates write none)."""
     recorded = 0
-    for start in range(0, len(run.changes), HONOURS_BATCH):
-        end = start + HONOURS_BATCH
-        commands = [run.command(standing) for standing in run.changes[start:end]]
-        results = ledger.execute_batch(
-            [Submission(command, _envelope(command, source)) for command in commands]
-        )
-        recorded += sum(
-            events
-            for result, events in zip(results, run.award_events[start:end], strict=True)
-            if result.outcome is Outcome.ACCEPTED
-        )
+    with cyclic_gc_paused():
+        for start in range(0, len(run.changes), HONOURS_BATCH):
+            end = start + HONOURS_BATCH
+            commands = [run.command(standing) for standing in run.changes[start:end]]
+            results = ledger.execute_batch(
+                [Submission(c, _envelope(c, source)) for c in commands]
+            )
+            recorded += sum(
+                events
+                for result, events in zip(
+                    results, run.award_events[start:end], strict=True
+                )
+                if result.outcome is Outcome.ACCEPTED
+            )
     return recorded
 
 

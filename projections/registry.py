@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger.projection import Projection
+from projections.honours_awards import HonoursAwardsProjection
 from projections.order_fulfilment import OrderFulfilmentProjection
 from projections.venue_activity import VenueActivityProjection
 from projections.venue_tree import VenueTreeProjection
@@ -12,10 +13,12 @@ VENUE_TREE = VenueTreeProjection()
 VOLUNTEER_HOURS = VolunteerHoursProjection()
 VENUE_ACTIVITY = VenueActivityProjection()
 ORDER_FULFILMENT = OrderFulfilmentProjection()
+HONOURS_AWARDS = HonoursAwardsProjection()
 
 ALL_PROJECTIONS: tuple[Projection, ...] = (
     VENUE_TREE,
     VOLUNTEER_HOURS,
     VENUE_ACTIVITY,
     ORDER_FULFILMENT,
+    HONOURS_AWARDS,
 )

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from ledger.application import Ledger, Outcome, Submission
 from ledger.commands import parse_command
+from ledger.memory import cyclic_gc_paused
 from ledger.store import Envelope
 from ledger.unit_of_work import AggregateCache
 
@@ -76,6 +77,7 @@ def import_file(
     with (
         path.open("rb") as source,
         (report_path or default_report_path(path)).open("wb") as report,
+        cyclic_gc_paused(),
     ):
         batch: list[_ParsedLine] = []
         for item, size in _read_lines(source, run_id):

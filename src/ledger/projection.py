@@ -36,6 +36,9 @@ projection has parked, ``ledger project`` lists them and exits non-zero, and
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import multiprocessing.queues
+import os
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
@@ -49,6 +52,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.memory import cyclic_gc_paused
 from ledger.store import (
     LOOKUP_CHUNK,
     Database,
@@ -135,6 +139,10 @@ def define_entries_table(
 
 
 DEFAULT_PAGE_SIZE = 50_000
+# Rebuild processes worth running: one more than the cores, as projections
+# are few and unequal (on 2 cores, 3 processes rebuilt 1.2 M events in 4.1 s,
+# 2 in 4.8 s, 4 in 4.4 s, 1 in 6.5 s).
+REBUILD_WORKERS = (os.cpu_count() or 1) + 1
 
 
 class RecordedEvent(NamedTuple):
@@ -146,8 +154,7 @@ class RecordedEvent(NamedTuple):
     payload: dict[str, Any]
 
 
-@dataclass
-class Entry:
+class Entry(NamedTuple):
     """An event's contribution to the figures of one key."""
 
     position: int
@@ -183,10 +190,8 @@ class Projection(ABC):
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         """The entries one event contributes; raise to refuse a bad event."""
 
-    def apply(
-        self, conn: Connection, version: int, events: Sequence[RecordedEvent]
-    ) -> PageResult:
-        """Fold one page of events into this version's entries."""
+    def fold(self, events: Sequence[RecordedEvent]) -> PageResult:
+        """The entries a page of events contributes, and the events refused."""
         result = PageResult()
         for recorded in events:
             try:
@@ -195,17 +200,21 @@ class Projection(ABC):
                 result.dead_letters.append(
                     (recorded, f"{type(error).__name__}: {error}")
                 )
-        if result.entries:
+        return result
+
+    def write_entries(
+        self, conn: Connection, version: int, entries: Sequence[Entry]
+    ) -> None:
+        if entries:
             insert_rows(
                 conn,
                 self.entries,
                 [
                     (version, entry.position, *entry.key, *entry.measures)
-                    for entry in result.entries
+                    for entry in entries
                 ],
                 ("version", "position", *self.key_columns, *self.measure_columns),
             )
-        return result
 
     def figures(
         self, conn: Connection, version: int, position: int
@@ -331,6 +340,25 @@ class ProcessedPage:
 
     end: int
     done: bool
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """A page of events read for some versions: positions up to ``end``,
+    read when the ledger's head was ``head``."""
+
+    head: int
+    end: int
+    versions: list[VersionInfo]
+    events: list[RecordedEvent]
+
+
+@dataclass(frozen=True)
+class FoldedPage:
+    """One version's share of a page: how many events it read, what they made."""
+
+    events: int
+    result: PageResult
 
 
 @dataclass(frozen=True)
@@ -518,58 +546,108 @@ class ProjectionEngine:
         started = time.perf_counter()
         report = CatchUpReport()
         selected = list(names or self.projections)
-        while True:
-            with self.database.writing(durable=False) as conn:
-                page = self._process_page(conn, selected, state, page_size, report)
-            report.position = page.end
-            if on_page:
-                on_page(page.end)
-            if page.done:
-                break
+        with cyclic_gc_paused():
+            while True:
+                # Read and fold without the write lock (writers and other
+                # runners go on meanwhile); then commit what is still current.
+                with self.database.reading() as conn:
+                    page = self._read_page(conn, selected, state, page_size)
+                if isinstance(page, ProcessedPage):
+                    done = page
+                else:
+                    folded = self._fold_page(page)
+                    with self.database.writing(durable=False) as conn:
+                        self._commit_page(conn, page, folded, report)
+                    done = ProcessedPage(page.end, page.end >= page.head)
+                report.position = done.end
+                if on_page:
+                    on_page(done.end)
+                if done.done:
+                    break
         report.seconds = time.perf_counter() - started
         return report
 
-    def _process_page(
+    def _read_page(
         self,
         conn: Connection,
         names: Sequence[str],
         state: str,
         page_size: int,
-        report: CatchUpReport,
-    ) -> ProcessedPage:
+        *,
+        lock: bool = False,
+    ) -> EventPage | ProcessedPage:
+        """The next page of events for the named versions in ``state``, or
+        where they stand when there is nothing to read."""
         t = projection_versions_table.c
-        locked = conn.execute(
-            sa.select(projection_versions_table)
-            .where(t.name.in_(names), t.state == state)
-            .with_for_update()
-        ).all()
-        if not locked:
+        query = sa.select(projection_versions_table).where(
+            t.name.in_(names), t.state == state
+        )
+        rows = conn.execute(query.with_for_update() if lock else query).all()
+        if not rows:
             return ProcessedPage(0, True)
         head = head_position(conn)
-        start = min(row.position for row in locked)
+        start = min(row.position for row in rows)
         if start >= head:
             return ProcessedPage(head, True)
-        topics = frozenset().union(*(self.projections[r.name].topics for r in locked))
-        page_end = min(head, start + page_size)
-        events = read_events(conn, after=start, upto=page_end, topics=topics)
-        for row in locked:
-            for tally in (report.events, report.entries, report.dead_letters):
-                tally.setdefault(row.name, 0)
-            if row.position >= page_end:
+        end = min(head, start + page_size)
+        versions = [VersionInfo(r.name, r.version, r.state, r.position) for r in rows]
+        topics = frozenset().union(*(self.projections[v.name].topics for v in versions))
+        events = read_events(conn, after=start, upto=end, topics=topics)
+        return EventPage(head, end, versions, events)
+
+    def _fold_page(self, page: EventPage) -> dict[VersionInfo, FoldedPage]:
+        """Each version's share of the page, folded (pure: no database)."""
+        folded = {}
+        for found in page.versions:
+            if found.position >= page.end:
                 continue  # already further on (rebuilt alone, say): leave it be
-            projection = self.projections[row.name]
-            since, topics_read = row.position, projection.topics
+            projection = self.projections[found.name]
+            since, topics = found.position, projection.topics
             wanted = [
-                e for e in events if e.position > since and e.topic in topics_read
+                e for e in page.events if e.position > since and e.topic in topics
             ]
-            result = projection.apply(conn, row.version, wanted)
+            folded[found] = FoldedPage(len(wanted), projection.fold(wanted))
+        return folded
+
+    def _commit_page(
+        self,
+        conn: Connection,
+        page: EventPage,
+        folded: Mapping[VersionInfo, FoldedPage],
+        report: CatchUpReport,
+    ) -> None:
+        """Write each version's folded page and move it to the page's end,
+        holding its tracking row's lock, if it still stands where the page was
+        read from; a version another runner moved meanwhile is left to the
+        next page (so no event is applied twice)."""
+        t = projection_versions_table.c
+        read_at = {(v.name, v.version): v.position for v in folded}
+        current = conn.execute(
+            sa.select(t.name, t.version, t.position)
+            .where(t.name.in_({v.name for v in folded}))
+            .with_for_update()
+        ).all()
+        still = {
+            (name, version)
+            for name, version, position in current
+            if read_at.get((name, version)) == position
+        }
+        for found in page.versions:
+            for tally in (report.events, report.entries, report.dead_letters):
+                tally.setdefault(found.name, 0)
+        for found, share in folded.items():
+            if (found.name, found.version) not in still:
+                continue
+            projection = self.projections[found.name]
+            result = share.result
+            projection.write_entries(conn, found.version, result.entries)
             if result.dead_letters:
                 conn.execute(
                     dead_letters_table.insert(),
                     [
                         {
-                            "name": row.name,
-                            "version": row.version,
+                            "name": found.name,
+                            "version": found.version,
                             "position": recorded.position,
                             "topic": recorded.topic,
                             "error": error,
@@ -580,15 +658,14 @@ class ProjectionEngine:
                 )
             conn.execute(
                 projection_versions_table.update()
-                .where(t.name == row.name, t.version == row.version)
-                .values(position=page_end, updated_at=utc_text(datetime.now(UTC)))
+                .where(t.name == found.name, t.version == found.version)
+                .values(position=page.end, updated_at=utc_text(datetime.now(UTC)))
             )
-            _record_changes(conn, projection, row.version, result.entries)
-            _note_upto(conn, row.name, row.version, page_end)
-            report.events[row.name] += len(wanted)
-            report.entries[row.name] += len(result.entries)
-            report.dead_letters[row.name] += len(result.dead_letters)
-        return ProcessedPage(page_end, page_end >= head)
+            _record_changes(conn, projection, found.version, result.entries)
+            _note_upto(conn, found.name, found.version, page.end)
+            report.events[found.name] += share.events
+            report.entries[found.name] += len(result.entries)
+            report.dead_letters[found.name] += len(result.dead_letters)
 
     def follow(
         self,
@@ -612,10 +689,15 @@ class ProjectionEngine:
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
         on_page: Callable[[int], None] | None = None,
+        workers: int = 1,
     ) -> CatchUpReport:
         """Replay from the first event into new versions, then switch over.
 
-        A rebuild that was interrupted is resumed from where it stopped.
+        With ``workers`` above 1 the projections are shared out among that
+        many processes, each catching its share up on its own (a page is
+        folded outside the write lock, so they overlap); ``on_page`` is then
+        not available. A rebuild that was interrupted is resumed from where
+        it stopped.
         """
         selected = list(names or self.projections)
         self.ensure_live_versions()
@@ -624,20 +706,111 @@ class ProjectionEngine:
             for name in selected:
                 if name not in building:
                     self._insert_version(conn, name, BUILDING)
-        report = self.catch_up(
-            selected, page_size=page_size, state=BUILDING, on_page=on_page
-        )
+        shares = self._share_out(selected, workers) if workers > 1 else [selected]
+        if len(shares) > 1:
+            if on_page is not None:
+                raise ValueError("on_page needs a rebuild in one process")
+            report = self._catch_up_in_processes(shares, page_size)
+        else:
+            report = self.catch_up(
+                selected, page_size=page_size, state=BUILDING, on_page=on_page
+            )
         self._switch_over(selected, page_size)
         self._drop_retired(selected)
         return report
+
+    def _share_out(self, names: Sequence[str], workers: int) -> list[list[str]]:
+        """The projections in at most ``workers`` shares of about equal work
+        (the events each reads), the heaviest placed first."""
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return [list(names)]  # no cheap way to share the engine out
+        e = events_table.c
+        with self.database.reading() as conn:
+            counted = conn.execute(
+                sa.select(e.topic, sa.func.count()).group_by(e.topic)
+            )
+            by_topic = {topic: int(count) for topic, count in counted}
+        work = {
+            name: sum(by_topic.get(topic, 0) for topic in self.projection(name).topics)
+            for name in names
+        }
+        shares: list[list[str]] = [[] for _ in range(min(workers, len(names)))]
+        loads = [0] * len(shares)
+        for name in sorted(names, key=lambda n: (-work[n], n)):
+            lightest = loads.index(min(loads))
+            shares[lightest].append(name)
+            loads[lightest] += work[name]
+        return [share for share in shares if share]
+
+    def _catch_up_in_processes(
+        self, shares: Sequence[Sequence[str]], page_size: int
+    ) -> CatchUpReport:
+        """Catch each share's building versions up in its own process."""
+        started = time.perf_counter()
+        context = multiprocessing.get_context("fork")
+        reports = context.SimpleQueue()
+        processes = [
+            context.Process(
+                target=self._catch_up_share,
+                args=(share, page_size, reports),
+                name=f"rebuild {', '.join(share)}",
+            )
+            for share in shares
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        failed = [p.name for p in processes if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(
+                f"rebuild worker failed ({'; '.join(failed)}); "
+                "run the rebuild again to resume it"
+            )
+        report = CatchUpReport()
+        while not reports.empty():
+            share_report = reports.get()
+            for mine, theirs in (
+                (report.events, share_report.events),
+                (report.entries, share_report.entries),
+                (report.dead_letters, share_report.dead_letters),
+            ):
+                mine.update(theirs)
+            report.position = max(report.position, share_report.position)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _catch_up_share(
+        self,
+        share: Sequence[str],
+        page_size: int,
+        reports: multiprocessing.queues.SimpleQueue[CatchUpReport],
+    ) -> None:
+        # A forked child must not use the parent's pooled connections.
+        self.database.engine.dispose(close=False)
+        parent = os.getppid()
+
+        def stop_if_orphaned(_position: int) -> None:
+            # The rebuild that started this share died: stop after the page
+            # (what is committed stays; running the rebuild again resumes).
+            if os.getppid() != parent:
+                raise SystemExit(1)
+
+        reports.put(
+            self.catch_up(
+                share, page_size=page_size, state=BUILDING, on_page=stop_if_orphaned
+            )
+        )
 
     def _switch_over(self, names: Sequence[str], page_size: int) -> None:
         """Catch the new versions up to the head and make them live, atomically."""
         while True:
             with self.database.writing(durable=False) as conn:
-                page = self._process_page(
-                    conn, names, BUILDING, page_size, CatchUpReport()
-                )
+                page = self._read_page(conn, names, BUILDING, page_size, lock=True)
+                if isinstance(page, EventPage):
+                    folded = self._fold_page(page)
+                    self._commit_page(conn, page, folded, CatchUpReport())
+                    page = ProcessedPage(page.end, page.end >= page.head)
                 if page.done:
                     self._make_live(conn, names)
             if page.done:
@@ -812,22 +985,22 @@ def read_events(
 ) -> list[RecordedEvent]:
     """The events of ``topics`` in positions (after, upto], decoded straight
     from the stored JSON. Pages are windows of positions read along the
-    primary key; other topics are skipped before their payload is parsed."""
+    primary key; other topics are filtered out by the database."""
     # The driver's own cursor: building a SQLAlchemy row per event would cost
     # more than parsing its payload.
-    # Only the wanted topics' payloads leave the database: the others are
-    # skipped by position order, not by the topic index (which would sort).
+    # ``topic || ''`` keeps the planner off the topic index: walking a page's
+    # window along the primary key is cheaper than gathering it by topic and
+    # sorting it back into position order.
     mark = placeholder(conn)
     wanted = sorted(topics)
     in_topics = ", ".join([mark] * len(wanted))
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(
-            "SELECT position, topic, stream_id, "
-            f"CASE WHEN topic IN ({in_topics}) THEN payload END "
-            f"FROM ledger_events WHERE position > {mark} AND position <= {mark} "
-            "ORDER BY position",
-            (*wanted, after, upto),
+            "SELECT position, topic, stream_id, payload FROM ledger_events "
+            f"WHERE position > {mark} AND position <= {mark} "
+            f"AND (topic || '') IN ({in_topics}) ORDER BY position",
+            (after, upto, *wanted),
         )
         rows = cursor.fetchall()
     finally:
@@ -836,7 +1009,6 @@ def read_events(
     return [
         RecordedEvent(position, topic, stream_id, loads(payload))
         for position, topic, stream_id, payload in rows
-        if payload is not None
     ]
 
 

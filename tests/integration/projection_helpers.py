@@ -40,6 +40,7 @@ from ledger.application import Ledger, Submission
 from ledger.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 from ledger.importer import import_file
 from ledger.projection import (
+    BUILDING,
     LIVE,
     Projection,
     ProjectionEngine,
@@ -350,6 +351,15 @@ def stored_versions(database: Database, projection: Projection) -> set[int]:
     return found
 
 
+def assert_only_version_stored(
+    database: Database, projection: Projection, version: int
+) -> None:
+    """The projection's tables hold rows of ``version`` alone: some, when the
+    log has events of its topics, none otherwise."""
+    has_events = any(e.topic in projection.topics for e in load_events(database))
+    assert stored_versions(database, projection) == ({version} if has_events else set())
+
+
 def assert_every_projection_equals_a_fresh_replay(
     engine: ProjectionEngine, *, at_head: bool = True
 ) -> None:
@@ -594,6 +604,49 @@ def run_projection_job(
         engine.catch_up(page_size=page_size, on_page=count_page)
     else:
         engine.rebuild(page_size=page_size, on_page=count_page)
+
+
+def run_shared_out_rebuild(url: str, page_size: int, workers: int) -> None:
+    """In a child process leading its own process group: a rebuild shared
+    out among ``workers`` processes (which join the group)."""
+    os.setpgrp()
+    engine = ProjectionEngine(Database(url), ALL_PROJECTIONS)
+    engine.rebuild(page_size=page_size, workers=workers)
+
+
+def building_progress(database: Database) -> int:
+    """The positions the building versions have processed, between them."""
+    return sum(p for _, _, state, p in version_rows(database) if state == BUILDING)
+
+
+def kill_group_during(
+    context: SpawnContext,
+    database: Database,
+    *,
+    page_size: int,
+    workers: int,
+    after_progress: int,
+    jitter: float,
+    timeout: float = 60.0,
+) -> KilledRun:
+    """Start a shared-out rebuild and SIGKILL its whole process group (the
+    rebuild and its workers, as a crash of the machine would) once the
+    building versions have processed ``after_progress`` positions between
+    them, plus ``jitter`` seconds."""
+    child = context.Process(
+        target=run_shared_out_rebuild, args=(database.url, page_size, workers)
+    )
+    child.start()
+    deadline = time.monotonic() + timeout
+    while child.is_alive() and building_progress(database) < after_progress:
+        assert time.monotonic() < deadline, "the rebuild made no progress"
+        time.sleep(0.002)
+    time.sleep(jitter)
+    if child.pid is not None and child.is_alive():
+        os.killpg(child.pid, signal.SIGKILL)
+    child.join(timeout)
+    assert child.exitcode in (0, -signal.SIGKILL), child.exitcode
+    return KilledRun(building_progress(database), child.exitcode == 0)
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,14 @@ from ledger.projection import ProjectionEngine
 from ledger.settings import get_settings
 from ledger.store import events_table, head_position
 from projections.honours import (
-    AWARD_TOPICS,
     HonoursRun,
     Standing,
     compute_standings,
     load_rule_set,
     plan_honours,
 )
-from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
+from projections.honours_awards import AWARD_TOPICS
+from projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
 from tests.factories import activity, id_number, submission
 
 CHINA = timezone(timedelta(hours=8))
@@ -671,6 +671,48 @@ def test_running_again_with_the_same_inputs_records_nothing_new(town: Town) -> N
     assert recorded(national) == 1 + 3
     assert town.stars_recorded("national@1") == {"R1": [1], "R3": [1, 2, 3]}
     assert town.stars_recorded("kunshan@1") == {"R1": [1], "R3": [1, 2, 3]}
+
+
+def test_a_run_knows_the_awards_recorded_since_they_were_last_projected(
+    town: Town,
+) -> None:
+    town.volunteers("P1", "P3")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("P1", "LONG", 6_000)
+    town.makeup("P3", "LONG", 36_000)
+    as_of, rules = date(2024, 12, 31), load_rule_set("kunshan", date(2024, 12, 31))
+    # Given a run whose awards the projections have not caught up with
+    first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert recorded(first) > 0
+    # When the next run plans before they catch up, and once they have
+    with town.ledger.database.reading() as conn:
+        lagging = ProjectionEngine.live_state(conn, HONOURS_AWARDS.name)
+        assert lagging is not None and lagging.position < head_position(conn)
+        hours = ProjectionEngine.live_state(conn, VOLUNTEER_HOURS.name)
+        assert hours is not None
+        before = plan_honours(conn, hours.version, rules, as_of, hours.position)
+        read_lagging = HONOURS_AWARDS.recorded_awards(conn, "kunshan@1", None)
+    after = town.plan("kunshan", as_of)
+    with town.ledger.database.reading() as conn:
+        caught_up = ProjectionEngine.live_state(conn, HONOURS_AWARDS.name)
+        assert caught_up is not None and caught_up.position == head_position(conn)
+        read_caught_up = HONOURS_AWARDS.recorded_awards(conn, "kunshan@1", None)
+
+    # Then both find nothing left to record
+    assert before.changes == after.changes == []
+    # And both read what the award events say is held
+    held: dict[str, tuple[int, set[str], int]] = {}
+    for topic, payload in town.awards():
+        stars, benefits, points = held.get(payload["volunteer_id"], (0, set(), 0))
+        if topic == "Honours.StarLevelReached":
+            stars = max(stars, payload["level"])
+        elif topic == "Honours.BenefitGranted":
+            benefits = benefits | {payload["benefit"]}
+        else:
+            points = payload["total"]
+        held[payload["volunteer_id"]] = (stars, benefits, points)
+    assert read_lagging == read_caught_up == held
+    assert held["P3"][0] == 3 and held["P3"][2] == 6_000
 
 
 def test_a_dry_run_decides_but_records_nothing(town: Town) -> None:

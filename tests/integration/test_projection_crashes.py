@@ -21,11 +21,13 @@ from tests.integration.projection_helpers import (
     append_city,
     assert_every_projection_equals_a_fresh_replay,
     assert_every_version_is_a_consistent_prefix,
+    assert_only_version_stored,
+    building_progress,
     city_log,
     head_of,
     kill_during,
+    kill_group_during,
     load_events,
-    stored_versions,
     version_rows,
 )
 
@@ -145,6 +147,47 @@ def test_a_rebuild_killed_at_random_instants_resumes_and_switches_over_once(
     assert [(n, s) for n, _, s, _ in rows] == [(n, LIVE) for n in NAMES]
     for name, version, _, _ in rows:
         assert version > live_before[name]
-        assert stored_versions(database, PROJECTIONS[name]) == {version}
+        assert_only_version_stored(database, PROJECTIONS[name], version)
     # And every projection equals a clean replay of the whole log
+    assert_every_projection_equals_a_fresh_replay(engine)
+
+
+def test_a_rebuild_shared_out_among_processes_killed_at_random_instants_resumes(
+    database: Database, spawn: SpawnContext
+) -> None:
+    rng = random.Random(SEED + 2)
+    # Given most of a city, projected
+    append_city(database, city_log().head * 4 // 5)
+    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+    engine.catch_up()
+    for _kill in range(KILLS):
+        # When a rebuild shared out among three processes is killed, all of
+        # them at once, at a random instant of its remaining work
+        start = building_progress(database)
+        remaining = len(NAMES) * head_of(database) - start
+        run = kill_group_during(
+            spawn,
+            database,
+            page_size=PAGE_SIZE,
+            workers=3,
+            after_progress=start + round(remaining * rng.uniform(0.05, 0.75)),
+            jitter=rng.uniform(0, 0.004),
+        )
+        assert not run.finished
+        # Then every projection still has exactly one live version, and every
+        # version, live or half-built, is exactly a replay up to where it stands
+        rows = version_rows(database)
+        assert sorted(n for n, _, s, _ in rows if s == LIVE) == NAMES, (run, rows)
+        assert_every_version_is_a_consistent_prefix(engine)
+
+    # When the log grows and the rebuild runs again, shared out once more
+    append_city(database)
+    engine.rebuild(page_size=PAGE_SIZE * 50, workers=3)
+
+    # Then a new version of each projection is live at the head, nothing else
+    # is left, and each equals a clean replay
+    rows = version_rows(database)
+    assert sorted((n, s, p) for n, _, s, p in rows) == [
+        (name, LIVE, head_of(database)) for name in NAMES
+    ]
     assert_every_projection_equals_a_fresh_replay(engine)

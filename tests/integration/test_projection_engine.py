@@ -38,6 +38,7 @@ from tests.integration.projection_helpers import (
     assert_chain_intact,
     assert_every_projection_equals_a_fresh_replay,
     assert_every_version_is_a_consistent_prefix,
+    assert_only_version_stored,
     city_log,
     expected_volunteer_hours,
     live_figures,
@@ -46,7 +47,6 @@ from tests.integration.projection_helpers import (
     replay,
     run_cli,
     served_city,
-    stored_versions,
     version_rows,
 )
 
@@ -291,7 +291,7 @@ def test_a_rebuild_keeps_answering_from_the_live_version_until_it_switches_over(
     ]
     # And the retired version's rows are gone from every table
     for name, projection in PROJECTIONS.items():
-        assert stored_versions(database, projection) == {old_versions[name] + 1}
+        assert_only_version_stored(database, projection, old_versions[name] + 1)
     with database.reading() as conn:
         parked = conn.execute(sa.select(dead_letters_table.c.version)).all()
     assert parked == []  # (none of any version, old or new)
@@ -333,6 +333,46 @@ def test_overlapping_rebuilds_of_one_projection_leave_it_live(
     assert overlapped
     states = [(n, s, p) for n, _, s, p in version_rows(database)]
     assert (VOLUNTEER_HOURS.name, LIVE, city_log().head) in states
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def test_a_rebuild_shared_out_among_processes_gives_the_figures_of_a_fresh_replay(
+    database: Database,
+) -> None:
+    # Given a projected city
+    append_city(database)
+    new_engine(database).catch_up()
+    before = {n: v for n, v, s, _ in version_rows(database) if s == LIVE}
+
+    # When every projection is rebuilt by three processes
+    report = new_engine(database).rebuild(workers=3)
+
+    # Then each processed every event of its topics once, a new version of
+    # each is live at the head, and nothing else is left
+    assert report.events == events_per_projection(database)
+    rows = version_rows(database)
+    assert sorted((n, s, p) for n, _, s, p in rows) == [
+        (name, LIVE, city_log().head) for name in NAMES
+    ]
+    assert all(v > before[n] for n, v, _, _ in rows)
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def test_the_cli_rebuilds_in_as_many_processes_as_it_is_told(
+    database: Database,
+) -> None:
+    # Given a projected city
+    append_city(database)
+    new_engine(database).catch_up()
+
+    # When `ledger rebuild --workers 2` runs
+    result = run_cli(database, "rebuild", "--workers", "2")
+
+    # Then it reports every event of each projection's topics processed, and
+    # each projection equals a replay
+    assert result.exit_code == 0, result.output
+    for name, events in events_per_projection(database).items():
+        assert f"{name}: {events} events" in result.output
     assert_every_projection_equals_a_fresh_replay(new_engine(database))
 
 
@@ -497,6 +537,7 @@ def test_an_event_that_cannot_be_projected_is_parked_and_the_projection_goes_on(
         * 2
     )
     assert report.dead_letters == {
+        "honours_awards": 0,
         "order_fulfilment": 0,
         "venue_activity": 1,
         "venue_tree": 0,
