@@ -248,7 +248,9 @@ def rebuild(
     """Rebuild projections from the first event, beside the live ones."""
     engine = open_engine()
     names = [engine.projection(name).name] if name else None
-    _print_catch_up(engine.rebuild(names, workers=workers))
+    report = engine.rebuild(names, workers=workers)
+    _print_catch_up(report)
+    typer.echo(f"processes={report.processes}")
 
 
 @app.command()

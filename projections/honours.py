@@ -51,7 +51,8 @@ class Benefit(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     stars: Annotated[int, Field(ge=1, le=5)]
-    benefit: Annotated[str, Field(min_length=1)]
+    # Within what a RecordHonours command (and the awards projection) holds.
+    benefit: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class RuleSet(BaseModel):
@@ -59,7 +60,7 @@ class RuleSet(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=50)]
     version: Annotated[int, Field(ge=1)]
     effective_from: date
     description: str
@@ -356,12 +357,14 @@ def record_honours(ledger: Ledger, run: HonoursRun, source: str = "cli") -> int:
     """Record a run's new awards through the ledger, in batches; return how
     many award events were written (a concurrent run's duplicates write none)."""
     recorded = 0
+    # One correlation id for the run: an auditor finds every award it made.
+    correlation_id = uuid.uuid4().hex
     with cyclic_gc_paused():
         for start in range(0, len(run.changes), HONOURS_BATCH):
             end = start + HONOURS_BATCH
             commands = [run.command(standing) for standing in run.changes[start:end]]
             results = ledger.execute_batch(
-                [Submission(c, _envelope(c, source)) for c in commands]
+                [Submission(c, _envelope(c, source, correlation_id)) for c in commands]
             )
             recorded += sum(
                 events
@@ -373,12 +376,12 @@ def record_honours(ledger: Ledger, run: HonoursRun, source: str = "cli") -> int:
     return recorded
 
 
-def _envelope(command: RecordHonours, source: str) -> Envelope:
+def _envelope(command: RecordHonours, source: str, correlation_id: str) -> Envelope:
     return Envelope(
         actor_id=command.actor.id,
         actor_role=command.actor.role,
         at=command.at,
         source=source,
-        correlation_id=uuid.uuid4().hex,
+        correlation_id=correlation_id,
         idempotency_key=command.key,
     )

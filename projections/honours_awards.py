@@ -38,10 +38,12 @@ NO_BENEFIT = ""
 entries_table = define_entries_table(
     "proj_honours_awards_entries",
     [
+        # As wide as RecordHonours allows: a value the command accepts must
+        # never fail the page that writes it.
         sa.Column("volunteer_id", sa.String(64), nullable=False),
-        sa.Column("rules", sa.String(64), nullable=False),
-        sa.Column("cycle", sa.String(16), nullable=False),
-        sa.Column("benefit", sa.String(200), nullable=False),
+        sa.Column("rules", sa.String(60), nullable=False),
+        sa.Column("cycle", sa.String(20), nullable=False),
+        sa.Column("benefit", sa.String(500), nullable=False),
     ],
     ["star_levels", "points", "benefits"],
     lookup=["rules", "cycle", "volunteer_id"],

@@ -165,6 +165,10 @@ class Ledger(Application[UUID]):
             try:
                 changed = self.handlers.handle(submission.command, unit)
             except DomainError as error:
+                # Without its traceback: its frames would hold the whole batch
+                # in a reference cycle, which bulk work (run without the
+                # cyclic collector) would keep until the end.
+                error.__traceback__ = error.__context__ = None
                 pending.append((Outcome.REJECTED, None, None, error))
                 continue
             new_events = changed.collect_events()

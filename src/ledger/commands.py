@@ -306,7 +306,8 @@ class RecordHonours(BaseCommand):
     type: Literal["record_honours"] = "record_honours"
     volunteer_id: Id
     rules: Annotated[str, StringConstraints(min_length=3, max_length=60)]
-    cycle: Annotated[str, StringConstraints(max_length=20)] | None = None
+    # None for cumulative rules; never empty, which the awards read as None.
+    cycle: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
     stars: StrictInt
     benefits: list[Text] = Field(default_factory=list)
     points: StrictInt = 0

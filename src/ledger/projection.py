@@ -39,6 +39,7 @@ import hashlib
 import multiprocessing
 import multiprocessing.queues
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
@@ -332,6 +333,7 @@ class CatchUpReport:
     dead_letters: dict[str, int] = field(default_factory=dict)
     position: int = 0
     seconds: float = 0.0
+    processes: int = 1  # that shared the work out
 
 
 @dataclass(frozen=True)
@@ -579,8 +581,10 @@ class ProjectionEngine:
         """The next page of events for the named versions in ``state``, or
         where they stand when there is nothing to read."""
         t = projection_versions_table.c
-        query = sa.select(projection_versions_table).where(
-            t.name.in_(names), t.state == state
+        query = (
+            sa.select(projection_versions_table)
+            .where(t.name.in_(names), t.state == state)
+            .order_by(t.name, t.version)
         )
         rows = conn.execute(query.with_for_update() if lock else query).all()
         if not rows:
@@ -621,16 +625,19 @@ class ProjectionEngine:
         read from; a version another runner moved meanwhile is left to the
         next page (so no event is applied twice)."""
         t = projection_versions_table.c
-        read_at = {(v.name, v.version): v.position for v in folded}
+        read_as = {(v.name, v.version): (v.state, v.position) for v in folded}
+        # Only these rows, always in one order: a runner committing live
+        # versions and a rebuild switching over never wait for each other.
         current = conn.execute(
-            sa.select(t.name, t.version, t.position)
-            .where(t.name.in_({v.name for v in folded}))
+            sa.select(t.name, t.version, t.state, t.position)
+            .where(sa.tuple_(t.name, t.version).in_(sorted(read_as)))
+            .order_by(t.name, t.version)
             .with_for_update()
         ).all()
         still = {
             (name, version)
-            for name, version, position in current
-            if read_at.get((name, version)) == position
+            for name, version, state, position in current
+            if read_as[(name, version)] == (state, position)
         }
         for found in page.versions:
             for tally in (report.events, report.entries, report.dead_letters):
@@ -694,10 +701,10 @@ class ProjectionEngine:
         """Replay from the first event into new versions, then switch over.
 
         With ``workers`` above 1 the projections are shared out among that
-        many processes, each catching its share up on its own (a page is
-        folded outside the write lock, so they overlap); ``on_page`` is then
-        not available. A rebuild that was interrupted is resumed from where
-        it stopped.
+        many forked processes, each catching its share up on its own (a page
+        is folded outside the write lock, so they overlap), unless this
+        process runs other threads; ``on_page`` is then not available. A
+        rebuild that was interrupted is resumed from where it stopped.
         """
         selected = list(names or self.projections)
         self.ensure_live_versions()
@@ -722,8 +729,14 @@ class ProjectionEngine:
     def _share_out(self, names: Sequence[str], workers: int) -> list[list[str]]:
         """The projections in at most ``workers`` shares of about equal work
         (the events each reads), the heaviest placed first."""
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return [list(names)]  # no cheap way to share the engine out
+        if (
+            "fork" not in multiprocessing.get_all_start_methods()
+            or threading.active_count() > 1
+        ):
+            # No cheap way to share the engine out; and a fork of a process
+            # running other threads could copy a lock one of them holds (the
+            # HTTP server, say), so such a caller rebuilds in its own process.
+            return [list(names)]
         e = events_table.c
         with self.database.reading() as conn:
             counted = conn.execute(
@@ -752,7 +765,7 @@ class ProjectionEngine:
         processes = [
             context.Process(
                 target=self._catch_up_share,
-                args=(share, page_size, reports),
+                args=(share, page_size, reports, os.getpid()),
                 name=f"rebuild {', '.join(share)}",
             )
             for share in shares
@@ -767,7 +780,7 @@ class ProjectionEngine:
                 f"rebuild worker failed ({'; '.join(failed)}); "
                 "run the rebuild again to resume it"
             )
-        report = CatchUpReport()
+        report = CatchUpReport(processes=len(processes))
         while not reports.empty():
             share_report = reports.get()
             for mine, theirs in (
@@ -785,10 +798,10 @@ class ProjectionEngine:
         share: Sequence[str],
         page_size: int,
         reports: multiprocessing.queues.SimpleQueue[CatchUpReport],
+        parent: int,
     ) -> None:
         # A forked child must not use the parent's pooled connections.
         self.database.engine.dispose(close=False)
-        parent = os.getppid()
 
         def stop_if_orphaned(_position: int) -> None:
             # The rebuild that started this share died: stop after the page

@@ -99,10 +99,16 @@ claims_table = sa.Table(
 LOOKUP_CHUNK = 500
 
 
-@functools.lru_cache(maxsize=4096)
 def utc_text(moment: datetime) -> str:
-    """Fixed-width UTC text: sorts as time on every engine. (Cached: a batch
-    often records many events at one moment, an honours run all of them.)"""
+    """Fixed-width UTC text: sorts as time on every engine."""
+    return _utc_text(moment, moment.fold)
+
+
+# Cached: a batch often records many events at one moment (an honours run,
+# all of them). Keyed by ``fold`` too: the two readings of a repeated wall
+# time compare equal, but are an hour apart.
+@functools.lru_cache(maxsize=4096)
+def _utc_text(moment: datetime, _fold: int) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -422,23 +428,24 @@ class LedgerRecorder(ApplicationRecorder):
         wanted = sorted(str(stream) for stream in streams)
         with self.database.reading() as conn:
             for start in range(0, len(wanted), LOOKUP_CHUNK):
-                rows = conn.execute(
+                rows = select_rows(
+                    conn,
                     sa.select(t.stream_id, t.stream_version, t.topic, t.payload)
                     .where(t.stream_id.in_(wanted[start : start + LOOKUP_CHUNK]))
-                    .order_by(t.stream_id, t.stream_version)
+                    .order_by(t.stream_id, t.stream_version),
                 )
-                for stream_id, group in groupby(rows, key=lambda row: row.stream_id):
+                for stream_id, group in groupby(rows, key=lambda row: row[0]):
                     stream = UUID(stream_id)
                     yield (
                         stream,
                         [
                             StoredEvent(
                                 originator_id=stream,
-                                originator_version=row.stream_version,
-                                topic=row.topic,
-                                state=row.payload.encode("utf-8"),
+                                originator_version=version,
+                                topic=topic,
+                                state=payload.encode("utf-8"),
                             )
-                            for row in group
+                            for _, version, topic, payload in group
                         ],
                     )
 
@@ -449,11 +456,12 @@ class LedgerRecorder(ApplicationRecorder):
         found: set[UUID] = set()
         with self.database.reading() as conn:
             for start in range(0, len(wanted), LOOKUP_CHUNK):
-                rows = conn.execute(
+                rows = select_rows(
+                    conn,
                     sa.select(t.stream_id).where(
                         t.stream_id.in_(wanted[start : start + LOOKUP_CHUNK]),
                         t.stream_version == 1,
-                    )
+                    ),
                 )
                 found.update(UUID(stream_id) for (stream_id,) in rows)
         return found

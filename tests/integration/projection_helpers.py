@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import multiprocessing.queues
 import os
 import signal
 import tempfile
@@ -42,6 +44,8 @@ from ledger.importer import import_file
 from ledger.projection import (
     BUILDING,
     LIVE,
+    CatchUpReport,
+    Entry,
     Projection,
     ProjectionEngine,
     RecordedEvent,
@@ -58,6 +62,7 @@ from ledger.store import (
 )
 from ledger.synthetic import write_city
 from projections.registry import ALL_PROJECTIONS
+from projections.volunteer_hours import VolunteerHoursProjection
 from tests.factories import T0, activity, small_city, submission
 
 CITY_SCALE = 0.001
@@ -612,6 +617,55 @@ def run_shared_out_rebuild(url: str, page_size: int, workers: int) -> None:
     os.setpgrp()
     engine = ProjectionEngine(Database(url), ALL_PROJECTIONS)
     engine.rebuild(page_size=page_size, workers=workers)
+
+
+class ProjectionThatDiesInAWorker(VolunteerHoursProjection):
+    """volunteer_hours, except that it kills any process but its creator."""
+
+    def __init__(self) -> None:
+        self.creator = os.getpid()
+
+    def evolve(self, event: RecordedEvent) -> list[Entry]:
+        if os.getpid() != self.creator:
+            raise SystemExit(7)
+        return super().evolve(event)
+
+
+def rebuild_in_a_fresh_process(
+    database: Database, *, workers: int, with_a_dying_worker: bool = False
+) -> CatchUpReport | str:
+    """A rebuild in a spawned process, as `ledger rebuild` runs (no other
+    threads, so it may fork its workers); its report, or its error."""
+    context = multiprocessing.get_context("spawn")
+    answers = context.SimpleQueue()
+    child = context.Process(
+        target=_rebuild_and_answer,
+        args=(database.url, workers, with_a_dying_worker, answers),
+    )
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0, child.exitcode
+    answer: CatchUpReport | str = answers.get()
+    return answer
+
+
+def _rebuild_and_answer(
+    url: str,
+    workers: int,
+    with_a_dying_worker: bool,
+    answers: multiprocessing.queues.SimpleQueue[CatchUpReport | str],
+) -> None:
+    projections = list(ALL_PROJECTIONS)
+    if with_a_dying_worker:
+        projections = [
+            ProjectionThatDiesInAWorker() if p.name == "volunteer_hours" else p
+            for p in projections
+        ]
+    engine = ProjectionEngine(Database(url), projections)
+    try:
+        answers.put(engine.rebuild(workers=workers))
+    except RuntimeError as error:
+        answers.put(str(error))
 
 
 def building_progress(database: Database) -> int:

@@ -3,8 +3,10 @@ commit-ordered sequence, optimistic concurrency, idempotency, atomicity."""
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import time
+import weakref
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,6 +179,28 @@ def test_a_rejected_command_in_a_batch_writes_nothing_while_the_others_are_recor
     ]
     assert results[1].error is not None and results[1].error.code == "capacity_reached"
     assert ledger.recorder.max_notification_id() == head + 2
+
+
+def test_a_rejected_command_keeps_nothing_of_its_batch_alive(ledger: Ledger) -> None:
+    """Imports and honours runs go without the cyclic garbage collector, so a
+    batch must be freed by reference counting alone, rejections included."""
+    record_all(ledger, [*small_city(), activity("A1", capacity=1)])
+    batch = [
+        submission("sign_up", activity_id="A1", volunteer_id="V1"),
+        submission("sign_up", activity_id="A1", volunteer_id="V2"),  # past capacity
+    ]
+    watched = weakref.ref(batch[0])
+    gc.disable()
+    try:
+        # When a batch with a rejected command is recorded and let go of
+        results = ledger.execute_batch(batch)
+        del batch
+
+        # Then nothing of it is left, though the rejection's reason is
+        assert watched() is None
+    finally:
+        gc.enable()
+    assert results[1].error is not None and results[1].error.code == "capacity_reached"
 
 
 def test_every_event_carries_its_envelope_and_the_subjects_it_concerns(

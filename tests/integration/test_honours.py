@@ -678,12 +678,17 @@ def test_a_run_knows_the_awards_recorded_since_they_were_last_projected(
 ) -> None:
     town.volunteers("P1", "P3")
     town.activity("LONG", MARCH_2024, hours=1_600)
+    town.activity("LATER", MARCH_2024 + 200 * DAY, hours=1_600)
     town.makeup("P1", "LONG", 6_000)
     town.makeup("P3", "LONG", 36_000)
+    # Given a mid-year run, projected; then more service, and a year-end run
+    # whose awards the projections have not caught up with
+    town.honours("--as-of", "2024-06-30", "--rules", "kunshan")
+    town.live()
+    town.makeup("P1", "LATER", 12_000)
+    year_end = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert recorded(year_end) > 0
     as_of, rules = date(2024, 12, 31), load_rule_set("kunshan", date(2024, 12, 31))
-    # Given a run whose awards the projections have not caught up with
-    first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
-    assert recorded(first) > 0
     # When the next run plans before they catch up, and once they have
     with town.ledger.database.reading() as conn:
         lagging = ProjectionEngine.live_state(conn, HONOURS_AWARDS.name)
@@ -700,7 +705,8 @@ def test_a_run_knows_the_awards_recorded_since_they_were_last_projected(
 
     # Then both find nothing left to record
     assert before.changes == after.changes == []
-    # And both read what the award events say is held
+    # And both read what the award events say is held: P1's first star from
+    # the projected run and the second from the unprojected one
     held: dict[str, tuple[int, set[str], int]] = {}
     for topic, payload in town.awards():
         stars, benefits, points = held.get(payload["volunteer_id"], (0, set(), 0))
@@ -712,7 +718,33 @@ def test_a_run_knows_the_awards_recorded_since_they_were_last_projected(
             points = payload["total"]
         held[payload["volunteer_id"]] = (stars, benefits, points)
     assert read_lagging == read_caught_up == held
+    assert held["P1"][0] == 2 and held["P1"][2] == 3_000
     assert held["P3"][0] == 3 and held["P3"][2] == 6_000
+
+
+def test_the_awards_of_one_run_share_its_correlation_id(town: Town) -> None:
+    town.volunteers("C1", "C3")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("C1", "LONG", 6_000)
+    town.makeup("C3", "LONG", 36_000)
+    # When two runs record awards, under two rule sets
+    town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    town.honours("--as-of", "2024-12-31", "--rules", "national")
+
+    # Then each run's award events share one correlation id, its own
+    t = events_table.c
+    with town.ledger.database.reading() as conn:
+        rows = conn.execute(
+            sa.select(t.correlation_id, t.payload).where(t.topic.in_(AWARD_TOPICS))
+        ).all()
+    by_run: dict[str, set[str]] = defaultdict(set)
+    for correlation_id, payload in rows:
+        by_run[orjson.loads(payload)["rules"]].add(correlation_id)
+    assert {rules: len(ids) for rules, ids in by_run.items()} == {
+        "kunshan@1": 1,
+        "national@1": 1,
+    }
+    assert by_run["kunshan@1"] != by_run["national@1"]
 
 
 def test_a_dry_run_decides_but_records_nothing(town: Town) -> None:
@@ -855,6 +887,33 @@ def test_honours_for_an_unregistered_volunteer_are_refused_and_write_nothing(
     assert "volunteer 'H9' is not registered" in str(refused.reason)
     assert accepted.outcome is Outcome.ACCEPTED
     assert town.head() == events + 1 + 1 + 1  # H1's record opened, ★, points
+
+
+def test_the_longest_honours_a_command_accepts_are_projected(town: Town) -> None:
+    town.volunteers("L1")
+    at = datetime(2025, 1, 1, tzinfo=CHINA)
+    # Given an award with the longest rule set, cycle and benefit accepted
+    longest = {
+        "rules": "r" * 60,
+        "cycle": "c" * 20,
+        "stars": 1,
+        "benefits": ["益" * 500],
+        "points": 10,
+        "as_of": "2024-12-31",
+        "position": town.head(),
+    }
+    (result,) = town.ledger.execute_batch(
+        [submission("record_honours", at, volunteer_id="L1", **longest)]
+    )
+    assert result.outcome is Outcome.ACCEPTED
+
+    # When the projections catch up, then it is projected, on either engine
+    engine = ProjectionEngine(town.ledger.database, ALL_PROJECTIONS)
+    engine.catch_up()
+    assert all(check.ok for check in engine.verify())
+    with town.ledger.database.reading() as conn:
+        awards = HONOURS_AWARDS.recorded_awards(conn, "r" * 60, "c" * 20)
+    assert awards == {"L1": (1, {"益" * 500}, 10)}
 
 
 def test_honours_for_a_volunteer_registered_in_the_same_batch_are_recorded(

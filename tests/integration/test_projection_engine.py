@@ -6,8 +6,13 @@ carries on."""
 
 from __future__ import annotations
 
+import multiprocessing
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -44,13 +49,16 @@ from tests.integration.projection_helpers import (
     live_figures,
     load_events,
     pick,
+    rebuild_in_a_fresh_process,
     replay,
     run_cli,
+    run_shared_out_rebuild,
     served_city,
     version_rows,
 )
 
 NAMES = sorted(PROJECTIONS)
+LEDGER = Path(sys.executable).parent / "ledger"
 
 
 def new_engine(database: Database) -> ProjectionEngine:
@@ -345,10 +353,13 @@ def test_a_rebuild_shared_out_among_processes_gives_the_figures_of_a_fresh_repla
     before = {n: v for n, v, s, _ in version_rows(database) if s == LIVE}
 
     # When every projection is rebuilt by three processes
-    report = new_engine(database).rebuild(workers=3)
+    report = rebuild_in_a_fresh_process(database, workers=3)
+    assert isinstance(report, CatchUpReport), report
 
-    # Then each processed every event of its topics once, a new version of
-    # each is live at the head, and nothing else is left
+    # Then three shared the work, each projection processed every event of
+    # its topics once, a new version of each is live at the head, and
+    # nothing else is left
+    assert report.processes == 3
     assert report.events == events_per_projection(database)
     rows = version_rows(database)
     assert sorted((n, s, p) for n, _, s, p in rows) == [
@@ -366,13 +377,129 @@ def test_the_cli_rebuilds_in_as_many_processes_as_it_is_told(
     new_engine(database).catch_up()
 
     # When `ledger rebuild --workers 2` runs
-    result = run_cli(database, "rebuild", "--workers", "2")
+    finished = subprocess.run(
+        [LEDGER, "--db", database.url, "rebuild", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
-    # Then it reports every event of each projection's topics processed, and
-    # each projection equals a replay
-    assert result.exit_code == 0, result.output
+    # Then it reports two processes, every event of each projection's topics
+    # processed, and each projection equals a replay
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.splitlines()[-1] == "processes=2"
     for name, events in events_per_projection(database).items():
-        assert f"{name}: {events} events" in result.output
+        assert f"{name}: {events} events" in finished.stdout
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def test_rebuilds_and_a_follower_running_at_once_all_finish(
+    database: Database,
+) -> None:
+    """A follower commits pages of the live versions while rebuilds commit
+    the building ones and switch over: neither may wait on the other's rows
+    (on PostgreSQL, locking them in different orders deadlocked)."""
+    # Given a city whose events keep arriving while `ledger project --follow`
+    # runs
+    log = city_log()
+    append_city(database, log.head // 4)
+    follower = new_engine(database)
+    follower.catch_up()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def keep_appending() -> None:
+        try:
+            for upto in range(log.head // 4, log.head + 100, 100):
+                append_city(database, upto)
+                time.sleep(0.002)
+        except BaseException as error:
+            failures.append(error)
+
+    def follow() -> None:
+        try:
+            follower.follow(poll_seconds=0.0, should_stop=stop.is_set)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=keep_appending)]
+    threads.append(threading.Thread(target=follow))
+    for thread in threads:
+        thread.start()
+    try:
+        # When `ledger rebuild` (a process of its own, sharing the work out
+        # among three) runs again and again, until every event has arrived
+        spawn = multiprocessing.get_context("spawn")
+        rebuilds = 0
+        while threads[0].is_alive() or rebuilds < 3:
+            rebuild = spawn.Process(
+                target=run_shared_out_rebuild, args=(database.url, 200, 3)
+            )
+            rebuild.start()
+            rebuild.join(120)
+            assert rebuild.exitcode == 0
+            rebuilds += 1
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+
+    # Then neither the writer nor the follower failed, and every projection
+    # equals a replay
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    new_engine(database).catch_up()
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def test_a_rebuild_beside_other_threads_stays_in_its_own_process(
+    database: Database,
+) -> None:
+    """Forking a process that runs other threads could copy a lock one of
+    them holds into the workers."""
+    # Given a projected city, and a thread at work in this process
+    append_city(database)
+    new_engine(database).catch_up()
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        # When a rebuild is asked for three processes
+        report = new_engine(database).rebuild(workers=3)
+    finally:
+        stop.set()
+        thread.join()
+
+    # Then it ran in this one, and still equals a replay
+    assert report.processes == 1
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def test_a_rebuild_whose_worker_dies_says_so_and_resumes_when_run_again(
+    database: Database,
+) -> None:
+    # Given a projected city
+    append_city(database)
+    new_engine(database).catch_up()
+
+    # When a rebuild in processes loses the worker rebuilding volunteer_hours
+    failure = rebuild_in_a_fresh_process(database, workers=3, with_a_dying_worker=True)
+
+    # Then it says so, naming the share
+    assert isinstance(failure, str), failure
+    assert "rebuild worker failed" in failure and "volunteer_hours" in failure
+    # And nothing was switched over: the live versions still answer, and
+    # the building ones are left to resume
+    states = {(n, s) for n, _, s, _ in version_rows(database)}
+    assert {(name, LIVE) for name in NAMES} <= states
+    assert (VOLUNTEER_HOURS.name, BUILDING) in states
+    # And a rebuild run again finishes them, equal to a replay
+    report = rebuild_in_a_fresh_process(database, workers=3)
+    assert isinstance(report, CatchUpReport) and report.processes == 3
+    assert sorted((n, s) for n, _, s, _ in version_rows(database)) == [
+        (name, LIVE) for name in NAMES
+    ]
     assert_every_projection_equals_a_fresh_replay(new_engine(database))
 
 

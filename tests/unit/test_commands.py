@@ -162,6 +162,13 @@ def test_a_blank_id_is_refused(blank: str) -> None:
         parse("check_out", session_id=blank)
 
 
+def test_an_honours_cycle_is_a_year_or_nothing_never_empty() -> None:
+    # An empty cycle would read as the cumulative scope of the rule set
+    with pytest.raises(ValidationError):
+        parse("record_honours", cycle="")
+    assert parse("record_honours", cycle="2024").cycle == "2024"  # type: ignore[attr-defined]
+
+
 def test_ids_are_stripped_of_surrounding_blanks() -> None:
     parsed = parse("sign_up", activity_id=" A1 ", volunteer_id="V1\t")
 
