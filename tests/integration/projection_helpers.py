@@ -25,12 +25,13 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from ctypes import c_int
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from multiprocessing.context import SpawnContext
-from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -595,15 +596,14 @@ def run_cli(database: Database, *arguments: str) -> Any:
 # --- child processes to kill ---------------------------------------------------
 
 
-def run_projection_job(
-    url: str, job: str, page_size: int, pages: Synchronized[int]
-) -> None:
-    """In a child process: run ``catch_up`` or ``rebuild``, counting pages."""
+def run_projection_job(url: str, job: str, page_size: int, pages: c_int) -> None:
+    """In a child process: run ``catch_up`` or ``rebuild``, counting pages
+    (the only writer of ``pages``, which is shared without a lock: a child
+    killed while holding one would leave it held)."""
     engine = ProjectionEngine(Database(url), ALL_PROJECTIONS)
 
     def count_page(_position: int) -> None:
-        with pages.get_lock():
-            pages.value += 1
+        pages.value += 1
 
     if job == "catch_up":
         engine.catch_up(page_size=page_size, on_page=count_page)
@@ -690,17 +690,37 @@ def kill_group_during(
     child = context.Process(
         target=run_shared_out_rebuild, args=(database.url, page_size, workers)
     )
+    finished = _kill_once(
+        child,
+        reached=lambda: building_progress(database) >= after_progress,
+        jitter=jitter,
+        timeout=timeout,
+        kill=lambda pid: os.killpg(pid, signal.SIGKILL),
+    )
+    return KilledRun(building_progress(database), finished)
+
+
+def _kill_once(
+    child: BaseProcess,
+    *,
+    reached: Callable[[], bool],
+    jitter: float,
+    timeout: float,
+    kill: Callable[[int], None],
+) -> bool:
+    """Start ``child``; once ``reached()``, wait ``jitter`` seconds more and
+    ``kill`` it (unless it has finished: whether it had is returned)."""
     child.start()
     deadline = time.monotonic() + timeout
-    while child.is_alive() and building_progress(database) < after_progress:
-        assert time.monotonic() < deadline, "the rebuild made no progress"
-        time.sleep(0.002)
+    while child.is_alive() and not reached():
+        assert time.monotonic() < deadline, f"{child.name} made no progress"
+        time.sleep(0.0005)
     time.sleep(jitter)
     if child.pid is not None and child.is_alive():
-        os.killpg(child.pid, signal.SIGKILL)
+        kill(child.pid)
     child.join(timeout)
     assert child.exitcode in (0, -signal.SIGKILL), child.exitcode
-    return KilledRun(building_progress(database), child.exitcode == 0)
+    return child.exitcode == 0
 
 
 @dataclass(frozen=True)
@@ -722,21 +742,18 @@ def kill_during(
     """Start ``job`` in a child process and SIGKILL it once it has reported
     ``after_pages`` pages, plus ``jitter`` seconds (so the signal lands at an
     arbitrary instant inside the next page's transaction, or between)."""
-    pages: Synchronized[int] = context.Value("i", 0)
+    pages = context.RawValue(c_int, 0)
     child = context.Process(
         target=run_projection_job, args=(url, job, page_size, pages)
     )
-    child.start()
-    deadline = time.monotonic() + timeout
-    while child.is_alive() and pages.value < after_pages:
-        assert time.monotonic() < deadline, f"{job} child made no progress"
-        time.sleep(0.0005)
-    time.sleep(jitter)
-    if child.pid is not None and child.is_alive():
-        os.kill(child.pid, signal.SIGKILL)
-    child.join(timeout)
-    assert child.exitcode in (0, -signal.SIGKILL), child.exitcode
-    return KilledRun(pages.value, child.exitcode == 0)
+    finished = _kill_once(
+        child,
+        reached=lambda: pages.value >= after_pages,
+        jitter=jitter,
+        timeout=timeout,
+        kill=lambda pid: os.kill(pid, signal.SIGKILL),
+    )
+    return KilledRun(pages.value, finished)
 
 
 def recorded_times(database: Database) -> list[tuple[str, int]]:

@@ -54,6 +54,14 @@ def somewhere_in(pages: int, rng: random.Random) -> int:
     return max(1, round(pages * rng.uniform(0.0, 0.75)))
 
 
+def most_of_a_city_projected(database: Database) -> ProjectionEngine:
+    """Given most of a city, projected: its engine."""
+    append_city(database, city_log().head * 4 // 5)
+    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+    engine.catch_up()
+    return engine
+
+
 def test_a_catch_up_killed_at_random_instants_resumes_exactly_once(
     database: Database, spawn: SpawnContext
 ) -> None:
@@ -101,10 +109,7 @@ def test_a_rebuild_killed_at_random_instants_resumes_and_switches_over_once(
     database: Database, spawn: SpawnContext
 ) -> None:
     rng = random.Random(SEED + 1)
-    # Given most of a city, projected
-    append_city(database, city_log().head * 4 // 5)
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
-    engine.catch_up()
+    engine = most_of_a_city_projected(database)
     live_before = {n: v for n, v, _, _ in version_rows(database)}
     for kill in range(KILLS):
         # When a rebuild in a child process is killed at a random instant: the
@@ -156,10 +161,7 @@ def test_a_rebuild_shared_out_among_processes_killed_at_random_instants_resumes(
     database: Database, spawn: SpawnContext
 ) -> None:
     rng = random.Random(SEED + 2)
-    # Given most of a city, projected
-    append_city(database, city_log().head * 4 // 5)
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
-    engine.catch_up()
+    engine = most_of_a_city_projected(database)
     for _kill in range(KILLS):
         # When a rebuild shared out among three processes is killed, all of
         # them at once, at a random instant of its remaining work
