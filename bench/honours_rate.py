@@ -117,6 +117,13 @@ def entries(
             )
 
 
+def share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError("a share above 0, at most 1")
+    return value
+
+
 def rate(count: float, seconds: float) -> str:
     return f"{count / seconds:,.0f}/s" if seconds else "-"
 
@@ -129,7 +136,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=570)
     parser.add_argument(
         "--served-again",
-        type=float,
+        type=share,
         default=0.1,
         help="share of volunteers with new service before the later run",
     )
@@ -257,7 +264,12 @@ def main() -> None:
     )
 
     # 6. A later run: a share of the volunteers served again since
-    served = range(0, args.volunteers, round(1 / args.served_again))
+    chosen = random.Random(args.seed + 1)
+    served = [
+        serial
+        for serial in range(args.volunteers)
+        if chosen.random() < args.served_again
+    ]
     with database.writing(durable=False) as conn:
         later_head = head_position(conn)
         conn.execute(

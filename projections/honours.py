@@ -61,7 +61,8 @@ class RuleSet(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=50)]
-    version: Annotated[int, Field(ge=1)]
+    # The label (name@version) fits what a RecordHonours command holds (60).
+    version: Annotated[int, Field(ge=1, le=999)]
     effective_from: date
     description: str
     star_hours: Annotated[

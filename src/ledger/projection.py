@@ -626,8 +626,9 @@ class ProjectionEngine:
         next page (so no event is applied twice)."""
         t = projection_versions_table.c
         read_as = {(v.name, v.version): (v.state, v.position) for v in folded}
-        # Only these rows, always in one order: a runner committing live
-        # versions and a rebuild switching over never wait for each other.
+        # Only these rows, always in (name, version) order, as the switch-over
+        # and the clearing of retired versions lock theirs: runners may wait
+        # for each other, never in a cycle.
         current = conn.execute(
             sa.select(t.name, t.version, t.state, t.position)
             .where(sa.tuple_(t.name, t.version).in_(sorted(read_as)))
@@ -713,10 +714,10 @@ class ProjectionEngine:
             for name in selected:
                 if name not in building:
                     self._insert_version(conn, name, BUILDING)
+        if on_page is not None and workers > 1:
+            raise ValueError("on_page needs a rebuild in one process")
         shares = self._share_out(selected, workers) if workers > 1 else [selected]
         if len(shares) > 1:
-            if on_page is not None:
-                raise ValueError("on_page needs a rebuild in one process")
             report = self._catch_up_in_processes(shares, page_size)
         else:
             report = self.catch_up(
@@ -843,6 +844,14 @@ class ProjectionEngine:
         )
         if not built:
             return
+        # Lock the live rows in (name, version) order, as every runner does,
+        # before updating them (an UPDATE alone locks in scan order).
+        conn.execute(
+            sa.select(t.name)
+            .where(t.name.in_(built), t.state == LIVE)
+            .order_by(t.name, t.version)
+            .with_for_update()
+        ).all()
         conn.execute(
             projection_versions_table.update()
             .where(t.name.in_(built), t.state == LIVE)
@@ -857,10 +866,13 @@ class ProjectionEngine:
     def _drop_retired(self, names: Sequence[str]) -> None:
         t = projection_versions_table.c
         with self.database.writing(durable=False) as conn:
+            # Locked first, in (name, version) order: a runner that read a
+            # page before the switch-over may still be waiting on these rows.
             retired = conn.execute(
-                sa.select(t.name, t.version).where(
-                    t.name.in_(names), t.state == RETIRED
-                )
+                sa.select(t.name, t.version)
+                .where(t.name.in_(names), t.state == RETIRED)
+                .order_by(t.name, t.version)
+                .with_for_update()
             ).all()
             for name, version in retired:
                 projection = self.projections[name]

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import multiprocessing.queues
@@ -44,6 +45,7 @@ from ledger.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 from ledger.importer import import_file
 from ledger.projection import (
     BUILDING,
+    DEFAULT_PAGE_SIZE,
     LIVE,
     CatchUpReport,
     Entry,
@@ -632,7 +634,11 @@ class ProjectionThatDiesInAWorker(VolunteerHoursProjection):
 
 
 def rebuild_in_a_fresh_process(
-    database: Database, *, workers: int, with_a_dying_worker: bool = False
+    database: Database,
+    *,
+    workers: int,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    with_a_dying_worker: bool = False,
 ) -> CatchUpReport | str:
     """A rebuild in a spawned process, as `ledger rebuild` runs (no other
     threads, so it may fork its workers); its report, or its error."""
@@ -640,18 +646,30 @@ def rebuild_in_a_fresh_process(
     answers = context.SimpleQueue()
     child = context.Process(
         target=_rebuild_and_answer,
-        args=(database.url, workers, with_a_dying_worker, answers),
+        args=(database.url, workers, page_size, with_a_dying_worker, answers),
     )
     child.start()
-    child.join(120)
-    assert child.exitcode == 0, child.exitcode
+    assert_finishes(child)
     answer: CatchUpReport | str = answers.get()
     return answer
+
+
+def assert_finishes(child: BaseProcess, timeout: float = 120.0) -> None:
+    """``child`` ends well within ``timeout``; if not, it is killed (with
+    its process group, if it leads one) before the test fails."""
+    child.join(timeout)
+    if child.is_alive() and child.pid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.kill()
+        child.join()
+    assert child.exitcode == 0, child.exitcode
 
 
 def _rebuild_and_answer(
     url: str,
     workers: int,
+    page_size: int,
     with_a_dying_worker: bool,
     answers: multiprocessing.queues.SimpleQueue[CatchUpReport | str],
 ) -> None:
@@ -663,7 +681,7 @@ def _rebuild_and_answer(
         ]
     engine = ProjectionEngine(Database(url), projections)
     try:
-        answers.put(engine.rebuild(workers=workers))
+        answers.put(engine.rebuild(workers=workers, page_size=page_size))
     except RuntimeError as error:
         answers.put(str(error))
 

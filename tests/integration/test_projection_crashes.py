@@ -13,7 +13,7 @@ from multiprocessing.context import SpawnContext
 
 import pytest
 
-from ledger.projection import BUILDING, LIVE, ProjectionEngine
+from ledger.projection import BUILDING, LIVE, CatchUpReport, ProjectionEngine
 from ledger.store import Database
 from projections.registry import ALL_PROJECTIONS
 from tests.integration.projection_helpers import (
@@ -28,6 +28,7 @@ from tests.integration.projection_helpers import (
     kill_during,
     kill_group_during,
     load_events,
+    rebuild_in_a_fresh_process,
     version_rows,
 )
 
@@ -184,7 +185,8 @@ def test_a_rebuild_shared_out_among_processes_killed_at_random_instants_resumes(
 
     # When the log grows and the rebuild runs again, shared out once more
     append_city(database)
-    engine.rebuild(page_size=PAGE_SIZE * 50, workers=3)
+    report = rebuild_in_a_fresh_process(database, workers=3, page_size=PAGE_SIZE * 50)
+    assert isinstance(report, CatchUpReport) and report.processes == 3
 
     # Then a new version of each projection is live at the head, nothing else
     # is left, and each equals a clean replay

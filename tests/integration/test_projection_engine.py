@@ -43,6 +43,7 @@ from tests.integration.projection_helpers import (
     assert_chain_intact,
     assert_every_projection_equals_a_fresh_replay,
     assert_every_version_is_a_consistent_prefix,
+    assert_finishes,
     assert_only_version_stored,
     city_log,
     expected_volunteer_hours,
@@ -437,8 +438,7 @@ def test_rebuilds_and_a_follower_running_at_once_all_finish(
                 target=run_shared_out_rebuild, args=(database.url, 200, 3)
             )
             rebuild.start()
-            rebuild.join(120)
-            assert rebuild.exitcode == 0
+            assert_finishes(rebuild)
             rebuilds += 1
     finally:
         stop.set()
