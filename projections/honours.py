@@ -146,13 +146,19 @@ def compute_standings(
         else {}
     )
     last_fraud = _last_fraud_voids(conn, as_of, position)
+    # Read once, not per volunteer (hundreds of thousands of them)
+    points_per_hour = rules.points_per_hour
+    minimum_months = rules.minimum_continuous_months
+    benefits_at = [
+        [b.benefit for b in rules.benefits if b.stars <= stars] for stars in range(6)
+    ]
     standings: dict[str, Standing] = {}
     for volunteer_id, minutes in counted.items():
         standing = Standing(
             volunteer_id,
             counted_minutes=minutes,
             longest_streak_months=streaks.get(volunteer_id, 0),
-            points=minutes * rules.points_per_hour // 60,
+            points=minutes * points_per_hour // 60,
         )
         fraud = last_fraud.get(volunteer_id)
         if fraud is not None and rules.fraud_ban_years:
@@ -161,12 +167,10 @@ def compute_standings(
                 standing.barred_until = until
         eligible = (
             standing.barred_until is None
-            and standing.longest_streak_months >= rules.minimum_continuous_months
+            and standing.longest_streak_months >= minimum_months
         )
         standing.stars = rules.stars_for(minutes) if eligible else 0
-        standing.benefits = [
-            b.benefit for b in rules.benefits if b.stars <= standing.stars
-        ]
+        standing.benefits = list(benefits_at[standing.stars])
         standings[volunteer_id] = standing
     return standings
 
