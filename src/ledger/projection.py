@@ -621,9 +621,10 @@ class ProjectionEngine:
         report: CatchUpReport,
     ) -> None:
         """Write each version's folded page and move it to the page's end,
-        holding its tracking row's lock, if it still stands where the page was
-        read from; a version another runner moved meanwhile is left to the
-        next page (so no event is applied twice)."""
+        holding its tracking row's lock, if it still stands where (and in the
+        state) the page was read; a version another runner moved, or a
+        rebuild retired, meanwhile is left to the next page (so no event is
+        applied twice, nor to a retired version)."""
         t = projection_versions_table.c
         read_as = {(v.name, v.version): (v.state, v.position) for v in folded}
         # Only these rows, always in (name, version) order, as the switch-over
