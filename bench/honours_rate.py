@@ -2,7 +2,7 @@
 
     python bench/honours_rate.py [--volunteers 570000] [--rules kunshan]
                                  [--as-of 2024-12-31] [--db URL] [--seed 570]
-                                 [--served-again 0.1]
+                                 [--served-again 0.1] [--prepared]
 
 Builds an empty SQLite database (default bench/out/honours-bench.db):
 
@@ -16,7 +16,9 @@ Builds an empty SQLite database (default bench/out/honours-bench.db):
    4 in 5 entries verified, the rest make-up; service dated 2022–2024), and
    marks the live version caught up to the head;
 
-then times what ``ledger honours`` does: ``plan_honours`` (every standing,
+and keeps a copy of it (bench/out/honours-prepared.db; ``--prepared`` starts
+from that copy instead of steps 1 and 2, which take minutes); then times what
+``ledger honours`` does: ``plan_honours`` (every standing,
 compared with the awards already recorded) and the recording of the awards
 in batches through ``record_honours``; catches the ``honours_awards``
 projection up with them; plans once more, which must find nothing left to
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -53,6 +57,7 @@ from projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOUR
 from projections.volunteer_hours import entries_table
 
 OUT = Path(__file__).parent / "out"
+PREPARED = OUT / "honours-prepared.db"
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CATEGORIES = ("theory", "education", "culture", "science", "health")
 FIRST_DAY = date(2022, 1, 1)
@@ -128,39 +133,18 @@ def rate(count: float, seconds: float) -> str:
     return f"{count / seconds:,.0f}/s" if seconds else "-"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--volunteers", type=int, default=570_000)
-    parser.add_argument("--rules", default="kunshan")
-    parser.add_argument("--as-of", default="2024-12-31")
-    parser.add_argument("--seed", type=int, default=570)
-    parser.add_argument(
-        "--served-again",
-        type=share,
-        default=0.1,
-        help="share of volunteers with new service before the later run",
-    )
-    parser.add_argument("--db", default=f"sqlite:///{OUT / 'honours-bench.db'}")
-    args = parser.parse_args()
-    as_of = date.fromisoformat(args.as_of)
-    rules = load_rule_set(args.rules, as_of)
-    OUT.mkdir(exist_ok=True)
-    print(f"{args.volunteers:,} volunteers, rules {rules.label}, as of {as_of}")
-
-    database = Database(args.db)
-    metadata.drop_all(database.engine)
-    database.create_schema()
+def prepare(database: Database, volunteers: int, seed: int) -> None:
+    """Steps 1 and 2: the register imported, its entries written."""
     ledger = Ledger(database)
-
     # 1. Register the volunteers through the importer
-    register = OUT / f"register-{args.volunteers}.jsonl"
+    register = OUT / f"register-{volunteers}.jsonl"
     started = time.perf_counter()
-    write_register(register, args.volunteers)
+    write_register(register, volunteers)
     print(f"generated the register in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     summary = import_file(ledger, register, report_path=OUT / "register.rejected")
     seconds = time.perf_counter() - started
-    assert summary.accepted == args.volunteers, summary.summary_line()
+    assert summary.accepted == volunteers, summary.summary_line()
     print(
         f"imported: {summary.summary_line()} in {seconds:.1f} s "
         f"= {rate(summary.accepted, seconds)}"
@@ -177,7 +161,7 @@ def main() -> None:
     written = 0
     with database.writing(durable=False) as conn:
         batch: list[tuple[Any, ...]] = []
-        for row in entries(args.volunteers, live.version, head, args.seed):
+        for row in entries(volunteers, live.version, head, seed):
             batch.append(row)
             if len(batch) == ROWS_PER_INSERT:
                 insert_rows(conn, entries_table, batch)
@@ -197,6 +181,54 @@ def main() -> None:
         f"= {rate(written, seconds)} (head position {head:,})"
     )
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--volunteers", type=int, default=570_000)
+    parser.add_argument("--rules", default="kunshan")
+    parser.add_argument("--as-of", default="2024-12-31")
+    parser.add_argument("--seed", type=int, default=570)
+    parser.add_argument(
+        "--served-again",
+        type=share,
+        default=0.1,
+        help="share of volunteers with new service before the later run",
+    )
+    parser.add_argument(
+        "--prepared",
+        action="store_true",
+        help=f"start from {PREPARED.name}, left by an earlier run (SQLite only)",
+    )
+    parser.add_argument("--db", default=f"sqlite:///{OUT / 'honours-bench.db'}")
+    args = parser.parse_args()
+    as_of = date.fromisoformat(args.as_of)
+    rules = load_rule_set(args.rules, as_of)
+    OUT.mkdir(exist_ok=True)
+    print(f"{args.volunteers:,} volunteers, rules {rules.label}, as of {as_of}")
+
+    database = Database(args.db)
+    if args.prepared:
+        database.engine.dispose()
+        path = Path(sa.make_url(args.db).database or "")
+        for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)
+        shutil.copyfile(PREPARED, path)
+    else:
+        metadata.drop_all(database.engine)
+        database.create_schema()
+        prepare(database, args.volunteers, args.seed)
+        if database.is_sqlite:
+            PREPARED.unlink(missing_ok=True)
+            with sqlite3.connect(sa.make_url(args.db).database or "") as copy:
+                copy.execute(f"VACUUM INTO '{PREPARED}'")
+    ledger = Ledger(database)
+    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+    with database.reading() as conn:
+        head = head_position(conn)
+        live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+    assert live is not None
+    t = projection_versions_table.c
+
     # 3. The honours run: plan, then record
     with database.reading() as conn:
         started = time.perf_counter()
@@ -214,9 +246,10 @@ def main() -> None:
         f"{level}★ {count:,}" for level, count in sorted(run.standings_by_stars.items())
     )
     print(f"  standings: {by_stars}")
+    planned = sum(change.due.events for change in run.changes)
     print(
         f"plan_honours: {len(run.changes):,} volunteers with awards, "
-        f"{sum(run.award_events):,} award events planned, in {plan:.1f} s "
+        f"{planned:,} award events planned, in {plan:.1f} s "
         f"= {rate(run.volunteers, plan)} volunteers"
     )
 

@@ -13,11 +13,12 @@ the benefit granted.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.domain.honours import NOTHING_HELD, HeldAwards
 from ledger.projection import (
     Entry,
     Projection,
@@ -49,8 +50,8 @@ entries_table = define_entries_table(
     lookup=["rules", "cycle", "volunteer_id"],
 )
 
-# Per volunteer: highest star level, benefits granted, points credited.
-Awards = dict[str, tuple[int, set[str], int]]
+# What each volunteer holds within one award scope.
+Awards = dict[str, HeldAwards]
 
 
 class HonoursAwardsProjection(Projection):
@@ -83,45 +84,60 @@ class HonoursAwardsProjection(Projection):
         live = ProjectionEngine.live_state(conn, self.name)
         projected = 0 if live is None else live.position
         scope = (rules, cycle or NO_CYCLE)
-        # Per volunteer: [star levels, points, benefits]
-        held: dict[str, list[Any]] = {}
-
-        def add(volunteer_id: str, benefit: str, stars: int, points: int) -> None:
-            found = held.get(volunteer_id)
-            if found is None:
-                found = held[volunteer_id] = [0, 0, set()]
-            found[0] += stars
-            found[1] += points
-            if benefit != NO_BENEFIT:
-                found[2].add(benefit)
-
+        held: dict[str, HeldAwards] = {}
         if live is not None:
             t = entries_table.c
-            query = (
-                sa.select(
-                    t.volunteer_id,
-                    t.benefit,
-                    sa.func.sum(t.star_levels),
-                    sa.func.sum(t.points),
-                )
-                .where(
-                    t.version == live.version,
-                    t.rules == scope[0],
-                    t.cycle == scope[1],
-                    t.position <= projected,
-                )
-                .group_by(t.volunteer_id, t.benefit)
+            in_scope = (
+                t.version == live.version,
+                t.rules == scope[0],
+                t.cycle == scope[1],
+                t.position <= projected,
             )
-            for volunteer_id, benefit, stars, points in select_rows(conn, query):
-                add(volunteer_id, benefit, int(stars), int(points))
+            # Stars and points, then the few benefits: one tuple per
+            # volunteer, however many runs recorded their awards.
+            totals = (
+                sa.select(
+                    t.volunteer_id, sa.func.sum(t.star_levels), sa.func.sum(t.points)
+                )
+                .where(*in_scope, t.benefit == NO_BENEFIT)
+                .group_by(t.volunteer_id)
+            )
+            held = {
+                volunteer_id: HeldAwards(int(stars), NO_BENEFITS, int(points))
+                for volunteer_id, stars, points in select_rows(conn, totals)
+            }
+            granted = (
+                sa.select(t.volunteer_id, t.benefit)
+                .where(*in_scope, t.benefit != NO_BENEFIT)
+                .group_by(t.volunteer_id, t.benefit)
+                .having(sa.func.sum(t.benefits) > 0)
+            )
+            for volunteer_id, benefit in select_rows(conn, granted):
+                _add(held, volunteer_id, benefit=benefit)
         unprojected = read_events(
             conn, after=projected, upto=head_position(conn), topics=self.topics
         )
         for entry in self.fold(unprojected).entries:
             volunteer_id, *entry_scope, benefit = entry.key
             if tuple(entry_scope) == scope:
-                add(volunteer_id, benefit, entry.measures[0], entry.measures[1])
-        return {
-            volunteer_id: (stars, benefits, points)
-            for volunteer_id, (stars, points, benefits) in held.items()
-        }
+                stars, points, _ = entry.measures
+                _add(held, volunteer_id, stars, points, benefit)
+        return held
+
+
+NO_BENEFITS: frozenset[str] = frozenset()
+
+
+def _add(
+    held: dict[str, HeldAwards],
+    volunteer_id: str,
+    stars: int = 0,
+    points: int = 0,
+    benefit: str = NO_BENEFIT,
+) -> None:
+    found = held.get(volunteer_id, NOTHING_HELD)
+    held[volunteer_id] = HeldAwards(
+        found.stars + stars,
+        found.benefits | {benefit} if benefit != NO_BENEFIT else found.benefits,
+        found.points + points,
+    )

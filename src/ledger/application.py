@@ -80,6 +80,16 @@ class Submission:
     envelope: Envelope
 
 
+@dataclass(frozen=True)
+class DecidedEvents:
+    """Events an aggregate's own decision produced without a command being
+    handled (an honours run decides a whole register from one read), to be
+    recorded under one envelope."""
+
+    envelope: Envelope
+    events: Sequence[Aggregate.Event]
+
+
 class Ledger(Application[UUID]):
     """新时代文明实践 volunteer-service ledger: records every fact as events."""
 
@@ -209,6 +219,36 @@ class Ledger(Application[UUID]):
             for outcome, first, last, error in pending
         ]
 
+    def append_decided(self, decided: Sequence[DecidedEvents]) -> list[int]:
+        """Record already decided events in one transaction, each group's
+        idempotency key with them; return their positions. The events carry
+        the versions that follow the streams as their decider read them: if
+        any stream moved on since (or a key was used), nothing is written and
+        ``ConcurrencyConflictError`` says so, for the caller to decide again
+        on fresh state. Subjects are those the payloads name."""
+        events: list[Aggregate.Event] = []
+        metadata: list[EventMetadata] = []
+        key_uses: list[KeyUse] = []
+        for group in decided:
+            first_index = len(events)
+            events.extend(group.events)
+            metadata.extend(
+                EventMetadata(group.envelope, named_subjects(event))
+                for event in group.events
+            )
+            key = group.envelope.idempotency_key
+            if key is not None and group.events:
+                key_uses.append(KeyUse(key, first_index, len(events) - 1))
+        if not events:
+            return []
+        try:
+            recordings = self.events.put(events, metadata=metadata, key_uses=key_uses)
+        except IntegrityError as error:
+            raise ConcurrencyConflictError(
+                f"a stream or key changed since the events were decided ({error})"
+            ) from error
+        return [recording.notification.id for recording in recordings]
+
     def scope_of(self, command: Command) -> CommandScope:
         """The venue and volunteer a command concerns (for authorisation)."""
         return scope_of(command, UnitOfWork(self, None))
@@ -258,7 +298,13 @@ def subjects_of(aggregate: Aggregate, event: Any) -> frozenset[tuple[str, str]]:
     inside the facts it carries (a session's venue, an order's venue)."""
     kind = type(aggregate).TOPIC.lower()  # type: ignore[attr-defined]
     own_id = getattr(aggregate, f"{kind}_id", None)  # honours are the volunteer's
-    subjects = {(kind, own_id)} if own_id else set()
+    named = named_subjects(event)
+    return named | {(kind, own_id)} if own_id else named
+
+
+def named_subjects(event: Any) -> frozenset[tuple[str, str]]:
+    """The subjects an event's payload names."""
+    subjects: set[tuple[str, str]] = set()
     _add_named_subjects(vars(event), subjects)
     return frozenset(subjects)
 

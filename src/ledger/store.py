@@ -166,6 +166,32 @@ def head_position(conn: Connection) -> int:
     )
 
 
+def stream_versions(conn: Connection, streams: Sequence[UUID]) -> dict[UUID, int]:
+    """The versions ``streams`` are at (those that hold events), read
+    through ``conn``: within a caller's read, consistent with all it reads.
+    Plain SQL to the driver: a run may ask for hundreds of thousands."""
+    wanted = sorted(str(stream) for stream in streams)
+    mark = placeholder(conn)
+    versions: dict[UUID, int] = {}
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            cursor.execute(
+                f"SELECT stream_id, max(stream_version) FROM {events_table.name} "
+                f"WHERE stream_id IN ({', '.join([mark] * len(chunk))}) "
+                "GROUP BY stream_id",
+                chunk,
+            )
+            versions.update(
+                (UUID(stream_id), int(version))
+                for stream_id, version in cursor.fetchall()
+            )
+    finally:
+        cursor.close()
+    return versions
+
+
 def chain_hash_at(conn: Connection, position: int) -> str:
     """The chain hash of the event at ``position`` (the genesis hash at 0)."""
     if position == 0:

@@ -28,6 +28,7 @@ from typer.testing import CliRunner, Result
 
 from api.cli import app
 from ledger.application import Ledger, Outcome, Submission
+from ledger.domain.honours import Honours
 from ledger.projection import ProjectionEngine
 from ledger.settings import get_settings
 from ledger.store import events_table, head_position
@@ -37,6 +38,7 @@ from projections.honours import (
     compute_standings,
     load_rule_set,
     plan_honours,
+    record_honours,
 )
 from projections.honours_awards import AWARD_TOPICS
 from projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
@@ -720,6 +722,90 @@ def test_a_run_knows_the_awards_recorded_since_they_were_last_projected(
     assert read_lagging == read_caught_up == held
     assert held["P1"][0] == 2 and held["P1"][2] == 3_000
     assert held["P3"][0] == 3 and held["P3"][2] == 6_000
+
+
+def test_two_runs_planned_at_once_record_each_award_once(town: Town) -> None:
+    town.volunteers("W1", "W3")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("W1", "LONG", 6_000)
+    town.makeup("W3", "LONG", 36_000)
+    as_of = date(2024, 12, 31)
+    # Given two runs that both planned before either recorded
+    first, second = town.plan("kunshan", as_of), town.plan("kunshan", as_of)
+    assert len(first.changes) == len(second.changes) == 2
+    # And, between planning and recording, W1's star recorded by a command
+    town.record(
+        [
+            submission(
+                "record_honours",
+                datetime(2025, 1, 1, tzinfo=CHINA),
+                volunteer_id="W1",
+                rules="kunshan@1",
+                stars=1,
+                benefits=[],
+                points=0,
+                as_of="2024-12-31",
+                position=first.position,
+            )
+        ]
+    )
+    # When both record
+    recorded_first = record_honours(town.ledger, first)
+    awards = town.awards()
+    recorded_second = record_honours(town.ledger, second)
+    # Then the first, finding W1's record moved on, decides W1 again and
+    # credits only the points; the second finds everything recorded
+    assert recorded_first == 1 + (3 + 1 + 1)  # W1: points; W3: ★★★, 1, points
+    assert recorded_second == 0
+    assert town.awards() == awards
+    assert town.stars_recorded("kunshan@1") == {"W1": [1], "W3": [1, 2, 3]}
+    credited = [
+        (p["volunteer_id"], p["points"], p["total"])
+        for topic, p in awards
+        if topic == "Honours.PointsCredited"
+    ]
+    assert sorted(credited) == [("W1", 1_000, 1_000), ("W3", 6_000, 6_000)]
+
+
+def test_a_run_records_what_the_honours_record_itself_would(town: Town) -> None:
+    town.volunteers("A1", "A5")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("A1", "LONG", 6_000)
+    town.makeup("A5", "LONG", 90_000)
+    # Given a run recorded, then A1 serving ten hours more and a second run
+    town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    town.activity("MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), hours=12)
+    town.served("A1", "MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), 600)
+    town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    # When the volunteers' honours records are loaded from their events
+    records = town.ledger.load_aggregates(
+        [Honours.create_id("A1"), Honours.create_id("A5")]
+    )
+    a1, a5 = (records[Honours.create_id(v)] for v in ("A1", "A5"))
+    assert isinstance(a1, Honours) and isinstance(a5, Honours)
+    # Then they hold what the runs decided, at versions that count their events
+    tiers = [b.benefit for b in load_rule_set("kunshan", date(2024, 12, 31)).benefits]
+    assert a1.held("kunshan@1", None) == (1, frozenset(), 1_100)
+    assert a5.held("kunshan@1", None) == (5, frozenset(tiers), 15_000)
+    assert (a1.version, a5.version) == (1 + 1 + 2, 1 + 5 + 3 + 1)
+    # And a command asking for the same is refused: there is nothing to change
+    (result,) = town.ledger.execute_batch(
+        [
+            submission(
+                "record_honours",
+                datetime(2025, 1, 1, tzinfo=CHINA),
+                volunteer_id="A5",
+                rules="kunshan@1",
+                stars=5,
+                benefits=tiers,
+                points=15_000,
+                as_of="2024-12-31",
+                position=town.head(),
+            )
+        ]
+    )
+    assert result.outcome is Outcome.REJECTED
+    assert "already holds these honours" in str(result.reason)
 
 
 def test_the_awards_of_one_run_share_its_correlation_id(town: Town) -> None:

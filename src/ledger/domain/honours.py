@@ -4,16 +4,71 @@ Each award is an event naming the rule set and version, the as-of date and
 the ledger position the run read, so an award can always be traced to the
 inputs that decided it. Awards are never taken back by later corrections:
 a run at an earlier position reproduces what was decided then.
+
+What is due is decided by one pure function, ``awards_due``, from what the
+volunteer already holds. The aggregate applies it to commands one at a
+time; an honours run applies it to a whole register at once
+(``Honours.events_for``), from holdings it read in bulk, and relies on the
+stream versions it read with them to refuse a concurrent change.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.common import stream_id
 from ledger.domain.errors import InvalidCommandError, NothingToChangeError
+
+
+class HeldAwards(NamedTuple):
+    """What a volunteer holds within one award scope."""
+
+    stars: int = 0  # the highest level reached
+    benefits: frozenset[str] = frozenset()
+    points: int = 0  # credited so far
+
+
+NOTHING_HELD = HeldAwards()
+
+
+class AwardsDue(NamedTuple):
+    """What a standing adds to what is held: every level from the one held
+    up to the one reached, the benefits not granted yet, and the points
+    credited since."""
+
+    levels: range
+    benefits: tuple[str, ...]
+    points: int
+    total_points: int
+
+    @property
+    def events(self) -> int:
+        return len(self.levels) + len(self.benefits) + (self.points > 0)
+
+
+def awards_due(
+    held: HeldAwards, *, stars: int, benefits: list[str], points: int
+) -> AwardsDue | None:
+    """What is due, or None when everything is held already (a run asks for
+    hundreds of thousands of volunteers, most of whom hold it all)."""
+    if not 0 <= stars <= 5 or points < 0:
+        raise InvalidCommandError("stars are 0–5 and points are not negative")
+    if (
+        stars <= held.stars
+        and points <= held.points
+        and held.benefits.issuperset(benefits)
+    ):
+        return None
+    return AwardsDue(
+        levels=range(held.stars + 1, stars + 1),
+        benefits=tuple([b for b in benefits if b not in held.benefits]),
+        points=max(points - held.points, 0),
+        total_points=max(points, held.points),
+    )
 
 
 class Honours(Aggregate):
@@ -39,6 +94,14 @@ class Honours(Aggregate):
         self.benefits: dict[str, set[str]] = {}
         self.points: dict[str, int] = {}  # points credited so far
 
+    def held(self, rules: str, cycle: str | None) -> HeldAwards:
+        scope = award_scope(rules, cycle)
+        return HeldAwards(
+            self.stars.get(scope, 0),
+            frozenset(self.benefits.get(scope, ())),
+            self.points.get(scope, 0),
+        )
+
     def award(
         self,
         *,
@@ -52,26 +115,73 @@ class Honours(Aggregate):
     ) -> None:
         """Record what a run decided that is not recorded yet. Cyclic rules
         (counting within a calendar year) award afresh in every cycle."""
-        if not 0 <= stars <= 5 or points < 0:
-            raise InvalidCommandError("stars are 0–5 and points are not negative")
-        scope = award_scope(rules, cycle)
-        reached = self.stars.get(scope, 0)
-        new_benefits = [b for b in benefits if b not in self.benefits.get(scope, set())]
-        credited = self.points.get(scope, 0)
-        if stars <= reached and not new_benefits and points <= credited:
+        due = awards_due(
+            self.held(rules, cycle), stars=stars, benefits=benefits, points=points
+        )
+        if due is None:
             raise NothingToChangeError(
                 f"volunteer '{self.volunteer_id}' already holds these honours "
-                f"under {scope}"
+                f"under {award_scope(rules, cycle)}"
             )
         who = self.volunteer_id
-        for level in range(reached + 1, stars + 1):
+        for level in due.levels:
             self._star_level_reached(level, who, rules, cycle, as_of, position)
-        for benefit in new_benefits:
+        for benefit in due.benefits:
             self._benefit_granted(benefit, who, rules, cycle, as_of, position)
-        if points > credited:
+        if due.points:
             self._points_credited(
-                points - credited, points, who, rules, cycle, as_of, position
+                due.points, due.total_points, who, rules, cycle, as_of, position
             )
+
+    @classmethod
+    def events_for(
+        cls,
+        volunteer_id: str,
+        version: int,
+        due: AwardsDue,
+        *,
+        rules: str,
+        cycle: str | None,
+        as_of: str,
+        position: int,
+        timestamp: datetime,
+    ) -> list[Aggregate.Event]:
+        """The events ``award`` triggers for ``due`` on a record at
+        ``version`` (0: none yet, so it is opened first), built without
+        loading the record: an honours run knows what every volunteer holds
+        from one read. Appending them fails if the record moved past
+        ``version`` meanwhile."""
+        originator_id = cls.create_id(volunteer_id)
+        # The classes ``@event`` made (mypy does not see them)
+        made: Any = cls
+        events: list[Aggregate.Event] = []
+
+        def add(event_class: Any, **fields: Any) -> None:
+            events.append(
+                event_class(
+                    originator_id=originator_id,
+                    originator_version=version + len(events) + 1,
+                    timestamp=timestamp,
+                    **fields,
+                )
+            )
+
+        if version == 0:
+            add(made.Opened, originator_topic=cls.TOPIC, volunteer_id=volunteer_id)
+        scope = {
+            "volunteer_id": volunteer_id,
+            "rules": rules,
+            "cycle": cycle,
+            "as_of": as_of,
+            "position": position,
+        }
+        for level in due.levels:
+            add(made.StarLevelReached, level=level, **scope)
+        for benefit in due.benefits:
+            add(made.BenefitGranted, benefit=benefit, **scope)
+        if due.points:
+            add(made.PointsCredited, points=due.points, total=due.total_points, **scope)
+        return events
 
     @event("StarLevelReached", topic="Honours.StarLevelReached")
     def _star_level_reached(
