@@ -670,6 +670,12 @@ def honours(
         f"honours under {run.rules} as of {day.isoformat()} at position {read_at}: "
         f"{run.volunteers} volunteers with counted service"
     )
+    if run.since is not None:
+        typer.echo(
+            f"  building on the completed run that read position {run.since}: "
+            "only volunteers with service recorded or dated since, or a fraud "
+            "void, decided again"
+        )
     standings = ", ".join(
         f"{'★' * level or 'no star'}: {count}"
         for level, count in sorted(run.standings_by_stars.items())

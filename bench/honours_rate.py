@@ -21,9 +21,10 @@ from that copy instead of steps 1 and 2, which take minutes); then times what
 ``ledger honours`` does: ``plan_honours`` (every standing,
 compared with the awards already recorded) and the recording of the awards
 in batches through ``record_honours``; catches the ``honours_awards``
-projection up with them; plans once more, which must find nothing left to
-record; and times a later run, after a share of the volunteers (10 % by
-default) served 10 h more (their entries written at the head, a stand-in
+projection up with them; plans once more, building on the first run and
+from scratch, which must both find nothing left to record; and times a
+later run, which builds on the first, after a share of the volunteers (10 %
+by default) served 10 h more (their entries written at the head, a stand-in
 for a month of new sessions).
 """
 
@@ -283,12 +284,19 @@ def main() -> None:
         started = time.perf_counter()
         again = plan_honours(conn, live.version, rules, as_of, head)
         replan = time.perf_counter() - started
+        started = time.perf_counter()
+        scratch = plan_honours(
+            conn, live.version, rules, as_of, head, from_scratch=True
+        )
+        replan_from_scratch = time.perf_counter() - started
         total_entries = conn.execute(
             sa.select(sa.func.count()).select_from(entries_table)
         ).scalar()
-    assert again.changes == [], f"{len(again.changes)} changes on the second plan"
+    assert again.since is not None, "the second plan should build on the first run"
+    assert again.changes == scratch.changes == [], "changes on the second plan"
     print(
-        f"re-plan: {len(again.changes)} changes in {replan:.1f} s "
+        f"re-plan: {len(again.changes)} changes in {replan:.1f} s building on the "
+        f"first run, {replan_from_scratch:.1f} s from scratch "
         f"(reading {len(awards):,} volunteers' awards: {read_awards:.1f} s)"
     )
     print(
@@ -331,8 +339,10 @@ def main() -> None:
     started = time.perf_counter()
     later_recorded = record_honours(ledger, later)
     later_record = time.perf_counter() - started
+    assert later.since is not None, "the later run should build on the first"
     print(
-        f"a later run, {len(served):,} volunteers having served 10 h more: plan "
+        f"a later run, {len(served):,} volunteers having served 10 h more "
+        f"(building on the run at position {later.since:,}): plan "
         f"{later_plan:.1f} s + record {later_record:.1f} s "
         f"({len(later.changes):,} volunteers, {later_recorded:,} award events) "
         f"= {later_plan + later_record:.1f} s"

@@ -18,16 +18,19 @@ from __future__ import annotations
 import json
 import uuid
 from bisect import bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, cast
+from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
+from eventsourcing.domain import Aggregate
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
@@ -39,6 +42,7 @@ from ledger.domain.honours import (
     AwardsDue,
     HeldAwards,
     Honours,
+    HonoursRunRecord,
     awards_due,
 )
 from ledger.memory import cyclic_gc_paused
@@ -47,6 +51,7 @@ from ledger.store import (
     events_table,
     placeholder,
     select_rows,
+    select_rows_among,
     stream_versions,
 )
 from projections.registry import HONOURS_AWARDS
@@ -154,15 +159,20 @@ class Standing:
 
 
 def compute_standings(
-    conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
+    conn: Connection,
+    version: int,
+    rules: RuleSet,
+    as_of: date,
+    position: int,
+    only: Collection[str] | None = None,
 ) -> dict[str, Standing]:
-    """Every volunteer with counted service, under ``rules``. The database
-    sums the minutes; months are read only when a rule needs continuity."""
-    counted = _counted_minutes(conn, version, rules, as_of, position)
+    """Every volunteer with counted service (of ``only``, when given), under
+    ``rules``. The database sums the minutes; months are read only when a
+    rule needs continuity."""
+    entries = _counted_entries(version, rules, as_of, position)
+    counted = _counted_minutes(conn, entries, only)
     streaks = (
-        _longest_streaks(conn, version, rules, as_of, position)
-        if rules.minimum_continuous_months
-        else {}
+        _longest_streaks(conn, entries, only) if rules.minimum_continuous_months else {}
     )
     last_fraud = _last_fraud_voids(conn, as_of, position)
     # Read once, not per volunteer (hundreds of thousands of them)
@@ -213,34 +223,43 @@ def _counted_entries(
 
 
 def _counted_minutes(
-    conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
+    conn: Connection,
+    entries: tuple[sa.ColumnElement[bool], ...],
+    only: Collection[str] | None,
 ) -> dict[str, int]:
     t = entries_table.c
     total = sa.func.sum(t.minutes)
     query = (
         sa.select(t.volunteer_id, total)
-        .where(*_counted_entries(version, rules, as_of, position))
+        .where(*entries)
         .group_by(t.volunteer_id)
         .having(total > 0)
     )
     return {
-        volunteer_id: int(minutes) for volunteer_id, minutes in select_rows(conn, query)
+        volunteer_id: int(minutes)
+        for volunteer_id, minutes in select_rows_among(
+            conn, query, t.volunteer_id, only
+        )
     }
 
 
 def _longest_streaks(
-    conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
+    conn: Connection,
+    entries: tuple[sa.ColumnElement[bool], ...],
+    only: Collection[str] | None,
 ) -> dict[str, int]:
     t = entries_table.c
     month = sa.func.substr(t.service_date, 1, 7)
     query = (
         sa.select(t.volunteer_id, month)
-        .where(*_counted_entries(version, rules, as_of, position))
+        .where(*entries)
         .group_by(t.volunteer_id, month)
         .having(sa.func.sum(t.minutes) > 0)
     )
     months: dict[str, list[str]] = defaultdict(list)
-    for volunteer_id, service_month in select_rows(conn, query):
+    for volunteer_id, service_month in select_rows_among(
+        conn, query, t.volunteer_id, only
+    ):
         months[volunteer_id].append(service_month)
     return {volunteer_id: _longest_streak(ms) for volunteer_id, ms in months.items()}
 
@@ -292,14 +311,23 @@ def _last_fraud_voids(conn: Connection, as_of: date, position: int) -> dict[str,
     return last
 
 
-@dataclass(frozen=True)
-class PlannedAwards:
+class PlannedAwards(NamedTuple):
     """A volunteer whose standing adds to what is held, and the version of
     their honours record read with the holdings (0: none yet)."""
 
     standing: Standing
+    record: UUID  # the volunteer's Honours record
     version: int
     due: AwardsDue
+
+
+class EarlierRun(NamedTuple):
+    """A completed run a later one builds on (``HonoursRun.Completed``)."""
+
+    as_of: date
+    position: int
+    volunteers: int
+    standings_by_stars: dict[int, int]
 
 
 @dataclass
@@ -309,6 +337,7 @@ class HonoursRun:
     rules: str
     as_of: date
     position: int
+    hours_version: int
     volunteers: int = 0
     new_stars: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     new_benefits: int = 0
@@ -317,6 +346,8 @@ class HonoursRun:
     cycle: str | None = None
     # The volunteers with awards not yet recorded, in volunteer order.
     changes: list[PlannedAwards] = field(default_factory=list)
+    # The position of the completed run this one built on, if any
+    since: int | None = None
 
     def idempotency_key(self, volunteer_id: str) -> str:
         return (
@@ -334,21 +365,54 @@ RUN_ACTOR = Actor(id="honours-run", role="system")
 
 
 def plan_honours(
-    conn: Connection, version: int, rules: RuleSet, as_of: date, position: int
+    conn: Connection,
+    version: int,
+    rules: RuleSet,
+    as_of: date,
+    position: int,
+    *,
+    from_scratch: bool = False,
 ) -> HonoursRun:
-    """Decide every standing, and the awards not yet recorded. What is held
-    and the versions of the records it is held in are read together, in
-    ``conn``'s read: recording refuses a record that moved on since."""
+    """Decide every standing, and the awards not yet recorded.
+
+    A run builds on the latest completed run under the same rules (and
+    cycle) that read the same ``volunteer_hours`` version no later in date
+    or position: every volunteer then held all that run decided, and stands
+    the same now unless service of theirs was recorded since its position,
+    or is dated since its as-of date, or they have a fraud void. Only those
+    are decided again; the standings by star level are its own, moved by
+    theirs. ``from_scratch`` decides every volunteer (the same answer).
+
+    What is held and the versions of the records holding it are read
+    together, in ``conn``'s read: recording refuses a record that moved on
+    since."""
     cycle = str(as_of.year) if rules.counting == "calendar_year" else None
+    run = HonoursRun(rules.label, as_of, position, version, cycle=cycle)
     with cyclic_gc_paused():
-        standings = compute_standings(conn, version, rules, as_of, position)
-        awards = HONOURS_AWARDS.recorded_awards(conn, rules.label, cycle)
-        run = HonoursRun(
-            rules.label, as_of, position, volunteers=len(standings), cycle=cycle
-        )
+        earlier = None if from_scratch else _earlier_run(conn, run)
+        if earlier is None:
+            standings = compute_standings(conn, version, rules, as_of, position)
+            awards = HONOURS_AWARDS.recorded_awards(conn, rules.label, cycle)
+            run.volunteers = len(standings)
+            for standing in standings.values():
+                run.standings_by_stars[standing.stars] += 1
+        else:
+            run.since = earlier.position
+            changed = _may_stand_differently(conn, version, earlier, as_of, position)
+            before = compute_standings(
+                conn, version, rules, earlier.as_of, earlier.position, changed
+            )
+            standings = compute_standings(
+                conn, version, rules, as_of, position, changed
+            )
+            awards = HONOURS_AWARDS.recorded_awards(conn, rules.label, cycle, changed)
+            run.volunteers = earlier.volunteers - len(before) + len(standings)
+            by_stars = Counter(earlier.standings_by_stars)
+            by_stars.subtract(standing.stars for standing in before.values())
+            by_stars.update(standing.stars for standing in standings.values())
+            run.standings_by_stars.update(+by_stars)
         changes: list[tuple[str, Standing, AwardsDue]] = []
         for volunteer_id, standing in standings.items():
-            run.standings_by_stars[standing.stars] += 1
             due = standing.due(awards.get(volunteer_id, NOTHING_HELD))
             if due is None:
                 continue
@@ -362,10 +426,74 @@ def plan_honours(
         records = [Honours.create_id(change[0]) for change in changes]
         versions = stream_versions(conn, records)
         run.changes = [
-            PlannedAwards(standing, versions.get(record, 0), due)
+            PlannedAwards(standing, record, versions.get(record, 0), due)
             for record, (_, standing, due) in zip(records, changes, strict=True)
         ]
     return run
+
+
+RUN_COMPLETED = "HonoursRun.Completed"
+
+
+def _earlier_run(conn: Connection, run: HonoursRun) -> EarlierRun | None:
+    """The latest completed run ``run`` can build on (runs are few: read
+    through the topic index)."""
+    mark = placeholder(conn)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"SELECT payload FROM {events_table.name} WHERE topic = {mark}",
+            (RUN_COMPLETED,),
+        )
+        completed = [orjson.loads(row[0]) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+    candidates = [
+        EarlierRun(
+            date.fromisoformat(p["as_of"]),
+            p["position"],
+            p["volunteers"],
+            {int(stars): count for stars, count in p["standings_by_stars"].items()},
+        )
+        for p in completed
+        if p["rules"] == run.rules
+        and p["cycle"] == run.cycle
+        and p["hours_version"] == run.hours_version
+        and p["position"] <= run.position
+        and date.fromisoformat(p["as_of"]) <= run.as_of
+    ]
+    return max(candidates, key=lambda e: (e.position, e.as_of), default=None)
+
+
+def _may_stand_differently(
+    conn: Connection, version: int, earlier: EarlierRun, as_of: date, position: int
+) -> set[str]:
+    """The volunteers whose standing can differ from the one ``earlier``
+    decided: service recorded since its position, or dated since its as-of
+    date; and any fraud void (a bar ends with time)."""
+    t = entries_table.c
+    # One pass over the table: "+version" keeps SQLite off the index that
+    # starts with it, through which it would fetch every entry in volunteer
+    # order (entries are not indexed by position or date: honours runs are
+    # rare, entries written all day)
+    scanned_version = sa.literal_column(f"+{t.version.name}", sa.Integer)
+    query = (
+        sa.select(t.volunteer_id)
+        .distinct()
+        .where(
+            scanned_version == version,
+            t.position <= position,
+            sa.or_(
+                t.position > earlier.position,
+                sa.and_(
+                    t.service_date > earlier.as_of.isoformat(),
+                    t.service_date <= as_of.isoformat(),
+                ),
+            ),
+        )
+    )
+    changed = {volunteer_id for (volunteer_id,) in select_rows(conn, query)}
+    return changed | _last_fraud_voids(conn, as_of, position).keys()
 
 
 # Volunteers whose awards are appended in one transaction: on SQLite each
@@ -396,7 +524,47 @@ def record_honours(ledger: Ledger, run: HonoursRun, source: str = "cli") -> int:
                     if attempt == MAX_ATTEMPTS:
                         raise
                     batch = _decided_again(ledger, run, batch)
+        if run.changes:
+            _record_completion(ledger, run, recorded, source, correlation_id)
     return recorded
+
+
+def _record_completion(
+    ledger: Ledger, run: HonoursRun, awards: int, source: str, correlation_id: str
+) -> None:
+    """That every volunteer now holds what ``run`` decided, for later runs
+    to build on."""
+    completed = HonoursRunRecord(
+        run_id=correlation_id,
+        rules=run.rules,
+        cycle=run.cycle,
+        as_of=run.as_of.isoformat(),
+        position=run.position,
+        hours_version=run.hours_version,
+        volunteers=run.volunteers,
+        standings_by_stars={
+            str(stars): count
+            for stars, count in sorted(run.standings_by_stars.items())
+            if count
+        },
+        awards=awards,
+    )
+    envelope = _run_envelope(run, source, correlation_id, key=None)
+    events = cast(list[Aggregate.Event], completed.collect_events())
+    ledger.append_decided([DecidedEvents(envelope, events)])
+
+
+def _run_envelope(
+    run: HonoursRun, source: str, correlation_id: str, key: str | None
+) -> Envelope:
+    return Envelope(
+        actor_id=RUN_ACTOR.id,
+        actor_role=RUN_ACTOR.role,
+        at=run.recorded_at,
+        source=source,
+        correlation_id=correlation_id,
+        idempotency_key=key,
+    )
 
 
 def _record_batch(
@@ -407,19 +575,17 @@ def _record_batch(
     correlation_id: str,
 ) -> int:
     timestamp = datetime.now(UTC)
-    at = run.recorded_at
     as_of = run.as_of.isoformat()
     decided = [
         DecidedEvents(
-            Envelope(
-                actor_id=RUN_ACTOR.id,
-                actor_role=RUN_ACTOR.role,
-                at=at,
-                source=source,
-                correlation_id=correlation_id,
-                idempotency_key=run.idempotency_key(planned.standing.volunteer_id),
+            _run_envelope(
+                run,
+                source,
+                correlation_id,
+                key=run.idempotency_key(planned.standing.volunteer_id),
             ),
             Honours.events_for(
+                planned.record,
                 planned.standing.volunteer_id,
                 planned.version,
                 planned.due,
@@ -440,16 +606,14 @@ def _decided_again(
     ledger: Ledger, run: HonoursRun, batch: list[PlannedAwards]
 ) -> list[PlannedAwards]:
     """The batch decided on what the records hold now."""
-    records = ledger.load_aggregates(
-        [Honours.create_id(planned.standing.volunteer_id) for planned in batch]
-    )
+    records = ledger.load_aggregates([planned.record for planned in batch])
     again = []
     for planned in batch:
-        record = records.get(Honours.create_id(planned.standing.volunteer_id))
+        record = records.get(planned.record)
         held, version = NOTHING_HELD, 0
         if isinstance(record, Honours):
             held, version = record.held(run.rules, run.cycle), record.version
         due = planned.standing.due(held)
         if due is not None:
-            again.append(PlannedAwards(planned.standing, version, due))
+            again.append(planned._replace(version=version, due=due))
     return again

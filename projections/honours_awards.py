@@ -13,6 +13,7 @@ the benefit granted.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import ClassVar
 
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from ledger.projection import (
     define_entries_table,
     read_events,
 )
-from ledger.store import head_position, select_rows
+from ledger.store import head_position, select_rows_among
 
 STAR_LEVEL_REACHED = "Honours.StarLevelReached"
 BENEFIT_GRANTED = "Honours.BenefitGranted"
@@ -76,11 +77,16 @@ class HonoursAwardsProjection(Projection):
         return [Entry(event.position, (*scope, NO_BENEFIT), (0, int(p["points"]), 0))]
 
     def recorded_awards(
-        self, conn: Connection, rules: str, cycle: str | None
+        self,
+        conn: Connection,
+        rules: str,
+        cycle: str | None,
+        only: Collection[str] | None = None,
     ) -> Awards:
         """Everything recorded under ``rules`` (in ``cycle``) up to the head of
-        the ledger: the live version's entries, and the award events it has
-        not processed yet, folded the same way."""
+        the ledger, for every volunteer or ``only`` those: the live version's
+        entries, and the award events it has not processed yet, folded the
+        same way."""
         live = ProjectionEngine.live_state(conn, self.name)
         projected = 0 if live is None else live.position
         scope = (rules, cycle or NO_CYCLE)
@@ -104,7 +110,9 @@ class HonoursAwardsProjection(Projection):
             )
             held = {
                 volunteer_id: HeldAwards(int(stars), NO_BENEFITS, int(points))
-                for volunteer_id, stars, points in select_rows(conn, totals)
+                for volunteer_id, stars, points in select_rows_among(
+                    conn, totals, t.volunteer_id, only
+                )
             }
             granted = (
                 sa.select(t.volunteer_id, t.benefit)
@@ -112,14 +120,16 @@ class HonoursAwardsProjection(Projection):
                 .group_by(t.volunteer_id, t.benefit)
                 .having(sa.func.sum(t.benefits) > 0)
             )
-            for volunteer_id, benefit in select_rows(conn, granted):
+            for volunteer_id, benefit in select_rows_among(
+                conn, granted, t.volunteer_id, only
+            ):
                 _add(held, volunteer_id, benefit=benefit)
         unprojected = read_events(
             conn, after=projected, upto=head_position(conn), topics=self.topics
         )
         for entry in self.fold(unprojected).entries:
             volunteer_id, *entry_scope, benefit = entry.key
-            if tuple(entry_scope) == scope:
+            if tuple(entry_scope) == scope and (only is None or volunteer_id in only):
                 stars, points, _ = entry.measures
                 _add(held, volunteer_id, stars, points, benefit)
         return held

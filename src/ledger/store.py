@@ -22,7 +22,7 @@ See docs/architecture.md.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -138,6 +138,25 @@ def select_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def select_rows_among(
+    conn: Connection,
+    query: sa.Select[Any],
+    column: sa.ColumnElement[Any],
+    values: Collection[Any] | None,
+) -> list[tuple[Any, ...]]:
+    """``select_rows`` of ``query`` where ``column`` is one of ``values``,
+    asked a chunk at a time (all rows when ``values`` is None). ``query``
+    must not group across values of ``column``."""
+    if values is None:
+        return select_rows(conn, query)
+    wanted = sorted(values)
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        rows.extend(select_rows(conn, query.where(column.in_(chunk))))
+    return rows
 
 
 def insert_rows(

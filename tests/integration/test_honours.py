@@ -333,7 +333,8 @@ def test_national_stars_are_reached_exactly_at_the_thresholds(town: Town) -> Non
     # And every award names the rule version, the date and the position read
     position = read_position(lines)
     assert position == before
-    assert town.head() == before + 13 + 5  # 13 levels, 5 Honours records opened
+    # 13 levels, 5 Honours records opened, and the run's completion
+    assert town.head() == before + 13 + 5 + 1
     for _topic, payload in town.awards():
         assert (payload["rules"], payload["as_of"], payload["position"]) == (
             "national@1",
@@ -806,6 +807,100 @@ def test_a_run_records_what_the_honours_record_itself_would(town: Town) -> None:
     )
     assert result.outcome is Outcome.REJECTED
     assert "already holds these honours" in str(result.reason)
+
+
+def decided(run: HonoursRun) -> dict[str, Any]:
+    """All a plan decides: the summary and each change, version and due."""
+    return {
+        "volunteers": run.volunteers,
+        "standings": {s: n for s, n in run.standings_by_stars.items() if n},
+        "new_stars": dict(run.new_stars),
+        "new_benefits": run.new_benefits,
+        "points_credited": run.points_credited,
+        "changes": [
+            (c.standing.volunteer_id, c.standing.stars, c.version, c.due)
+            for c in run.changes
+        ],
+    }
+
+
+def assert_builds_on_the_last_run(
+    town: Town, rules: str, as_of: date, position: int | None = None
+) -> HonoursRun:
+    """A plan that builds on an earlier run decides what one from scratch
+    does; return it."""
+    version, head = town.live()
+    at = head if position is None else position
+    rule_set = load_rule_set(rules, as_of)
+    with town.ledger.database.reading() as conn:
+        built_on = plan_honours(conn, version, rule_set, as_of, at)
+        scratch = plan_honours(conn, version, rule_set, as_of, at, from_scratch=True)
+    assert built_on.since is not None
+    assert scratch.since is None
+    assert decided(built_on) == decided(scratch)
+    return built_on
+
+
+def test_a_run_builds_on_the_last_and_decides_as_from_scratch(town: Town) -> None:
+    # Given six volunteers, a run under Kunshan's rules as of the end of 2024,
+    # and one volunteer's service already dated in January 2025
+    town.volunteers("B1", "B2", "B3", "B4", "B5", "B6")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.activity("JAN", datetime(2025, 1, 10, 9, 0, tzinfo=CHINA), hours=1_600)
+    town.activity("MAY", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), hours=12)
+    for volunteer_id, minutes in [("B1", 5_990), ("B2", 6_000), ("B3", 17_000)]:
+        town.makeup(volunteer_id, "LONG", minutes)
+    corrected = town.served("B4", "MAY", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), 600)
+    forged = town.served("B5", "MAY", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), 600)
+    town.makeup("B5", "LONG", 6_000)
+    town.makeup("B6", "JAN", 6_000)
+    first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert recorded(first) > 0
+    after_first = town.head()
+    # When, since, B1 serves ten minutes more, B4's session is corrected down,
+    # B5's is voided for fraud, and nothing happens to B2, B3 and B6
+    town.activity("JUNE", datetime(2024, 6, 1, 8, 0, tzinfo=CHINA), hours=12)
+    town.served("B1", "JUNE", datetime(2024, 6, 1, 8, 0, tzinfo=CHINA), 10)
+    town.correct(corrected, 300, datetime(2025, 1, 2, 9, 0, tzinfo=CHINA))
+    town.void(forged, datetime(2025, 1, 3, 9, 0, tzinfo=CHINA), fraud=True)
+    # Then the next run, as of the same day, decides B1, B4 and B5 again
+    # and all the others as the first run did, as one from scratch would
+    again = assert_builds_on_the_last_run(town, "kunshan", date(2024, 12, 31))
+    assert [c.standing.volunteer_id for c in again.changes] == ["B1"]
+    # And a run as of a later day also counts B6's January service, recorded
+    # before the first run but dated after its as-of day
+    later = assert_builds_on_the_last_run(town, "kunshan", date(2025, 1, 31))
+    assert [c.standing.volunteer_id for c in later.changes] == ["B1", "B6"]
+    # And at a position between the two, it builds on the first run too
+    assert_builds_on_the_last_run(
+        town, "kunshan", date(2025, 1, 31), position=after_first + 3
+    )
+    # And once the later run is recorded, the next builds on it
+    town.honours("--as-of", "2025-01-31", "--rules", "kunshan")
+    town.activity("JULY", datetime(2024, 7, 6, 8, 0, tzinfo=CHINA), hours=12)
+    town.makeup("B2", "JULY", 60)
+    last = assert_builds_on_the_last_run(town, "kunshan", date(2025, 1, 31))
+    assert last.since is not None and last.since > after_first
+    assert [c.standing.volunteer_id for c in last.changes] == ["B2"]
+
+
+def test_a_run_decides_from_scratch_with_nothing_to_build_on(town: Town) -> None:
+    town.volunteers("S1")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("S1", "LONG", 6_000)
+    # A first run, a dry run, and a run at a position before the last run's
+    assert town.plan("kunshan", date(2024, 12, 31)).since is None
+    town.honours("--as-of", "2024-12-31", "--rules", "kunshan", "--dry-run")
+    assert town.plan("kunshan", date(2024, 12, 31)).since is None
+    before = town.head()
+    town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert town.plan("kunshan", date(2024, 12, 31)).since == before
+    assert town.plan("kunshan", date(2024, 12, 31), position=before - 1).since is None
+    # An earlier as-of day, another rule set or another cycle
+    assert town.plan("kunshan", date(2024, 12, 30)).since is None
+    assert town.plan("national", date(2024, 12, 31)).since is None
+    town.honours("--as-of", "2024-12-31", "--rules", "zhangjiagang")
+    assert town.plan("zhangjiagang", date(2025, 3, 31)).since is None
 
 
 def test_the_awards_of_one_run_share_its_correlation_id(town: Town) -> None:

@@ -136,6 +136,7 @@ class Honours(Aggregate):
     @classmethod
     def events_for(
         cls,
+        record: UUID,
         volunteer_id: str,
         version: int,
         due: AwardsDue,
@@ -146,12 +147,11 @@ class Honours(Aggregate):
         position: int,
         timestamp: datetime,
     ) -> list[Aggregate.Event]:
-        """The events ``award`` triggers for ``due`` on a record at
-        ``version`` (0: none yet, so it is opened first), built without
-        loading the record: an honours run knows what every volunteer holds
-        from one read. Appending them fails if the record moved past
-        ``version`` meanwhile."""
-        originator_id = cls.create_id(volunteer_id)
+        """The events ``award`` triggers for ``due`` on ``record`` (the
+        volunteer's, ``create_id(volunteer_id)``) at ``version`` (0: none
+        yet, so it is opened first), built without loading the record: an
+        honours run knows what every volunteer holds from one read. Appending
+        them fails if the record moved past ``version`` meanwhile."""
         # The classes ``@event`` made (mypy does not see them)
         made: Any = cls
         events: list[Aggregate.Event] = []
@@ -159,7 +159,7 @@ class Honours(Aggregate):
         def add(event_class: Any, **fields: Any) -> None:
             events.append(
                 event_class(
-                    originator_id=originator_id,
+                    originator_id=record,
                     originator_version=version + len(events) + 1,
                     timestamp=timestamp,
                     **fields,
@@ -224,3 +224,48 @@ class Honours(Aggregate):
 def award_scope(rules: str, cycle: str | None) -> str:
     """What awards are counted within: a rule set, or one cycle of it."""
     return rules if cycle is None else f"{rules} {cycle}"
+
+
+class HonoursRunRecord(Aggregate):
+    """That an honours run recorded everything it decided: what it read (the
+    rule set and cycle, the as-of date, the ledger position and the
+    ``volunteer_hours`` version) and how many volunteers stood at each star
+    level. A later run under the same rules builds on it: only volunteers
+    whose service was recorded, or is dated, since then (or who have a
+    fraud void) can stand differently, and all the others hold what it
+    decided already."""
+
+    TOPIC = "HonoursRun"
+
+    class Event(Aggregate.Event):
+        TOPIC = "HonoursRun.Event"
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "HonoursRun.Created"
+
+    @staticmethod
+    def create_id(run_id: str) -> UUID:
+        return stream_id("honours-run", run_id)
+
+    @event("Completed", topic="HonoursRun.Completed")
+    def __init__(
+        self,
+        run_id: str,
+        rules: str,
+        cycle: str | None,
+        as_of: str,
+        position: int,
+        hours_version: int,
+        volunteers: int,
+        standings_by_stars: dict[str, int],
+        awards: int,
+    ) -> None:
+        self.run_id = run_id
+        self.rules = rules
+        self.cycle = cycle
+        self.as_of = as_of
+        self.position = position
+        self.hours_version = hours_version
+        self.volunteers = volunteers
+        self.standings_by_stars = standings_by_stars
+        self.awards = awards
