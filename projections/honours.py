@@ -286,20 +286,9 @@ def _longest_streak(months: Any) -> int:
 
 def _last_fraud_voids(conn: Connection, as_of: date, position: int) -> dict[str, date]:
     """Each volunteer's latest void for fraud dated up to ``as_of``, as known
-    at ``position`` (voids are few: read through the topic index)."""
-    mark = placeholder(conn)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(
-            f"SELECT payload FROM {events_table.name} WHERE topic = {mark} "
-            f"AND position <= {mark}",
-            ("Volunteer.SessionVoided", position),
-        )
-        payloads = [orjson.loads(row[0]) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
+    at ``position``."""
     last: dict[str, date] = {}
-    for payload in payloads:
+    for payload in _payloads(conn, "Volunteer.SessionVoided", position):
         if not payload.get("fraud"):
             continue
         voided_on = date.fromisoformat(china_date(payload["at"]))
@@ -435,19 +424,27 @@ def plan_honours(
 RUN_COMPLETED = "HonoursRun.Completed"
 
 
-def _earlier_run(conn: Connection, run: HonoursRun) -> EarlierRun | None:
-    """The latest completed run ``run`` can build on (runs are few: read
-    through the topic index)."""
+def _payloads(
+    conn: Connection, topic: str, upto: int | None = None
+) -> list[dict[str, Any]]:
+    """The payloads of the events of ``topic`` (up to position ``upto``), for
+    topics with few events: read through the topic index."""
     mark = placeholder(conn)
+    query = f"SELECT payload FROM {events_table.name} WHERE topic = {mark}"
+    parameters: tuple[Any, ...] = (topic,)
+    if upto is not None:
+        query += f" AND position <= {mark}"
+        parameters += (upto,)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(
-            f"SELECT payload FROM {events_table.name} WHERE topic = {mark}",
-            (RUN_COMPLETED,),
-        )
-        completed = [orjson.loads(row[0]) for row in cursor.fetchall()]
+        cursor.execute(query, parameters)
+        return [orjson.loads(row[0]) for row in cursor.fetchall()]
     finally:
         cursor.close()
+
+
+def _earlier_run(conn: Connection, run: HonoursRun) -> EarlierRun | None:
+    """The latest completed run ``run`` can build on."""
     candidates = [
         EarlierRun(
             date.fromisoformat(p["as_of"]),
@@ -455,7 +452,7 @@ def _earlier_run(conn: Connection, run: HonoursRun) -> EarlierRun | None:
             p["volunteers"],
             {int(stars): count for stars, count in p["standings_by_stars"].items()},
         )
-        for p in completed
+        for p in _payloads(conn, RUN_COMPLETED)
         if p["rules"] == run.rules
         and p["cycle"] == run.cycle
         and p["hours_version"] == run.hours_version
