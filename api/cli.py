@@ -71,6 +71,7 @@ from projections.honours import (
     plan_honours,
     record_honours,
 )
+from projections.honours_awards import IncompleteAwardsError
 from projections.reads import InvalidReadError, LedgerReads, NotFoundError, parse_as_of
 from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
 
@@ -665,7 +666,11 @@ def honours(
         if read_at > live.position:
             console.print(f"[red]the ledger has no position {read_at} yet[/red]")
             raise typer.Exit(2)
-        run = plan_honours(conn, live.version, rule_set, day, read_at)
+        try:
+            run = plan_honours(conn, live.version, rule_set, day, read_at)
+        except IncompleteAwardsError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(3) from None
     typer.echo(
         f"honours under {run.rules} as of {day.isoformat()} at position {read_at}: "
         f"{run.volunteers} volunteers with counted service"

@@ -34,7 +34,12 @@ from eventsourcing.domain import Aggregate
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
-from ledger.application import ConcurrencyConflictError, DecidedEvents, Ledger
+from ledger.application import (
+    MAX_ATTEMPTS,
+    ConcurrencyConflictError,
+    DecidedEvents,
+    Ledger,
+)
 from ledger.commands import Actor
 from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.domain.honours import (
@@ -284,19 +289,32 @@ def _longest_streak(months: Any) -> int:
     return longest
 
 
+class FraudVoid(NamedTuple):
+    position: int
+    volunteer_id: str
+    voided_on: date  # in China Standard Time
+
+
+def _fraud_voids(conn: Connection, as_of: date, position: int) -> list[FraudVoid]:
+    """The voids for fraud dated up to ``as_of``, as known at ``position``."""
+    voids = []
+    for recorded_at, payload in _events_of(conn, "Volunteer.SessionVoided", position):
+        if not payload.get("fraud"):
+            continue
+        voided_on = date.fromisoformat(china_date(payload["at"]))
+        if voided_on <= as_of:
+            volunteer_id = payload["session"]["volunteer_id"]
+            voids.append(FraudVoid(recorded_at, volunteer_id, voided_on))
+    return voids
+
+
 def _last_fraud_voids(conn: Connection, as_of: date, position: int) -> dict[str, date]:
     """Each volunteer's latest void for fraud dated up to ``as_of``, as known
     at ``position``."""
     last: dict[str, date] = {}
-    for payload in _payloads(conn, "Volunteer.SessionVoided", position):
-        if not payload.get("fraud"):
-            continue
-        voided_on = date.fromisoformat(china_date(payload["at"]))
-        if voided_on > as_of:
-            continue
-        volunteer_id = payload["session"]["volunteer_id"]
-        if volunteer_id not in last or voided_on > last[volunteer_id]:
-            last[volunteer_id] = voided_on
+    for void in _fraud_voids(conn, as_of, position):
+        if void.volunteer_id not in last or void.voided_on > last[void.volunteer_id]:
+            last[void.volunteer_id] = void.voided_on
     return last
 
 
@@ -337,12 +355,6 @@ class HonoursRun:
     changes: list[PlannedAwards] = field(default_factory=list)
     # The position of the completed run this one built on, if any
     since: int | None = None
-
-    def idempotency_key(self, volunteer_id: str) -> str:
-        return (
-            f"honours:{self.rules}:{self.as_of.isoformat()}:{self.position}:"
-            f"{volunteer_id}"
-        )
 
     @property
     def recorded_at(self) -> datetime:
@@ -387,7 +399,9 @@ def plan_honours(
                 run.standings_by_stars[standing.stars] += 1
         else:
             run.since = earlier.position
-            changed = _may_stand_differently(conn, version, earlier, as_of, position)
+            changed = _may_stand_differently(
+                conn, version, rules, earlier, as_of, position
+            )
             before = compute_standings(
                 conn, version, rules, earlier.as_of, earlier.position, changed
             )
@@ -399,6 +413,7 @@ def plan_honours(
             by_stars = Counter(earlier.standings_by_stars)
             by_stars.subtract(standing.stars for standing in before.values())
             by_stars.update(standing.stars for standing in standings.values())
+            assert min(by_stars.values(), default=0) >= 0, "summary out of step"
             run.standings_by_stars.update(+by_stars)
         changes: list[tuple[str, Standing, AwardsDue]] = []
         for volunteer_id, standing in standings.items():
@@ -424,13 +439,13 @@ def plan_honours(
 RUN_COMPLETED = "HonoursRun.Completed"
 
 
-def _payloads(
+def _events_of(
     conn: Connection, topic: str, upto: int | None = None
-) -> list[dict[str, Any]]:
-    """The payloads of the events of ``topic`` (up to position ``upto``), for
-    topics with few events: read through the topic index."""
+) -> list[tuple[int, dict[str, Any]]]:
+    """The positions and payloads of the events of ``topic`` (up to position
+    ``upto``), for topics with few events: read through the topic index."""
     mark = placeholder(conn)
-    query = f"SELECT payload FROM {events_table.name} WHERE topic = {mark}"
+    query = f"SELECT position, payload FROM {events_table.name} WHERE topic = {mark}"
     parameters: tuple[Any, ...] = (topic,)
     if upto is not None:
         query += f" AND position <= {mark}"
@@ -438,7 +453,7 @@ def _payloads(
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(query, parameters)
-        return [orjson.loads(row[0]) for row in cursor.fetchall()]
+        return [(int(row[0]), orjson.loads(row[1])) for row in cursor.fetchall()]
     finally:
         cursor.close()
 
@@ -452,7 +467,7 @@ def _earlier_run(conn: Connection, run: HonoursRun) -> EarlierRun | None:
             p["volunteers"],
             {int(stars): count for stars, count in p["standings_by_stars"].items()},
         )
-        for p in _payloads(conn, RUN_COMPLETED)
+        for _, p in _events_of(conn, RUN_COMPLETED)
         if p["rules"] == run.rules
         and p["cycle"] == run.cycle
         and p["hours_version"] == run.hours_version
@@ -463,11 +478,17 @@ def _earlier_run(conn: Connection, run: HonoursRun) -> EarlierRun | None:
 
 
 def _may_stand_differently(
-    conn: Connection, version: int, earlier: EarlierRun, as_of: date, position: int
+    conn: Connection,
+    version: int,
+    rules: RuleSet,
+    earlier: EarlierRun,
+    as_of: date,
+    position: int,
 ) -> set[str]:
     """The volunteers whose standing can differ from the one ``earlier``
-    decided: service recorded since its position, or dated since its as-of
-    date; and any fraud void (a bar ends with time)."""
+    decided: service recorded since its position (voids and corrections
+    included), or dated since its as-of date; and a fraud bar beginning or
+    ending between the two as-of dates."""
     t = entries_table.c
     # One pass over the table: "+version" keeps SQLite off the index that
     # starts with it, through which it would fetch every entry in volunteer
@@ -490,7 +511,18 @@ def _may_stand_differently(
         )
     )
     changed = {volunteer_id for (volunteer_id,) in select_rows(conn, query)}
-    return changed | _last_fraud_voids(conn, as_of, position).keys()
+    if rules.fraud_ban_years:
+        # A volunteer's bar changes only with a void recorded since, or one
+        # dated, or ending its bar, between the two as-of dates
+        since, until = earlier.as_of, as_of
+        changed.update(
+            void.volunteer_id
+            for void in _fraud_voids(conn, as_of, position)
+            if void.position > earlier.position
+            or since < void.voided_on <= until
+            or since < _years_after(void.voided_on, rules.fraud_ban_years) <= until
+        )
+    return changed
 
 
 # Volunteers whose awards are appended in one transaction: on SQLite each
@@ -498,7 +530,6 @@ def _may_stand_differently(
 # run (a later run's 57 k awards: 6.0-7.7 s by 2,000, 4.7-6.0 s by 20,000);
 # the append lock is held about a second per 10,000.
 HONOURS_BATCH = 10_000
-MAX_ATTEMPTS = 5
 
 
 def record_honours(ledger: Ledger, run: HonoursRun, source: str = "cli") -> int:
@@ -546,21 +577,20 @@ def _record_completion(
         },
         awards=awards,
     )
-    envelope = _run_envelope(run, source, correlation_id, key=None)
+    envelope = _run_envelope(run, source, correlation_id)
     events = cast(list[Aggregate.Event], completed.collect_events())
     ledger.append_decided([DecidedEvents(envelope, events)])
 
 
-def _run_envelope(
-    run: HonoursRun, source: str, correlation_id: str, key: str | None
-) -> Envelope:
+def _run_envelope(run: HonoursRun, source: str, correlation_id: str) -> Envelope:
+    # No idempotency key: a run recorded twice decides nothing the second
+    # time, and one decided again (a projection rebuilt) owes what it finds.
     return Envelope(
         actor_id=RUN_ACTOR.id,
         actor_role=RUN_ACTOR.role,
         at=run.recorded_at,
         source=source,
         correlation_id=correlation_id,
-        idempotency_key=key,
     )
 
 
@@ -575,12 +605,7 @@ def _record_batch(
     as_of = run.as_of.isoformat()
     decided = [
         DecidedEvents(
-            _run_envelope(
-                run,
-                source,
-                correlation_id,
-                key=run.idempotency_key(planned.standing.volunteer_id),
-            ),
+            _run_envelope(run, source, correlation_id),
             Honours.events_for(
                 planned.record,
                 planned.standing.volunteer_id,

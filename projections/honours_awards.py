@@ -55,6 +55,11 @@ entries_table = define_entries_table(
 Awards = dict[str, HeldAwards]
 
 
+class IncompleteAwardsError(RuntimeError):
+    """Award events the projection could not process: what is held is not
+    known, and a run deciding from it could award a level twice."""
+
+
 class HonoursAwardsProjection(Projection):
     name: ClassVar[str] = "honours_awards"
     topics: ClassVar[frozenset[str]] = frozenset(AWARD_TOPICS)
@@ -88,6 +93,12 @@ class HonoursAwardsProjection(Projection):
         entries, and the award events it has not processed yet, folded the
         same way."""
         live = ProjectionEngine.live_state(conn, self.name)
+        if live is not None and live.dead_letters:
+            raise IncompleteAwardsError(
+                f"{self.name} has {live.dead_letters} award event(s) it could not "
+                f"process (see `ledger project`); fix the cause and `ledger rebuild "
+                f"{self.name}` before an honours run"
+            )
         projected = 0 if live is None else live.position
         scope = (rules, cycle or NO_CYCLE)
         held: dict[str, HeldAwards] = {}
@@ -109,7 +120,7 @@ class HonoursAwardsProjection(Projection):
                 .group_by(t.volunteer_id)
             )
             held = {
-                volunteer_id: HeldAwards(int(stars), NO_BENEFITS, int(points))
+                volunteer_id: HeldAwards(int(stars), NOTHING_HELD.benefits, int(points))
                 for volunteer_id, stars, points in select_rows_among(
                     conn, totals, t.volunteer_id, only
                 )
@@ -127,15 +138,19 @@ class HonoursAwardsProjection(Projection):
         unprojected = read_events(
             conn, after=projected, upto=head_position(conn), topics=self.topics
         )
-        for entry in self.fold(unprojected).entries:
+        folded = self.fold(unprojected)
+        if folded.dead_letters:
+            recorded, error = folded.dead_letters[0]
+            raise IncompleteAwardsError(
+                f"the award event at position {recorded.position} cannot be read "
+                f"({error})"
+            )
+        for entry in folded.entries:
             volunteer_id, *entry_scope, benefit = entry.key
             if tuple(entry_scope) == scope and (only is None or volunteer_id in only):
                 stars, points, _ = entry.measures
                 _add(held, volunteer_id, stars, points, benefit)
         return held
-
-
-NO_BENEFITS: frozenset[str] = frozenset()
 
 
 def _add(

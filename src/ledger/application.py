@@ -220,32 +220,30 @@ class Ledger(Application[UUID]):
         ]
 
     def append_decided(self, decided: Sequence[DecidedEvents]) -> list[int]:
-        """Record already decided events in one transaction, each group's
-        idempotency key with them; return their positions. The events carry
-        the versions that follow the streams as their decider read them: if
-        any stream moved on since (or a key was used), nothing is written and
-        ``ConcurrencyConflictError`` says so, for the caller to decide again
-        on fresh state. Subjects are those the payloads name."""
+        """Record already decided events in one transaction; return their
+        positions. The events carry the versions that follow the streams as
+        their decider read them: if any stream moved on since, nothing is
+        written and ``ConcurrencyConflictError`` says so, for the caller to
+        decide again on fresh state. No idempotency keys: deciding again on
+        what is recorded is what makes a repeat record nothing. Subjects are
+        those the payloads name."""
+        if any(group.envelope.idempotency_key for group in decided):
+            raise ValueError("decided events are recorded without idempotency keys")
         events: list[Aggregate.Event] = []
         metadata: list[EventMetadata] = []
-        key_uses: list[KeyUse] = []
         for group in decided:
-            first_index = len(events)
             events.extend(group.events)
             metadata.extend(
                 EventMetadata(group.envelope, named_subjects(event))
                 for event in group.events
             )
-            key = group.envelope.idempotency_key
-            if key is not None and group.events:
-                key_uses.append(KeyUse(key, first_index, len(events) - 1))
         if not events:
             return []
         try:
-            recordings = self.events.put(events, metadata=metadata, key_uses=key_uses)
+            recordings = self.events.put(events, metadata=metadata)
         except IntegrityError as error:
             raise ConcurrencyConflictError(
-                f"a stream or key changed since the events were decided ({error})"
+                f"a stream changed since its events were decided ({error})"
             ) from error
         return [recording.notification.id for recording in recordings]
 

@@ -300,8 +300,8 @@ class Rate(BaseCommand):
 
 
 class RecordHonours(BaseCommand):
-    """Record what an honours run decided for a volunteer (an extension of
-    the contract: ``ledger honours`` sends it)."""
+    """Record an award by hand (an extension of the contract). Honours runs
+    decide by the same rule (``awards_due``) but append their awards in bulk."""
 
     type: Literal["record_honours"] = "record_honours"
     volunteer_id: Id

@@ -13,7 +13,9 @@ since.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import random
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from typer.testing import CliRunner, Result
 from api.cli import app
 from ledger.application import Ledger, Outcome, Submission
 from ledger.domain.honours import Honours
-from ledger.projection import ProjectionEngine
+from ledger.projection import Entry, ProjectionEngine, RecordedEvent
 from ledger.settings import get_settings
 from ledger.store import events_table, head_position
 from projections.honours import (
@@ -40,8 +42,9 @@ from projections.honours import (
     plan_honours,
     record_honours,
 )
-from projections.honours_awards import AWARD_TOPICS
+from projections.honours_awards import AWARD_TOPICS, HonoursAwardsProjection
 from projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
+from projections.volunteer_hours import VolunteerHoursProjection
 from tests.factories import activity, id_number, submission
 
 CHINA = timezone(timedelta(hours=8))
@@ -901,6 +904,203 @@ def test_a_run_decides_from_scratch_with_nothing_to_build_on(town: Town) -> None
     assert town.plan("national", date(2024, 12, 31)).since is None
     town.honours("--as-of", "2024-12-31", "--rules", "zhangjiagang")
     assert town.plan("zhangjiagang", date(2025, 3, 31)).since is None
+
+
+RANDOM_RULES = ("kunshan", "zhangjiagang", "national")
+RANDOM_AS_OFS = tuple(
+    date.fromisoformat(day)
+    for day in (
+        "2024-03-31",
+        "2024-06-30",
+        "2024-12-31",
+        "2025-02-28",
+        "2025-06-30",
+        "2026-06-30",
+    )
+)
+
+
+def random_history_step(town: Town, rng: random.Random, sessions: list[str]) -> None:
+    """One thing that happens to the ledger: service, a correction, a void
+    (mostly for fraud), an award recorded by hand, or an honours run (at an
+    earlier position or dry, now and then)."""
+    volunteer = rng.choice(("R1", "R2", "R3", "R4", "R5", "R6"))
+    draw = rng.random()
+    if draw < 0.35:
+        activity_id = rng.choice(sorted(town.activities))
+        starts = town.activities[activity_id]
+        if (volunteer, activity_id) not in town.signed_up and activity_id[0] == "M":
+            sessions.append(town.served(volunteer, activity_id, starts, 300))
+    elif draw < 0.45:
+        with contextlib.suppress(AssertionError):  # one make-up per activity
+            activity_id = rng.choice(("LONG", "LATE"))
+            minutes = rng.choice((3_000, 6_000, 20_000))
+            sessions.append(town.makeup(volunteer, activity_id, minutes))
+    elif draw < 0.65 and sessions:
+        session_id = rng.choice(sessions)
+        at = town.session_ends[session_id] + rng.randint(1, 200) * DAY
+        if draw < 0.55:
+            change = submission(
+                "correct_session",
+                at,
+                session_id=session_id,
+                minutes=rng.choice((60, 200, 700)),
+                reason="recount",
+            )
+        else:
+            change = submission(
+                "void_session",
+                at,
+                session_id=session_id,
+                reason="伪造签到 forged sign-in",
+                fraud=rng.random() < 0.7,
+            )
+        town.ledger.execute_batch([change])  # refused when already voided
+    elif draw < 0.7:
+        as_of = rng.choice(RANDOM_AS_OFS)
+        rules = rng.choice(RANDOM_RULES)
+        town.ledger.execute_batch(
+            [
+                submission(
+                    "record_honours",
+                    datetime(2026, 7, 1, tzinfo=CHINA),
+                    volunteer_id=volunteer,
+                    rules=load_rule_set(rules, as_of).label,
+                    cycle=str(as_of.year) if rules == "zhangjiagang" else None,
+                    stars=rng.randint(0, 2),
+                    benefits=[],
+                    points=rng.choice((0, 500)),
+                    as_of=as_of.isoformat(),
+                    position=town.head(),
+                )
+            ]
+        )
+    else:
+        arguments = ["--as-of", rng.choice(RANDOM_AS_OFS).isoformat()]
+        arguments += ["--rules", rng.choice(RANDOM_RULES)]
+        if rng.random() < 0.3:
+            arguments += ["--position", str(rng.randint(1, town.head()))]
+        if rng.random() < 0.15:
+            arguments.append("--dry-run")
+        town.honours(*arguments)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_over_a_random_history_built_on_plans_decide_as_from_scratch(
+    town: Town, seed: int
+) -> None:
+    # Given six volunteers and a monthly activity from November 2023 to June
+    # 2025, and long activities for make-up hours early 2024 and early 2025
+    town.volunteers("R1", "R2", "R3", "R4", "R5", "R6")
+    for month in range(20):
+        year, month_index = divmod(2023 * 12 + 10 + month, 12)
+        starts = datetime(year, month_index + 1, 5, 8, 0, tzinfo=CHINA)
+        town.activity(f"M{month:02d}", starts, hours=24)
+    town.activity("LONG", datetime(2024, 2, 1, 9, 0, tzinfo=CHINA), hours=1_600)
+    town.activity("LATE", datetime(2025, 1, 20, 9, 0, tzinfo=CHINA), hours=1_600)
+    rng = random.Random(seed)
+    sessions: list[str] = []
+    built_on = 0
+    # When things happen at random, with honours runs among them
+    for step in range(24):
+        random_history_step(town, rng, sessions)
+        if step % 4 != 3:
+            continue
+        # Then at every moment, for every rule set and as-of date, a plan that
+        # builds on an earlier run decides what one from scratch does
+        version, head = town.live()
+        for rules in RANDOM_RULES:
+            for as_of in RANDOM_AS_OFS:
+                rule_set = load_rule_set(rules, as_of)
+                for at in {head, rng.randint(1, head)}:
+                    with town.ledger.database.reading() as conn:
+                        plan = plan_honours(conn, version, rule_set, as_of, at)
+                        scratch = plan_honours(
+                            conn, version, rule_set, as_of, at, from_scratch=True
+                        )
+                    assert decided(plan) == decided(scratch), (rules, as_of, at)
+                    built_on += plan.since is not None
+    assert built_on > 0, "no plan built on an earlier run: the test proves nothing"
+
+
+def test_a_run_refuses_while_awards_are_parked_unread(
+    town: Town, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    town.volunteers("X1")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("X1", "LONG", 6_000)
+    town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    # Given honours_awards rebuilt by a fold that cannot read a level reached
+    # (a stand-in for any fold failure): the event is parked
+    fold = HonoursAwardsProjection.evolve
+
+    def failing(self: HonoursAwardsProjection, event: RecordedEvent) -> list[Entry]:
+        if event.topic == "Honours.StarLevelReached":
+            raise KeyError("level")
+        return fold(self, event)
+
+    engine = ProjectionEngine(town.ledger.database, ALL_PROJECTIONS)
+    with monkeypatch.context() as patched:
+        patched.setattr(HonoursAwardsProjection, "evolve", failing)
+        engine.rebuild([HONOURS_AWARDS.name])
+    town.activity("MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), hours=12)
+    town.served("X1", "MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), 60)
+    head = town.head()
+    # When a run goes, then it refuses, naming the projection, and records
+    # nothing (it would not know X1 holds 1★, and award it again)
+    outcome = town.cli("honours", "--as-of", "2024-12-31", "--rules", "kunshan")
+    assert outcome.exit_code == 3, outcome.output
+    assert "honours_awards has 1 award event(s) it could not process" in (
+        outcome.output
+    )
+    assert town.head() == head
+    # And once the projection is rebuilt by a fold that reads it, the run
+    # credits X1's new hour alone
+    engine.rebuild([HONOURS_AWARDS.name])
+    lines = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert recorded(lines) == 1
+    assert town.stars_recorded("kunshan@1") == {"X1": [1]}
+
+
+def test_a_run_repeated_after_hours_were_rebuilt_records_what_they_show(
+    town: Town, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    town.volunteers("K1", "K2")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.activity("OTHER", MARCH_2024 + DAY, hours=1_600)
+    town.makeup("K1", "LONG", 6_000)
+    town.makeup("K2", "LONG", 6_000)
+    parked = town.makeup("K1", "OTHER", 12_000)
+    # Given volunteer_hours rebuilt by a fold that parks K1's second approval,
+    # and a run on what it shows
+    fold = VolunteerHoursProjection.evolve
+
+    def failing(self: VolunteerHoursProjection, event: RecordedEvent) -> list[Entry]:
+        if event.payload.get("session_id") == parked:
+            raise KeyError("minutes")
+        return fold(self, event)
+
+    engine = ProjectionEngine(town.ledger.database, ALL_PROJECTIONS)
+    with monkeypatch.context() as patched:
+        patched.setattr(VolunteerHoursProjection, "evolve", failing)
+        engine.rebuild([VOLUNTEER_HOURS.name])
+    first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert town.stars_recorded("kunshan@1") == {"K1": [1], "K2": [1]}
+    # When the fold is mended, volunteer_hours rebuilt, and the run repeated
+    # at the position it read
+    engine.rebuild([VOLUNTEER_HOURS.name])
+    again = town.honours(
+        "--as-of",
+        "2024-12-31",
+        "--rules",
+        "kunshan",
+        "--position",
+        str(read_position(first)),
+    )
+    # Then it records what K1 is owed by the hours now shown: 2★ and the
+    # 2,000 points of the parked 200 h, nothing twice
+    assert recorded(again) == 2
+    assert town.stars_recorded("kunshan@1") == {"K1": [1, 2], "K2": [1]}
 
 
 def test_the_awards_of_one_run_share_its_correlation_id(town: Town) -> None:
