@@ -256,14 +256,14 @@ def main() -> None:
 
     started = time.perf_counter()
     recorded = record_honours(ledger, run)
-    accepted = len(run.changes)
+    volunteers = len(run.changes)
     record = time.perf_counter() - started
     with database.reading() as conn:
         stored = head_position(conn) - head
     print(
-        f"recording: {accepted:,} commands, {recorded:,} award events "
-        f"({stored:,} events stored with the Honours records opened) in "
-        f"{record:.1f} s = {rate(accepted, record)} commands, "
+        f"recording: {volunteers:,} volunteers, {recorded:,} award events "
+        f"({stored:,} events with the records opened and the run's completion) in "
+        f"{record:.1f} s = {rate(volunteers, record)} volunteers, "
         f"{rate(stored, record)} events"
     )
 
