@@ -678,8 +678,8 @@ def honours(
     if run.since is not None:
         typer.echo(
             f"  building on the completed run that read position {run.since}: "
-            "only volunteers with service recorded or dated since, or a fraud "
-            "void, decided again"
+            "only volunteers with service recorded or dated since, or whose "
+            "fraud bar may have changed, decided again"
         )
     standings = ", ".join(
         f"{'★' * level or 'no star'}: {count}"

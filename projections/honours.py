@@ -380,8 +380,8 @@ def plan_honours(
     cycle) that read the same ``volunteer_hours`` version no later in date
     or position: every volunteer then held all that run decided, and stands
     the same now unless service of theirs was recorded since its position,
-    or is dated since its as-of date, or they have a fraud void. Only those
-    are decided again; the standings by star level are its own, moved by
+    or is dated since its as-of date, or their fraud bar may have changed.
+    Only those are decided again; the standings by star level are its own, moved by
     theirs. ``from_scratch`` decides every volunteer (the same answer).
 
     What is held and the versions of the records holding it are read
@@ -413,7 +413,11 @@ def plan_honours(
             by_stars = Counter(earlier.standings_by_stars)
             by_stars.subtract(standing.stars for standing in before.values())
             by_stars.update(standing.stars for standing in standings.values())
-            assert min(by_stars.values(), default=0) >= 0, "summary out of step"
+            if min(by_stars.values(), default=0) < 0:
+                raise RuntimeError(
+                    f"the completed run at position {earlier.position} counts "
+                    "fewer volunteers at a star level than stood there"
+                )
             run.standings_by_stars.update(+by_stars)
         changes: list[tuple[str, Standing, AwardsDue]] = []
         for volunteer_id, standing in standings.items():
@@ -487,8 +491,8 @@ def _may_stand_differently(
 ) -> set[str]:
     """The volunteers whose standing can differ from the one ``earlier``
     decided: service recorded since its position (voids and corrections
-    included), or dated since its as-of date; and a fraud bar beginning or
-    ending between the two as-of dates."""
+    included), or dated since its as-of date; and a fraud void recorded
+    since, or dated, or ending its bar, between the two as-of dates."""
     t = entries_table.c
     # One pass over the table: "+version" keeps SQLite off the index that
     # starts with it, through which it would fetch every entry in volunteer

@@ -143,7 +143,7 @@ class HonoursAwardsProjection(Projection):
             recorded, error = folded.dead_letters[0]
             raise IncompleteAwardsError(
                 f"the award event at position {recorded.position} cannot be read "
-                f"({error})"
+                f"({error}); fix the cause before an honours run"
             )
         for entry in folded.entries:
             volunteer_id, *entry_scope, benefit = entry.key

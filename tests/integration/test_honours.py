@@ -887,6 +887,25 @@ def test_a_run_builds_on_the_last_and_decides_as_from_scratch(town: Town) -> Non
     assert [c.standing.volunteer_id for c in last.changes] == ["B2"]
 
 
+def test_a_fraud_void_dated_after_the_last_runs_day_bars_the_next(town: Town) -> None:
+    town.volunteers("D1", "D2")
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    may = datetime(2024, 5, 4, 8, 0, tzinfo=CHINA)
+    town.activity("MAY", may, hours=12)
+    town.makeup("D1", "LONG", 6_000)
+    town.makeup("D2", "LONG", 6_000)
+    forged = town.served("D1", "MAY", may, 60)
+    # Given a void for fraud dated 3 January 2025, recorded before a run as of
+    # the end of 2024 (which it does not bar yet)
+    town.void(forged, datetime(2025, 1, 3, 9, 0, tzinfo=CHINA), fraud=True)
+    first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    assert standings_line(first) == "standings: ★: 2"
+    # When the next run goes as of the end of January, then D1 is barred,
+    # though nothing about D1 was recorded since the first run
+    later = assert_builds_on_the_last_run(town, "kunshan", date(2025, 1, 31))
+    assert dict(later.standings_by_stars) == {0: 1, 1: 1}
+
+
 def test_a_run_decides_from_scratch_with_nothing_to_build_on(town: Town) -> None:
     town.volunteers("S1")
     town.activity("LONG", MARCH_2024, hours=1_600)
@@ -930,7 +949,8 @@ def random_history_step(town: Town, rng: random.Random, sessions: list[str]) -> 
         activity_id = rng.choice(sorted(town.activities))
         starts = town.activities[activity_id]
         if (volunteer, activity_id) not in town.signed_up and activity_id[0] == "M":
-            sessions.append(town.served(volunteer, activity_id, starts, 300))
+            minutes = rng.choice((300, 900, 1_400))
+            sessions.append(town.served(volunteer, activity_id, starts, minutes))
     elif draw < 0.45:
         with contextlib.suppress(AssertionError):  # one make-up per activity
             activity_id = rng.choice(("LONG", "LATE"))
@@ -985,7 +1005,7 @@ def random_history_step(town: Town, rng: random.Random, sessions: list[str]) -> 
         town.honours(*arguments)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_over_a_random_history_built_on_plans_decide_as_from_scratch(
     town: Town, seed: int
 ) -> None:
@@ -998,11 +1018,19 @@ def test_over_a_random_history_built_on_plans_decide_as_from_scratch(
         town.activity(f"M{month:02d}", starts, hours=24)
     town.activity("LONG", datetime(2024, 2, 1, 9, 0, tzinfo=CHINA), hours=1_600)
     town.activity("LATE", datetime(2025, 1, 20, 9, 0, tzinfo=CHINA), hours=1_600)
+    # And each of them serving March to May 2024: three months, 15 or 30 h
+    # (Zhangjiagang's first star), so that every rule set has stars to award
+    sessions = [
+        town.served(volunteer, month, town.activities[month], minutes)
+        for volunteer, minutes in zip(
+            ("R1", "R2", "R3", "R4", "R5", "R6"), (600, 300) * 3, strict=True
+        )
+        for month in ("M04", "M05", "M06")
+    ]
     rng = random.Random(seed)
-    sessions: list[str] = []
     built_on = 0
     # When things happen at random, with honours runs among them
-    for step in range(24):
+    for step in range(32):
         random_history_step(town, rng, sessions)
         if step % 4 != 3:
             continue

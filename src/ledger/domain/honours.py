@@ -231,9 +231,9 @@ class HonoursRunRecord(Aggregate):
     rule set and cycle, the as-of date, the ledger position and the
     ``volunteer_hours`` version) and how many volunteers stood at each star
     level. A later run under the same rules builds on it: only volunteers
-    whose service was recorded, or is dated, since then (or who have a
-    fraud void) can stand differently, and all the others hold what it
-    decided already."""
+    whose service was recorded, or is dated, since then (or whose fraud bar
+    may have changed) can stand differently, and all the others hold what
+    it decided already."""
 
     TOPIC = "HonoursRun"
 
