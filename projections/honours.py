@@ -381,8 +381,9 @@ def plan_honours(
     or position: every volunteer then held all that run decided, and stands
     the same now unless service of theirs was recorded since its position,
     or is dated since its as-of date, or their fraud bar may have changed.
-    Only those are decided again; the standings by star level are its own, moved by
-    theirs. ``from_scratch`` decides every volunteer (the same answer).
+    Only those are decided again; the standings by star level are its own,
+    moved by theirs. ``from_scratch`` decides every volunteer (the same
+    answer).
 
     What is held and the versions of the records holding it are read
     together, in ``conn``'s read: recording refuses a record that moved on
@@ -607,24 +608,24 @@ def _record_batch(
 ) -> int:
     timestamp = datetime.now(UTC)
     as_of = run.as_of.isoformat()
-    decided = [
-        DecidedEvents(
-            _run_envelope(run, source, correlation_id),
-            Honours.events_for(
-                planned.record,
-                planned.standing.volunteer_id,
-                planned.version,
-                planned.due,
-                rules=run.rules,
-                cycle=run.cycle,
-                as_of=as_of,
-                position=run.position,
-                timestamp=timestamp,
-            ),
-        )
+    events = [
+        event
         for planned in batch
+        for event in Honours.events_for(
+            planned.record,
+            planned.standing.volunteer_id,
+            planned.version,
+            planned.due,
+            rules=run.rules,
+            cycle=run.cycle,
+            as_of=as_of,
+            position=run.position,
+            timestamp=timestamp,
+        )
     ]
-    ledger.append_decided(decided)
+    # One envelope: a run's awards differ in nothing it holds
+    envelope = _run_envelope(run, source, correlation_id)
+    ledger.append_decided([DecidedEvents(envelope, events)])
     return sum(planned.due.events for planned in batch)
 
 

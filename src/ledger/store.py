@@ -497,19 +497,12 @@ class LedgerRecorder(ApplicationRecorder):
     def select_existing_streams(self, streams: Sequence[UUID]) -> set[UUID]:
         """Those of ``streams`` that hold at least one event."""
         t = events_table.c
-        wanted = sorted(str(stream) for stream in streams)
-        found: set[UUID] = set()
+        query = sa.select(t.stream_id).where(t.stream_version == 1)
         with self.database.reading() as conn:
-            for start in range(0, len(wanted), LOOKUP_CHUNK):
-                rows = select_rows(
-                    conn,
-                    sa.select(t.stream_id).where(
-                        t.stream_id.in_(wanted[start : start + LOOKUP_CHUNK]),
-                        t.stream_version == 1,
-                    ),
-                )
-                found.update(UUID(stream_id) for (stream_id,) in rows)
-        return found
+            rows = select_rows_among(
+                conn, query, t.stream_id, [str(stream) for stream in streams]
+            )
+        return {UUID(stream_id) for (stream_id,) in rows}
 
     def select_claims(
         self, claims: Sequence[tuple[str, str]]

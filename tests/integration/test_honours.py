@@ -97,6 +97,14 @@ class Town:
         self.activities[activity_id] = starts_at
         self.record([activity(activity_id, "S1", starts_at, hours=hours, capacity=100)])
 
+    def with_makeup_hours(self, minutes: dict[str, int]) -> None:
+        """Volunteers registered with approved make-up minutes, all at one
+        long activity ("LONG", March 2024)."""
+        self.volunteers(*minutes)
+        self.activity("LONG", MARCH_2024, hours=1_600)
+        for volunteer_id, counted in minutes.items():
+            self.makeup(volunteer_id, "LONG", counted)
+
     def makeup(self, volunteer_id: str, activity_id: str, minutes: int) -> str:
         """Approved make-up minutes at an activity (dated at its start)."""
         session_id = f"M{next(self.sessions)}-{volunteer_id}"
@@ -351,9 +359,7 @@ def test_national_stars_are_reached_exactly_at_the_thresholds(town: Town) -> Non
 
 def test_only_service_dated_up_to_the_as_of_day_counts(town: Town) -> None:
     # Given make-up hours dated at an activity starting 2024-03-01 09:00 CST
-    town.volunteers("N1")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("N1", "LONG", 6_000)
+    town.with_makeup_hours({"N1": 6_000})
     # Then a run as of the day before counts nothing, as of that day counts them
     before = town.honours("--as-of", "2024-02-29", "--rules", "national", "--dry-run")
     assert "0 volunteers with counted service" in before[0]
@@ -609,9 +615,7 @@ def test_a_fraud_void_bars_stars_for_the_rule_sets_years(town: Town) -> None:
 def test_the_fraud_bar_runs_from_the_china_date_of_the_void(town: Town) -> None:
     # Given F3 with 100 h, and a session voided for fraud at 2024-06-09T17:00Z,
     # which is 2024-06-10 01:00 in China Standard Time
-    town.volunteers("F3")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("F3", "LONG", 6_000)
+    town.with_makeup_hours({"F3": 6_000})
     town.activity("JUNE", datetime(2024, 6, 1, 9, 0, tzinfo=CHINA), hours=3)
     forged = town.makeup("F3", "JUNE", 180)
     town.void(forged, datetime(2024, 6, 9, 17, 0, tzinfo=UTC), fraud=True)
@@ -644,10 +648,7 @@ def test_a_fraud_void_on_29_february_bars_without_crashing(town: Town) -> None:
 
 
 def test_running_again_with_the_same_inputs_records_nothing_new(town: Town) -> None:
-    town.volunteers("R1", "R3")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("R1", "LONG", 6_000)
-    town.makeup("R3", "LONG", 36_000)
+    town.with_makeup_hours({"R1": 6_000, "R3": 36_000})
     # When the run goes once
     first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
     assert recorded(first) == 1 + 1 + 3 + 1 + 1  # R1: ★, points; R3: ★★★, 1, pts
@@ -729,10 +730,7 @@ def test_a_run_knows_the_awards_recorded_since_they_were_last_projected(
 
 
 def test_two_runs_planned_at_once_record_each_award_once(town: Town) -> None:
-    town.volunteers("W1", "W3")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("W1", "LONG", 6_000)
-    town.makeup("W3", "LONG", 36_000)
+    town.with_makeup_hours({"W1": 6_000, "W3": 36_000})
     as_of = date(2024, 12, 31)
     # Given two runs that both planned before either recorded
     first, second = town.plan("kunshan", as_of), town.plan("kunshan", as_of)
@@ -772,10 +770,7 @@ def test_two_runs_planned_at_once_record_each_award_once(town: Town) -> None:
 
 
 def test_a_run_records_what_the_honours_record_itself_would(town: Town) -> None:
-    town.volunteers("A1", "A5")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("A1", "LONG", 6_000)
-    town.makeup("A5", "LONG", 90_000)
+    town.with_makeup_hours({"A1": 6_000, "A5": 90_000})
     # Given a run recorded, then A1 serving ten hours more and a second run
     town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
     town.activity("MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), hours=12)
@@ -907,9 +902,7 @@ def test_a_fraud_void_dated_after_the_last_runs_day_bars_the_next(town: Town) ->
 
 
 def test_a_run_decides_from_scratch_with_nothing_to_build_on(town: Town) -> None:
-    town.volunteers("S1")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("S1", "LONG", 6_000)
+    town.with_makeup_hours({"S1": 6_000})
     # A first run, a dry run, and a run at a position before the last run's
     assert town.plan("kunshan", date(2024, 12, 31)).since is None
     town.honours("--as-of", "2024-12-31", "--rules", "kunshan", "--dry-run")
@@ -1054,9 +1047,7 @@ def test_over_a_random_history_built_on_plans_decide_as_from_scratch(
 def test_a_run_refuses_while_awards_are_parked_unread(
     town: Town, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    town.volunteers("X1")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("X1", "LONG", 6_000)
+    town.with_makeup_hours({"X1": 6_000})
     town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
     # Given honours_awards rebuilt by a fold that cannot read a level reached
     # (a stand-in for any fold failure): the event is parked
@@ -1132,10 +1123,7 @@ def test_a_run_repeated_after_hours_were_rebuilt_records_what_they_show(
 
 
 def test_the_awards_of_one_run_share_its_correlation_id(town: Town) -> None:
-    town.volunteers("C1", "C3")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("C1", "LONG", 6_000)
-    town.makeup("C3", "LONG", 36_000)
+    town.with_makeup_hours({"C1": 6_000, "C3": 36_000})
     # When two runs record awards, under two rule sets
     town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
     town.honours("--as-of", "2024-12-31", "--rules", "national")
@@ -1157,10 +1145,7 @@ def test_the_awards_of_one_run_share_its_correlation_id(town: Town) -> None:
 
 
 def test_a_dry_run_decides_but_records_nothing(town: Town) -> None:
-    town.volunteers("D1", "D5")
-    town.activity("LONG", MARCH_2024, hours=1_600)
-    town.makeup("D1", "LONG", 6_000)
-    town.makeup("D5", "LONG", 90_000)
+    town.with_makeup_hours({"D1": 6_000, "D5": 90_000})
     events = town.head()
     # When a dry run goes (twice)
     dry = town.honours("--as-of", "2024-12-31", "--rules", "kunshan", "--dry-run")
