@@ -186,7 +186,10 @@ def open_engine() -> ProjectionEngine:
 
 
 def print_json(document: object) -> None:
-    typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    # rows' keys are SQLAlchemy's quoted_name, a str subclass orjson refuses
+    # as a key unless told
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    typer.echo(orjson.dumps(document, option=options).decode())
 
 
 def _print_catch_up(report: CatchUpReport) -> None:
@@ -402,9 +405,9 @@ def _run_read(
     reads = LedgerReads(open_ledger().database)
     try:
         document = read(reads)
-        _print_or_export(
-            document, monthly_rows(document), columns, export, chinese_headers, "months"
-        )
+        # only venue reads have months; an hours read is never exported
+        rows = monthly_rows(document) if export is not None else []
+        _print_or_export(document, rows, columns, export, chinese_headers, "months")
     except NotFoundError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(4) from None

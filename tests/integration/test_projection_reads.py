@@ -7,12 +7,14 @@ hold on a hand-built scenario."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -54,6 +56,7 @@ from tests.integration.projection_helpers import (
     pick,
     recorded_times,
     replay,
+    run_cli,
 )
 
 SEED = 20_240_601
@@ -289,6 +292,36 @@ def test_explanations_sum_exactly_to_the_figures_and_name_real_events(
                 assert contribution["position"] <= explained["position"]
             checked += bool(contributions)
     assert checked > 20
+
+
+# --- the query verbs ----------------------------------------------------------------
+
+
+def test_every_query_verb_prints_the_json_of_its_read_now_and_as_of(
+    city: City,
+) -> None:
+    volunteer = city.volunteers_who_served()[0]
+    centre = city.centre()
+    middle = city.head // 2
+    reads = city.reads
+    for as_of in (None, middle):
+        options = () if as_of is None else ("--as-of", str(as_of))
+        verbs = {
+            ("hours", volunteer): reads.volunteer_hours(volunteer, as_of),
+            ("explain-hours", volunteer): reads.explain_volunteer_hours(
+                volunteer, as_of
+            ),
+            ("activity", centre): reads.venue_activity(centre, as_of=as_of),
+            ("fulfilment", centre): reads.venue_fulfilment(centre, as_of=as_of),
+        }
+        for arguments, document in verbs.items():
+            # When an auditor runs `ledger query VERB ID [--as-of P]`
+            outcome = run_cli(city.database, "query", *arguments, *options)
+            # Then it prints exactly the read's JSON
+            assert outcome.exit_code == 0, (arguments, outcome.output)
+            assert json.loads(outcome.stdout) == json.loads(
+                orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
+            )
 
 
 # --- the CONTRACT figures on a hand-built scenario ---------------------------------
