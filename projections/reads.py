@@ -166,17 +166,24 @@ class LedgerReads:
         return int(known or 0)
 
     def _cite(
-        self, conn: Connection, name: str, as_of: AsOf
+        self, conn: Connection, name: str, as_of: AsOf, *, rolled_up: bool = False
     ) -> tuple[LiveState, Cited]:
-        """The live version of ``name`` and what a read of it reflects."""
+        """The live version of ``name`` and what a read of it reflects. A
+        read ``rolled_up`` the venue tree stands where both projections have
+        reached, so its figures and its tree are of the same position."""
+        live = self._live(conn, name)
+        position = min(self.requested_position(conn, as_of, live.head), live.position)
+        if rolled_up:
+            position = min(position, self._live(conn, VENUE_TREE.name).position)
+        return live, Cited(position, chain_hash_at(conn, position), live.dead_letters)
+
+    def _live(self, conn: Connection, name: str) -> LiveState:
         live = self.engine.live_state(conn, name)
         if live is None:
             raise NotFoundError(
                 f"projection '{name}' has not been built: run `ledger project`"
             )
-        requested = self.requested_position(conn, as_of, live.head)
-        position = min(requested, live.position)
-        return live, Cited(position, chain_hash_at(conn, position), live.dead_letters)
+        return live
 
     def _tree(
         self, conn: Connection, position: int | None = None
@@ -329,7 +336,9 @@ class LedgerReads:
         start = check_month("from", from_month, FIRST_MONTH)
         end = check_month("to", to_month, LAST_MONTH)
         with self.database.reading() as conn:
-            live, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of)
+            live, cited = self._cite(
+                conn, VENUE_ACTIVITY.name, as_of, rolled_up=True
+            )
             version = live.version
             venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
             changed = self._venues_changed(
@@ -371,7 +380,9 @@ class LedgerReads:
         if kind not in (None, "wish", "service"):
             raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
         with self.database.reading() as conn:
-            live, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of)
+            live, cited = self._cite(
+                conn, ORDER_FULFILMENT.name, as_of, rolled_up=True
+            )
             version = live.version
             venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
             changed = self._venues_changed(

@@ -28,7 +28,7 @@ from ledger.projection import (
 )
 from ledger.store import Database
 from projections.reads import LedgerReads, NotFoundError
-from projections.registry import ALL_PROJECTIONS
+from projections.registry import ALL_PROJECTIONS, ORDER_FULFILMENT, VENUE_ACTIVITY
 from tests.factories import (
     activity,
     id_number,
@@ -768,6 +768,53 @@ def test_a_venue_registered_under_a_read_venue_joins_its_next_answer(
     after = town.venue_activity("S2")
     assert (before["venues"], after["venues"]) == (1, 2)
     assert town.venue_activity("S2", as_of=before["position"]) == before
+
+
+def test_a_venue_read_stands_where_the_venue_tree_stands_while_the_tree_lags(
+    ledger: Ledger, town: LedgerReads
+) -> None:
+    tree_at = town.venue_children(None)["position"]
+    # Given a new station under I1 with a make-up session and an order
+    record_all(
+        ledger,
+        [
+            register_venue("S3", "station", "I1"),
+            activity("A9", "S3", starts_at=WEEK_LONG, hours=5),
+            submission(
+                "record_makeup_hours",
+                WEEK_LONG + DAY,
+                session_id="M-V3-A9",
+                volunteer_id="V3",
+                activity_id="A9",
+                minutes=200,
+                reason="paper sheet",
+            ),
+            submission("approve_session", WEEK_LONG + 2 * DAY, session_id="M-V3-A9"),
+            submission(
+                "post_order",
+                WEEK_LONG,
+                order_id="O9",
+                kind="wish",
+                venue_id="S3",
+                category="health",
+                description="order O9",
+            ),
+        ],
+    )
+    # When only the venue figures are rebuilt, the venue tree left behind
+    engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
+    engine.rebuild([VENUE_ACTIVITY.name, ORDER_FULFILMENT.name], workers=1)
+    activity_read = town.venue_activity("C")
+    fulfilment_read = town.venue_fulfilment("C")
+    # Then both reads stand where the tree stands: figures and tree agree
+    assert activity_read["position"] == fulfilment_read["position"] == tree_at
+    # And once the tree catches up, reads as of that position answer the same
+    engine.catch_up()
+    assert town.venue_activity("C", as_of=tree_at) == activity_read
+    assert town.venue_fulfilment("C", as_of=tree_at) == fulfilment_read
+    # And the reads of now count the new station's activity and order
+    assert town.venue_activity("C")["activities"] == activity_read["activities"] + 1
+    assert town.venue_fulfilment("C")["posted"] == fulfilment_read["posted"] + 1
 
 
 def test_reads_stay_exact_when_a_version_moved_on_without_noting_changes(
