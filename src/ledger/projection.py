@@ -559,8 +559,12 @@ class ProjectionEngine:
                 else:
                     folded = self._fold_page(page)
                     with self.database.writing(durable=False) as conn:
-                        self._commit_page(conn, page, folded, report)
-                    done = ProcessedPage(page.end, page.end >= page.head)
+                        all_written = self._commit_page(conn, page, folded, report)
+                    # a version skipped (moved or switched over meanwhile) is
+                    # read again from where it now stands
+                    done = ProcessedPage(
+                        page.end, page.end >= page.head and all_written
+                    )
                 report.position = done.end
                 if on_page:
                     on_page(done.end)
@@ -619,12 +623,13 @@ class ProjectionEngine:
         page: EventPage,
         folded: Mapping[VersionInfo, FoldedPage],
         report: CatchUpReport,
-    ) -> None:
+    ) -> bool:
         """Write each version's folded page and move it to the page's end,
         holding its tracking row's lock, if it still stands where (and in the
         state) the page was read; a version another runner moved, or a
         rebuild retired, meanwhile is left to the next page (so no event is
-        applied twice, nor to a retired version)."""
+        applied twice, nor to a retired version). Returns whether every
+        version was written."""
         t = projection_versions_table.c
         read_as = {(v.name, v.version): (v.state, v.position) for v in folded}
         # Only these rows, always in (name, version) order, as the switch-over
@@ -675,6 +680,7 @@ class ProjectionEngine:
             report.events[found.name] += share.events
             report.entries[found.name] += len(result.entries)
             report.dead_letters[found.name] += len(result.dead_letters)
+        return all((found.name, found.version) in still for found in folded)
 
     def follow(
         self,
@@ -821,6 +827,10 @@ class ProjectionEngine:
         """Catch the new versions up to the head and make them live, atomically."""
         while True:
             with self.database.writing(durable=False) as conn:
+                # The live versions too, before the head is read: a follower
+                # moving one past that head meanwhile would see it retired for
+                # a version standing behind it, and reads go back in time.
+                _lock_versions(conn, names, (LIVE, BUILDING))
                 page = self._read_page(conn, names, BUILDING, page_size, lock=True)
                 if isinstance(page, EventPage):
                     folded = self._fold_page(page)
@@ -845,14 +855,8 @@ class ProjectionEngine:
         )
         if not built:
             return
-        # Lock the live rows in (name, version) order, as every runner does,
-        # before updating them (an UPDATE alone locks in scan order).
-        conn.execute(
-            sa.select(t.name)
-            .where(t.name.in_(built), t.state == LIVE)
-            .order_by(t.name, t.version)
-            .with_for_update()
-        ).all()
+        # Locked before they are updated: an UPDATE alone locks in scan order.
+        _lock_versions(conn, built, (LIVE,))
         conn.execute(
             projection_versions_table.update()
             .where(t.name.in_(built), t.state == LIVE)
@@ -867,15 +871,9 @@ class ProjectionEngine:
     def _drop_retired(self, names: Sequence[str]) -> None:
         t = projection_versions_table.c
         with self.database.writing(durable=False) as conn:
-            # Locked first, in (name, version) order: a runner that read a
-            # page before the switch-over may still be waiting on these rows.
-            retired = conn.execute(
-                sa.select(t.name, t.version)
-                .where(t.name.in_(names), t.state == RETIRED)
-                .order_by(t.name, t.version)
-                .with_for_update()
-            ).all()
-            for name, version in retired:
+            # Locked first: a runner that read a page before the switch-over
+            # may still be waiting on these rows.
+            for name, version in _lock_versions(conn, names, (RETIRED,)):
                 projection = self.projections[name]
                 entries = projection.entries
                 conn.execute(entries.delete().where(entries.c.version == version))
@@ -928,6 +926,22 @@ class ProjectionEngine:
                 )
             )
         return results
+
+
+def _lock_versions(
+    conn: Connection, names: Sequence[str], states: Sequence[str]
+) -> list[tuple[str, int]]:
+    """Lock the tracking rows of ``names`` in ``states``, in (name, version)
+    order as every runner locks them, so runners may wait for each other but
+    never in a cycle; returns their (name, version)."""
+    t = projection_versions_table.c
+    rows = conn.execute(
+        sa.select(t.name, t.version)
+        .where(t.name.in_(names), t.state.in_(states))
+        .order_by(t.name, t.version)
+        .with_for_update()
+    )
+    return [(name, version) for name, version in rows]
 
 
 def _record_changes(

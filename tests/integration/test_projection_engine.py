@@ -12,8 +12,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from ledger.application import Ledger
@@ -450,6 +452,59 @@ def test_rebuilds_and_a_follower_running_at_once_all_finish(
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     new_engine(database).catch_up()
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def waiting_on_a_lock(database: Database) -> bool:
+    with database.reading() as conn:
+        waiting = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).scalar()
+    return bool(waiting)
+
+
+def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
+    ledger: Ledger, database: Database
+) -> None:
+    """On PostgreSQL a follower moved the live version past the head the
+    switch-over had read; the switch-over then made live a version standing
+    behind it, and reads went back in time."""
+    if database.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer: nothing commits during a switch-over")
+    # Given a served city, projected, whose volunteer_hours is being rebuilt
+    record_all(ledger, served_city())
+    new_engine(database).catch_up()
+    rebuild, follower = new_engine(database), new_engine(database)
+    followed = threading.Event()
+
+    def approve_and_follow() -> None:
+        record_all(ledger, [submission("approve_session", T0 + DAY, session_id="S-V2")])
+        follower.catch_up()
+        followed.set()
+
+    thread = threading.Thread(target=approve_and_follow)
+    make_live = rebuild._make_live
+
+    def make_live_once_the_follower_has_tried(
+        conn: sa.Connection, names: Sequence[str]
+    ) -> None:
+        # When, inside the switch-over, V2's session is approved and the
+        # follower catches up (it commits, or waits for the switch-over)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not (followed.is_set() or waiting_on_a_lock(database)):
+            assert time.monotonic() < deadline, "the follower neither ran nor waited"
+            time.sleep(0.01)
+        make_live(conn, names)
+
+    rebuild._make_live = make_live_once_the_follower_has_tried  # type: ignore[method-assign]
+    rebuild.rebuild([VOLUNTEER_HOURS.name])
+    thread.join(60)
+
+    # Then the approved session counts: the live version is not behind it
+    assert followed.is_set()
+    assert LedgerReads(database).volunteer_hours("V2")["total_minutes"] == 150
     assert_every_projection_equals_a_fresh_replay(new_engine(database))
 
 
