@@ -336,9 +336,7 @@ class LedgerReads:
         start = check_month("from", from_month, FIRST_MONTH)
         end = check_month("to", to_month, LAST_MONTH)
         with self.database.reading() as conn:
-            live, cited = self._cite(
-                conn, VENUE_ACTIVITY.name, as_of, rolled_up=True
-            )
+            live, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of, rolled_up=True)
             version = live.version
             venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
             changed = self._venues_changed(
@@ -380,9 +378,7 @@ class LedgerReads:
         if kind not in (None, "wish", "service"):
             raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
         with self.database.reading() as conn:
-            live, cited = self._cite(
-                conn, ORDER_FULFILMENT.name, as_of, rolled_up=True
-            )
+            live, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of, rolled_up=True)
             version = live.version
             venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
             changed = self._venues_changed(

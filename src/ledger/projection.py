@@ -127,17 +127,23 @@ def define_entries_table(
     lookup: Sequence[str],
 ) -> sa.Table:
     """A projection's entries: version, position, its key columns and its
-    (integer) measures, indexed for reads by ``lookup`` then position."""
+    (64-bit integer) measures, indexed for reads by ``lookup`` then position."""
     return sa.Table(
         name,
         metadata,
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("position", sa.BigInteger, nullable=False),
         *keys,
-        *(sa.Column(measure, sa.Integer, nullable=False) for measure in measures),
+        *(sa.Column(measure, sa.BigInteger, nullable=False) for measure in measures),
         sa.Index(f"{name}_lookup", "version", *lookup, "position"),
     )
 
+
+# What a database says of rows it will not store (a value out of its
+# column's range — sqlite3 refuses one before SQLAlchemy sees it — or a
+# missing key); other errors (a lost connection, a lock timeout) are not the
+# event's doing and fail the catch-up, to be retried.
+ROWS_REFUSED = (sa.exc.DataError, sa.exc.IntegrityError, OverflowError)
 
 DEFAULT_PAGE_SIZE = 50_000
 # Rebuild processes worth running: one more than the cores, as projections
@@ -649,38 +655,103 @@ class ProjectionEngine:
         for found in page.versions:
             for tally in (report.events, report.entries, report.dead_letters):
                 tally.setdefault(found.name, 0)
-        for found, share in folded.items():
-            if (found.name, found.version) not in still:
-                continue
-            projection = self.projections[found.name]
-            result = share.result
-            projection.write_entries(conn, found.version, result.entries)
-            if result.dead_letters:
-                conn.execute(
-                    dead_letters_table.insert(),
-                    [
-                        {
-                            "name": found.name,
-                            "version": found.version,
-                            "position": recorded.position,
-                            "topic": recorded.topic,
-                            "error": error,
-                            "recorded_at": utc_text(datetime.now(UTC)),
-                        }
-                        for recorded, error in result.dead_letters
-                    ],
-                )
-            conn.execute(
-                projection_versions_table.update()
-                .where(t.name == found.name, t.version == found.version)
-                .values(position=page.end, updated_at=utc_text(datetime.now(UTC)))
-            )
-            _record_changes(conn, projection, found.version, result.entries)
-            _note_upto(conn, found.name, found.version, page.end)
-            report.events[found.name] += share.events
+        written = {
+            found: share.result
+            for found, share in folded.items()
+            if (found.name, found.version) in still
+        }
+        try:
+            with conn.begin_nested():
+                for found, result in written.items():
+                    self._write_version(conn, found, result, page.end)
+        except ROWS_REFUSED:
+            # The database refuses some event's rows (a figure beyond its
+            # column's range, say): park those events, as a fold's refusals
+            # are, rather than stall every projection at this page for ever.
+            events = {event.position: event for event in page.events}
+            for found, result in written.items():
+                written[found] = self._park_refused(conn, found, result, events)
+                self._write_version(conn, found, written[found], page.end)
+        for found, result in written.items():
+            report.events[found.name] += folded[found].events
             report.entries[found.name] += len(result.entries)
             report.dead_letters[found.name] += len(result.dead_letters)
-        return all((found.name, found.version) in still for found in folded)
+        return len(written) == len(folded)
+
+    def _write_version(
+        self, conn: Connection, found: VersionInfo, result: PageResult, end: int
+    ) -> None:
+        """One version's page: its entries, dead letters, change notes and
+        its tracking position moved to ``end``."""
+        projection = self.projections[found.name]
+        projection.write_entries(conn, found.version, result.entries)
+        if result.dead_letters:
+            conn.execute(
+                dead_letters_table.insert(),
+                [
+                    {
+                        "name": found.name,
+                        "version": found.version,
+                        "position": recorded.position,
+                        "topic": recorded.topic,
+                        "error": error,
+                        "recorded_at": utc_text(datetime.now(UTC)),
+                    }
+                    for recorded, error in result.dead_letters
+                ],
+            )
+        t = projection_versions_table.c
+        conn.execute(
+            projection_versions_table.update()
+            .where(t.name == found.name, t.version == found.version)
+            .values(position=end, updated_at=utc_text(datetime.now(UTC)))
+        )
+        _record_changes(conn, projection, found.version, result.entries)
+        _note_upto(conn, found.name, found.version, end)
+
+    def _park_refused(
+        self,
+        conn: Connection,
+        found: VersionInfo,
+        result: PageResult,
+        events: Mapping[int, RecordedEvent],
+    ) -> PageResult:
+        """``result`` without the events whose rows the database refuses,
+        parked instead with its error; found by halving the page's events,
+        each attempt written under a savepoint and rolled back."""
+        projection = self.projections[found.name]
+        by_event: dict[int, list[Entry]] = defaultdict(list)
+        for entry in result.entries:
+            by_event[entry.position].append(entry)
+        refused: dict[int, str] = {}
+        parts = [list(by_event)]
+        while parts:
+            positions = parts.pop()
+            entries = [entry for at in positions for entry in by_event[at]]
+            attempt = conn.begin_nested()
+            try:
+                projection.write_entries(conn, found.version, entries)
+                _record_changes(conn, projection, found.version, entries)
+            except ROWS_REFUSED as error:
+                if len(positions) == 1:
+                    cause = getattr(error, "orig", error)
+                    reason = str(cause).strip().splitlines()[0]
+                    refused[positions[0]] = (
+                        f"{type(cause).__name__} writing its rows: {reason}"
+                    )
+                else:
+                    middle = len(positions) // 2
+                    parts += [positions[:middle], positions[middle:]]
+            finally:
+                attempt.rollback()
+        return PageResult(
+            [entry for entry in result.entries if entry.position not in refused],
+            sorted(
+                [*result.dead_letters]
+                + [(events[at], error) for at, error in refused.items()],
+                key=lambda parked: parked[0].position,
+            ),
+        )
 
     def follow(
         self,

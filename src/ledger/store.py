@@ -275,6 +275,28 @@ class Database:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
+        if not self.is_sqlite:
+            self._widen_integer_columns()
+
+    def _widen_integer_columns(self) -> None:
+        """Make 64-bit the columns declared so that an earlier schema made
+        32-bit (PostgreSQL only: SQLite's integers are all 64-bit)."""
+        declared = {
+            (table.name, column.name)
+            for table in metadata.tables.values()
+            for column in table.columns
+            if isinstance(column.type, sa.BigInteger)
+        }
+        with self.engine.begin() as conn:
+            narrow = conn.exec_driver_sql(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND data_type = 'integer'"
+            ).all()
+            for table, column in narrow:
+                if (table, column) in declared:
+                    conn.exec_driver_sql(
+                        f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE BIGINT'
+                    )
 
     @contextmanager
     def appending(self) -> Iterator[Connection]:

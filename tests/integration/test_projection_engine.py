@@ -33,7 +33,7 @@ from ledger.projection import (
     projection_changes_table,
     projection_versions_table,
 )
-from ledger.store import Database
+from ledger.store import Database, head_position
 from projections.reads import LedgerReads
 from projections.registry import ALL_PROJECTIONS, ORDER_FULFILMENT, VOLUNTEER_HOURS
 from tests.factories import T0, record_all, submission
@@ -470,7 +470,7 @@ def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
     """On PostgreSQL a follower moved the live version past the head the
     switch-over had read; the switch-over then made live a version standing
     behind it, and reads went back in time."""
-    if database.engine.dialect.name == "sqlite":
+    if database.is_sqlite:
         pytest.skip("SQLite has one writer: nothing commits during a switch-over")
     # Given a served city, projected, whose volunteer_hours is being rebuilt
     record_all(ledger, served_city())
@@ -757,6 +757,84 @@ def test_an_event_that_cannot_be_projected_is_parked_and_the_projection_goes_on(
     ]
     assert reads.volunteer_hours("V2")["dead_letters"] == 1
     assert not all(result.ok for result in engine.verify())
+
+
+def test_measures_an_earlier_schema_made_32_bit_are_widened_on_opening(
+    database: Database,
+) -> None:
+    if database.is_sqlite:
+        pytest.skip("SQLite's integers are all 64-bit")
+    # Given a database whose entries' minutes were made 32-bit
+    with database.writing() as conn:
+        conn.exec_driver_sql(
+            "ALTER TABLE proj_volunteer_hours_entries ALTER COLUMN minutes TYPE integer"
+        )
+    # When the ledger opens it
+    reopened = Database(database.url)
+    reopened.create_schema()
+    reopened.dispose()
+    # Then the column is 64-bit again
+    with database.reading() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'proj_volunteer_hours_entries' "
+            "AND column_name = 'minutes'"
+        ).scalar()
+    assert stored == "bigint"
+
+
+def test_an_event_whose_rows_the_database_refuses_is_parked_and_all_go_on(
+    ledger: Ledger, database: Database
+) -> None:
+    """A figure beyond a 64-bit column failed the page's transaction: every
+    projection stalled at that page for ever, and nothing said why."""
+    # Given a served city, an approval of more minutes than a column holds,
+    # then V2's pending session approved
+    record_all(ledger, served_city())
+    facts = {
+        "volunteer_id": "V1",
+        "kind": "verified",
+        "venue_id": "S1",
+        "category": "culture",
+        "counted_from": T0.isoformat(),
+    }
+    approved = "Volunteer.SessionApproved"
+    huge = append_raw_event(
+        database,
+        approved,
+        {"session_id": "S-HUGE", "minutes": 2**63, "session": facts},
+        at=T0 + DAY,
+    )
+    record_all(ledger, [submission("approve_session", T0 + DAY, session_id="S-V2")])
+
+    # When the projections catch up
+    engine = new_engine(database)
+    report = engine.catch_up()
+
+    # Then the event is parked by the projections that count minutes, with
+    # the database's refusal, and every projection reached the head
+    assert parked(database) == [
+        ("venue_activity", 1, huge, approved),
+        ("volunteer_hours", 1, huge, approved),
+    ]
+    with database.reading() as conn:
+        errors = [d["error"] for d in list_dead_letters(conn)]
+    assert all("writing its rows" in error for error in errors), errors
+    assert report.dead_letters["volunteer_hours"] == 1
+    with database.reading() as conn:
+        head = head_position(conn)
+    assert {position for _, _, _, position in version_rows(database)} == {head}
+    # And the events around it count: V1's 120 minutes, V2's later 150
+    reads = LedgerReads(database)
+    assert reads.volunteer_hours("V1")["total_minutes"] == 120
+    assert reads.volunteer_hours("V2")["total_minutes"] == 150
+    # And `ledger project` lists it and exits 3; verify fails on it
+    projected = run_cli(database, "project")
+    assert projected.exit_code == 3, projected.output
+    assert f"at position {huge} ({approved})" in projected.output
+    results = {result.name: result for result in engine.verify()}
+    assert not results["volunteer_hours"].ok
+    assert results["order_fulfilment"].ok
 
 
 def test_the_cli_keeps_reporting_a_parked_event(
