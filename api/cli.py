@@ -294,11 +294,15 @@ def verify(
             )
         if result.dead_letters:
             typer.echo(f"  {result.dead_letters} dead letter(s) parked")
+        for position in result.refused_unparked[:10]:
+            typer.echo(f"  the event at position {position} is refused, not parked")
         for difference in result.differences[:10]:
             typer.echo(
-                f"  key {list(difference.key)}: live {difference.live} "
-                f"!= replay {difference.replayed}"
+                f"  at position {difference.position} key {list(difference.key)}: "
+                f"live {difference.live} != replay {difference.replayed}"
             )
+        if len(result.differences) > 10:
+            typer.echo(f"  … {len(result.differences) - 10} more differences")
         failed = failed or not result.ok
     if failed:
         raise typer.Exit(1)

@@ -210,8 +210,13 @@ class ProjectionCheck(BaseModel):
     position: int
     live_fingerprint: str
     replay_fingerprint: str
-    differences: int
+    differences: int = Field(
+        description="Contributions (event, key) in which live and replay differ."
+    )
     dead_letters: int
+    refused_unparked: list[int] = Field(
+        description="Positions of events a replay refuses that were not parked."
+    )
 
 
 class CheckpointCheck(BaseModel):

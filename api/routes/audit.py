@@ -151,6 +151,7 @@ def get_verification(request: Request, reads: ReadsDep, caller: AuditorDep) -> A
                 "replay_fingerprint": p.replay_fingerprint,
                 "differences": len(p.differences),
                 "dead_letters": p.dead_letters,
+                "refused_unparked": list(p.refused_unparked),
             }
             for p in projections
         ],

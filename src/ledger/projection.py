@@ -243,6 +243,36 @@ class Projection(ABC):
                 figures[tuple(row[:width])] = measures
         return figures
 
+    def contributions(
+        self, conn: Connection, version: int, position: int
+    ) -> Contributions:
+        """What each event up to ``position`` contributes to each key: the
+        content as-of reads and explanations stand on."""
+        table = self.entries.c
+        columns = [table[name] for name in (*self.key_columns, *self.measure_columns)]
+        rows = conn.execute(
+            sa.select(table.position, *columns).where(
+                table.version == version, table.position <= position
+            )
+        )
+        width = len(self.key_columns)
+        return _summed(
+            Entry(row[0], tuple(row[1 : width + 1]), tuple(row[width + 1 :]))
+            for row in rows
+        )
+
+    def replay_contributions(self, events: Iterable[RecordedEvent]) -> Replayed:
+        """What a fresh replay of ``events`` contributes, in memory, and the
+        positions of the events its fold refuses."""
+        entries: list[Entry] = []
+        refused: list[int] = []
+        for recorded in events:
+            try:
+                entries.extend(self.evolve(recorded))
+            except Exception:
+                refused.append(recorded.position)
+        return Replayed(_summed(entries), tuple(refused))
+
     def replay(
         self, events: Iterable[RecordedEvent]
     ) -> dict[tuple[Any, ...], tuple[int, ...]]:
@@ -250,25 +280,49 @@ class Projection(ABC):
         totals: dict[tuple[Any, ...], list[int]] = defaultdict(
             lambda: [0] * len(self.measure_columns)
         )
-        for recorded in events:
-            try:
-                entries = self.evolve(recorded)
-            except Exception:
-                continue
-            for entry in entries:
-                sums = totals[entry.key]
-                for index, value in enumerate(entry.measures):
-                    sums[index] += value
+        contributed = self.replay_contributions(events).contributions
+        for (_, key), measures in contributed.items():
+            sums = totals[key]
+            for index, value in enumerate(measures):
+                sums[index] += value
         return {key: tuple(sums) for key, sums in totals.items() if any(sums)}
 
 
-def fingerprint(figures: Mapping[tuple[Any, ...], tuple[int, ...]]) -> str:
-    """A deterministic digest of a projection's figures."""
+# An event's contribution to one key's figures: (position, key) -> measures.
+Contributions = dict[tuple[int, tuple[Any, ...]], tuple[int, ...]]
+
+
+class Replayed(NamedTuple):
+    contributions: Contributions
+    refused: tuple[int, ...]
+
+
+def _summed(entries: Iterable[Entry]) -> Contributions:
+    """Entries summed by event and key, the all-zero sums left out."""
+    sums: dict[tuple[int, tuple[Any, ...]], list[int]] = {}
+    for position, key, measures in entries:
+        found = sums.get((position, key))
+        if found is None:
+            sums[(position, key)] = [int(value) for value in measures]
+        else:
+            for index, value in enumerate(measures):
+                found[index] += int(value)
+    return {at: tuple(total) for at, total in sums.items() if any(total)}
+
+
+def fingerprint(contributions: Contributions) -> str:
+    """A deterministic digest of a projection's content: every event's
+    contribution to every key."""
     digest = hashlib.sha256()
-    for key in sorted(figures, key=_sort_key):
-        digest.update(orjson.dumps([list(key), list(figures[key])]))
+    for at in sorted(contributions, key=_contribution_order):
+        position, key = at
+        digest.update(orjson.dumps([position, list(key), list(contributions[at])]))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def _contribution_order(at: tuple[int, tuple[Any, ...]]) -> tuple[int, tuple[str, ...]]:
+    return at[0], _sort_key(at[1])
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
@@ -371,6 +425,9 @@ class FoldedPage:
 
 @dataclass(frozen=True)
 class Difference:
+    """What the event at ``position`` contributes to ``key``: live and replayed."""
+
+    position: int
     key: tuple[Any, ...]
     live: tuple[int, ...] | None
     replayed: tuple[int, ...] | None
@@ -384,6 +441,8 @@ class VerificationResult:
     replay_fingerprint: str
     differences: tuple[Difference, ...]
     dead_letters: int
+    # Events the replay's fold refuses that the live version has not parked.
+    refused_unparked: tuple[int, ...] = ()
     has_live_version: bool = True
 
     @classmethod
@@ -397,6 +456,7 @@ class VerificationResult:
             self.has_live_version
             and self.live_fingerprint == self.replay_fingerprint
             and not self.dead_letters
+            and not self.refused_unparked
         )
 
 
@@ -967,7 +1027,9 @@ class ProjectionEngine:
     # --- verifying -------------------------------------------------------
 
     def verify(self, names: Sequence[str] | None = None) -> list[VerificationResult]:
-        """Compare every live projection with a fresh replay in memory."""
+        """Compare every live projection with a fresh replay in memory: what
+        each event contributes to each key (so a figure, an as-of read and an
+        explanation all stand checked), and which events were parked."""
         results = []
         for name in names or sorted(self.projections):
             projection = self.projections[name]
@@ -976,24 +1038,30 @@ class ProjectionEngine:
                 if live is None:
                     results.append(VerificationResult.missing(name))
                     continue
-                figures = projection.figures(conn, live.version, live.position)
-                parked = count_dead_letters(conn, name, live.version)
-                replayed = projection.replay(
+                stored = projection.contributions(conn, live.version, live.position)
+                parked = parked_positions(conn, name, live.version)
+                replayed = projection.replay_contributions(
                     iter_events(conn, upto=live.position, topics=projection.topics)
                 )
+            contributed = replayed.contributions
             differences = tuple(
-                Difference(key, figures.get(key), replayed.get(key))
-                for key in sorted(set(figures) | set(replayed), key=_sort_key)
-                if figures.get(key) != replayed.get(key)
+                Difference(*at, stored.get(at), contributed.get(at))
+                for at in sorted(
+                    set(stored) | set(contributed), key=_contribution_order
+                )
+                if stored.get(at) != contributed.get(at)
             )
             results.append(
                 VerificationResult(
                     name=name,
                     position=live.position,
-                    live_fingerprint=fingerprint(figures),
-                    replay_fingerprint=fingerprint(replayed),
+                    live_fingerprint=fingerprint(stored),
+                    replay_fingerprint=fingerprint(contributed),
                     differences=differences,
-                    dead_letters=parked,
+                    dead_letters=len(parked),
+                    refused_unparked=tuple(
+                        at for at in replayed.refused if at not in parked
+                    ),
                 )
             )
         return results
@@ -1077,13 +1145,12 @@ def last_change(
     return max(found, default=None)
 
 
-def count_dead_letters(conn: Connection, name: str, version: int) -> int:
+def parked_positions(conn: Connection, name: str, version: int) -> frozenset[int]:
     t = dead_letters_table.c
-    return int(
+    return frozenset(
         conn.execute(
-            sa.select(sa.func.count()).where(t.name == name, t.version == version)
-        ).scalar()
-        or 0
+            sa.select(t.position).where(t.name == name, t.version == version)
+        ).scalars()
     )
 
 

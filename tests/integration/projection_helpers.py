@@ -34,7 +34,7 @@ from fractions import Fraction
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -48,6 +48,7 @@ from ledger.projection import (
     DEFAULT_PAGE_SIZE,
     LIVE,
     CatchUpReport,
+    Contributions,
     Entry,
     Projection,
     ProjectionEngine,
@@ -71,6 +72,7 @@ from tests.factories import T0, activity, small_city, submission
 CITY_SCALE = 0.001
 CITY_SEED = 11
 CHINA = ZoneInfo("Asia/Shanghai")
+T = TypeVar("T")
 # The oracle follows each session from its opening, so it reads the session
 # events no projection needs besides those the projections read.
 SESSION_LIFECYCLE = frozenset(
@@ -329,14 +331,27 @@ def live_figures(
 ) -> dict[str, Figures]:
     """Every projection's stored figures (as of ``position``, default: where
     its live version stands)."""
-    figures: dict[str, Figures] = {}
+    return _read_live(engine, position, Projection.figures)
+
+
+def live_contributions(engine: ProjectionEngine) -> dict[str, Contributions]:
+    """What each event contributes to each key, in every live version."""
+    return _read_live(engine, None, Projection.contributions)
+
+
+def _read_live(
+    engine: ProjectionEngine,
+    position: int | None,
+    read: Callable[[Projection, sa.Connection, int, int], T],
+) -> dict[str, T]:
+    found: dict[str, T] = {}
     with engine.database.reading() as conn:
         for name, projection in engine.projections.items():
             live = engine.live_version(conn, name)
             assert live is not None, f"{name} has no live version"
             at = live.position if position is None else position
-            figures[name] = projection.figures(conn, live.version, at)
-    return figures
+            found[name] = read(projection, conn, live.version, at)
+    return found
 
 
 def version_rows(database: Database) -> list[tuple[str, int, str, int]]:
