@@ -397,6 +397,11 @@ AsOfOption = Annotated[
     typer.Option("--as-of", help="A ledger position, or a recording time with offset."),
 ]
 MonthOption = Annotated[str | None, typer.Option(help="Month YYYY-MM (inclusive).")]
+FromOption = Annotated[str | None, typer.Option("--from", help="First month YYYY-MM.")]
+SubtreeOption = Annotated[
+    bool,
+    typer.Option("--subtree/--no-subtree", help="With the venue's descendants."),
+]
 
 
 def _run_read(
@@ -429,11 +434,9 @@ def query_hours(volunteer_id: str, as_of: AsOfOption = None) -> None:
 @query_app.command("activity")
 def query_activity(
     venue_id: str,
-    from_: Annotated[
-        str | None, typer.Option("--from", help="First month YYYY-MM.")
-    ] = None,
+    from_: FromOption = None,
     to: MonthOption = None,
-    subtree: Annotated[bool, typer.Option("--subtree/--no-subtree")] = True,
+    subtree: SubtreeOption = True,
     as_of: AsOfOption = None,
     export: ExportOption = None,
     chinese_headers: ChineseOption = False,
@@ -452,11 +455,9 @@ def query_activity(
 @query_app.command("fulfilment")
 def query_fulfilment(
     venue_id: str,
-    from_: Annotated[
-        str | None, typer.Option("--from", help="First month YYYY-MM.")
-    ] = None,
+    from_: FromOption = None,
     to: MonthOption = None,
-    subtree: Annotated[bool, typer.Option("--subtree/--no-subtree")] = True,
+    subtree: SubtreeOption = True,
     kind: Annotated[str | None, typer.Option(help="wish or service")] = None,
     as_of: AsOfOption = None,
     export: ExportOption = None,
@@ -478,6 +479,39 @@ def query_explain_hours(volunteer_id: str, as_of: AsOfOption = None) -> None:
     """The events behind a volunteer's hours, with their contributions."""
     _run_read(
         lambda reads: reads.explain_volunteer_hours(volunteer_id, parse_as_of(as_of))
+    )
+
+
+@query_app.command("explain-activity")
+def query_explain_activity(
+    venue_id: str,
+    from_: FromOption = None,
+    to: MonthOption = None,
+    subtree: SubtreeOption = True,
+    as_of: AsOfOption = None,
+) -> None:
+    """The events behind a venue's activity figures, with their contributions."""
+    _run_read(
+        lambda reads: reads.explain_venue_activity(
+            venue_id, from_, to, subtree=subtree, as_of=parse_as_of(as_of)
+        )
+    )
+
+
+@query_app.command("explain-fulfilment")
+def query_explain_fulfilment(
+    venue_id: str,
+    from_: FromOption = None,
+    to: MonthOption = None,
+    subtree: SubtreeOption = True,
+    kind: Annotated[str | None, typer.Option(help="wish or service")] = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """The events behind a venue's order figures, with their contributions."""
+    _run_read(
+        lambda reads: reads.explain_venue_fulfilment(
+            venue_id, from_, to, subtree=subtree, kind=kind, as_of=parse_as_of(as_of)
+        )
     )
 
 

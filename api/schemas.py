@@ -123,7 +123,9 @@ class HoursLeaderboard(Cited):
     volunteers_by_stars: dict[str, int]
 
 
-class Contribution(BaseModel):
+class ExplainingEvent(BaseModel):
+    """The event that made a contribution, as the chain holds it."""
+
     position: int
     topic: str
     occurred_at: str
@@ -131,6 +133,9 @@ class Contribution(BaseModel):
     actor_id: str
     actor_role: str
     chain_hash: str
+
+
+class Contribution(ExplainingEvent):
     session_id: str
     kind: str
     year: str
@@ -144,6 +149,66 @@ class HoursExplanation(Cited):
     volunteer_id: str
     figures: dict[str, int]
     contributions: list[Contribution]
+
+
+class ActivityContribution(ExplainingEvent):
+    venue_id: str
+    month: str
+    category: str
+    kind: str = Field(description="verified or makeup; empty for an activity.")
+    volunteer_id: str = Field(description="Empty for an activity published.")
+    activities: int
+    sessions: int
+    minutes: int
+
+
+class ActivityExplanation(Cited):
+    model_config = ConfigDict(populate_by_name=True)
+
+    venue_id: str
+    from_month: str | None = Field(None, alias="from")
+    to_month: str | None = Field(None, alias="to")
+    subtree: bool
+    figures: ActivityFigures
+    contributions: list[ActivityContribution] = Field(
+        description="Their sums are the figures; volunteers are those whose "
+        "sessions in a month, category and kind sum above zero."
+    )
+
+
+class FulfilmentContribution(ExplainingEvent):
+    venue_id: str
+    month: str
+    kind: str
+    category: str
+    order_id: str
+    posted: int
+    dispatched: int
+    accepted: int
+    fulfilled: int
+    withdrawn: int
+    rejected: int
+    expired: int
+    ratings: int
+    stars: int
+    satisfied: int = Field(description="1 for a rating of 4 or 5 stars.")
+    fulfil_minutes: int = Field(description="Minutes from posting, when fulfilled.")
+
+
+class FulfilmentExplanation(Cited):
+    model_config = ConfigDict(populate_by_name=True)
+
+    venue_id: str
+    from_month: str | None = Field(None, alias="from")
+    to_month: str | None = Field(None, alias="to")
+    subtree: bool
+    kind: str | None
+    figures: FulfilmentFigures
+    contributions: list[FulfilmentContribution] = Field(
+        description="Their sums are the counts; rate, open, mean stars and "
+        "satisfaction follow from the sums, the median from each fulfilled "
+        "order's fulfil_minutes."
+    )
 
 
 class Actor(BaseModel):

@@ -194,6 +194,25 @@ class OrderFulfilmentProjection(Projection):
         )
         return [Entry(event.position, key, tuple(changes.get(m, 0) for m in MEASURES))]
 
+    def explain_fulfilment(
+        self,
+        conn: Connection,
+        version: int,
+        venue_ids: Sequence[str],
+        from_month: str,
+        to_month: str,
+        position: int,
+        kind: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The entries behind the venues' figures over the months."""
+        t = entries_table.c
+        chosen = [t.month >= from_month, t.month <= to_month]
+        if kind is not None:
+            chosen.append(t.kind == kind)
+        return self.explain(
+            conn, version, position, *chosen, among=("venue_id", venue_ids)
+        )
+
     def get_fulfilment(
         self,
         conn: Connection,

@@ -28,6 +28,7 @@ from ledger.store import (
     chain_hash_at,
     events_table,
     head_position,
+    select_rows_among,
     utc_text,
 )
 from projections.registry import (
@@ -304,14 +305,15 @@ class LedgerReads:
             live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
             version = live.version
             self._ensure_volunteer(conn, volunteer_id, cited.position)
-            entries = VOLUNTEER_HOURS.explain(
-                conn, version, volunteer_id, cited.position
+            contributions = _with_events(
+                conn,
+                VOLUNTEER_HOURS.explain_hours(
+                    conn, version, volunteer_id, cited.position
+                ),
             )
-            events = _events_at(conn, [entry["position"] for entry in entries])
             hours = VOLUNTEER_HOURS.get_hours(
                 conn, version, volunteer_id, cited.position
             )
-        contributions = [{**events[entry["position"]], **entry} for entry in entries]
         return {
             "volunteer_id": volunteer_id,
             "figures": {
@@ -410,6 +412,72 @@ class LedgerReads:
             **cited.as_dict(),
         }
 
+    def explain_venue_activity(
+        self,
+        venue_id: str,
+        from_month: str | None = None,
+        to_month: str | None = None,
+        *,
+        subtree: bool = True,
+        as_of: AsOf = None,
+    ) -> dict[str, Any]:
+        """The events behind a venue's activity figures. ``activities``,
+        ``sessions`` and the minutes are the sums of the contributions;
+        ``volunteers`` counts the volunteers whose sessions in some month,
+        category and kind sum above zero."""
+        start = check_month("from", from_month, FIRST_MONTH)
+        end = check_month("to", to_month, LAST_MONTH)
+        with self.database.reading() as conn:
+            live, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of, rolled_up=True)
+            venues, _ = self._subtree(conn, venue_id, subtree, cited.position)
+            at = (conn, live.version, venues, start, end, cited.position)
+            entries = VENUE_ACTIVITY.explain_activity(*at)
+            figures = VENUE_ACTIVITY.get_activity(*at).total.as_dict()
+            contributions = _with_events(conn, entries)
+        read = {"venue_id": venue_id, "from": from_month, "to": to_month}
+        return {
+            **read,
+            "subtree": subtree,
+            "figures": figures,
+            "contributions": contributions,
+            **cited.as_dict(),
+        }
+
+    def explain_venue_fulfilment(
+        self,
+        venue_id: str,
+        from_month: str | None = None,
+        to_month: str | None = None,
+        *,
+        subtree: bool = True,
+        kind: str | None = None,
+        as_of: AsOf = None,
+    ) -> dict[str, Any]:
+        """The events behind a venue's order figures. The counts are the sums
+        of the contributions; ``rate``, ``open``, ``mean_stars`` and
+        ``satisfaction`` follow from those sums, and the median from each
+        fulfilled order's summed ``fulfil_minutes``."""
+        start = check_month("from", from_month, FIRST_MONTH)
+        end = check_month("to", to_month, LAST_MONTH)
+        if kind not in (None, "wish", "service"):
+            raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
+        with self.database.reading() as conn:
+            live, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of, rolled_up=True)
+            venues, _ = self._subtree(conn, venue_id, subtree, cited.position)
+            at = (conn, live.version, venues, start, end, cited.position, kind)
+            entries = ORDER_FULFILMENT.explain_fulfilment(*at)
+            figures = ORDER_FULFILMENT.get_fulfilment(*at).total.as_dict()
+            contributions = _with_events(conn, entries)
+        read = {"venue_id": venue_id, "from": from_month, "to": to_month}
+        return {
+            **read,
+            "subtree": subtree,
+            "kind": kind,
+            "figures": figures,
+            "contributions": contributions,
+            **cited.as_dict(),
+        }
+
     def _ensure_volunteer(
         self, conn: Connection, volunteer_id: str, position: int
     ) -> None:
@@ -444,20 +512,25 @@ def _leaderboard(totals: list[tuple[str, int, int, int]], limit: int) -> dict[st
     }
 
 
+def _with_events(
+    conn: Connection, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each entry with the event that made it (topic, times, actor, chain)."""
+    events = _events_at(conn, [entry["position"] for entry in entries])
+    return [{**events[entry["position"]], **entry} for entry in entries]
+
+
 def _events_at(conn: Connection, positions: list[int]) -> dict[int, dict[str, Any]]:
     t = events_table.c
-    found: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(positions), 500):
-        rows = conn.execute(
-            sa.select(
-                t.position,
-                t.topic,
-                t.occurred_at,
-                t.recorded_at,
-                t.actor_id,
-                t.actor_role,
-                t.chain_hash,
-            ).where(t.position.in_(positions[start : start + 500]))
-        )
-        found.update({row.position: dict(row._mapping) for row in rows})
-    return found
+    names = (
+        "position",
+        "topic",
+        "occurred_at",
+        "recorded_at",
+        "actor_id",
+        "actor_role",
+        "chain_hash",
+    )
+    query = sa.select(*(t[name] for name in names))
+    rows = select_rows_among(conn, query, t.position, positions)
+    return {row[0]: dict(zip(names, row, strict=True)) for row in rows}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -113,6 +113,22 @@ class VenueActivityProjection(Projection):
             change.volunteer_id,
         )
         return [Entry(event.position, key, (0, change.sessions, change.minutes))]
+
+    def explain_activity(
+        self,
+        conn: Connection,
+        version: int,
+        venue_ids: Sequence[str],
+        from_month: str,
+        to_month: str,
+        position: int,
+    ) -> list[dict[str, Any]]:
+        """The entries behind the venues' figures over the months."""
+        t = entries_table.c
+        months = (t.month >= from_month, t.month <= to_month)
+        return self.explain(
+            conn, version, position, *months, among=("venue_id", venue_ids)
+        )
 
     def get_activity(
         self,

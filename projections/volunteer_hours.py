@@ -156,30 +156,12 @@ class VolunteerHoursProjection(Projection):
         }
         return hours
 
-    def explain(
+    def explain_hours(
         self, conn: Connection, version: int, volunteer_id: str, position: int
     ) -> list[dict[str, Any]]:
         """Every entry behind the volunteer's figures, in ledger order."""
-        t = entries_table.c
-        rows = conn.execute(
-            sa.select(
-                t.position,
-                t.session_id,
-                t.kind,
-                t.year,
-                t.category,
-                t.service_date,
-                t.minutes,
-                t.sessions,
-            )
-            .where(
-                t.version == version,
-                t.volunteer_id == volunteer_id,
-                t.position <= position,
-            )
-            .order_by(t.position)
-        )
-        return [dict(row._mapping) for row in rows]
+        volunteer = entries_table.c.volunteer_id == volunteer_id
+        return self.explain(conn, version, position, volunteer)
 
     def last_entry(
         self, conn: Connection, version: int, volunteer_id: str, position: int

@@ -9,9 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.access import Caller, Role
-from api.deps import ReadsDep, allow, ensure_own_volunteer
+from api.deps import ReadsDep, allow, ensure_own_volunteer, ensure_venue_in_scope
 from api.problems import PROBLEM_RESPONSES, ProblemError
-from api.schemas import AuditPage, HoursExplanation, SessionStory, Verification
+from api.routes.reads import AsOfQuery, PeriodDep
+from api.schemas import (
+    ActivityExplanation,
+    AuditPage,
+    FulfilmentExplanation,
+    HoursExplanation,
+    SessionStory,
+    Verification,
+)
 from ledger.audit import (
     AuditQuery,
     InvalidAuditQueryError,
@@ -25,6 +33,8 @@ from projections.reads import LedgerReads, parse_as_of
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 
 AuditorDep = Annotated[Caller, Depends(allow(Role.AUDITOR))]
+# Venue staff may trace their own venues' figures to the events behind them.
+EXPLAINERS_OF_VENUES = (Role.AUDITOR, Role.VENUE_STAFF)
 
 
 def _moment(name: str, text: str | None) -> datetime | None:
@@ -106,6 +116,48 @@ def explain_volunteer_hours(
     """The events that make up a volunteer's hours; they sum to the figures."""
     ensure_own_volunteer(caller, volunteer_id)
     return reads.explain_volunteer_hours(volunteer_id, parse_as_of(as_of))
+
+
+@router.get("/explain/venue-activity/{venue_id}", response_model=ActivityExplanation)
+def explain_venue_activity(
+    venue_id: str,
+    reads: ReadsDep,
+    caller: Annotated[Caller, Depends(allow(*EXPLAINERS_OF_VENUES))],
+    period: PeriodDep,
+    as_of: AsOfQuery = None,
+) -> Any:
+    """The events behind a venue's activity figures; they sum to them."""
+    ensure_venue_in_scope(caller, reads, venue_id)
+    return reads.explain_venue_activity(
+        venue_id,
+        period.from_month,
+        period.to_month,
+        subtree=period.subtree,
+        as_of=parse_as_of(as_of),
+    )
+
+
+@router.get(
+    "/explain/venue-fulfilment/{venue_id}", response_model=FulfilmentExplanation
+)
+def explain_venue_fulfilment(
+    venue_id: str,
+    reads: ReadsDep,
+    caller: Annotated[Caller, Depends(allow(*EXPLAINERS_OF_VENUES))],
+    period: PeriodDep,
+    kind: Annotated[str | None, Query(pattern="^(wish|service)$")] = None,
+    as_of: AsOfQuery = None,
+) -> Any:
+    """The events behind a venue's order figures; the counts are their sums."""
+    ensure_venue_in_scope(caller, reads, venue_id)
+    return reads.explain_venue_fulfilment(
+        venue_id,
+        period.from_month,
+        period.to_month,
+        subtree=period.subtree,
+        kind=kind,
+        as_of=parse_as_of(as_of),
+    )
 
 
 @router.get("/sessions/{session_id}", response_model=SessionStory)

@@ -62,6 +62,7 @@ from ledger.store import (
     insert_rows,
     metadata,
     placeholder,
+    select_rows_among,
     utc_text,
 )
 
@@ -242,6 +243,30 @@ class Projection(ABC):
             if any(measures):
                 figures[tuple(row[:width])] = measures
         return figures
+
+    def explain(
+        self,
+        conn: Connection,
+        version: int,
+        position: int,
+        *conditions: sa.ColumnElement[bool],
+        among: tuple[str, Collection[Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The entries behind some figures, in ledger order: every entry up to
+        ``position`` that meets ``conditions`` (and, given ``among``, whose
+        column holds one of the values), with its event's position."""
+        table = self.entries.c
+        names = (*self.key_columns, *self.measure_columns)
+        query = sa.select(table.position, *(table[name] for name in names)).where(
+            table.version == version, table.position <= position, *conditions
+        )
+        column, values = among if among is not None else ("position", None)
+        rows = select_rows_among(conn, query, table[column], values)
+        rows.sort(key=lambda row: int(row[0]))
+        return [
+            {"position": row[0], **dict(zip(names, row[1:], strict=True))}
+            for row in rows
+        ]
 
     def contributions(
         self, conn: Connection, version: int, position: int

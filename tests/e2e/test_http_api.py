@@ -567,6 +567,27 @@ def test_an_explanation_lists_the_events_that_sum_to_the_figures(api: Api) -> No
     assert explanation["chain_hash"] == api.chain_hash_at(api.head())
 
 
+def test_venue_explanations_list_the_events_that_sum_to_the_figures(
+    api: Api,
+) -> None:
+    serve_and_fulfil(api)
+    activity = api.get("/audit/explain/venue-activity/I1", "auditor").json()
+    figures = api.get("/venues/I1/activity", "auditor").json()
+    assert activity["figures"]["volunteer_minutes"] == figures["volunteer_minutes"]
+    assert (
+        sum(c["minutes"] for c in activity["contributions"])
+        == figures["volunteer_minutes"]
+    )
+    assert sum(c["activities"] for c in activity["contributions"]) == 1
+    fulfilment = api.get("/audit/explain/venue-fulfilment/I1", "auditor").json()
+    contributions = fulfilment["contributions"]
+    assert fulfilment["figures"]["fulfilled"] == 1
+    assert sum(c["fulfilled"] for c in contributions) == 1
+    assert {c["topic"] for c in contributions} >= {"Order.Posted", "Order.Fulfilled"}
+    for contribution in (*activity["contributions"], *contributions):
+        assert contribution["chain_hash"] == api.chain_hash_at(contribution["position"])
+
+
 def test_a_session_story_tells_each_correction(api: Api) -> None:
     api.post("approve_session", session_id="V1-A1")
     api.post("correct_session", session_id="V1-A1", minutes=150, reason="late out")
@@ -597,6 +618,8 @@ CITED_READS = (
     "/leaderboards/hours",
     "/audit/events",
     "/audit/explain/volunteer-hours/V1",
+    "/audit/explain/venue-activity/I1",
+    "/audit/explain/venue-fulfilment/I1",
     "/audit/sessions/V1-A1",
     "/venues/I1/children",
     "/audit/verify",

@@ -74,10 +74,17 @@ CHILDREN = "GET /venues/{venue_id}/children"
 LEADERBOARD = "GET /leaderboards/hours"
 AUDIT_EVENTS = "GET /audit/events"
 EXPLAIN = "GET /audit/explain/volunteer-hours/{volunteer_id}"
+EXPLAIN_ACTIVITY = "GET /audit/explain/venue-activity/{venue_id}"
+EXPLAIN_FULFILMENT = "GET /audit/explain/venue-fulfilment/{venue_id}"
+VENUE_EXPLANATIONS = frozenset({EXPLAIN_ACTIVITY, EXPLAIN_FULFILMENT})
 SESSION_STORY = "GET /audit/sessions/{session_id}"
 VERIFY = "GET /audit/verify"
 AGGREGATES = frozenset({ACTIVITY, FULFILMENT, CHILDREN, LEADERBOARD})
-EVERY_READ = AGGREGATES | {HOURS, AUDIT_EVENTS, EXPLAIN, SESSION_STORY, VERIFY}
+EVERY_READ = (
+    AGGREGATES
+    | VENUE_EXPLANATIONS
+    | {HOURS, AUDIT_EVENTS, EXPLAIN, SESSION_STORY, VERIFY}
+)
 
 READS: dict[str, frozenset[str]] = {
     "admin": EVERY_READ,
@@ -85,8 +92,8 @@ READS: dict[str, frozenset[str]] = {
     "dispatcher": AGGREGATES | {HOURS},
     # A volunteer's hours span venues, so they are no venue's to read: a
     # venue_staff key reads its subtree's figures only; no audit, no
-    # leaderboard.
-    "venue_staff": frozenset({ACTIVITY, FULFILMENT, CHILDREN}),
+    # leaderboard; but the events behind its venues' figures.
+    "venue_staff": frozenset({ACTIVITY, FULFILMENT, CHILDREN}) | VENUE_EXPLANATIONS,
     "volunteer": frozenset({HOURS, EXPLAIN}),
     "dashboard": AGGREGATES,
 }
@@ -101,6 +108,8 @@ READ_PATHS = {
     LEADERBOARD: "/leaderboards/hours",
     AUDIT_EVENTS: "/audit/events",
     EXPLAIN: "/audit/explain/volunteer-hours/V1",
+    EXPLAIN_ACTIVITY: "/audit/explain/venue-activity/I1",
+    EXPLAIN_FULFILMENT: "/audit/explain/venue-fulfilment/I1",
     SESSION_STORY: "/audit/sessions/V1-A1",
     VERIFY: "/audit/verify",
 }
@@ -252,6 +261,8 @@ OUTSIDE_I1_READS = (
     "/venues/C/activity",  # an ancestor is outside the subtree too
     "/venues/C/fulfilment",
     "/venues/C/children",
+    "/audit/explain/venue-activity/I2",
+    "/audit/explain/venue-fulfilment/C",
 )
 OUTSIDE_I1_WRITES: tuple[tuple[str, dict[str, Any]], ...] = (
     (

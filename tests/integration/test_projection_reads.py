@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -294,6 +295,108 @@ def test_explanations_sum_exactly_to_the_figures_and_name_real_events(
     assert checked > 20
 
 
+def activity_of(contributions: list[dict[str, Any]]) -> dict[str, int]:
+    """The venue activity figures the contributions make, worked out apart."""
+    sessions_of: Counter[tuple[str, str, str, str]] = Counter()
+    for c in contributions:
+        sessions_of[(c["month"], c["category"], c["kind"], c["volunteer_id"])] += c[
+            "sessions"
+        ]
+    minutes = {
+        kind: sum(c["minutes"] for c in contributions if c["kind"] == kind)
+        for kind in ("verified", "makeup")
+    }
+    return {
+        "activities": sum(c["activities"] for c in contributions),
+        "sessions": sum(c["sessions"] for c in contributions),
+        "volunteers": len({key[3] for key, n in sessions_of.items() if key[3] and n}),
+        "verified_minutes": minutes["verified"],
+        "makeup_minutes": minutes["makeup"],
+        "volunteer_minutes": sum(c["minutes"] for c in contributions),
+    }
+
+
+ORDER_COUNTS = ("posted", "dispatched", "accepted", "fulfilled", "withdrawn")
+ORDER_COUNTS += ("rejected", "expired", "ratings")
+
+
+def fulfilment_of(contributions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fulfilment figures the contributions make, worked out apart."""
+    total = {name: sum(c[name] for c in contributions) for name in ORDER_COUNTS}
+    stars = sum(c["stars"] for c in contributions)
+    satisfied = sum(c["satisfied"] for c in contributions)
+    fulfilled_after: Counter[str] = Counter()
+    fulfilled: Counter[str] = Counter()
+    for c in contributions:
+        fulfilled_after[c["order_id"]] += c["fulfil_minutes"]
+        fulfilled[c["order_id"]] += c["fulfilled"]
+    waits = [fulfilled_after[order] for order in fulfilled if fulfilled[order]]
+    closed = ("fulfilled", "withdrawn", "rejected", "expired")
+    ratings, counted = total["ratings"], total["posted"] - total["withdrawn"]
+    return {
+        **total,
+        "open": total["posted"] - sum(total[name] for name in closed),
+        "rate": total["fulfilled"] / counted if counted else None,
+        "median_minutes_to_fulfil": statistics.median(waits) if waits else None,
+        "mean_stars": stars / ratings if ratings else None,
+        "satisfaction": satisfied / ratings if ratings else None,
+    }
+
+
+def test_venue_explanations_sum_to_their_figures_and_name_real_events(
+    city: City,
+) -> None:
+    rng = random.Random(SEED + 3)
+    venues = city.registered_at("Venue.Registered", "venue_id")
+    by_position = {e.position: e for e in city.events}
+    middle = city.head // 2
+    checked = Counter[str]()
+    for venue in [city.centre(), *rng.sample(sorted(venues), 6)]:
+        subtree = city.reads.venue_subtree(venue)
+        whole_year = city.reads.explain_venue_activity(venue)["contributions"]
+        months = sorted({c["month"] for c in whole_year}) or ["2024-01"]
+        for as_of, period in itertools.product(
+            (None, middle),
+            [(None, None), (months[len(months) // 3], months[2 * len(months) // 3])],
+        ):
+            if as_of is not None and venues[venue] > as_of:
+                continue
+            reads = city.reads
+            explanations = {
+                "activity": (
+                    reads.explain_venue_activity(venue, *period, as_of=as_of),
+                    reads.venue_activity(venue, *period, as_of=as_of),
+                    activity_of,
+                ),
+                "fulfilment": (
+                    reads.explain_venue_fulfilment(venue, *period, as_of=as_of),
+                    reads.venue_fulfilment(venue, *period, as_of=as_of),
+                    fulfilment_of,
+                ),
+            }
+            for what, (explained, read, figures_of) in explanations.items():
+                contributions = explained["contributions"]
+                # Then the figures are the read's, and the contributions make
+                # them
+                assert explained["position"] == read["position"]
+                assert explained["figures"] == pick(read, explained["figures"])
+                assert figures_of(contributions) == explained["figures"], what
+                # And each names a real event of the venue's subtree and period
+                positions = [c["position"] for c in contributions]
+                assert positions == sorted(positions)
+                for contribution in contributions:
+                    event = by_position[contribution["position"]]
+                    assert contribution["topic"] == event.topic
+                    assert contribution["chain_hash"] == city.chain[event.position]
+                    assert contribution["position"] <= explained["position"]
+                    assert contribution["venue_id"] in subtree
+                    first, last = period
+                    assert first is None or contribution["month"] >= first
+                    assert last is None or contribution["month"] <= last
+                checked[what] += len(contributions)
+    assert min(checked.values()) > 50, checked
+
+
 # --- the query verbs ----------------------------------------------------------------
 
 
@@ -313,6 +416,12 @@ def test_every_query_verb_prints_the_json_of_its_read_now_and_as_of(
             ),
             ("activity", centre): reads.venue_activity(centre, as_of=as_of),
             ("fulfilment", centre): reads.venue_fulfilment(centre, as_of=as_of),
+            ("explain-activity", centre): reads.explain_venue_activity(
+                centre, as_of=as_of
+            ),
+            ("explain-fulfilment", centre): reads.explain_venue_fulfilment(
+                centre, as_of=as_of
+            ),
         }
         for arguments, document in verbs.items():
             # When an auditor runs `ledger query VERB ID [--as-of P]`
