@@ -404,13 +404,19 @@ class LedgerRecorder(ApplicationRecorder):
         claims: Sequence[Claim],
         key_uses: Sequence[KeyUse],
     ) -> list[int]:
+        t = events_table.c
         head = conn.execute(
-            sa.select(events_table.c.position, events_table.c.chain_hash)
-            .order_by(events_table.c.position.desc())
+            sa.select(t.position, t.chain_hash, t.recorded_at)
+            .order_by(t.position.desc())
             .limit(1)
         ).first()
-        position, previous_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
-        recorded_at = utc_text(datetime.now(UTC))
+        position, previous_hash, previously_recorded = (
+            (head[0], head[1], head[2]) if head else (0, GENESIS_HASH, "")
+        )
+        # Never before the last event, should the clock step back: reads as of
+        # a recording time take every position recorded by then, so recording
+        # times must not decrease along positions.
+        recorded_at = max(utc_text(datetime.now(UTC)), previously_recorded)
         rows: list[tuple[Any, ...]] = []
         subject_rows: list[tuple[str, str, int]] = []
         for stored, meta in zip(stored_events, metadata, strict=True):

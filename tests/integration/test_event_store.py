@@ -7,12 +7,13 @@ import gc
 import multiprocessing
 import time
 import weakref
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from ledger import store
 from ledger.application import ConcurrencyConflictError, Ledger, Outcome
 from ledger.domain.activities import Activity
 from ledger.store import Database, event_subjects_table, events_table
@@ -237,6 +238,36 @@ def test_every_event_carries_its_envelope_and_the_subjects_it_concerns(
     assert row.idempotency_key == "envelope-1"
     assert row.correlation_id and row.recorded_at.endswith("Z")
     assert subjects == {("activity", "A1"), ("volunteer", "V1")}
+
+
+def test_recording_times_never_go_back_when_the_clock_does(
+    ledger: Ledger, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads as of a recording time take every position recorded by then:
+    a later position recorded earlier would be left out of them."""
+    # Given a venue recorded now
+    record_all(ledger, small_city()[:1])
+
+    # When the machine's clock steps back an hour and another is recorded
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+
+    class SteppedBack(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> SteppedBack:
+            return cls.fromtimestamp(an_hour_ago.timestamp(), tz)
+
+    monkeypatch.setattr(store, "datetime", SteppedBack)
+    record_all(ledger, small_city()[1:2])
+
+    # Then its recording time is not before the first one's
+    with database.reading() as conn:
+        recorded = list(
+            conn.execute(
+                sa.select(events_table.c.recorded_at).order_by(events_table.c.position)
+            ).scalars()
+        )
+    assert len(recorded) == 2
+    assert recorded[1] == recorded[0]
 
 
 def test_a_second_volunteer_with_the_same_id_number_is_refused(ledger: Ledger) -> None:
