@@ -53,13 +53,18 @@ class ActivityFigures(BaseModel):
     volunteer_minutes: int
 
 
-class VenueActivity(ActivityFigures, Cited):
+class VenueRead(Cited):
+    """What a venue read was asked, as its answer repeats it."""
+
     model_config = ConfigDict(populate_by_name=True)
 
     venue_id: str
     from_month: str | None = Field(None, alias="from")
     to_month: str | None = Field(None, alias="to")
     subtree: bool
+
+
+class VenueActivity(ActivityFigures, VenueRead):
     venues: int
     by_month: dict[str, ActivityFigures]
     by_category: dict[str, ActivityFigures]
@@ -83,13 +88,7 @@ class FulfilmentFigures(BaseModel):
     satisfaction: float | None = Field(description="Share of order ratings ≥ 4.")
 
 
-class VenueFulfilment(FulfilmentFigures, Cited):
-    model_config = ConfigDict(populate_by_name=True)
-
-    venue_id: str
-    from_month: str | None = Field(None, alias="from")
-    to_month: str | None = Field(None, alias="to")
-    subtree: bool
+class VenueFulfilment(FulfilmentFigures, VenueRead):
     kind: str | None
     venues: int
     by_month: dict[str, FulfilmentFigures]
@@ -162,13 +161,7 @@ class ActivityContribution(ExplainingEvent):
     minutes: int
 
 
-class ActivityExplanation(Cited):
-    model_config = ConfigDict(populate_by_name=True)
-
-    venue_id: str
-    from_month: str | None = Field(None, alias="from")
-    to_month: str | None = Field(None, alias="to")
-    subtree: bool
+class ActivityExplanation(VenueRead):
     figures: ActivityFigures
     contributions: list[ActivityContribution] = Field(
         description="Their sums are the figures; volunteers are those whose "
@@ -195,13 +188,7 @@ class FulfilmentContribution(ExplainingEvent):
     fulfil_minutes: int = Field(description="Minutes from posting, when fulfilled.")
 
 
-class FulfilmentExplanation(Cited):
-    model_config = ConfigDict(populate_by_name=True)
-
-    venue_id: str
-    from_month: str | None = Field(None, alias="from")
-    to_month: str | None = Field(None, alias="to")
-    subtree: bool
+class FulfilmentExplanation(VenueRead):
     kind: str | None
     figures: FulfilmentFigures
     contributions: list[FulfilmentContribution] = Field(

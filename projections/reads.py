@@ -129,6 +129,45 @@ class FiguresCache:
         return figures
 
 
+def check_kind(kind: str | None) -> None:
+    if kind not in (None, "wish", "service"):
+        raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
+
+
+@dataclass(frozen=True)
+class VenueScope:
+    """What a venue read covers: the live version and the ledger state it
+    reads, the venues (one, or a subtree) and the months."""
+
+    live: LiveState
+    cited: Cited
+    venues: list[str]
+    tree: tuple[int, int]
+    start: str
+    end: str
+
+    def selection(self) -> tuple[int, list[str], str, str, int]:
+        """The arguments a projection's venue reads take after ``conn``."""
+        position = self.cited.position
+        return self.live.version, self.venues, self.start, self.end, position
+
+    def identity(self) -> tuple[Any, ...]:
+        """What the figures depend on, besides the venues' last change."""
+        return (self.start, self.end, self.live.version, tuple(self.venues), self.tree)
+
+
+def _venue_read(
+    venue_id: str, months: tuple[str | None, str | None], subtree: bool
+) -> dict[str, Any]:
+    """What a venue read was asked, as its answer repeats it."""
+    return {
+        "venue_id": venue_id,
+        "from": months[0],
+        "to": months[1],
+        "subtree": subtree,
+    }
+
+
 def settled(last_change: int | None, position: int) -> int:
     """The earliest position whose figures equal those at ``position``: the
     last change at or before it, or ``position`` itself when the last change
@@ -326,6 +365,21 @@ class LedgerReads:
             **cited.as_dict(),
         }
 
+    def _venue_scope(
+        self,
+        conn: Connection,
+        name: str,
+        venue_id: str,
+        months: tuple[str | None, str | None],
+        subtree: bool,
+        as_of: AsOf,
+    ) -> VenueScope:
+        start = check_month("from", months[0], FIRST_MONTH)
+        end = check_month("to", months[1], LAST_MONTH)
+        live, cited = self._cite(conn, name, as_of, rolled_up=True)
+        venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
+        return VenueScope(live, cited, venues, tree, start, end)
+
     def venue_activity(
         self,
         venue_id: str,
@@ -335,21 +389,19 @@ class LedgerReads:
         subtree: bool = True,
         as_of: AsOf = None,
     ) -> dict[str, Any]:
-        start = check_month("from", from_month, FIRST_MONTH)
-        end = check_month("to", to_month, LAST_MONTH)
+        months = (from_month, to_month)
         with self.database.reading() as conn:
-            live, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of, rolled_up=True)
-            version = live.version
-            venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
+            scope = self._venue_scope(
+                conn, VENUE_ACTIVITY.name, venue_id, months, subtree, as_of
+            )
+            live, cited, venues = scope.live, scope.cited, scope.venues
             changed = self._venues_changed(
                 conn, VENUE_ACTIVITY.name, live, venues, cited.position
             )
-            key = ("activity", start, end, version, tuple(venues), tree, changed)
+            key = ("activity", *scope.identity(), changed)
 
             def compute() -> dict[str, Any]:
-                found = VENUE_ACTIVITY.get_activity(
-                    conn, version, venues, start, end, cited.position
-                )
+                found = VENUE_ACTIVITY.get_activity(conn, *scope.selection())
                 return {
                     "venues": len(venues),
                     **found.total.as_dict(),
@@ -362,8 +414,8 @@ class LedgerReads:
                 }
 
             figures = self._figures.get_or_compute(key, compute)
-        read = {"venue_id": venue_id, "from": from_month, "to": to_month}
-        return {**read, "subtree": subtree, **figures, **cited.as_dict()}
+        read = _venue_read(venue_id, months, subtree)
+        return {**read, **figures, **cited.as_dict()}
 
     def venue_fulfilment(
         self,
@@ -375,24 +427,20 @@ class LedgerReads:
         kind: str | None = None,
         as_of: AsOf = None,
     ) -> dict[str, Any]:
-        start = check_month("from", from_month, FIRST_MONTH)
-        end = check_month("to", to_month, LAST_MONTH)
-        if kind not in (None, "wish", "service"):
-            raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
+        months = (from_month, to_month)
+        check_kind(kind)
         with self.database.reading() as conn:
-            live, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of, rolled_up=True)
-            version = live.version
-            venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
+            scope = self._venue_scope(
+                conn, ORDER_FULFILMENT.name, venue_id, months, subtree, as_of
+            )
+            live, cited, venues = scope.live, scope.cited, scope.venues
             changed = self._venues_changed(
                 conn, ORDER_FULFILMENT.name, live, venues, cited.position
             )
-            key = ("fulfilment", start, end, kind, version, tuple(venues), tree,
-                   changed)  # fmt: skip
+            key = ("fulfilment", kind, *scope.identity(), changed)
 
             def compute() -> dict[str, Any]:
-                found = ORDER_FULFILMENT.get_fulfilment(
-                    conn, version, venues, start, end, cited.position, kind
-                )
+                found = ORDER_FULFILMENT.get_fulfilment(conn, *scope.selection(), kind)
                 return {
                     "venues": len(venues),
                     **found.total.as_dict(),
@@ -403,14 +451,8 @@ class LedgerReads:
                 }
 
             figures = self._figures.get_or_compute(key, compute)
-        read = {"venue_id": venue_id, "from": from_month, "to": to_month}
-        return {
-            **read,
-            "subtree": subtree,
-            "kind": kind,
-            **figures,
-            **cited.as_dict(),
-        }
+        read = _venue_read(venue_id, months, subtree)
+        return {**read, "kind": kind, **figures, **cited.as_dict()}
 
     def explain_venue_activity(
         self,
@@ -425,22 +467,19 @@ class LedgerReads:
         ``sessions`` and the minutes are the sums of the contributions;
         ``volunteers`` counts the volunteers whose sessions in some month,
         category and kind sum above zero."""
-        start = check_month("from", from_month, FIRST_MONTH)
-        end = check_month("to", to_month, LAST_MONTH)
+        months = (from_month, to_month)
         with self.database.reading() as conn:
-            live, cited = self._cite(conn, VENUE_ACTIVITY.name, as_of, rolled_up=True)
-            venues, _ = self._subtree(conn, venue_id, subtree, cited.position)
-            at = (conn, live.version, venues, start, end, cited.position)
-            entries = VENUE_ACTIVITY.explain_activity(*at)
-            figures = VENUE_ACTIVITY.get_activity(*at).total.as_dict()
+            scope = self._venue_scope(
+                conn, VENUE_ACTIVITY.name, venue_id, months, subtree, as_of
+            )
+            entries = VENUE_ACTIVITY.explain_activity(conn, *scope.selection())
+            found = VENUE_ACTIVITY.get_activity(conn, *scope.selection())
             contributions = _with_events(conn, entries)
-        read = {"venue_id": venue_id, "from": from_month, "to": to_month}
         return {
-            **read,
-            "subtree": subtree,
-            "figures": figures,
+            **_venue_read(venue_id, months, subtree),
+            "figures": found.total.as_dict(),
             "contributions": contributions,
-            **cited.as_dict(),
+            **scope.cited.as_dict(),
         }
 
     def explain_venue_fulfilment(
@@ -457,25 +496,22 @@ class LedgerReads:
         of the contributions; ``rate``, ``open``, ``mean_stars`` and
         ``satisfaction`` follow from those sums, and the median from each
         fulfilled order's summed ``fulfil_minutes``."""
-        start = check_month("from", from_month, FIRST_MONTH)
-        end = check_month("to", to_month, LAST_MONTH)
-        if kind not in (None, "wish", "service"):
-            raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
+        months = (from_month, to_month)
+        check_kind(kind)
         with self.database.reading() as conn:
-            live, cited = self._cite(conn, ORDER_FULFILMENT.name, as_of, rolled_up=True)
-            venues, _ = self._subtree(conn, venue_id, subtree, cited.position)
-            at = (conn, live.version, venues, start, end, cited.position, kind)
-            entries = ORDER_FULFILMENT.explain_fulfilment(*at)
-            figures = ORDER_FULFILMENT.get_fulfilment(*at).total.as_dict()
+            scope = self._venue_scope(
+                conn, ORDER_FULFILMENT.name, venue_id, months, subtree, as_of
+            )
+            selection = (*scope.selection(), kind)
+            entries = ORDER_FULFILMENT.explain_fulfilment(conn, *selection)
+            found = ORDER_FULFILMENT.get_fulfilment(conn, *selection)
             contributions = _with_events(conn, entries)
-        read = {"venue_id": venue_id, "from": from_month, "to": to_month}
         return {
-            **read,
-            "subtree": subtree,
+            **_venue_read(venue_id, months, subtree),
             "kind": kind,
-            "figures": figures,
+            "figures": found.total.as_dict(),
             "contributions": contributions,
-            **cited.as_dict(),
+            **scope.cited.as_dict(),
         }
 
     def _ensure_volunteer(

@@ -986,41 +986,43 @@ class ProjectionEngine:
                 # The live versions too, before the head is read: a follower
                 # moving one past that head meanwhile would see it retired for
                 # a version standing behind it, and reads go back in time.
-                _lock_versions(conn, names, (LIVE, BUILDING))
+                locked = _lock_versions(conn, names, (LIVE, BUILDING))
                 page = self._read_page(conn, names, BUILDING, page_size, lock=True)
                 if isinstance(page, EventPage):
                     folded = self._fold_page(page)
                     self._commit_page(conn, page, folded, CatchUpReport())
                     page = ProcessedPage(page.end, page.end >= page.head)
                 if page.done:
-                    self._make_live(conn, names)
+                    self._make_live(conn, locked, page.end)
             if page.done:
                 return
 
-    def _make_live(self, conn: Connection, names: Sequence[str]) -> None:
-        """Retire the live version of each projection that has a built one,
-        and make that one live. (A rebuild that finds its new version already
-        switched over by an overlapping rebuild changes nothing.)"""
+    def _make_live(
+        self, conn: Connection, locked: Sequence[tuple[str, int]], reached: int
+    ) -> None:
+        """Make live each building version this switch-over locked that has
+        reached the head it read, retiring its projection's live version. A
+        building version another rebuild inserted since the locks were taken
+        is left alone: it has yet to be caught up. (A rebuild that finds its
+        version switched over already, by an overlapping one, changes
+        nothing.)"""
         t = projection_versions_table.c
-        built = (
-            conn.execute(
-                sa.select(t.name).where(t.name.in_(names), t.state == BUILDING)
+        mine = sa.tuple_(t.name, t.version).in_(locked)
+        built = conn.execute(
+            sa.select(t.name, t.version).where(
+                mine, t.state == BUILDING, t.position >= reached
             )
-            .scalars()
-            .all()
-        )
+        ).all()
         if not built:
             return
-        # Locked before they are updated: an UPDATE alone locks in scan order.
-        _lock_versions(conn, built, (LIVE,))
         conn.execute(
             projection_versions_table.update()
-            .where(t.name.in_(built), t.state == LIVE)
+            .where(mine, t.name.in_([name for name, _ in built]), t.state == LIVE)
             .values(state=RETIRED)
         )
         conn.execute(
             projection_versions_table.update()
-            .where(t.name.in_(built), t.state == BUILDING)
+            .where(sa.tuple_(t.name, t.version).in_([tuple(row) for row in built]))
             .values(state=LIVE, updated_at=utc_text(datetime.now(UTC)))
         )
 
@@ -1069,19 +1071,24 @@ class ProjectionEngine:
                     iter_events(conn, upto=live.position, topics=projection.topics)
                 )
             contributed = replayed.contributions
-            differences = tuple(
-                Difference(*at, stored.get(at), contributed.get(at))
-                for at in sorted(
-                    set(stored) | set(contributed), key=_contribution_order
+            live_fingerprint = fingerprint(stored)
+            differences: tuple[Difference, ...] = ()
+            if contributed != stored:  # else spare the sorting and digesting
+                differences = tuple(
+                    Difference(*at, stored.get(at), contributed.get(at))
+                    for at in sorted(
+                        set(stored) | set(contributed), key=_contribution_order
+                    )
+                    if stored.get(at) != contributed.get(at)
                 )
-                if stored.get(at) != contributed.get(at)
-            )
             results.append(
                 VerificationResult(
                     name=name,
                     position=live.position,
-                    live_fingerprint=fingerprint(stored),
-                    replay_fingerprint=fingerprint(contributed),
+                    live_fingerprint=live_fingerprint,
+                    replay_fingerprint=(
+                        fingerprint(contributed) if differences else live_fingerprint
+                    ),
                     differences=differences,
                     dead_letters=len(parked),
                     refused_unparked=tuple(

@@ -290,7 +290,8 @@ class Database:
         with self.engine.begin() as conn:
             narrow = conn.exec_driver_sql(
                 "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND data_type = 'integer'"
+                "WHERE table_schema = current_schema() AND data_type = 'integer' "
+                "ORDER BY table_name, column_name"
             ).all()
             for table, column in narrow:
                 if (table, column) in declared:

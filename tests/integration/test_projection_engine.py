@@ -12,8 +12,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -35,7 +35,12 @@ from ledger.projection import (
 )
 from ledger.store import Database, head_position
 from projections.reads import LedgerReads
-from projections.registry import ALL_PROJECTIONS, ORDER_FULFILMENT, VOLUNTEER_HOURS
+from projections.registry import (
+    ALL_PROJECTIONS,
+    ORDER_FULFILMENT,
+    VENUE_ACTIVITY,
+    VOLUNTEER_HOURS,
+)
 from tests.factories import T0, record_all, submission
 from tests.integration.projection_helpers import (
     DAY,
@@ -488,9 +493,7 @@ def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
     thread = threading.Thread(target=approve_and_follow)
     make_live = rebuild._make_live
 
-    def make_live_once_the_follower_has_tried(
-        conn: sa.Connection, names: Sequence[str]
-    ) -> None:
+    def make_live_once_the_follower_has_tried(*arguments: Any) -> None:
         # When, inside the switch-over, V2's session is approved and the
         # follower catches up (it commits, or waits for the switch-over)
         thread.start()
@@ -498,7 +501,7 @@ def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
         while not (followed.is_set() or waiting_on_a_lock(database)):
             assert time.monotonic() < deadline, "the follower neither ran nor waited"
             time.sleep(0.01)
-        make_live(conn, names)
+        make_live(*arguments)
 
     rebuild._make_live = make_live_once_the_follower_has_tried  # type: ignore[method-assign]
     rebuild.rebuild([VOLUNTEER_HOURS.name])
@@ -507,6 +510,58 @@ def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
     # Then the approved session counts: the live version is not behind it
     assert followed.is_set()
     assert LedgerReads(database).volunteer_hours("V2")["total_minutes"] == 150
+    assert_every_projection_equals_a_fresh_replay(new_engine(database))
+
+
+def test_a_switch_over_leaves_alone_a_version_another_rebuild_inserted_meanwhile(
+    ledger: Ledger, database: Database
+) -> None:
+    """A switch-over made live every building version it found as it
+    switched: one another rebuild had just inserted, at position 0, too."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer: no version is inserted meanwhile")
+    # Given a served city, projected, and a rebuild of two projections
+    record_all(ledger, served_city())
+    new_engine(database).catch_up()
+    before = LedgerReads(database).volunteer_hours("V1")
+    rebuild = new_engine(database)
+    make_live = rebuild._make_live
+    inserted = threading.Event()
+
+    def start_another_rebuild() -> None:
+        # (as `ledger rebuild volunteer_hours` starts: its version, at 0)
+        other = new_engine(database)
+        with other._changing_versions() as conn:
+            other._insert_version(conn, VOLUNTEER_HOURS.name, BUILDING)
+        inserted.set()
+
+    def make_live_as_another_rebuild_starts(*arguments: Any) -> None:
+        # When another rebuild of volunteer_hours starts during the switch-over
+        thread = threading.Thread(target=start_another_rebuild)
+        thread.start()
+        thread.join(30)
+        make_live(*arguments)
+
+    rebuild._make_live = make_live_as_another_rebuild_starts  # type: ignore[method-assign]
+    rebuild.rebuild([VENUE_ACTIVITY.name, VOLUNTEER_HOURS.name])
+
+    # Then the version the rebuild caught up is live, not the new one
+    assert inserted.is_set()
+    after = LedgerReads(database).volunteer_hours("V1")
+    assert pick(after, ("total_minutes", "position")) == pick(
+        before, ("total_minutes", "position")
+    )
+    states = {
+        (name, state): position
+        for name, _, state, position in version_rows(database)
+        if name == VOLUNTEER_HOURS.name
+    }
+    assert states == {
+        (VOLUNTEER_HOURS.name, LIVE): before["position"],
+        (VOLUNTEER_HOURS.name, BUILDING): 0,
+    }
+    # And that other rebuild, resumed, switches its own version over
+    new_engine(database).rebuild([VOLUNTEER_HOURS.name])
     assert_every_projection_equals_a_fresh_replay(new_engine(database))
 
 
