@@ -72,7 +72,13 @@ from projections.honours import (
     record_honours,
 )
 from projections.honours_awards import IncompleteAwardsError
-from projections.reads import InvalidReadError, LedgerReads, NotFoundError, parse_as_of
+from projections.reads import (
+    EXPLAINED_EVENTS,
+    InvalidReadError,
+    LedgerReads,
+    NotFoundError,
+    parse_as_of,
+)
 from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
 
 app = typer.Typer(
@@ -397,6 +403,10 @@ AsOfOption = Annotated[
     typer.Option("--as-of", help="A ledger position, or a recording time with offset."),
 ]
 MonthOption = Annotated[str | None, typer.Option(help="Month YYYY-MM (inclusive).")]
+AfterOption = Annotated[
+    int, typer.Option(help="Continue after this position (next_after).")
+]
+LimitOption = Annotated[int, typer.Option(help="Events per answer.")]
 FromOption = Annotated[str | None, typer.Option("--from", help="First month YYYY-MM.")]
 SubtreeOption = Annotated[
     bool,
@@ -489,11 +499,19 @@ def query_explain_activity(
     to: MonthOption = None,
     subtree: SubtreeOption = True,
     as_of: AsOfOption = None,
+    after: AfterOption = 0,
+    limit: LimitOption = EXPLAINED_EVENTS,
 ) -> None:
-    """The events behind a venue's activity figures, with their contributions."""
+    """The events behind a venue's activity figures, a page at a time."""
     _run_read(
         lambda reads: reads.explain_venue_activity(
-            venue_id, from_, to, subtree=subtree, as_of=parse_as_of(as_of)
+            venue_id,
+            from_,
+            to,
+            subtree=subtree,
+            as_of=parse_as_of(as_of),
+            after=after,
+            limit=limit,
         )
     )
 
@@ -506,11 +524,20 @@ def query_explain_fulfilment(
     subtree: SubtreeOption = True,
     kind: Annotated[str | None, typer.Option(help="wish or service")] = None,
     as_of: AsOfOption = None,
+    after: AfterOption = 0,
+    limit: LimitOption = EXPLAINED_EVENTS,
 ) -> None:
-    """The events behind a venue's order figures, with their contributions."""
+    """The events behind a venue's order figures, a page at a time."""
     _run_read(
         lambda reads: reads.explain_venue_fulfilment(
-            venue_id, from_, to, subtree=subtree, kind=kind, as_of=parse_as_of(as_of)
+            venue_id,
+            from_,
+            to,
+            subtree=subtree,
+            kind=kind,
+            as_of=parse_as_of(as_of),
+            after=after,
+            limit=limit,
         )
     )
 

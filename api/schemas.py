@@ -164,8 +164,12 @@ class ActivityContribution(ExplainingEvent):
 class ActivityExplanation(VenueRead):
     figures: ActivityFigures
     contributions: list[ActivityContribution] = Field(
-        description="Their sums are the figures; volunteers are those whose "
-        "sessions in a month, category and kind sum above zero."
+        description="Those of this page; all pages' sum to the figures, and "
+        "volunteers are those whose sessions in a month, category and kind "
+        "sum above zero."
+    )
+    next_after: int | None = Field(
+        description="Ask again with after=this for the next page; null: none."
     )
 
 
@@ -192,9 +196,12 @@ class FulfilmentExplanation(VenueRead):
     kind: str | None
     figures: FulfilmentFigures
     contributions: list[FulfilmentContribution] = Field(
-        description="Their sums are the counts; rate, open, mean stars and "
-        "satisfaction follow from the sums, the median from each fulfilled "
-        "order's fulfil_minutes."
+        description="Those of this page; all pages' sum to the counts; rate, "
+        "open, mean stars and satisfaction follow from the sums, the median "
+        "from each fulfilled order's fulfil_minutes."
+    )
+    next_after: int | None = Field(
+        description="Ask again with after=this for the next page; null: none."
     )
 
 

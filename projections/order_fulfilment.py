@@ -24,7 +24,13 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Projection, RecordedEvent, define_entries_table
+from ledger.projection import (
+    Entry,
+    ExplainedPage,
+    Projection,
+    RecordedEvent,
+    define_entries_table,
+)
 from ledger.store import select_rows
 from projections.service_sessions import china_date
 
@@ -203,14 +209,24 @@ class OrderFulfilmentProjection(Projection):
         to_month: str,
         position: int,
         kind: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """The entries behind the venues' figures over the months."""
+        *,
+        after: int = 0,
+        events: int | None = None,
+    ) -> ExplainedPage:
+        """The entries behind the venues' figures over the months, of the
+        first ``events`` events after position ``after`` (default: all)."""
         t = entries_table.c
         chosen = [t.month >= from_month, t.month <= to_month]
         if kind is not None:
             chosen.append(t.kind == kind)
         return self.explain(
-            conn, version, position, *chosen, among=("venue_id", venue_ids)
+            conn,
+            version,
+            position,
+            *chosen,
+            among=("venue_id", venue_ids),
+            after=after,
+            events=events,
         )
 
     def get_fulfilment(

@@ -129,6 +129,18 @@ class FiguresCache:
         return figures
 
 
+# Events a venue explanation lists at most per answer (a city's are millions).
+EXPLAINED_EVENTS = 1_000
+MOST_EXPLAINED_EVENTS = 10_000
+
+
+def check_page(after: int, limit: int) -> None:
+    if after < 0:
+        raise InvalidReadError("after must not be negative")
+    if not 1 <= limit <= MOST_EXPLAINED_EVENTS:
+        raise InvalidReadError(f"limit must be from 1 to {MOST_EXPLAINED_EVENTS:,}")
+
+
 def check_kind(kind: str | None) -> None:
     if kind not in (None, "wish", "service"):
         raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
@@ -462,23 +474,30 @@ class LedgerReads:
         *,
         subtree: bool = True,
         as_of: AsOf = None,
+        after: int = 0,
+        limit: int = EXPLAINED_EVENTS,
     ) -> dict[str, Any]:
-        """The events behind a venue's activity figures. ``activities``,
-        ``sessions`` and the minutes are the sums of the contributions;
-        ``volunteers`` counts the volunteers whose sessions in some month,
-        category and kind sum above zero."""
+        """The events behind a venue's activity figures, ``limit`` events
+        after position ``after`` at a time. ``activities``, ``sessions`` and
+        the minutes are the sums of all pages' contributions; ``volunteers``
+        counts the volunteers whose sessions in some month, category and kind
+        sum above zero."""
         months = (from_month, to_month)
+        check_page(after, limit)
         with self.database.reading() as conn:
             scope = self._venue_scope(
                 conn, VENUE_ACTIVITY.name, venue_id, months, subtree, as_of
             )
-            entries = VENUE_ACTIVITY.explain_activity(conn, *scope.selection())
+            page = VENUE_ACTIVITY.explain_activity(
+                conn, *scope.selection(), after=after, events=limit
+            )
             found = VENUE_ACTIVITY.get_activity(conn, *scope.selection())
-            contributions = _with_events(conn, entries)
+            contributions = _with_events(conn, page.entries)
         return {
             **_venue_read(venue_id, months, subtree),
             "figures": found.total.as_dict(),
             "contributions": contributions,
+            "next_after": page.next_after,
             **scope.cited.as_dict(),
         }
 
@@ -491,26 +510,33 @@ class LedgerReads:
         subtree: bool = True,
         kind: str | None = None,
         as_of: AsOf = None,
+        after: int = 0,
+        limit: int = EXPLAINED_EVENTS,
     ) -> dict[str, Any]:
-        """The events behind a venue's order figures. The counts are the sums
-        of the contributions; ``rate``, ``open``, ``mean_stars`` and
+        """The events behind a venue's order figures, ``limit`` events after
+        position ``after`` at a time. The counts are the sums of all pages'
+        contributions; ``rate``, ``open``, ``mean_stars`` and
         ``satisfaction`` follow from those sums, and the median from each
         fulfilled order's summed ``fulfil_minutes``."""
         months = (from_month, to_month)
         check_kind(kind)
+        check_page(after, limit)
         with self.database.reading() as conn:
             scope = self._venue_scope(
                 conn, ORDER_FULFILMENT.name, venue_id, months, subtree, as_of
             )
             selection = (*scope.selection(), kind)
-            entries = ORDER_FULFILMENT.explain_fulfilment(conn, *selection)
+            page = ORDER_FULFILMENT.explain_fulfilment(
+                conn, *selection, after=after, events=limit
+            )
             found = ORDER_FULFILMENT.get_fulfilment(conn, *selection)
-            contributions = _with_events(conn, entries)
+            contributions = _with_events(conn, page.entries)
         return {
             **_venue_read(venue_id, months, subtree),
             "kind": kind,
             "figures": found.total.as_dict(),
             "contributions": contributions,
+            "next_after": page.next_after,
             **scope.cited.as_dict(),
         }
 

@@ -15,12 +15,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import Entry, Projection, RecordedEvent, define_entries_table
+from ledger.projection import (
+    Entry,
+    ExplainedPage,
+    Projection,
+    RecordedEvent,
+    define_entries_table,
+)
 from ledger.store import select_rows
 from projections.service_sessions import (
     COUNTED_SESSION_TOPICS,
@@ -122,12 +128,22 @@ class VenueActivityProjection(Projection):
         from_month: str,
         to_month: str,
         position: int,
-    ) -> list[dict[str, Any]]:
-        """The entries behind the venues' figures over the months."""
+        *,
+        after: int = 0,
+        events: int | None = None,
+    ) -> ExplainedPage:
+        """The entries behind the venues' figures over the months, of the
+        first ``events`` events after position ``after`` (default: all)."""
         t = entries_table.c
         months = (t.month >= from_month, t.month <= to_month)
         return self.explain(
-            conn, version, position, *months, among=("venue_id", venue_ids)
+            conn,
+            version,
+            position,
+            *months,
+            among=("venue_id", venue_ids),
+            after=after,
+            events=events,
         )
 
     def get_activity(

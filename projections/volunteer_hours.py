@@ -161,7 +161,7 @@ class VolunteerHoursProjection(Projection):
     ) -> list[dict[str, Any]]:
         """Every entry behind the volunteer's figures, in ledger order."""
         volunteer = entries_table.c.volunteer_id == volunteer_id
-        return self.explain(conn, version, position, volunteer)
+        return self.explain(conn, version, position, volunteer).entries
 
     def last_entry(
         self, conn: Connection, version: int, volunteer_id: str, position: int

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.access import Caller, Role
-from api.deps import ReadsDep, allow, ensure_own_volunteer, ensure_venue_in_scope
+from api.deps import ReadsDep, allow, ensure_own_volunteer
 from api.problems import PROBLEM_RESPONSES, ProblemError
 from api.routes.reads import AsOfQuery, PeriodDep
 from api.schemas import (
@@ -28,13 +28,20 @@ from ledger.audit import (
     session_story,
 )
 from ledger.integrity import own_public_key, verify_ledger
-from projections.reads import LedgerReads, parse_as_of
+from projections.reads import (
+    EXPLAINED_EVENTS,
+    MOST_EXPLAINED_EVENTS,
+    LedgerReads,
+    parse_as_of,
+)
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 
 AuditorDep = Annotated[Caller, Depends(allow(Role.AUDITOR))]
-# Venue staff may trace their own venues' figures to the events behind them.
-EXPLAINERS_OF_VENUES = (Role.AUDITOR, Role.VENUE_STAFF)
+AfterQuery = Annotated[int, Query(ge=0, description="Continue after this position.")]
+LimitQuery = Annotated[
+    int, Query(ge=1, le=MOST_EXPLAINED_EVENTS, description="Events per answer.")
+]
 
 
 def _moment(name: str, text: str | None) -> datetime | None:
@@ -122,18 +129,22 @@ def explain_volunteer_hours(
 def explain_venue_activity(
     venue_id: str,
     reads: ReadsDep,
-    caller: Annotated[Caller, Depends(allow(*EXPLAINERS_OF_VENUES))],
+    caller: AuditorDep,
     period: PeriodDep,
     as_of: AsOfQuery = None,
+    after: AfterQuery = 0,
+    limit: LimitQuery = EXPLAINED_EVENTS,
 ) -> Any:
-    """The events behind a venue's activity figures; they sum to them."""
-    ensure_venue_in_scope(caller, reads, venue_id)
+    """The events behind a venue's activity figures, a page at a time
+    (``next_after``); all pages' contributions sum to the figures."""
     return reads.explain_venue_activity(
         venue_id,
         period.from_month,
         period.to_month,
         subtree=period.subtree,
         as_of=parse_as_of(as_of),
+        after=after,
+        limit=limit,
     )
 
 
@@ -143,13 +154,15 @@ def explain_venue_activity(
 def explain_venue_fulfilment(
     venue_id: str,
     reads: ReadsDep,
-    caller: Annotated[Caller, Depends(allow(*EXPLAINERS_OF_VENUES))],
+    caller: AuditorDep,
     period: PeriodDep,
     kind: Annotated[str | None, Query(pattern="^(wish|service)$")] = None,
     as_of: AsOfQuery = None,
+    after: AfterQuery = 0,
+    limit: LimitQuery = EXPLAINED_EVENTS,
 ) -> Any:
-    """The events behind a venue's order figures; the counts are their sums."""
-    ensure_venue_in_scope(caller, reads, venue_id)
+    """The events behind a venue's order figures, a page at a time
+    (``next_after``); all pages' contributions sum to the counts."""
     return reads.explain_venue_fulfilment(
         venue_id,
         period.from_month,
@@ -157,6 +170,8 @@ def explain_venue_fulfilment(
         subtree=period.subtree,
         kind=kind,
         as_of=parse_as_of(as_of),
+        after=after,
+        limit=limit,
     )
 
 

@@ -251,22 +251,39 @@ class Projection(ABC):
         position: int,
         *conditions: sa.ColumnElement[bool],
         among: tuple[str, Collection[Any]] | None = None,
-    ) -> list[dict[str, Any]]:
+        after: int = 0,
+        events: int | None = None,
+    ) -> ExplainedPage:
         """The entries behind some figures, in ledger order: every entry up to
         ``position`` that meets ``conditions`` (and, given ``among``, whose
-        column holds one of the values), with its event's position."""
+        column holds one of the values), with its event's position; those of
+        the first ``events`` events after position ``after`` (default: all)."""
         table = self.entries.c
-        names = (*self.key_columns, *self.measure_columns)
-        query = sa.select(table.position, *(table[name] for name in names)).where(
-            table.version == version, table.position <= position, *conditions
+        chosen = (
+            table.version == version,
+            table.position > after,
+            table.position <= position,
+            *conditions,
         )
         column, values = among if among is not None else ("position", None)
+        upto, next_after = position, None
+        if events is not None:
+            firsts = sa.select(table.position).where(*chosen).distinct()
+            firsts = firsts.order_by(table.position).limit(events + 1)
+            found = select_rows_among(conn, firsts, table[column], values)
+            positions = sorted({int(row[0]) for row in found})
+            if len(positions) > events:
+                upto = next_after = positions[events - 1]
+        names = (*self.key_columns, *self.measure_columns)
+        query = sa.select(table.position, *(table[name] for name in names))
+        query = query.where(*chosen, table.position <= upto)
         rows = select_rows_among(conn, query, table[column], values)
         rows.sort(key=lambda row: int(row[0]))
-        return [
+        entries = [
             {"position": row[0], **dict(zip(names, row[1:], strict=True))}
             for row in rows
         ]
+        return ExplainedPage(entries, next_after)
 
     def contributions(
         self, conn: Connection, version: int, position: int
@@ -311,6 +328,12 @@ class Projection(ABC):
             for index, value in enumerate(measures):
                 sums[index] += value
         return {key: tuple(sums) for key, sums in totals.items() if any(sums)}
+
+
+class ExplainedPage(NamedTuple):
+    entries: list[dict[str, Any]]
+    # The position to continue after, when more entries follow (else None).
+    next_after: int | None
 
 
 # An event's contribution to one key's figures: (position, key) -> measures.

@@ -586,6 +586,17 @@ def test_venue_explanations_list_the_events_that_sum_to_the_figures(
     assert {c["topic"] for c in contributions} >= {"Order.Posted", "Order.Fulfilled"}
     for contribution in (*activity["contributions"], *contributions):
         assert contribution["chain_hash"] == api.chain_hash_at(contribution["position"])
+    # And a page at a time, the pages make the same list
+    assert fulfilment["next_after"] is None
+    paged, after = [], 0
+    while after is not None:
+        page = api.get(
+            "/audit/explain/venue-fulfilment/I1", "auditor", after=after, limit=1
+        ).json()
+        assert len({c["position"] for c in page["contributions"]}) == 1
+        paged += page["contributions"]
+        after = page["next_after"]
+    assert paged == contributions
 
 
 def test_a_session_story_tells_each_correction(api: Api) -> None:

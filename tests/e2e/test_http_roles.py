@@ -92,8 +92,8 @@ READS: dict[str, frozenset[str]] = {
     "dispatcher": AGGREGATES | {HOURS},
     # A volunteer's hours span venues, so they are no venue's to read: a
     # venue_staff key reads its subtree's figures only; no audit, no
-    # leaderboard; but the events behind its venues' figures.
-    "venue_staff": frozenset({ACTIVITY, FULFILMENT, CHILDREN}) | VENUE_EXPLANATIONS,
+    # leaderboard. Explanations name residents and raters: auditors only.
+    "venue_staff": frozenset({ACTIVITY, FULFILMENT, CHILDREN}),
     "volunteer": frozenset({HOURS, EXPLAIN}),
     "dashboard": AGGREGATES,
 }
@@ -261,8 +261,6 @@ OUTSIDE_I1_READS = (
     "/venues/C/activity",  # an ancestor is outside the subtree too
     "/venues/C/fulfilment",
     "/venues/C/children",
-    "/audit/explain/venue-activity/I2",
-    "/audit/explain/venue-fulfilment/C",
 )
 OUTSIDE_I1_WRITES: tuple[tuple[str, dict[str, Any]], ...] = (
     (

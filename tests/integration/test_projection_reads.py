@@ -11,6 +11,7 @@ import json
 import random
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -343,6 +344,35 @@ def fulfilment_of(contributions: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def every_page(
+    explain: Callable[..., dict[str, Any]],
+    venue: str,
+    period: tuple[str | None, str | None],
+    as_of: int | None,
+) -> dict[str, Any]:
+    """An explanation read a few events at a time, its pages put together."""
+    pages = []
+    after: int | None = 0
+    while after is not None:
+        page = explain(venue, *period, as_of=as_of, after=after, limit=37)
+        events = {c["position"] for c in page["contributions"]}
+        # Each page holds whole events, at most as many as asked, after the last
+        assert len(events) <= 37
+        assert all(at > after for at in events)
+        assert page["next_after"] is None or page["next_after"] == max(events)
+        pages.append(page)
+        after = page["next_after"]
+    first = pages[0]
+    assert all(
+        (p["figures"], p["position"]) == (first["figures"], first["position"])
+        for p in pages
+    )
+    whole = explain(venue, *period, as_of=as_of, limit=10_000)
+    together = [c for page in pages for c in page["contributions"]]
+    assert together == whole["contributions"]
+    return {**first, "contributions": together, "next_after": None}
+
+
 def test_venue_explanations_sum_to_their_figures_and_name_real_events(
     city: City,
 ) -> None:
@@ -364,12 +394,12 @@ def test_venue_explanations_sum_to_their_figures_and_name_real_events(
             reads = city.reads
             explanations = {
                 "activity": (
-                    reads.explain_venue_activity(venue, *period, as_of=as_of),
+                    every_page(reads.explain_venue_activity, venue, period, as_of),
                     reads.venue_activity(venue, *period, as_of=as_of),
                     activity_of,
                 ),
                 "fulfilment": (
-                    reads.explain_venue_fulfilment(venue, *period, as_of=as_of),
+                    every_page(reads.explain_venue_fulfilment, venue, period, as_of),
                     reads.venue_fulfilment(venue, *period, as_of=as_of),
                     fulfilment_of,
                 ),
