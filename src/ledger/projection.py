@@ -62,6 +62,7 @@ from ledger.store import (
     insert_rows,
     metadata,
     placeholder,
+    select_rows,
     select_rows_among,
     utc_text,
 )
@@ -292,10 +293,11 @@ class Projection(ABC):
         content as-of reads and explanations stand on."""
         table = self.entries.c
         columns = [table[name] for name in (*self.key_columns, *self.measure_columns)]
-        rows = conn.execute(
+        rows = select_rows(
+            conn,
             sa.select(table.position, *columns).where(
                 table.version == version, table.position <= position
-            )
+            ),
         )
         width = len(self.key_columns)
         return _summed(
