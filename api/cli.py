@@ -404,7 +404,11 @@ AsOfOption = Annotated[
 ]
 MonthOption = Annotated[str | None, typer.Option(help="Month YYYY-MM (inclusive).")]
 AfterOption = Annotated[
-    int, typer.Option(help="Continue after this position (next_after).")
+    int,
+    typer.Option(
+        help="Continue after this position (next_after); pass --as-of the "
+        "first page's position too."
+    ),
 ]
 LimitOption = Annotated[int, typer.Option(help="Events per answer.")]
 FromOption = Annotated[str | None, typer.Option("--from", help="First month YYYY-MM.")]

@@ -164,7 +164,8 @@ class ActivityContribution(ExplainingEvent):
 class ActivityExplanation(VenueRead):
     figures: ActivityFigures
     contributions: list[ActivityContribution] = Field(
-        description="Those of this page; all pages' sum to the figures, and "
+        description="Those of this page; all pages, read as_of the first's "
+        "position, sum to the figures, and "
         "volunteers are those whose sessions in a month, category and kind "
         "sum above zero."
     )
@@ -196,7 +197,8 @@ class FulfilmentExplanation(VenueRead):
     kind: str | None
     figures: FulfilmentFigures
     contributions: list[FulfilmentContribution] = Field(
-        description="Those of this page; all pages' sum to the counts; rate, "
+        description="Those of this page; all pages, read as_of the first's "
+        "position, sum to the counts; rate, "
         "open, mean stars and satisfaction follow from the sums, the median "
         "from each fulfilled order's fulfil_minutes."
     )

@@ -168,6 +168,12 @@ class VenueScope:
         return (self.start, self.end, self.live.version, tuple(self.venues), self.tree)
 
 
+def _totals(figures: dict[str, Any]) -> dict[str, Any]:
+    """A venue read's figures for the whole period, without the breakdowns."""
+    breakdowns = ("venues", "by_month", "by_category")
+    return {name: value for name, value in figures.items() if name not in breakdowns}
+
+
 def _venue_read(
     venue_id: str, months: tuple[str | None, str | None], subtree: bool
 ) -> dict[str, Any]:
@@ -406,28 +412,29 @@ class LedgerReads:
             scope = self._venue_scope(
                 conn, VENUE_ACTIVITY.name, venue_id, months, subtree, as_of
             )
-            live, cited, venues = scope.live, scope.cited, scope.venues
-            changed = self._venues_changed(
-                conn, VENUE_ACTIVITY.name, live, venues, cited.position
-            )
-            key = ("activity", *scope.identity(), changed)
-
-            def compute() -> dict[str, Any]:
-                found = VENUE_ACTIVITY.get_activity(conn, *scope.selection())
-                return {
-                    "venues": len(venues),
-                    **found.total.as_dict(),
-                    "by_month": {
-                        m: f.as_dict() for m, f in sorted(found.by_month.items())
-                    },
-                    "by_category": {
-                        c: f.as_dict() for c, f in sorted(found.by_category.items())
-                    },
-                }
-
-            figures = self._figures.get_or_compute(key, compute)
+            figures = self._activity_figures(conn, scope)
         read = _venue_read(venue_id, months, subtree)
-        return {**read, **figures, **cited.as_dict()}
+        return {**read, **figures, **scope.cited.as_dict()}
+
+    def _activity_figures(self, conn: Connection, scope: VenueScope) -> dict[str, Any]:
+        venues, position = scope.venues, scope.cited.position
+        changed = self._venues_changed(
+            conn, VENUE_ACTIVITY.name, scope.live, venues, position
+        )
+
+        def compute() -> dict[str, Any]:
+            found = VENUE_ACTIVITY.get_activity(conn, *scope.selection())
+            return {
+                "venues": len(venues),
+                **found.total.as_dict(),
+                "by_month": {m: f.as_dict() for m, f in sorted(found.by_month.items())},
+                "by_category": {
+                    c: f.as_dict() for c, f in sorted(found.by_category.items())
+                },
+            }
+
+        key = ("activity", *scope.identity(), changed)
+        return self._figures.get_or_compute(key, compute)
 
     def venue_fulfilment(
         self,
@@ -445,26 +452,31 @@ class LedgerReads:
             scope = self._venue_scope(
                 conn, ORDER_FULFILMENT.name, venue_id, months, subtree, as_of
             )
-            live, cited, venues = scope.live, scope.cited, scope.venues
-            changed = self._venues_changed(
-                conn, ORDER_FULFILMENT.name, live, venues, cited.position
-            )
-            key = ("fulfilment", kind, *scope.identity(), changed)
-
-            def compute() -> dict[str, Any]:
-                found = ORDER_FULFILMENT.get_fulfilment(conn, *scope.selection(), kind)
-                return {
-                    "venues": len(venues),
-                    **found.total.as_dict(),
-                    "by_month": {
-                        month: month_figures.as_dict()
-                        for month, month_figures in sorted(found.by_month.items())
-                    },
-                }
-
-            figures = self._figures.get_or_compute(key, compute)
+            figures = self._fulfilment_figures(conn, scope, kind)
         read = _venue_read(venue_id, months, subtree)
-        return {**read, "kind": kind, **figures, **cited.as_dict()}
+        return {**read, "kind": kind, **figures, **scope.cited.as_dict()}
+
+    def _fulfilment_figures(
+        self, conn: Connection, scope: VenueScope, kind: str | None
+    ) -> dict[str, Any]:
+        venues, position = scope.venues, scope.cited.position
+        changed = self._venues_changed(
+            conn, ORDER_FULFILMENT.name, scope.live, venues, position
+        )
+
+        def compute() -> dict[str, Any]:
+            found = ORDER_FULFILMENT.get_fulfilment(conn, *scope.selection(), kind)
+            return {
+                "venues": len(venues),
+                **found.total.as_dict(),
+                "by_month": {
+                    month: month_figures.as_dict()
+                    for month, month_figures in sorted(found.by_month.items())
+                },
+            }
+
+        key = ("fulfilment", kind, *scope.identity(), changed)
+        return self._figures.get_or_compute(key, compute)
 
     def explain_venue_activity(
         self,
@@ -479,7 +491,8 @@ class LedgerReads:
     ) -> dict[str, Any]:
         """The events behind a venue's activity figures, ``limit`` events
         after position ``after`` at a time. ``activities``, ``sessions`` and
-        the minutes are the sums of all pages' contributions; ``volunteers``
+        the minutes are the sums of all pages' contributions (read the next
+        pages ``as_of`` the first one's position); ``volunteers``
         counts the volunteers whose sessions in some month, category and kind
         sum above zero."""
         months = (from_month, to_month)
@@ -491,11 +504,11 @@ class LedgerReads:
             page = VENUE_ACTIVITY.explain_activity(
                 conn, *scope.selection(), after=after, events=limit
             )
-            found = VENUE_ACTIVITY.get_activity(conn, *scope.selection())
+            figures = self._activity_figures(conn, scope)
             contributions = _with_events(conn, page.entries)
         return {
             **_venue_read(venue_id, months, subtree),
-            "figures": found.total.as_dict(),
+            "figures": _totals(figures),
             "contributions": contributions,
             "next_after": page.next_after,
             **scope.cited.as_dict(),
@@ -515,6 +528,7 @@ class LedgerReads:
     ) -> dict[str, Any]:
         """The events behind a venue's order figures, ``limit`` events after
         position ``after`` at a time. The counts are the sums of all pages'
+        (read ``as_of`` the first one's position)
         contributions; ``rate``, ``open``, ``mean_stars`` and
         ``satisfaction`` follow from those sums, and the median from each
         fulfilled order's summed ``fulfil_minutes``."""
@@ -525,16 +539,15 @@ class LedgerReads:
             scope = self._venue_scope(
                 conn, ORDER_FULFILMENT.name, venue_id, months, subtree, as_of
             )
-            selection = (*scope.selection(), kind)
             page = ORDER_FULFILMENT.explain_fulfilment(
-                conn, *selection, after=after, events=limit
+                conn, *scope.selection(), kind, after=after, events=limit
             )
-            found = ORDER_FULFILMENT.get_fulfilment(conn, *selection)
+            figures = self._fulfilment_figures(conn, scope, kind)
             contributions = _with_events(conn, page.entries)
         return {
             **_venue_read(venue_id, months, subtree),
             "kind": kind,
-            "figures": found.total.as_dict(),
+            "figures": _totals(figures),
             "contributions": contributions,
             "next_after": page.next_after,
             **scope.cited.as_dict(),

@@ -136,7 +136,8 @@ def explain_venue_activity(
     limit: LimitQuery = EXPLAINED_EVENTS,
 ) -> Any:
     """The events behind a venue's activity figures, a page at a time
-    (``next_after``); all pages' contributions sum to the figures."""
+    (``next_after``); all pages read as of the first one's position sum
+    to the figures."""
     return reads.explain_venue_activity(
         venue_id,
         period.from_month,
@@ -162,7 +163,8 @@ def explain_venue_fulfilment(
     limit: LimitQuery = EXPLAINED_EVENTS,
 ) -> Any:
     """The events behind a venue's order figures, a page at a time
-    (``next_after``); all pages' contributions sum to the counts."""
+    (``next_after``); all pages read as of the first one's position sum
+    to the counts."""
     return reads.explain_venue_fulfilment(
         venue_id,
         period.from_month,

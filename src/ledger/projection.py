@@ -1033,11 +1033,14 @@ class ProjectionEngine:
         nothing.)"""
         t = projection_versions_table.c
         mine = sa.tuple_(t.name, t.version).in_(locked)
-        built = conn.execute(
-            sa.select(t.name, t.version).where(
-                mine, t.state == BUILDING, t.position >= reached
-            )
-        ).all()
+        caught_up = conn.execute(
+            sa.select(t.name, t.version)
+            .where(mine, t.state == BUILDING, t.position >= reached)
+            .order_by(t.name, t.version)
+        )
+        # One a projection, the latest (a rebuild makes none while one builds).
+        latest: dict[str, int] = {name: version for name, version in caught_up}
+        built = list(latest.items())
         if not built:
             return
         conn.execute(
@@ -1047,7 +1050,7 @@ class ProjectionEngine:
         )
         conn.execute(
             projection_versions_table.update()
-            .where(sa.tuple_(t.name, t.version).in_([tuple(row) for row in built]))
+            .where(sa.tuple_(t.name, t.version).in_(built))
             .values(state=LIVE, updated_at=utc_text(datetime.now(UTC)))
         )
 

@@ -591,7 +591,11 @@ def test_venue_explanations_list_the_events_that_sum_to_the_figures(
     paged, after = [], 0
     while after is not None:
         page = api.get(
-            "/audit/explain/venue-fulfilment/I1", "auditor", after=after, limit=1
+            "/audit/explain/venue-fulfilment/I1",
+            "auditor",
+            after=after,
+            limit=1,
+            as_of=fulfilment["position"],
         ).json()
         assert len({c["position"] for c in page["contributions"]}) == 1
         paged += page["contributions"]

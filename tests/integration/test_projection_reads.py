@@ -353,8 +353,10 @@ def every_page(
     """An explanation read a few events at a time, its pages put together."""
     pages = []
     after: int | None = 0
+    at = as_of
     while after is not None:
-        page = explain(venue, *period, as_of=as_of, after=after, limit=37)
+        page = explain(venue, *period, as_of=at, after=after, limit=37)
+        at = page["position"]  # the next pages as of the first one's position
         events = {c["position"] for c in page["contributions"]}
         # Each page holds whole events, at most as many as asked, after the last
         assert len(events) <= 37
