@@ -192,10 +192,7 @@ def open_engine() -> ProjectionEngine:
 
 
 def print_json(document: object) -> None:
-    # rows' keys are SQLAlchemy's quoted_name, a str subclass orjson refuses
-    # as a key unless told
-    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
-    typer.echo(orjson.dumps(document, option=options).decode())
+    typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
 def _print_catch_up(report: CatchUpReport) -> None:

@@ -490,11 +490,11 @@ class LedgerReads:
         limit: int = EXPLAINED_EVENTS,
     ) -> dict[str, Any]:
         """The events behind a venue's activity figures, ``limit`` events
-        after position ``after`` at a time. ``activities``, ``sessions`` and
-        the minutes are the sums of all pages' contributions (read the next
-        pages ``as_of`` the first one's position); ``volunteers``
-        counts the volunteers whose sessions in some month, category and kind
-        sum above zero."""
+        after position ``after`` at a time (the next pages read ``as_of`` the
+        first one's position). ``activities``, ``sessions`` and the minutes
+        are the sums of all pages' contributions; ``volunteers`` counts the
+        volunteers whose sessions in some month, category and kind sum above
+        zero."""
         months = (from_month, to_month)
         check_page(after, limit)
         with self.database.reading() as conn:
@@ -527,8 +527,8 @@ class LedgerReads:
         limit: int = EXPLAINED_EVENTS,
     ) -> dict[str, Any]:
         """The events behind a venue's order figures, ``limit`` events after
-        position ``after`` at a time. The counts are the sums of all pages'
-        (read ``as_of`` the first one's position)
+        position ``after`` at a time (the next pages read ``as_of`` the first
+        one's position). The counts are the sums of all pages'
         contributions; ``rate``, ``open``, ``mean_stars`` and
         ``satisfaction`` follow from those sums, and the median from each
         fulfilled order's summed ``fulfil_minutes``."""

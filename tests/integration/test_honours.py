@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import random
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +31,7 @@ from typer.testing import CliRunner, Result
 from api.cli import app
 from ledger.application import Ledger, Outcome, Submission
 from ledger.domain.honours import Honours
-from ledger.projection import Entry, ProjectionEngine, RecordedEvent
+from ledger.projection import Entry, Projection, ProjectionEngine, RecordedEvent
 from ledger.settings import get_settings
 from ledger.store import events_table, head_position
 from projections.honours import (
@@ -42,9 +42,8 @@ from projections.honours import (
     plan_honours,
     record_honours,
 )
-from projections.honours_awards import AWARD_TOPICS, HonoursAwardsProjection
+from projections.honours_awards import AWARD_TOPICS
 from projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
-from projections.volunteer_hours import VolunteerHoursProjection
 from tests.factories import activity, id_number, submission
 
 CHINA = timezone(timedelta(hours=8))
@@ -1044,6 +1043,27 @@ def test_over_a_random_history_built_on_plans_decide_as_from_scratch(
     assert built_on > 0, "no plan built on an earlier run: the test proves nothing"
 
 
+def rebuild_refusing(
+    engine: ProjectionEngine,
+    projection: Projection,
+    refused: Callable[[RecordedEvent], bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rebuild ``projection`` with a fold that cannot process the events
+    ``refused`` picks (a stand-in for any fold failure): they are parked."""
+    kind = type(projection)
+    fold = kind.evolve
+
+    def failing(self: Projection, event: RecordedEvent) -> list[Entry]:
+        if refused(event):
+            raise KeyError("a field the fold expects")
+        return fold(self, event)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(kind, "evolve", failing)
+        engine.rebuild([projection.name])
+
+
 def test_a_run_refuses_while_awards_are_parked_unread(
     town: Town, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1051,17 +1071,13 @@ def test_a_run_refuses_while_awards_are_parked_unread(
     town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
     # Given honours_awards rebuilt by a fold that cannot read a level reached
     # (a stand-in for any fold failure): the event is parked
-    fold = HonoursAwardsProjection.evolve
-
-    def failing(self: HonoursAwardsProjection, event: RecordedEvent) -> list[Entry]:
-        if event.topic == "Honours.StarLevelReached":
-            raise KeyError("level")
-        return fold(self, event)
-
     engine = ProjectionEngine(town.ledger.database, ALL_PROJECTIONS)
-    with monkeypatch.context() as patched:
-        patched.setattr(HonoursAwardsProjection, "evolve", failing)
-        engine.rebuild([HONOURS_AWARDS.name])
+    rebuild_refusing(
+        engine,
+        HONOURS_AWARDS,
+        lambda event: event.topic == "Honours.StarLevelReached",
+        monkeypatch,
+    )
     town.activity("MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), hours=12)
     town.served("X1", "MORE", datetime(2024, 5, 4, 8, 0, tzinfo=CHINA), 60)
     head = town.head()
@@ -1092,17 +1108,13 @@ def test_a_run_repeated_after_hours_were_rebuilt_records_what_they_show(
     parked = town.makeup("K1", "OTHER", 12_000)
     # Given volunteer_hours rebuilt by a fold that parks K1's second approval,
     # and a run on what it shows
-    fold = VolunteerHoursProjection.evolve
-
-    def failing(self: VolunteerHoursProjection, event: RecordedEvent) -> list[Entry]:
-        if event.payload.get("session_id") == parked:
-            raise KeyError("minutes")
-        return fold(self, event)
-
     engine = ProjectionEngine(town.ledger.database, ALL_PROJECTIONS)
-    with monkeypatch.context() as patched:
-        patched.setattr(VolunteerHoursProjection, "evolve", failing)
-        engine.rebuild([VOLUNTEER_HOURS.name])
+    rebuild_refusing(
+        engine,
+        VOLUNTEER_HOURS,
+        lambda event: event.payload.get("session_id") == parked,
+        monkeypatch,
+    )
     first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
     assert town.stars_recorded("kunshan@1") == {"K1": [1], "K2": [1]}
     # When the fold is mended, volunteer_hours rebuilt, and the run repeated
