@@ -11,8 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ledger.integrity import verify_chain
-from ledger.store import Database
+from ledger.store.event_store import Database
+from ledger.store.integrity import verify_chain
 
 OUT = Path(__file__).parent / "out"
 

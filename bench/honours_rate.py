@@ -8,7 +8,7 @@ Builds an empty SQLite database (default bench/out/honours-bench.db):
 
 1. registers the volunteers through the ledger: a generated interchange file
    of ``register_volunteer`` lines (valid, distinct resident ID numbers),
-   imported with ``ledger.importer.import_file``, as ``ledger import`` does;
+   imported with ``ledger.application.importer.import_file``, as ``ledger import`` does;
 2. gives each volunteer 5–20 ``volunteer_hours`` entries written directly
    into ``proj_volunteer_hours_entries`` under the live version (seeded
    random: hours per volunteer from a Pareto tail, so that about 0.2 %
@@ -43,19 +43,19 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from ledger.application import Ledger
-from ledger.importer import import_file
-from ledger.memory import cyclic_gc_paused
-from ledger.projection import ProjectionEngine, projection_versions_table
-from ledger.store import Database, head_position, insert_rows, metadata
-from projections.honours import (
+from ledger.application.importer import import_file
+from ledger.application.ledger import Ledger
+from ledger.engine.core import ProjectionEngine, projection_versions_table
+from ledger.engine.memory import cyclic_gc_paused
+from ledger.projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
+from ledger.projections.volunteer_hours import entries_table
+from ledger.services.honours import (
     compute_standings,
     load_rule_set,
     plan_honours,
     record_honours,
 )
-from projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
-from projections.volunteer_hours import entries_table
+from ledger.store.event_store import Database, head_position, insert_rows, metadata
 
 OUT = Path(__file__).parent / "out"
 PREPARED = OUT / "honours-prepared.db"

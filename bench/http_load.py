@@ -44,7 +44,7 @@ import sqlalchemy as sa
 import uvloop
 
 OUT = Path(__file__).parent / "out"
-LEDGER = [sys.executable, "-m", "api.cli"]
+LEDGER = [sys.executable, "-m", "ledger.api.cli.app"]
 VOLUNTEERS_SAMPLE = sa.text(
     "SELECT DISTINCT volunteer_id FROM proj_volunteer_hours_entries LIMIT 500"
 )

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ledger.application import Ledger
-from ledger.importer import import_file
-from ledger.store import Database, metadata
-from ledger.synthetic import write_city
+from ledger.application.importer import import_file
+from ledger.application.ledger import Ledger
+from ledger.services.synthetic_city import write_city
+from ledger.store.event_store import Database, metadata
 
 OUT = Path(__file__).parent / "out"
 

@@ -22,17 +22,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-import ledger.projection as engine_module
-from ledger.application import Ledger
-from ledger.projection import REBUILD_WORKERS, ProjectionEngine, RecordedEvent
-from ledger.store import Database, head_position
-from projections.registry import (
+import ledger.engine.core as engine_module
+from ledger.application.ledger import Ledger
+from ledger.engine.core import REBUILD_WORKERS, ProjectionEngine, RecordedEvent
+from ledger.projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
     VENUE_ACTIVITY,
     VENUE_TREE,
     VOLUNTEER_HOURS,
 )
+from ledger.store.event_store import Database, head_position
 
 OUT = Path(__file__).parent / "out"
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.honours import NOTHING_HELD, HeldAwards
-from ledger.projection import (
+from ledger.engine.core import (
     Entry,
     Projection,
     ProjectionEngine,
@@ -28,7 +28,7 @@ from ledger.projection import (
     define_entries_table,
     read_events,
 )
-from ledger.store import head_position, select_rows_among
+from ledger.store.event_store import head_position, select_rows_among
 
 STAR_LEVEL_REACHED = "Honours.StarLevelReached"
 BENEFIT_GRANTED = "Honours.BenefitGranted"

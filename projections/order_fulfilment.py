@@ -24,15 +24,15 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import (
+from ledger.engine.core import (
     Entry,
     ExplainedPage,
     Projection,
     RecordedEvent,
     define_entries_table,
 )
-from ledger.store import select_rows
-from projections.service_sessions import china_date
+from ledger.projections.service_sessions import china_date
+from ledger.store.event_store import select_rows
 
 MEASURES = (
     "posted",

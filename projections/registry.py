@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ledger.projection import Projection
-from projections.honours_awards import HonoursAwardsProjection
-from projections.order_fulfilment import OrderFulfilmentProjection
-from projections.venue_activity import VenueActivityProjection
-from projections.venue_tree import VenueTreeProjection
-from projections.volunteer_hours import VolunteerHoursProjection
+from ledger.engine.core import Projection
+from ledger.projections.honours_awards import HonoursAwardsProjection
+from ledger.projections.order_fulfilment import OrderFulfilmentProjection
+from ledger.projections.venue_activity import VenueActivityProjection
+from ledger.projections.venue_tree import VenueTreeProjection
+from ledger.projections.volunteer_hours import VolunteerHoursProjection
 
 VENUE_TREE = VenueTreeProjection()
 VOLUNTEER_HOURS = VolunteerHoursProjection()

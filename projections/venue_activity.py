@@ -20,19 +20,19 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.projection import (
+from ledger.engine.core import (
     Entry,
     ExplainedPage,
     Projection,
     RecordedEvent,
     define_entries_table,
 )
-from ledger.store import select_rows
-from projections.service_sessions import (
+from ledger.projections.service_sessions import (
     COUNTED_SESSION_TOPICS,
     china_date,
     counted_change,
 )
+from ledger.store.event_store import select_rows
 
 NO_VOLUNTEER = ""  # the volunteer of an "activity published" entry
 

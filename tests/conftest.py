@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ledger.application import Ledger
-from ledger.store import Database, metadata, normalise_database_url
+from ledger.application.ledger import Ledger
+from ledger.store.event_store import Database, metadata, normalise_database_url
 
 POSTGRES_URL_VARIABLE = "LEDGER_TEST_POSTGRES_URL"
 

@@ -7,9 +7,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ledger.application import Ledger, Submission
-from ledger.commands import Command, parse_command
-from ledger.store import Envelope
+from ledger.application.commands import Command, parse_command
+from ledger.application.ledger import Ledger, Submission
+from ledger.store.event_store import Envelope
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=CST)

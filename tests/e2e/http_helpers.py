@@ -26,11 +26,11 @@ import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.access import create_key
-from api.main import create_app
-from ledger.application import Ledger, Submission
+from ledger.api.http.access import create_key
+from ledger.api.http.app import create_app
+from ledger.application.ledger import Ledger, Submission
 from ledger.settings import LedgerSettings
-from ledger.store import chain_hash_at, head_position
+from ledger.store.event_store import chain_hash_at, head_position
 from tests.factories import (
     T0,
     activity,

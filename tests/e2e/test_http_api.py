@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from ledger.application import Ledger
-from ledger.commands import COMMAND_TYPES
+from ledger.application.commands import COMMAND_TYPES
+from ledger.application.ledger import Ledger
 from tests.e2e.http_helpers import LATER, Api, is_problem, open_api
 from tests.factories import T0, activity, id_number, submission
 

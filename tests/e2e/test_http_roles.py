@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ledger.commands import COMMAND_TYPES
+from ledger.application.commands import COMMAND_TYPES
 from tests.e2e.http_helpers import (
     CALLERS,
     LATER,

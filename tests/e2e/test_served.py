@@ -19,8 +19,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-import api.main  # noqa: F401  (registers every table, so that all are dropped)
-from ledger.store import metadata, normalise_database_url
+import ledger.api.http.app  # noqa: F401  (registers every table, so that all are dropped)
+from ledger.store.event_store import metadata, normalise_database_url
 from tests.e2e.http_helpers import body
 from tests.factories import T0, id_number
 

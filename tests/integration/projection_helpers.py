@@ -40,10 +40,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import sqlalchemy as sa
 
-from ledger.application import Ledger, Submission
-from ledger.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
-from ledger.importer import import_file
-from ledger.projection import (
+from ledger.application.importer import import_file
+from ledger.application.ledger import Ledger, Submission
+from ledger.engine.core import (
     BUILDING,
     DEFAULT_PAGE_SIZE,
     LIVE,
@@ -56,7 +55,11 @@ from ledger.projection import (
     iter_events,
     projection_versions_table,
 )
-from ledger.store import (
+from ledger.projections.registry import ALL_PROJECTIONS
+from ledger.projections.volunteer_hours import VolunteerHoursProjection
+from ledger.services.synthetic_city import write_city
+from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
+from ledger.store.event_store import (
     Database,
     claims_table,
     event_subjects_table,
@@ -64,9 +67,6 @@ from ledger.store import (
     idempotency_keys_table,
     utc_text,
 )
-from ledger.synthetic import write_city
-from projections.registry import ALL_PROJECTIONS
-from projections.volunteer_hours import VolunteerHoursProjection
 from tests.factories import T0, activity, small_city, submission
 
 CITY_SCALE = 0.001
@@ -605,7 +605,7 @@ def run_cli(database: Database, *arguments: str) -> Any:
     """Run the ``ledger`` CLI on ``database``; returns the click ``Result``."""
     from typer.testing import CliRunner
 
-    from api.cli import app  # imported here: only the CLI tests need it
+    from ledger.api.cli.app import app  # imported here: only the CLI tests need it
 
     return CliRunner().invoke(app, ["--db", database.url, *arguments])
 

@@ -12,15 +12,15 @@ from typing import Any
 import orjson
 import pytest
 
-from ledger.application import Ledger
-from ledger.audit import (
+from ledger.application.ledger import Ledger
+from ledger.domain.privacy import mask_id_number, mask_phone
+from ledger.reads.audit import (
     AuditQuery,
     InvalidAuditQueryError,
     find_events,
     session_story,
 )
-from ledger.privacy import mask_id_number, mask_phone
-from ledger.store import Database
+from ledger.store.event_store import Database
 from tests.factories import T0, id_number, record_all, submission
 from tests.integration.projection_helpers import (
     DAY,

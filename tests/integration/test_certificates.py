@@ -24,13 +24,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from ledger.application import Ledger
-from ledger.integrity import load_or_create_signing_key, public_key_pem
-from ledger.privacy import mask_id_number
+from ledger.api.cli.app import app
+from ledger.application.ledger import Ledger
+from ledger.domain.privacy import mask_id_number
+from ledger.services.certificates import read_certificate
 from ledger.settings import get_settings
-from ledger.store import Database
-from projections.certificates import read_certificate
+from ledger.store.event_store import Database
+from ledger.store.integrity import load_or_create_signing_key, public_key_pem
 from tests.factories import activity, id_number, record_all, submission
 
 CHINA = timezone(timedelta(hours=8))
@@ -430,8 +430,8 @@ class EarlyMorningInChina(datetime):
 def test_today_is_the_china_standard_time_day(
     served: Ledger, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("api.cli.datetime", EarlyMorningInChina)
-    monkeypatch.setattr("projections.certificates.datetime", EarlyMorningInChina)
+    monkeypatch.setattr("ledger.api.cli.app.datetime", EarlyMorningInChina)
+    monkeypatch.setattr("ledger.services.certificates.datetime", EarlyMorningInChina)
     out = tmp_path / "today.pdf"
     outcome = cli("certificate", "V1", "--out", str(out))
     assert exited_cleanly_with(outcome, 0), outcome.output

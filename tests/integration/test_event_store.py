@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ledger import store
-from ledger.application import ConcurrencyConflictError, Ledger, Outcome
+from ledger.application.ledger import ConcurrencyConflictError, Ledger, Outcome
+from ledger.application.unit_of_work import AggregateCache
 from ledger.domain.activities import Activity
-from ledger.store import Database, event_subjects_table, events_table
-from ledger.unit_of_work import AggregateCache
+from ledger.store import event_store as store
+from ledger.store.event_store import Database, event_subjects_table, events_table
 from tests.factories import T0, activity, id_number, record_all, small_city, submission
 
 WRITERS = 4

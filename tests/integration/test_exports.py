@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from api.exports import AUDIT_EVENT_COLUMNS, audit_event_rows, write_export
-from ledger.application import Ledger
-from ledger.audit import AuditQuery, find_events
-from ledger.privacy import mask_id_number
-from ledger.projection import ProjectionEngine
-from ledger.store import Database
-from projections.reads import LedgerReads
-from projections.registry import ALL_PROJECTIONS
+from ledger.application.ledger import Ledger
+from ledger.domain.privacy import mask_id_number
+from ledger.engine.core import ProjectionEngine
+from ledger.projections.registry import ALL_PROJECTIONS
+from ledger.reads.audit import AuditQuery, find_events
+from ledger.reads.queries import LedgerReads
+from ledger.services.exports import AUDIT_EVENT_COLUMNS, audit_event_rows, write_export
+from ledger.store.event_store import Database
 from tests.factories import T0, record_all, submission
 from tests.integration.projection_helpers import DAY, chain_hash_at, run_cli
 from tests.integration.test_audit_queries import (

@@ -28,13 +28,13 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from ledger.application import Ledger, Outcome, Submission
+from ledger.api.cli.app import app
+from ledger.application.ledger import Ledger, Outcome, Submission
 from ledger.domain.honours import Honours
-from ledger.projection import Entry, Projection, ProjectionEngine, RecordedEvent
-from ledger.settings import get_settings
-from ledger.store import events_table, head_position
-from projections.honours import (
+from ledger.engine.core import Entry, Projection, ProjectionEngine, RecordedEvent
+from ledger.projections.honours_awards import AWARD_TOPICS
+from ledger.projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
+from ledger.services.honours import (
     HonoursRun,
     Standing,
     compute_standings,
@@ -42,8 +42,8 @@ from projections.honours import (
     plan_honours,
     record_honours,
 )
-from projections.honours_awards import AWARD_TOPICS
-from projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
+from ledger.settings import get_settings
+from ledger.store.event_store import events_table, head_position
 from tests.factories import activity, id_number, submission
 
 CHINA = timezone(timedelta(hours=8))

@@ -33,10 +33,14 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from ledger.application import Ledger
-from ledger.chain import CHAINED_FIELDS, chain_hash
-from ledger.integrity import (
+from ledger.api.cli.app import app
+from ledger.application.ledger import Ledger
+from ledger.engine.core import ProjectionEngine
+from ledger.projections.registry import ALL_PROJECTIONS
+from ledger.settings import get_settings
+from ledger.store.chain import CHAINED_FIELDS, chain_hash
+from ledger.store.event_store import Database, events_table, utc_text
+from ledger.store.integrity import (
     Checkpoint,
     checkpoints_table,
     export_events,
@@ -50,10 +54,6 @@ from ledger.integrity import (
     verify_exported_events,
     verify_ledger,
 )
-from ledger.projection import ProjectionEngine
-from ledger.settings import get_settings
-from ledger.store import Database, events_table, utc_text
-from projections.registry import ALL_PROJECTIONS
 from tests.factories import T0, record_all, submission
 from tests.integration.projection_helpers import (
     append_raw_event,

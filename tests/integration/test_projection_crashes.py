@@ -13,9 +13,9 @@ from multiprocessing.context import SpawnContext
 
 import pytest
 
-from ledger.projection import BUILDING, LIVE, CatchUpReport, ProjectionEngine
-from ledger.store import Database
-from projections.registry import ALL_PROJECTIONS
+from ledger.engine.core import BUILDING, LIVE, CatchUpReport, ProjectionEngine
+from ledger.projections.registry import ALL_PROJECTIONS
+from ledger.store.event_store import Database
 from tests.integration.projection_helpers import (
     PROJECTIONS,
     append_city,

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledger.application import Ledger
-from ledger.projection import (
+from ledger.application.ledger import Ledger
+from ledger.engine.core import (
     BUILDING,
     LIVE,
     CatchUpReport,
@@ -33,14 +33,14 @@ from ledger.projection import (
     projection_changes_table,
     projection_versions_table,
 )
-from ledger.store import Database, head_position
-from projections.reads import LedgerReads
-from projections.registry import (
+from ledger.projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
     VENUE_ACTIVITY,
     VOLUNTEER_HOURS,
 )
+from ledger.reads.queries import LedgerReads
+from ledger.store.event_store import Database, head_position
 from tests.factories import T0, record_all, submission
 from tests.integration.projection_helpers import (
     DAY,

@@ -20,17 +20,21 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from ledger.application import Ledger
-from ledger.projection import (
+from ledger.application.ledger import Ledger
+from ledger.engine.core import (
     ProjectionEngine,
     RecordedEvent,
     projection_changes_noted_table,
     projection_changes_table,
     projection_versions_table,
 )
-from ledger.store import Database
-from projections.reads import LedgerReads, NotFoundError
-from projections.registry import ALL_PROJECTIONS, ORDER_FULFILMENT, VENUE_ACTIVITY
+from ledger.projections.registry import (
+    ALL_PROJECTIONS,
+    ORDER_FULFILMENT,
+    VENUE_ACTIVITY,
+)
+from ledger.reads.queries import LedgerReads, NotFoundError
+from ledger.store.event_store import Database
 from tests.factories import (
     activity,
     id_number,

@@ -1,4 +1,4 @@
-from ledger.application import Ledger
+from ledger.application.ledger import Ledger
 from tests.factories import record_all, small_city
 
 

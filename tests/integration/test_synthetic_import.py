@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ledger.application import Ledger
-from ledger.importer import default_report_path, import_file
-from ledger.synthetic import write_city
+from ledger.application.importer import default_report_path, import_file
+from ledger.application.ledger import Ledger
+from ledger.services.synthetic_city import write_city
 
 
 def test_a_tiny_city_is_accepted_whole_and_a_second_import_adds_nothing(

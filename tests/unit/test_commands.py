@@ -9,7 +9,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from ledger.commands import (
+from ledger.application.commands import (
     COMMAND_TYPES,
     AcceptOrder,
     CheckOut,

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from ledger.projection import RecordedEvent
-from projections.honours_awards import (
+from ledger.engine.core import RecordedEvent
+from ledger.projections.honours_awards import (
     BENEFIT_GRANTED,
     POINTS_CREDITED,
     STAR_LEVEL_REACHED,
 )
-from projections.registry import HONOURS_AWARDS
+from ledger.projections.registry import HONOURS_AWARDS
 
 
 def award(position: int, topic: str, **fields: Any) -> RecordedEvent:

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from ledger.privacy import mask_id_number, mask_personal_data, mask_phone
+from ledger.domain.privacy import mask_id_number, mask_personal_data, mask_phone
 from tests.factories import id_number
 
 

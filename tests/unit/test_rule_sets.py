@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from projections.honours import (
+from ledger.services.honours import (
     RULES_DIRECTORY,
     RuleSet,
     UnknownRuleSetError,

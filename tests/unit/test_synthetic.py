@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ledger.commands import parse_command
-from ledger.synthetic import CityShape, generate_city, write_city
+from ledger.application.commands import parse_command
+from ledger.services.synthetic_city import CityShape, generate_city, write_city
 
 TINY = 0.001
 

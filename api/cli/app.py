@@ -16,9 +16,42 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from api.access import InvalidKeyRequestError, create_key
-from api.dashboards import show_dashboards
-from api.exports import (
+from ledger.api.cli.dashboards import show_dashboards
+from ledger.api.http.access import InvalidKeyRequestError, create_key
+from ledger.application.importer import ImportSummary, default_report_path, import_file
+from ledger.application.ledger import Ledger
+from ledger.domain.common import CHINA_STANDARD_TIME
+from ledger.engine.core import (
+    REBUILD_WORKERS,
+    CatchUpReport,
+    ProjectionEngine,
+    list_dead_letters,
+)
+from ledger.projections.honours_awards import IncompleteAwardsError
+from ledger.projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
+from ledger.reads.audit import (
+    AuditQuery,
+    InvalidAuditQueryError,
+    find_events,
+    parse_subject,
+    session_story,
+)
+from ledger.reads.queries import (
+    EXPLAINED_EVENTS,
+    InvalidReadError,
+    LedgerReads,
+    NotFoundError,
+    parse_as_of,
+)
+from ledger.services.certificates import (
+    CertificateError,
+    Issuer,
+    issue_certificate,
+    read_certificate,
+    verify_certificate,
+    write_certificate,
+)
+from ledger.services.exports import (
     AUDIT_EVENT_COLUMNS,
     MONTHLY_ACTIVITY_COLUMNS,
     MONTHLY_FULFILMENT_COLUMNS,
@@ -27,17 +60,16 @@ from api.exports import (
     monthly_rows,
     write_export,
 )
-from ledger.application import Ledger
-from ledger.audit import (
-    AuditQuery,
-    InvalidAuditQueryError,
-    find_events,
-    parse_subject,
-    session_story,
+from ledger.services.honours import (
+    UnknownRuleSetError,
+    load_rule_set,
+    plan_honours,
+    record_honours,
 )
-from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.importer import ImportSummary, default_report_path, import_file
-from ledger.integrity import (
+from ledger.services.synthetic_city import DEFAULT_SCALE, write_city
+from ledger.settings import get_settings
+from ledger.store.event_store import Database
+from ledger.store.integrity import (
     Checkpoint,
     export_events,
     load_or_create_signing_key,
@@ -48,38 +80,6 @@ from ledger.integrity import (
     verify_exported_events,
     verify_ledger,
 )
-from ledger.projection import (
-    REBUILD_WORKERS,
-    CatchUpReport,
-    ProjectionEngine,
-    list_dead_letters,
-)
-from ledger.settings import get_settings
-from ledger.store import Database
-from ledger.synthetic import DEFAULT_SCALE, write_city
-from projections.certificates import (
-    CertificateError,
-    Issuer,
-    issue_certificate,
-    read_certificate,
-    verify_certificate,
-    write_certificate,
-)
-from projections.honours import (
-    UnknownRuleSetError,
-    load_rule_set,
-    plan_honours,
-    record_honours,
-)
-from projections.honours_awards import IncompleteAwardsError
-from projections.reads import (
-    EXPLAINED_EVENTS,
-    InvalidReadError,
-    LedgerReads,
-    NotFoundError,
-    parse_as_of,
-)
-from projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
 
 app = typer.Typer(
     help="新时代文明实践 ledger: volunteer service recorded as immutable events.",
@@ -689,7 +689,7 @@ def serve(
     # Every worker (one or several) builds the app from the environment.
     os.environ["LEDGER_DATABASE_URL"] = state.database_url
     uvicorn.run(
-        "api.main:app_from_environment",
+        "ledger.api.http.app:app_from_environment",
         factory=True,
         host=host,
         port=port,

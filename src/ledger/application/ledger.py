@@ -20,11 +20,17 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 
-from ledger.commands import Command
+from ledger.application.commands import Command
+from ledger.application.handlers import (
+    CommandHandlers,
+    CommandScope,
+    references,
+    scope_of,
+)
+from ledger.application.unit_of_work import AggregateCache, UnitOfWork
 from ledger.domain.errors import DomainError
 from ledger.domain.venues import Venue
-from ledger.handlers import CommandHandlers, CommandScope, references, scope_of
-from ledger.store import (
+from ledger.store.event_store import (
     Claim,
     Database,
     Envelope,
@@ -32,7 +38,6 @@ from ledger.store import (
     KeyUse,
     LedgerRecorder,
 )
-from ledger.unit_of_work import AggregateCache, UnitOfWork
 
 # Payload fields that name a subject an event concerns, and the subject kind.
 SUBJECT_FIELDS = {

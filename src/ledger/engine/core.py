@@ -53,8 +53,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.memory import cyclic_gc_paused
-from ledger.store import (
+from ledger.engine.memory import cyclic_gc_paused
+from ledger.store.event_store import (
     LOOKUP_CHUNK,
     Database,
     events_table,

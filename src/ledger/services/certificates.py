@@ -36,14 +36,14 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from sqlalchemy.engine import Connection
 
-from ledger.application import Ledger
+from ledger.application.ledger import Ledger
 from ledger.domain.activities import CATEGORY_NAMES_ZH
 from ledger.domain.common import CHINA_STANDARD_TIME
+from ledger.domain.privacy import mask_id_number
 from ledger.domain.volunteers import Volunteer
-from ledger.integrity import key_id
-from ledger.privacy import mask_id_number
-from ledger.store import chain_hash_at
-from projections.volunteer_hours import entries_table
+from ledger.projections.volunteer_hours import entries_table
+from ledger.store.event_store import chain_hash_at
+from ledger.store.integrity import key_id
 
 # A CJK font embedded in the PDF, so Chinese renders in every reader. The
 # first one found is used; without any, the Adobe CID font STSong-Light is

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.access import Caller, CallerCache, Role
-from api.problems import ProblemError
-from ledger.application import Ledger
-from projections.reads import LedgerReads
+from ledger.api.http.access import Caller, CallerCache, Role
+from ledger.api.http.problems import ProblemError
+from ledger.application.ledger import Ledger
+from ledger.reads.queries import LedgerReads
 
 bearer = HTTPBearer(
     auto_error=False, description="An API key from `ledger keys create`."

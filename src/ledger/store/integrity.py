@@ -1,7 +1,7 @@
 """Integrity of the ledger: verifying the hash chain, signed checkpoints,
 and exporting the events so that others can verify them.
 
-The chain (``ledger.chain``) binds every stored event to all before it.
+The chain (``ledger.store.chain``) binds every stored event to all before it.
 ``verify_chain`` recomputes it from the stored rows and names the first
 position where the rows and the chain disagree: an edited row breaks its own
 hash, a deleted row leaves a gap in the positions, an inserted or reordered
@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from sqlalchemy.engine import Connection
 
-from ledger.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
-from ledger.store import (
+from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
+from ledger.store.event_store import (
     Database,
     chain_hash_at,
     head_position,

@@ -16,7 +16,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger import commands as c
+from ledger.application import commands as c
+from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.activities import Activity
 from ledger.domain.errors import (
     DuplicateIdError,
@@ -28,7 +29,6 @@ from ledger.domain.orders import Order
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
 from ledger.domain.volunteers import Volunteer
-from ledger.unit_of_work import UnitOfWork
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 

@@ -41,7 +41,7 @@ from eventsourcing.persistence import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.chain import GENESIS_HASH, chain_hash
+from ledger.store.chain import GENESIS_HASH, chain_hash
 
 metadata = sa.MetaData()
 
@@ -609,8 +609,8 @@ class LedgerRecorder(ApplicationRecorder):
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
     ) -> Subscription[ApplicationRecorder]:
-        # Projections poll by position on both engines (see ledger.projection),
+        # Projections poll by position on both engines (see ledger.engine.core),
         # so the library's push subscriptions are not offered.
         raise NotImplementedError(
-            "the ledger's projections poll; see ledger.projection"
+            "the ledger's projections poll; see ledger.engine.core"
         )

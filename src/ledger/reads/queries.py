@@ -22,8 +22,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.volunteers import Volunteer
-from ledger.projection import LiveState, ProjectionEngine, last_change
-from ledger.store import (
+from ledger.engine.core import LiveState, ProjectionEngine, last_change
+from ledger.projections.registry import (
+    ALL_PROJECTIONS,
+    ORDER_FULFILMENT,
+    VENUE_ACTIVITY,
+    VENUE_TREE,
+    VOLUNTEER_HOURS,
+)
+from ledger.projections.venue_tree import VenueTree
+from ledger.projections.volunteer_hours import stars_for_minutes
+from ledger.store.event_store import (
     Database,
     chain_hash_at,
     events_table,
@@ -31,15 +40,6 @@ from ledger.store import (
     select_rows_among,
     utc_text,
 )
-from projections.registry import (
-    ALL_PROJECTIONS,
-    ORDER_FULFILMENT,
-    VENUE_ACTIVITY,
-    VENUE_TREE,
-    VOLUNTEER_HOURS,
-)
-from projections.venue_tree import VenueTree
-from projections.volunteer_hours import stars_for_minutes
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 FIRST_MONTH, LAST_MONTH = "0000-01", "9999-12"

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from ledger.store import Database, metadata, utc_text
+from ledger.store.event_store import Database, metadata, utc_text
 
 api_keys_table = sa.Table(
     "api_keys",

@@ -12,13 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response
 
-from api.access import Caller, Role
-from api.deps import LedgerDep, forbid, get_caller
-from api.problems import PROBLEM_RESPONSES
-from api.schemas import CommandAccepted
-from ledger.application import Outcome, Submission
-from ledger.commands import COMMAND_TYPES, BaseCommand, DispatchOrder
-from ledger.store import Envelope
+from ledger.api.http.access import Caller, Role
+from ledger.api.http.deps import LedgerDep, forbid, get_caller
+from ledger.api.http.problems import PROBLEM_RESPONSES
+from ledger.api.http.schemas import CommandAccepted
+from ledger.application.commands import COMMAND_TYPES, BaseCommand, DispatchOrder
+from ledger.application.ledger import Outcome, Submission
+from ledger.store.event_store import Envelope
 
 router = APIRouter(prefix="/commands", tags=["commands"])
 

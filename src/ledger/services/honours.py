@@ -34,13 +34,13 @@ from eventsourcing.domain import Aggregate
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
-from ledger.application import (
+from ledger.application.commands import Actor
+from ledger.application.ledger import (
     MAX_ATTEMPTS,
     ConcurrencyConflictError,
     DecidedEvents,
     Ledger,
 )
-from ledger.commands import Actor
 from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.domain.honours import (
     NOTHING_HELD,
@@ -50,8 +50,11 @@ from ledger.domain.honours import (
     HonoursRunRecord,
     awards_due,
 )
-from ledger.memory import cyclic_gc_paused
-from ledger.store import (
+from ledger.engine.memory import cyclic_gc_paused
+from ledger.projections.registry import HONOURS_AWARDS
+from ledger.projections.service_sessions import china_date
+from ledger.projections.volunteer_hours import entries_table
+from ledger.store.event_store import (
     Envelope,
     events_table,
     placeholder,
@@ -59,9 +62,6 @@ from ledger.store import (
     select_rows_among,
     stream_versions,
 )
-from projections.registry import HONOURS_AWARDS
-from projections.service_sessions import china_date
-from projections.volunteer_hours import entries_table
 
 RULES_DIRECTORY = Path(__file__).parent / "rules"
 

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.application import ConcurrencyConflictError
+from ledger.application.ledger import ConcurrencyConflictError
 from ledger.domain.errors import DomainError
-from projections.reads import InvalidReadError, NotFoundError
+from ledger.reads.queries import InvalidReadError, NotFoundError
 
 PROBLEM_TYPE_BASE = "https://wenming-ledger.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"

@@ -1,5 +1,5 @@
 """Response schemas of the HTTP API (requests are the interchange commands
-of ``ledger.commands``). They document the JSON of CONTRACT §5 and more."""
+of ``ledger.application.commands``). They document the JSON of CONTRACT §5 and more."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ledger.domain.activities import CATEGORY_NAMES_ZH
-from projections.reads import LedgerReads
+from ledger.reads.queries import LedgerReads
 
 
 def _hours(minutes: int) -> str:

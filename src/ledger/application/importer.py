@@ -18,11 +18,11 @@ from typing import IO
 import orjson
 from pydantic import ValidationError
 
-from ledger.application import Ledger, Outcome, Submission
-from ledger.commands import parse_command
-from ledger.memory import cyclic_gc_paused
-from ledger.store import Envelope
-from ledger.unit_of_work import AggregateCache
+from ledger.application.commands import parse_command
+from ledger.application.ledger import Ledger, Outcome, Submission
+from ledger.application.unit_of_work import AggregateCache
+from ledger.engine.memory import cyclic_gc_paused
+from ledger.store.event_store import Envelope
 
 DEFAULT_BATCH_SIZE = 2_000
 

@@ -7,13 +7,13 @@ import gc
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.access import CallerCache
-from api.problems import HANDLERS, problem_response
-from api.routes import audit, commands, reads
-from ledger.application import Ledger
+from ledger.api.http.access import CallerCache
+from ledger.api.http.problems import HANDLERS, problem_response
+from ledger.api.http.routes import audit, commands, reads
+from ledger.application.ledger import Ledger
+from ledger.reads.queries import LedgerReads
 from ledger.settings import LedgerSettings
-from ledger.store import Database
-from projections.reads import LedgerReads
+from ledger.store.event_store import Database
 
 DESCRIPTION = """\
 The ledger of 新时代文明实践 volunteer service. Writes record commands of the

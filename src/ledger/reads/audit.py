@@ -17,8 +17,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.privacy import mask_personal_data
-from ledger.store import (
+from ledger.domain.privacy import mask_personal_data
+from ledger.store.event_store import (
     Database,
     chain_hash_at,
     event_subjects_table,

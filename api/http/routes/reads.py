@@ -15,22 +15,22 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.access import Caller, Role
-from api.deps import (
+from ledger.api.http.access import Caller, Role
+from ledger.api.http.deps import (
     ReadsDep,
     allow,
     ensure_own_volunteer,
     ensure_venue_in_scope,
 )
-from api.problems import PROBLEM_RESPONSES
-from api.schemas import (
+from ledger.api.http.problems import PROBLEM_RESPONSES
+from ledger.api.http.schemas import (
     HoursLeaderboard,
     VenueActivity,
     VenueChildren,
     VenueFulfilment,
     VolunteerHours,
 )
-from projections.reads import parse_as_of
+from ledger.reads.queries import parse_as_of
 
 router = APIRouter(tags=["reads"], responses=PROBLEM_RESPONSES)
 

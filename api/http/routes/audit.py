@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.access import Caller, Role
-from api.deps import ReadsDep, allow, ensure_own_volunteer
-from api.problems import PROBLEM_RESPONSES, ProblemError
-from api.routes.reads import AsOfQuery, PeriodDep
-from api.schemas import (
+from ledger.api.http.access import Caller, Role
+from ledger.api.http.deps import ReadsDep, allow, ensure_own_volunteer
+from ledger.api.http.problems import PROBLEM_RESPONSES, ProblemError
+from ledger.api.http.routes.reads import AsOfQuery, PeriodDep
+from ledger.api.http.schemas import (
     ActivityExplanation,
     AuditPage,
     FulfilmentExplanation,
@@ -20,20 +20,20 @@ from api.schemas import (
     SessionStory,
     Verification,
 )
-from ledger.audit import (
+from ledger.reads.audit import (
     AuditQuery,
     InvalidAuditQueryError,
     find_events,
     parse_subject,
     session_story,
 )
-from ledger.integrity import own_public_key, verify_ledger
-from projections.reads import (
+from ledger.reads.queries import (
     EXPLAINED_EVENTS,
     MOST_EXPLAINED_EVENTS,
     LedgerReads,
     parse_as_of,
 )
+from ledger.store.integrity import own_public_key, verify_ledger
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 

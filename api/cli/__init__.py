@@ -1,0 +1,1 @@
+"""The command-line entry point, ``ledger``: one typer app per group of verbs."""

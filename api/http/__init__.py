@@ -1,0 +1,1 @@
+"""The HTTP entry point: a FastAPI app over the application and the reads."""

@@ -1,0 +1,6 @@
+"""The event store: tables, the recorder, the hash chain and its checks.
+
+``event_store`` holds the schema and the append path on SQLite and
+PostgreSQL; ``chain`` the hash that links every event to the one before;
+``integrity`` walks the chain, signs and checks checkpoints and exports.
+"""
