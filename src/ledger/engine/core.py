@@ -47,7 +47,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -161,6 +161,79 @@ class RecordedEvent(NamedTuple):
     topic: str
     stream_id: str
     payload: dict[str, Any]
+
+
+class EventReader(Protocol):
+    """How the engine reads a page of events: those of ``topics`` in
+    positions (after, upto], in position order. ``read_events`` is the
+    engine's own; another (the library's per-event decoding, say) can be
+    handed to ``ProjectionEngine`` to be measured against it."""
+
+    def __call__(
+        self, conn: Connection, *, after: int, upto: int, topics: Collection[str]
+    ) -> list[RecordedEvent]: ...
+
+
+def read_events(
+    conn: Connection,
+    *,
+    after: int,
+    upto: int,
+    topics: Collection[str],
+) -> list[RecordedEvent]:
+    """The events of ``topics`` in positions (after, upto], decoded straight
+    from the stored JSON. Pages are windows of positions read along the
+    primary key; other topics are filtered out by the database."""
+    # The driver's own cursor: building a SQLAlchemy row per event would cost
+    # more than parsing its payload.
+    # ``topic || ''`` keeps the planner off the topic index: walking a page's
+    # window along the primary key is cheaper than gathering it by topic and
+    # sorting it back into position order.
+    mark = placeholder(conn)
+    wanted = sorted(topics)
+    in_topics = ", ".join([mark] * len(wanted))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            "SELECT position, topic, stream_id, payload FROM ledger_events "
+            f"WHERE position > {mark} AND position <= {mark} "
+            f"AND (topic || '') IN ({in_topics}) ORDER BY position",
+            (after, upto, *wanted),
+        )
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    loads = orjson.loads
+    return [
+        RecordedEvent(position, topic, stream_id, loads(payload))
+        for position, topic, stream_id, payload in rows
+    ]
+
+
+def iter_events(
+    conn: Connection,
+    *,
+    upto: int,
+    topics: Collection[str],
+    page_size: int = DEFAULT_PAGE_SIZE,
+    reader: EventReader = read_events,
+) -> Iterator[RecordedEvent]:
+    """Every event of ``topics`` up to position ``upto``, page by page."""
+    for after in range(0, upto, page_size):
+        yield from reader(
+            conn, after=after, upto=min(after + page_size, upto), topics=topics
+        )
+
+
+class SwitchOverHook(Protocol):
+    """Work done inside a rebuild's switch-over, in its transaction: the
+    tracking rows of the projections it switches are locked and their new
+    versions caught up to the head, and are made live right after the hook
+    returns. What the hook writes commits with the switch-over (a record of
+    it, say); if the hook raises, the switch-over is rolled back and the
+    rebuild fails, to resume from where it stood when run again."""
+
+    def __call__(self, conn: Connection, /) -> None: ...
 
 
 class Entry(NamedTuple):
@@ -511,11 +584,26 @@ class VerificationResult:
 
 
 class ProjectionEngine:
-    """Runs projections over the ledger: catch up, follow, rebuild, verify."""
+    """Runs projections over the ledger: catch up, follow, rebuild, verify.
 
-    def __init__(self, database: Database, projections: Sequence[Projection]) -> None:
+    ``read_events`` reads the pages of events the folds are given (by default
+    straight from the stored JSON; see ``EventReader``). ``before_switch_over``
+    runs inside every rebuild's switch-over, in its transaction, just before
+    the new versions are made live (see ``SwitchOverHook``).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        projections: Sequence[Projection],
+        *,
+        read_events: EventReader = read_events,
+        before_switch_over: SwitchOverHook | None = None,
+    ) -> None:
         self.database = database
         self.projections = {projection.name: projection for projection in projections}
+        self._read_events = read_events
+        self._before_switch_over = before_switch_over
         self._earlier_changes_noted = False
 
     def projection(self, name: str) -> Projection:
@@ -716,7 +804,7 @@ class ProjectionEngine:
         end = min(head, start + page_size)
         versions = [VersionInfo(r.name, r.version, r.state, r.position) for r in rows]
         topics = frozenset().union(*(self.projections[v.name].topics for v in versions))
-        events = read_events(conn, after=start, upto=end, topics=topics)
+        events = self._read_events(conn, after=start, upto=end, topics=topics)
         return EventPage(head, end, versions, events)
 
     def _fold_page(self, page: EventPage) -> dict[VersionInfo, FoldedPage]:
@@ -1018,6 +1106,8 @@ class ProjectionEngine:
                     self._commit_page(conn, page, folded, CatchUpReport())
                     page = ProcessedPage(page.end, page.end >= page.head)
                 if page.done:
+                    if self._before_switch_over is not None:
+                        self._before_switch_over(conn)
                     self._make_live(conn, locked, page.end)
             if page.done:
                 return
@@ -1096,7 +1186,12 @@ class ProjectionEngine:
                 stored = projection.contributions(conn, live.version, live.position)
                 parked = parked_positions(conn, name, live.version)
                 replayed = projection.replay_contributions(
-                    iter_events(conn, upto=live.position, topics=projection.topics)
+                    iter_events(
+                        conn,
+                        upto=live.position,
+                        topics=projection.topics,
+                        reader=self._read_events,
+                    )
                 )
             contributed = replayed.contributions
             live_fingerprint = fingerprint(stored)
@@ -1212,56 +1307,6 @@ def parked_positions(conn: Connection, name: str, version: int) -> frozenset[int
             sa.select(t.position).where(t.name == name, t.version == version)
         ).scalars()
     )
-
-
-def read_events(
-    conn: Connection,
-    *,
-    after: int,
-    upto: int,
-    topics: Collection[str],
-) -> list[RecordedEvent]:
-    """The events of ``topics`` in positions (after, upto], decoded straight
-    from the stored JSON. Pages are windows of positions read along the
-    primary key; other topics are filtered out by the database."""
-    # The driver's own cursor: building a SQLAlchemy row per event would cost
-    # more than parsing its payload.
-    # ``topic || ''`` keeps the planner off the topic index: walking a page's
-    # window along the primary key is cheaper than gathering it by topic and
-    # sorting it back into position order.
-    mark = placeholder(conn)
-    wanted = sorted(topics)
-    in_topics = ", ".join([mark] * len(wanted))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(
-            "SELECT position, topic, stream_id, payload FROM ledger_events "
-            f"WHERE position > {mark} AND position <= {mark} "
-            f"AND (topic || '') IN ({in_topics}) ORDER BY position",
-            (after, upto, *wanted),
-        )
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    loads = orjson.loads
-    return [
-        RecordedEvent(position, topic, stream_id, loads(payload))
-        for position, topic, stream_id, payload in rows
-    ]
-
-
-def iter_events(
-    conn: Connection,
-    *,
-    upto: int,
-    topics: Collection[str],
-    page_size: int = DEFAULT_PAGE_SIZE,
-) -> Iterator[RecordedEvent]:
-    """Every event of ``topics`` up to position ``upto``, page by page."""
-    for after in range(0, upto, page_size):
-        yield from read_events(
-            conn, after=after, upto=min(after + page_size, upto), topics=topics
-        )
 
 
 def list_dead_letters(conn: Connection) -> list[dict[str, Any]]:
