@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.application.ledger import Ledger
-from ledger.engine.core import (
+from ledger.engine import (
     REBUILD_WORKERS,
     EventReader,
     ProjectionEngine,

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
-from ledger.engine.core import (
+from ledger.engine import (
     BUILDING,
     LIVE,
     CatchUpReport,
@@ -32,6 +32,7 @@ from ledger.engine.core import (
     projection_changes_table,
     projection_versions_table,
 )
+from ledger.engine.tracking import changing_versions, insert_version
 from ledger.projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
@@ -532,9 +533,8 @@ def test_a_switch_over_leaves_alone_a_version_another_rebuild_inserted_meanwhile
 
     def start_another_rebuild() -> None:
         # (as `ledger rebuild volunteer_hours` starts: its version, at 0)
-        other = new_engine(database)
-        with other._changing_versions() as conn:
-            other._insert_version(conn, VOLUNTEER_HOURS.name, BUILDING)
+        with changing_versions(database) as conn:
+            insert_version(conn, VOLUNTEER_HOURS.name, BUILDING)
         inserted.set()
 
     def as_another_rebuild_starts(_conn: sa.Connection) -> None:
