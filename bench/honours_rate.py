@@ -45,7 +45,7 @@ import sqlalchemy as sa
 
 from ledger.application.importer import import_file
 from ledger.application.ledger import Ledger
-from ledger.engine.core import ProjectionEngine, projection_versions_table
+from ledger.engine import ProjectionEngine, projection_versions_table
 from ledger.engine.memory import cyclic_gc_paused
 from ledger.projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
 from ledger.projections.volunteer_hours import entries_table

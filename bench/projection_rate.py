@@ -22,9 +22,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-import ledger.engine.core as engine_module
 from ledger.application.ledger import Ledger
-from ledger.engine.core import REBUILD_WORKERS, ProjectionEngine, RecordedEvent
+from ledger.engine import (
+    REBUILD_WORKERS,
+    EventReader,
+    ProjectionEngine,
+    RecordedEvent,
+    read_events,
+)
 from ledger.projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
@@ -37,12 +42,12 @@ from ledger.store.event_store import Database, head_position
 OUT = Path(__file__).parent / "out"
 
 
-def library_decoded_events(ledger: Ledger):  # type: ignore[no-untyped-def]
+def library_decoded_events(ledger: Ledger) -> EventReader:
     """``read_events`` as the library would do it: the notifications of the
     wanted topics, then the mapper's per-event decoding into domain event
     objects."""
 
-    def read_events(
+    def read_library_decoded(
         conn: Connection, *, after: int, upto: int, topics: Collection[str]
     ) -> list[RecordedEvent]:
         notifications = ledger.recorder.select_notifications(
@@ -61,11 +66,13 @@ def library_decoded_events(ledger: Ledger):  # type: ignore[no-untyped-def]
             )
         return events
 
-    return read_events
+    return read_library_decoded
 
 
-def rebuild_rate(database: Database, label: str, workers: int) -> float:
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+def rebuild_rate(
+    database: Database, label: str, workers: int, reader: EventReader = read_events
+) -> float:
+    engine = ProjectionEngine(database, ALL_PROJECTIONS, read_events=reader)
     report = engine.rebuild(workers=workers)
     total = report.position
     rate = total / report.seconds
@@ -280,14 +287,12 @@ def main() -> None:
     database = Database(args.db)
     database.create_schema()
     ours = rebuild_rate(database, "ledger rebuild (all projections)", args.workers)
-    lean_reader = engine_module.read_events
-    engine_module.read_events = library_decoded_events(Ledger(database))
-    try:
-        library = rebuild_rate(
-            database, "(a) same folds, eventsourcing decoding", args.workers
-        )
-    finally:
-        engine_module.read_events = lean_reader
+    library = rebuild_rate(
+        database,
+        "(a) same folds, eventsourcing decoding",
+        args.workers,
+        library_decoded_events(Ledger(database)),
+    )
     raw = group_by_rate(database)
     one_field = one_field_group_by_rate(database)
     print(

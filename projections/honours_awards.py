@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.honours import NOTHING_HELD, HeldAwards
-from ledger.engine.core import (
+from ledger.engine import (
     Entry,
     Projection,
     ProjectionEngine,

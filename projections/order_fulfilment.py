@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.engine.core import (
+from ledger.engine import (
     Entry,
     ExplainedPage,
     Projection,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.engine.core import Projection
+from ledger.engine import Projection
 from ledger.projections.honours_awards import HonoursAwardsProjection
 from ledger.projections.order_fulfilment import OrderFulfilmentProjection
 from ledger.projections.venue_activity import VenueActivityProjection

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.engine.core import RecordedEvent
+from ledger.engine import RecordedEvent
 
 APPROVED = "Volunteer.SessionApproved"
 CORRECTED = "Volunteer.SessionCorrected"

@@ -20,7 +20,7 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.engine.core import (
+from ledger.engine import (
     Entry,
     ExplainedPage,
     Projection,

@@ -15,7 +15,7 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.engine.core import Entry, Projection, RecordedEvent, define_entries_table
+from ledger.engine import Entry, Projection, RecordedEvent, define_entries_table
 
 entries_table = define_entries_table(
     "proj_venue_tree_entries",

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.engine.core import Entry, Projection, RecordedEvent, define_entries_table
+from ledger.engine import Entry, Projection, RecordedEvent, define_entries_table
 from ledger.projections.service_sessions import COUNTED_SESSION_TOPICS, counted_change
 
 NATIONAL_STAR_HOURS = (100, 300, 600, 1000, 1500)

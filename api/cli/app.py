@@ -21,7 +21,7 @@ from ledger.api.http.access import InvalidKeyRequestError, create_key
 from ledger.application.importer import ImportSummary, default_report_path, import_file
 from ledger.application.ledger import Ledger
 from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.engine.core import (
+from ledger.engine import (
     REBUILD_WORKERS,
     CatchUpReport,
     ProjectionEngine,

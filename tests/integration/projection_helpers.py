@@ -42,7 +42,7 @@ import sqlalchemy as sa
 
 from ledger.application.importer import import_file
 from ledger.application.ledger import Ledger, Submission
-from ledger.engine.core import (
+from ledger.engine import (
     BUILDING,
     DEFAULT_PAGE_SIZE,
     LIVE,

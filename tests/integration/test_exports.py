@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from ledger.application.ledger import Ledger
 from ledger.domain.privacy import mask_id_number
-from ledger.engine.core import ProjectionEngine
+from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.reads.audit import AuditQuery, find_events
 from ledger.reads.queries import LedgerReads

@@ -31,7 +31,7 @@ from typer.testing import CliRunner, Result
 from ledger.api.cli.app import app
 from ledger.application.ledger import Ledger, Outcome, Submission
 from ledger.domain.honours import Honours
-from ledger.engine.core import Entry, Projection, ProjectionEngine, RecordedEvent
+from ledger.engine import Entry, Projection, ProjectionEngine, RecordedEvent
 from ledger.projections.honours_awards import AWARD_TOPICS
 from ledger.projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
 from ledger.services.honours import (

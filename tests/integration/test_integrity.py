@@ -35,7 +35,7 @@ from typer.testing import CliRunner, Result
 
 from ledger.api.cli.app import app
 from ledger.application.ledger import Ledger
-from ledger.engine.core import ProjectionEngine
+from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.settings import get_settings
 from ledger.store.chain import CHAINED_FIELDS, chain_hash

@@ -13,7 +13,7 @@ from multiprocessing.context import SpawnContext
 
 import pytest
 
-from ledger.engine.core import BUILDING, LIVE, CatchUpReport, ProjectionEngine
+from ledger.engine import BUILDING, LIVE, CatchUpReport, ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.store.event_store import Database
 from tests.integration.projection_helpers import (

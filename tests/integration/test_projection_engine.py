@@ -13,19 +13,18 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
-from ledger.engine.core import (
+from ledger.engine import (
     BUILDING,
     LIVE,
     CatchUpReport,
     Difference,
     ProjectionEngine,
-    VersionInfo,
+    SwitchOverHook,
     dead_letters_table,
     fingerprint,
     list_dead_letters,
@@ -33,6 +32,7 @@ from ledger.engine.core import (
     projection_changes_table,
     projection_versions_table,
 )
+from ledger.engine.tracking import changing_versions, insert_version
 from ledger.projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
@@ -70,9 +70,35 @@ NAMES = sorted(PROJECTIONS)
 LEDGER = Path(sys.executable).parent / "ledger"
 
 
-def new_engine(database: Database) -> ProjectionEngine:
+def new_engine(
+    database: Database, *, before_switch_over: SwitchOverHook | None = None
+) -> ProjectionEngine:
     """An engine as a fresh process would have it: no warm folds."""
-    return ProjectionEngine(database, ALL_PROJECTIONS)
+    return ProjectionEngine(
+        database, ALL_PROJECTIONS, before_switch_over=before_switch_over
+    )
+
+
+def sessions_waiting_on_a_lock(database: Database) -> int:
+    """How many PostgreSQL sessions on the test database wait for a lock."""
+    with database.reading() as conn:
+        waiting = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).scalar()
+    return int(waiting or 0)
+
+
+def until_sessions_wait_on_a_lock(database: Database, sessions: int) -> None:
+    """Return once ``sessions`` sessions wait for a lock; on SQLite, which
+    cannot tell, after half a second (ample to read a small table)."""
+    if database.is_sqlite:
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 30
+    while sessions_waiting_on_a_lock(database) < sessions:
+        assert time.monotonic() < deadline, "nobody waited on the lock"
+        time.sleep(0.01)
 
 
 def events_per_projection(database: Database) -> dict[str, int]:
@@ -183,41 +209,31 @@ def test_two_runners_starting_at_once_on_a_fresh_ledger_both_succeed(
     projected before. On PostgreSQL both read "no live versions" and both
     insert a live version of every projection (SQLite serialises the two
     writers)."""
-    # Given a log nobody has projected, and two runners, the first of which
-    # pauses (at most half a second) right after reading the versions table
+    # Given a log nobody has projected, and two runners
     append_city(database, 500)
-    first, second = (new_engine(Database(database.url)) for _ in range(2))
-    first_has_read, second_is_done = threading.Event(), threading.Event()
-    read_versions = first.versions
-
-    def read_then_pause(conn: sa.Connection) -> list[VersionInfo]:
-        found = read_versions(conn)
-        if not first_has_read.is_set():
-            first_has_read.set()
-            second_is_done.wait(timeout=0.5)
-        return found
-
-    first.versions = read_then_pause  # type: ignore[method-assign]
+    runners = [new_engine(Database(database.url)) for _ in range(2)]
     failures: list[BaseException] = []
 
-    def run(runner: ProjectionEngine, then: threading.Event | None = None) -> None:
+    def run(runner: ProjectionEngine) -> None:
         try:
             runner.catch_up()
         except BaseException as error:
             failures.append(error)
-        finally:
-            if then is not None:
-                then.set()
 
-    # When the second starts while the first is between reading and writing
-    threads = [threading.Thread(target=run, args=(first,))]
-    threads[0].start()
-    assert first_has_read.wait(timeout=30)
-    threads.append(threading.Thread(target=run, args=(second, second_is_done)))
-    threads[1].start()
+    # When both start while another transaction holds the versions table, so
+    # that both read it (no live versions) before either can change it
+    threads = [threading.Thread(target=run, args=(runner,)) for runner in runners]
+    with database.writing() as conn:
+        if not database.is_sqlite:
+            conn.exec_driver_sql(
+                "LOCK TABLE projection_versions IN SHARE ROW EXCLUSIVE MODE"
+            )
+        for thread in threads:
+            thread.start()
+        until_sessions_wait_on_a_lock(database, 2)
     for thread in threads:
         thread.join(timeout=60)
-    for runner in (first, second):
+    for runner in runners:
         runner.database.dispose()
 
     # Then neither runner failed, each projection has one live version, and
@@ -462,15 +478,6 @@ def test_rebuilds_and_a_follower_running_at_once_all_finish(
     assert_every_projection_equals_a_fresh_replay(new_engine(database))
 
 
-def waiting_on_a_lock(database: Database) -> bool:
-    with database.reading() as conn:
-        waiting = conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ).scalar()
-    return bool(waiting)
-
-
 def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
     ledger: Ledger, database: Database
 ) -> None:
@@ -482,7 +489,7 @@ def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
     # Given a served city, projected, whose volunteer_hours is being rebuilt
     record_all(ledger, served_city())
     new_engine(database).catch_up()
-    rebuild, follower = new_engine(database), new_engine(database)
+    follower = new_engine(database)
     followed = threading.Event()
 
     def approve_and_follow() -> None:
@@ -491,19 +498,17 @@ def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
         followed.set()
 
     thread = threading.Thread(target=approve_and_follow)
-    make_live = rebuild._make_live
 
-    def make_live_once_the_follower_has_tried(*arguments: Any) -> None:
+    def once_the_follower_has_tried(_conn: sa.Connection) -> None:
         # When, inside the switch-over, V2's session is approved and the
         # follower catches up (it commits, or waits for the switch-over)
         thread.start()
         deadline = time.monotonic() + 30
-        while not (followed.is_set() or waiting_on_a_lock(database)):
+        while not (followed.is_set() or sessions_waiting_on_a_lock(database)):
             assert time.monotonic() < deadline, "the follower neither ran nor waited"
             time.sleep(0.01)
-        make_live(*arguments)
 
-    rebuild._make_live = make_live_once_the_follower_has_tried  # type: ignore[method-assign]
+    rebuild = new_engine(database, before_switch_over=once_the_follower_has_tried)
     rebuild.rebuild([VOLUNTEER_HOURS.name])
     thread.join(60)
 
@@ -524,25 +529,21 @@ def test_a_switch_over_leaves_alone_a_version_another_rebuild_inserted_meanwhile
     record_all(ledger, served_city())
     new_engine(database).catch_up()
     before = LedgerReads(database).volunteer_hours("V1")
-    rebuild = new_engine(database)
-    make_live = rebuild._make_live
     inserted = threading.Event()
 
     def start_another_rebuild() -> None:
         # (as `ledger rebuild volunteer_hours` starts: its version, at 0)
-        other = new_engine(database)
-        with other._changing_versions() as conn:
-            other._insert_version(conn, VOLUNTEER_HOURS.name, BUILDING)
+        with changing_versions(database) as conn:
+            insert_version(conn, VOLUNTEER_HOURS.name, BUILDING)
         inserted.set()
 
-    def make_live_as_another_rebuild_starts(*arguments: Any) -> None:
+    def as_another_rebuild_starts(_conn: sa.Connection) -> None:
         # When another rebuild of volunteer_hours starts during the switch-over
         thread = threading.Thread(target=start_another_rebuild)
         thread.start()
         thread.join(30)
-        make_live(*arguments)
 
-    rebuild._make_live = make_live_as_another_rebuild_starts  # type: ignore[method-assign]
+    rebuild = new_engine(database, before_switch_over=as_another_rebuild_starts)
     rebuild.rebuild([VENUE_ACTIVITY.name, VOLUNTEER_HOURS.name])
 
     # Then the version the rebuild caught up is live, not the new one

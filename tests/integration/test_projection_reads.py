@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
-from ledger.engine.core import (
+from ledger.engine import (
     ProjectionEngine,
     RecordedEvent,
     projection_changes_noted_table,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ledger.engine.core import RecordedEvent
+from ledger.engine import RecordedEvent
 from ledger.projections.honours_awards import (
     BENEFIT_GRANTED,
     POINTS_CREDITED,

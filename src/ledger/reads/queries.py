@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.volunteers import Volunteer
-from ledger.engine.core import LiveState, ProjectionEngine, last_change
+from ledger.engine import LiveState, ProjectionEngine, last_change
 from ledger.projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,

@@ -609,8 +609,6 @@ class LedgerRecorder(ApplicationRecorder):
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
     ) -> Subscription[ApplicationRecorder]:
-        # Projections poll by position on both engines (see ledger.engine.core),
+        # Projections poll by position on both engines (see ledger.engine),
         # so the library's push subscriptions are not offered.
-        raise NotImplementedError(
-            "the ledger's projections poll; see ledger.engine.core"
-        )
+        raise NotImplementedError("the ledger's projections poll; see ledger.engine")

@@ -1,0 +1,124 @@
+"""The projection engine as callers use it: one object that catches up,
+follows, rebuilds and verifies a set of projections over one database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.engine import Connection
+
+from ledger.engine.catch_up import CatchUp, CatchUpReport
+from ledger.engine.events import DEFAULT_PAGE_SIZE, EventReader, read_events
+from ledger.engine.projection import Projection, get_projection
+from ledger.engine.rebuild import Rebuild, SwitchOverHook
+from ledger.engine.tracking import (
+    LIVE,
+    LiveState,
+    VersionInfo,
+    ensure_live_versions,
+    get_live_state,
+    get_live_version,
+    list_versions,
+)
+from ledger.engine.verify import VerificationResult, verify
+from ledger.store.event_store import Database
+
+
+class ProjectionEngine:
+    """Runs projections over the ledger: catch up, follow, rebuild, verify.
+
+    ``read_events`` reads the pages of events the folds are given (by default
+    straight from the stored JSON; see ``EventReader``). ``before_switch_over``
+    runs inside every rebuild's switch-over, in its transaction, just before
+    the new versions are made live (see ``SwitchOverHook``).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        projections: Sequence[Projection],
+        *,
+        read_events: EventReader = read_events,
+        before_switch_over: SwitchOverHook | None = None,
+    ) -> None:
+        self.database = database
+        self.projections = {projection.name: projection for projection in projections}
+        self._read_events = read_events
+        self._catching_up = CatchUp(database, self.projections, read_events)
+        self._rebuilding = Rebuild(
+            database,
+            self.projections,
+            self._catching_up,
+            before_switch_over=before_switch_over,
+        )
+
+    def projection(self, name: str) -> Projection:
+        return get_projection(self.projections, name)
+
+    # --- versions ------------------------------------------------------
+
+    def versions(self, conn: Connection) -> list[VersionInfo]:
+        return list_versions(conn)
+
+    def live_version(self, conn: Connection, name: str) -> VersionInfo | None:
+        return get_live_version(conn, name)
+
+    @staticmethod
+    def live_state(conn: Connection, name: str) -> LiveState | None:
+        """One query, as every read starts with it."""
+        return get_live_state(conn, name)
+
+    def ensure_live_versions(self) -> None:
+        """Give every projection a live version (empty, at position 0)."""
+        ensure_live_versions(self.database, self.projections.keys())
+
+    def note_earlier_changes(self) -> None:
+        """Note where versions whose change notes fall short of their
+        position last changed; once per engine."""
+        self._catching_up.note_earlier_changes()
+
+    # --- catching up, rebuilding, verifying -------------------------------
+
+    def catch_up(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        state: str = LIVE,
+        on_page: Callable[[int], None] | None = None,
+    ) -> CatchUpReport:
+        """Bring the named projections' ``state`` versions up to the head."""
+        return self._catching_up.run(
+            names, page_size=page_size, state=state, on_page=on_page
+        )
+
+    def follow(
+        self,
+        *,
+        poll_seconds: float = 0.2,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_report: Callable[[CatchUpReport], None] | None = None,
+    ) -> None:
+        """Keep the live projections current until ``should_stop`` says so."""
+        self._catching_up.follow(
+            poll_seconds=poll_seconds, should_stop=should_stop, on_report=on_report
+        )
+
+    def rebuild(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        on_page: Callable[[int], None] | None = None,
+        workers: int = 1,
+    ) -> CatchUpReport:
+        """Replay from the first event into new versions, then switch over;
+        with ``workers`` above 1, shared out among forked processes
+        (``Rebuild.run`` says when)."""
+        return self._rebuilding.run(
+            names, page_size=page_size, on_page=on_page, workers=workers
+        )
+
+    def verify(self, names: Sequence[str] | None = None) -> list[VerificationResult]:
+        """Compare every live projection with a fresh replay in memory."""
+        return verify(self.database, self.projections, names, reader=self._read_events)
