@@ -391,6 +391,10 @@ class LedgerRecorder(ApplicationRecorder):
     ) -> Sequence[int] | None:
         if len(metadata) != len(stored_events):
             raise ValueError("every event needs its envelope")
+        if not stored_events:
+            # ``Application.save()`` with nothing pending lands here: like the
+            # library's recorders, record nothing and take no append lock.
+            return []
         try:
             with self.database.appending() as conn:
                 return self._append(conn, stored_events, metadata, claims, key_uses)
