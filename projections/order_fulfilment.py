@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.domain.common import topic_of
+from ledger.domain.orders import Order
 from ledger.engine import (
     Entry,
     ExplainedPage,
@@ -63,6 +65,19 @@ entries_table = define_entries_table(
 
 SATISFIED_STARS = 4
 
+POSTED = topic_of(Order, "Posted")
+DISPATCHED = topic_of(Order, "Dispatched")
+REDISPATCHED = topic_of(Order, "Redispatched")
+ACCEPTED = topic_of(Order, "Accepted")
+FULFILLED = topic_of(Order, "Fulfilled")
+RATED = topic_of(Order, "Rated")
+# Orders closed without being fulfilled, and the count each closing adds to.
+CLOSINGS = {
+    topic_of(Order, "Withdrawn"): "withdrawn",
+    topic_of(Order, "Rejected"): "rejected",
+    topic_of(Order, "Expired"): "expired",
+}
+
 
 def _minutes_between(start: str, end: str) -> int:
     waited = datetime.fromisoformat(end) - datetime.fromisoformat(start)
@@ -71,16 +86,16 @@ def _minutes_between(start: str, end: str) -> int:
 
 def order_changes(topic: str, payload: dict[str, Any]) -> dict[str, int]:
     """How one order event changes the counts of its order."""
-    if topic == "Order.Posted":
+    if topic == POSTED:
         return {"posted": 1}
-    if topic == "Order.Dispatched":  # a re-dispatch changes no count
+    if topic == DISPATCHED:  # a re-dispatch changes no count
         return {"dispatched": 1}
-    if topic == "Order.Accepted":
+    if topic == ACCEPTED:
         return {"accepted": 1} if payload["first_acceptance"] else {}
-    if topic == "Order.Fulfilled":
+    if topic == FULFILLED:
         waited = _minutes_between(payload["order"]["posted_at"], payload["at"])
         return {"fulfilled": 1, "fulfil_minutes": waited}
-    if topic == "Order.Rated":
+    if topic == RATED:
         stars = int(payload["stars"])
         return {
             "ratings": 1,
@@ -88,13 +103,6 @@ def order_changes(topic: str, payload: dict[str, Any]) -> dict[str, int]:
             "satisfied": int(stars >= SATISFIED_STARS),
         }
     return {CLOSINGS[topic]: 1} if topic in CLOSINGS else {}
-
-
-CLOSINGS = {
-    "Order.Withdrawn": "withdrawn",
-    "Order.Rejected": "rejected",
-    "Order.Expired": "expired",
-}
 
 
 @dataclass
@@ -159,17 +167,7 @@ class VenueFulfilment:
 class OrderFulfilmentProjection(Projection):
     name: ClassVar[str] = "order_fulfilment"
     topics: ClassVar[frozenset[str]] = frozenset(
-        {
-            "Order.Posted",
-            "Order.Dispatched",
-            "Order.Redispatched",
-            "Order.Accepted",
-            "Order.Fulfilled",
-            "Order.Withdrawn",
-            "Order.Rejected",
-            "Order.Expired",
-            "Order.Rated",
-        }
+        {POSTED, DISPATCHED, REDISPATCHED, ACCEPTED, FULFILLED, RATED, *CLOSINGS}
     )
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = (
@@ -187,10 +185,8 @@ class OrderFulfilmentProjection(Projection):
         changes = order_changes(event.topic, payload)
         if not changes:
             return []
-        order = payload if event.topic == "Order.Posted" else payload["order"]
-        posted_at = (
-            payload["at"] if event.topic == "Order.Posted" else order["posted_at"]
-        )
+        order = payload if event.topic == POSTED else payload["order"]
+        posted_at = payload["at"] if event.topic == POSTED else order["posted_at"]
         key = (
             order["venue_id"],
             china_date(posted_at)[:7],

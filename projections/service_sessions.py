@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.domain.common import CHINA_STANDARD_TIME
+from ledger.domain.common import CHINA_STANDARD_TIME, topic_of
+from ledger.domain.volunteers import Volunteer
 from ledger.engine import RecordedEvent
 
-APPROVED = "Volunteer.SessionApproved"
-CORRECTED = "Volunteer.SessionCorrected"
-VOIDED = "Volunteer.SessionVoided"
+APPROVED = topic_of(Volunteer, "SessionApproved")
+CORRECTED = topic_of(Volunteer, "SessionCorrected")
+VOIDED = topic_of(Volunteer, "SessionVoided")
 COUNTED_SESSION_TOPICS = frozenset({APPROVED, CORRECTED, VOIDED})
 
 

@@ -20,6 +20,8 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.domain.activities import Activity
+from ledger.domain.common import topic_of
 from ledger.engine import (
     Entry,
     ExplainedPage,
@@ -34,6 +36,7 @@ from ledger.projections.service_sessions import (
 )
 from ledger.store.event_store import select_rows
 
+PUBLISHED = topic_of(Activity, "Published")
 NO_VOLUNTEER = ""  # the volunteer of an "activity published" entry
 
 entries_table = define_entries_table(
@@ -90,7 +93,7 @@ class VenueActivity:
 
 class VenueActivityProjection(Projection):
     name: ClassVar[str] = "venue_activity"
-    topics: ClassVar[frozenset[str]] = COUNTED_SESSION_TOPICS | {"Activity.Published"}
+    topics: ClassVar[frozenset[str]] = COUNTED_SESSION_TOPICS | {PUBLISHED}
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = (
         "venue_id",
@@ -103,7 +106,7 @@ class VenueActivityProjection(Projection):
     change_scope: ClassVar[str | None] = "venue_id"
 
     def evolve(self, event: RecordedEvent) -> list[Entry]:
-        if event.topic == "Activity.Published":
+        if event.topic == PUBLISHED:
             p = event.payload
             month = china_date(p["starts_at"])[:7]
             key = (p["venue_id"], month, p["category"], "", NO_VOLUNTEER)

@@ -15,7 +15,11 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.domain.common import topic_of
+from ledger.domain.venues import Venue as VenueAggregate
 from ledger.engine import Entry, Projection, RecordedEvent, define_entries_table
+
+REGISTERED = topic_of(VenueAggregate, "Registered")
 
 entries_table = define_entries_table(
     "proj_venue_tree_entries",
@@ -62,7 +66,7 @@ class VenueTree:
 
 class VenueTreeProjection(Projection):
     name: ClassVar[str] = "venue_tree"
-    topics: ClassVar[frozenset[str]] = frozenset({"Venue.Registered"})
+    topics: ClassVar[frozenset[str]] = frozenset({REGISTERED})
     entries: ClassVar[sa.Table] = entries_table
     key_columns: ClassVar[tuple[str, ...]] = ("venue_id", "parent_id", "level", "name")
     measure_columns: ClassVar[tuple[str, ...]] = ("venues",)

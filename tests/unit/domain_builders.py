@@ -2,7 +2,8 @@
 
 Every builder returns its aggregate *settled*: the events that built it have
 been collected, so a test can assert that a refused command triggered none
-(``aggregate.collect_events() == []``).
+(``aggregate.collect_events() == []``). ``recorded`` gives the events
+triggered since as the ledger records them, for the projections' folds.
 
 Business times: activities start at ``T0`` (2024-03-01 09:00 CST) and last
 three hours unless told otherwise; set-up commands (sign-ups, approvals …)
@@ -11,9 +12,12 @@ are dated so that a test's own commands dated ``LATER`` come after them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+import orjson
+from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
 from ledger.domain.activities import Activity
@@ -21,6 +25,7 @@ from ledger.domain.orders import Order
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
 from ledger.domain.volunteers import SessionStatus, Volunteer
+from ledger.engine import RecordedEvent
 from tests.factories import T0, id_number
 
 MINUTE = timedelta(minutes=1)
@@ -40,6 +45,31 @@ def settled(aggregate: A) -> A:
 def event_names(aggregate: Aggregate) -> list[str]:
     """The names of the events the aggregate triggered since it was settled."""
     return [type(e).__name__ for e in aggregate.collect_events()]
+
+
+# The ledger's mapper (the Ledger adds no transcoding of its own), without
+# the ledger's database: it gives the topic and payload an event is stored as.
+_MAPPER = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+
+
+def recorded(
+    *aggregates: Aggregate, topics: Collection[str] | None = None
+) -> list[RecordedEvent]:
+    """The events the aggregates triggered since they were settled, as the
+    ledger records them (positions from 1, aggregate after aggregate) and as
+    a projection reading ``topics`` (default: every topic) reads them."""
+    stored = [
+        _MAPPER.to_stored_event(event)
+        for aggregate in aggregates
+        for event in aggregate.collect_events()
+    ]
+    return [
+        RecordedEvent(
+            position, event.topic, str(event.originator_id), orjson.loads(event.state)
+        )
+        for position, event in enumerate(stored, start=1)
+        if topics is None or event.topic in topics
+    ]
 
 
 # --- venues and teams -------------------------------------------------------

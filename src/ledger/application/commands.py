@@ -2,14 +2,19 @@
 
 These models are the one definition of every command: the importer parses
 JSON Lines into them and the HTTP API takes them as request bodies, and both
-hand them to the same application code.
+hand them to the same application code. Each also declares the records it
+names (``refers_to``), which the ledger loads before handling it, and where
+and for whom it acts (``acts_in``, ``acts_for``), which scoped keys are held to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
+from eventsourcing.domain import Aggregate
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -22,7 +27,12 @@ from pydantic import (
     model_validator,
 )
 
-from ledger.domain.activities import Category
+from ledger.domain.activities import Activity, Category
+from ledger.domain.honours import Honours
+from ledger.domain.orders import Order
+from ledger.domain.teams import Team
+from ledger.domain.venues import Venue
+from ledger.domain.volunteers import Volunteer
 
 Id = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
@@ -30,6 +40,39 @@ Id = Annotated[
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
 ]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A value one record alone may hold, found through the claim of ``kind``
+    on it, which names the stream holding it."""
+
+    kind: str
+
+
+SESSION = Claimed("session")  # a session id, held by its volunteer's record
+ID_NUMBER = Claimed("id_number")  # an ID number (its digest), held likewise
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A record of ``kind`` that needs only to be recorded: it is not loaded."""
+
+    kind: type[Aggregate]
+
+
+@dataclass(frozen=True)
+class ChosenBy:
+    """A record whose kind another field of the command chooses."""
+
+    field: str
+    kinds: Mapping[str, type[Aggregate]]
+
+
+# How a field names records: by the ids of aggregates of a kind (one id, or a
+# list of them), by a claimed value, or by an id whose kind is chosen.
+Reference = type[Aggregate] | Claimed | Existing
+Referent = Reference | ChosenBy
 
 
 class Actor(BaseModel):
@@ -52,6 +95,49 @@ class BaseCommand(BaseModel):
     at: AwareDatetime
     actor: Actor
     key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    # The records the command names, by field (a field may name several).
+    refers_to: ClassVar[Mapping[str, Referent | tuple[Referent, ...]]] = {}
+    # The field naming where it acts: a venue, or a record held at one.
+    acts_in: ClassVar[str | None] = None
+    # The field naming the volunteer it acts for, or a session of theirs.
+    acts_for: ClassVar[str | None] = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Declarations name the command's own fields: a misspelt one fails
+        here, when the command is defined, not as a record never loaded."""
+        super().__pydantic_init_subclass__(**kwargs)
+        chosen_by = [
+            referent.field
+            for field in cls.refers_to
+            for referent in cls.referents(field)
+            if isinstance(referent, ChosenBy)
+        ]
+        declared = [*cls.refers_to, *chosen_by, cls.acts_in, cls.acts_for]
+        unknown = [f for f in declared if f is not None and f not in cls.model_fields]
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__} declares {', '.join(unknown)}, not among its fields"
+            )
+        if cls.acts_in is not None and len(cls.referents(cls.acts_in)) != 1:
+            raise TypeError(f"{cls.__name__}.{cls.acts_in} must name one record")
+
+    @classmethod
+    def referents(cls, field: str) -> tuple[Referent, ...]:
+        """How ``field`` names records, as declared (none: it names none)."""
+        declared = cls.refers_to.get(field, ())
+        return declared if isinstance(declared, tuple) else (declared,)
+
+    def named_by(self, field: str) -> tuple[Reference, ...]:
+        """How ``field`` names records, with any kind it leaves to another
+        field chosen."""
+        return tuple(
+            referent.kinds[getattr(self, referent.field)]
+            if isinstance(referent, ChosenBy)
+            else referent
+            for referent in self.referents(field)
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +162,9 @@ class RegisterVenue(BaseCommand):
     """Register a venue (阵地) under its parent."""
 
     type: Literal["register_venue"] = "register_venue"
+    refers_to = {"venue_id": Venue, "parent_id": Venue}
+    acts_in = "parent_id"
+
     venue_id: Id
     name: Text
     level: str
@@ -87,6 +176,8 @@ class RegisterTeam(BaseCommand):
     """Register a volunteer team (corps, brigade or team)."""
 
     type: Literal["register_team"] = "register_team"
+    refers_to = {"team_id": Team, "parent_id": Team}
+
     team_id: Id
     name: Text
     level: str
@@ -97,6 +188,13 @@ class RegisterVolunteer(BaseCommand):
     """Register a volunteer with their personal data and teams."""
 
     type: Literal["register_volunteer"] = "register_volunteer"
+    refers_to = {
+        "volunteer_id": Volunteer,
+        "team_ids": Team,
+        "id_number": ID_NUMBER,
+    }
+    acts_for = "volunteer_id"
+
     volunteer_id: Id
     name: Text
     id_number: str
@@ -110,6 +208,9 @@ class PublishActivity(BaseCommand):
     """Publish an activity to the calendar (每月有发布)."""
 
     type: Literal["publish_activity"] = "publish_activity"
+    refers_to = {"activity_id": Activity, "venue_id": Venue}
+    acts_in = "venue_id"
+
     activity_id: Id
     venue_id: Id
     category: Category
@@ -123,6 +224,10 @@ class SignUp(BaseCommand):
     """Sign a volunteer up for an activity (报名)."""
 
     type: Literal["sign_up"] = "sign_up"
+    refers_to = {"activity_id": Activity, "volunteer_id": Volunteer}
+    acts_in = "activity_id"
+    acts_for = "volunteer_id"
+
     activity_id: Id
     volunteer_id: Id
 
@@ -131,6 +236,10 @@ class CancelSignUp(BaseCommand):
     """Cancel a volunteer's sign-up."""
 
     type: Literal["cancel_sign_up"] = "cancel_sign_up"
+    refers_to = {"activity_id": Activity, "volunteer_id": Volunteer}
+    acts_in = "activity_id"
+    acts_for = "volunteer_id"
+
     activity_id: Id
     volunteer_id: Id
 
@@ -139,6 +248,14 @@ class CheckIn(BaseCommand):
     """Check a volunteer in to an activity, opening a session (签到)."""
 
     type: Literal["check_in"] = "check_in"
+    refers_to = {
+        "session_id": SESSION,
+        "volunteer_id": Volunteer,
+        "activity_id": Activity,
+    }
+    acts_in = "activity_id"
+    acts_for = "volunteer_id"
+
     session_id: Id
     volunteer_id: Id
     activity_id: Id
@@ -148,6 +265,10 @@ class CheckOut(BaseCommand):
     """Check a session out (签退)."""
 
     type: Literal["check_out"] = "check_out"
+    refers_to = {"session_id": SESSION}
+    acts_in = "session_id"
+    acts_for = "session_id"
+
     session_id: Id
 
 
@@ -155,6 +276,14 @@ class RecordMakeupHours(BaseCommand):
     """Record make-up hours for service not checked in (补录)."""
 
     type: Literal["record_makeup_hours"] = "record_makeup_hours"
+    refers_to = {
+        "session_id": SESSION,
+        "volunteer_id": Volunteer,
+        "activity_id": Activity,
+    }
+    acts_in = "activity_id"
+    acts_for = "volunteer_id"
+
     session_id: Id
     volunteer_id: Id
     activity_id: Id
@@ -166,6 +295,10 @@ class ApproveSession(BaseCommand):
     """Approve a pending session: it starts to count."""
 
     type: Literal["approve_session"] = "approve_session"
+    refers_to = {"session_id": SESSION}
+    acts_in = "session_id"
+    acts_for = "session_id"
+
     session_id: Id
 
 
@@ -173,6 +306,10 @@ class RejectSession(BaseCommand):
     """Reject a pending (or never checked-out) session."""
 
     type: Literal["reject_session"] = "reject_session"
+    refers_to = {"session_id": SESSION}
+    acts_in = "session_id"
+    acts_for = "session_id"
+
     session_id: Id
     reason: str
 
@@ -181,6 +318,10 @@ class RequestCorrection(BaseCommand):
     """A volunteer asks for an approved session's minutes to be corrected."""
 
     type: Literal["request_correction"] = "request_correction"
+    refers_to = {"session_id": SESSION}
+    acts_in = "session_id"
+    acts_for = "session_id"
+
     session_id: Id
     minutes: StrictInt
     reason: str
@@ -190,6 +331,10 @@ class DeclineCorrection(BaseCommand):
     """The organiser declines a correction request."""
 
     type: Literal["decline_correction"] = "decline_correction"
+    refers_to = {"session_id": SESSION}
+    acts_in = "session_id"
+    acts_for = "session_id"
+
     session_id: Id
     reason: str
 
@@ -198,6 +343,10 @@ class CorrectSession(BaseCommand):
     """Replace an approved session's minutes."""
 
     type: Literal["correct_session"] = "correct_session"
+    refers_to = {"session_id": SESSION}
+    acts_in = "session_id"
+    acts_for = "session_id"
+
     session_id: Id
     minutes: StrictInt
     reason: str
@@ -207,6 +356,10 @@ class VoidSession(BaseCommand):
     """Void an approved session, optionally for fraud."""
 
     type: Literal["void_session"] = "void_session"
+    refers_to = {"session_id": SESSION}
+    acts_in = "session_id"
+    acts_for = "session_id"
+
     session_id: Id
     reason: str
     fraud: StrictBool = False
@@ -216,6 +369,9 @@ class PostOrder(BaseCommand):
     """A resident posts an order or micro-wish (百姓点单)."""
 
     type: Literal["post_order"] = "post_order"
+    refers_to = {"order_id": Order, "venue_id": Venue}
+    acts_in = "venue_id"
+
     order_id: Id
     kind: Literal["wish", "service"]
     venue_id: Id
@@ -229,6 +385,9 @@ class DispatchOrder(BaseCommand):
     """Dispatch an order to a venue or team (中心派单); again to reassign."""
 
     type: Literal["dispatch_order"] = "dispatch_order"
+    refers_to = {"order_id": Order, "venue_id": Venue, "team_id": Team}
+    acts_in = "order_id"
+
     order_id: Id
     venue_id: Id | None = None
     team_id: Id | None = None
@@ -244,6 +403,9 @@ class AcceptOrder(BaseCommand):
     """Volunteers or a team accept an order (志愿接单)."""
 
     type: Literal["accept_order"] = "accept_order"
+    refers_to = {"order_id": Order, "volunteer_ids": Volunteer, "team_id": Team}
+    acts_in = "order_id"
+
     order_id: Id
     volunteer_ids: list[Id] | None = None
     team_id: Id | None = None
@@ -262,6 +424,9 @@ class FulfilOrder(BaseCommand):
     """Mark an accepted order fulfilled (圆梦销单)."""
 
     type: Literal["fulfil_order"] = "fulfil_order"
+    refers_to = {"order_id": Order}
+    acts_in = "order_id"
+
     order_id: Id
 
 
@@ -269,6 +434,9 @@ class WithdrawOrder(BaseCommand):
     """The resident withdraws an order."""
 
     type: Literal["withdraw_order"] = "withdraw_order"
+    refers_to = {"order_id": Order}
+    acts_in = "order_id"
+
     order_id: Id
     reason: str
 
@@ -277,6 +445,9 @@ class RejectOrder(BaseCommand):
     """Reject an order at vetting."""
 
     type: Literal["reject_order"] = "reject_order"
+    refers_to = {"order_id": Order}
+    acts_in = "order_id"
+
     order_id: Id
     reason: str
 
@@ -285,6 +456,9 @@ class ExpireOrder(BaseCommand):
     """An open order expires."""
 
     type: Literal["expire_order"] = "expire_order"
+    refers_to = {"order_id": Order}
+    acts_in = "order_id"
+
     order_id: Id
 
 
@@ -292,6 +466,12 @@ class Rate(BaseCommand):
     """Rate a fulfilled order or an activity, 1–5 stars (群众评单)."""
 
     type: Literal["rate"] = "rate"
+    refers_to = {
+        "subject_id": ChosenBy("subject", {"order": Order, "activity": Activity})
+    }
+    acts_in = "subject_id"
+    acts_for = "rater_id"
+
     subject: Literal["order", "activity"]
     subject_id: Id
     rater_id: Id
@@ -304,6 +484,11 @@ class RecordHonours(BaseCommand):
     decide by the same rule (``awards_due``) but append their awards in bulk."""
 
     type: Literal["record_honours"] = "record_honours"
+    # Honours are decided from the projections: the volunteer's record needs
+    # only to exist.
+    refers_to = {"volunteer_id": (Honours, Existing(Volunteer))}
+    acts_for = "volunteer_id"
+
     volunteer_id: Id
     rules: Annotated[str, StringConstraints(min_length=3, max_length=60)]
     # None for cumulative rules; never empty, which the awards read as None.

@@ -32,9 +32,6 @@ from ledger.domain.volunteers import Volunteer
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
-SESSION_CLAIM = "session"
-ID_NUMBER_CLAIM = "id_number"
-
 
 def id_number_digest(id_number: str) -> str:
     """Claims hold a digest of the ID number, never the number itself."""
@@ -63,17 +60,23 @@ def ensure_new(unit: UnitOfWork, cls: type[Aggregate], domain_id: str) -> None:
         raise DuplicateIdError(f"{_kind(cls)} '{domain_id}' is already registered")
 
 
-def session_owner(unit: UnitOfWork, session_id: str) -> Volunteer:
-    """The volunteer whose record holds ``session_id``."""
-    owner = unit.owner_of(SESSION_CLAIM, session_id)
+def session_holder(unit: UnitOfWork, session_id: str) -> Volunteer | None:
+    """The volunteer whose record holds ``session_id``, if any."""
+    owner = unit.owner_of(c.SESSION.kind, session_id)
     volunteer = unit.aggregate_by_stream(owner) if owner else None
-    if not isinstance(volunteer, Volunteer):
+    return volunteer if isinstance(volunteer, Volunteer) else None
+
+
+def session_owner(unit: UnitOfWork, session_id: str) -> Volunteer:
+    """The volunteer whose record holds ``session_id``; it must be recorded."""
+    volunteer = session_holder(unit, session_id)
+    if volunteer is None:
         raise UnknownReferenceError(f"session '{session_id}' is not recorded")
     return volunteer
 
 
 def ensure_new_session(unit: UnitOfWork, session_id: str) -> None:
-    if unit.owner_of(SESSION_CLAIM, session_id) is not None:
+    if unit.owner_of(c.SESSION.kind, session_id) is not None:
         raise DuplicateIdError(f"session '{session_id}' is already recorded")
 
 
@@ -86,50 +89,31 @@ class References:
     existing: tuple[UUID, ...] = ()  # only whether they exist
 
 
-def references(command: Any) -> References:
-    """What ``command`` names, so a batch can load it all in a few queries."""
-    fields = vars(command)
+def references(command: c.BaseCommand) -> References:
+    """What ``command`` names, as its class declares, so a batch can load it
+    all in a few queries."""
     streams: list[UUID] = []
-    if isinstance(command, c.RecordHonours):
-        # Honours are decided from the projections: the volunteer's record
-        # needs only to exist.
-        return References(
-            streams=(Honours.create_id(command.volunteer_id),),
-            existing=(Volunteer.create_id(command.volunteer_id),),
-        )
-    for field_name, cls in REFERENCE_FIELDS.items():
-        value = fields.get(field_name)
-        if isinstance(value, str):
-            streams.append(cls.create_id(value))
-    for volunteer_id in fields.get("volunteer_ids") or ():
-        streams.append(Volunteer.create_id(volunteer_id))
-    for team_id in fields.get("team_ids") or ():
-        streams.append(Team.create_id(team_id))
-    if isinstance(command, c.Rate):
-        subject = Order if command.subject == "order" else Activity
-        streams.append(subject.create_id(command.subject_id))
-    if isinstance(command, c.RegisterVenue) and command.parent_id:
-        streams.append(Venue.create_id(command.parent_id))
-    if isinstance(command, c.RegisterTeam) and command.parent_id:
-        streams.append(Team.create_id(command.parent_id))
     claims: list[tuple[str, str]] = []
-    if isinstance(command, c.RegisterVolunteer):
-        claims.append(
-            (ID_NUMBER_CLAIM, id_number_digest(command.id_number.strip().upper()))
-        )
-    session_id = fields.get("session_id")
-    if isinstance(session_id, str):
-        claims.append((SESSION_CLAIM, session_id))
-    return References(tuple(streams), tuple(claims))
+    existing: list[UUID] = []
+    for field in command.refers_to:
+        named = getattr(command, field)
+        ids: list[str] = [named] if isinstance(named, str) else list(named or ())
+        for reference in command.named_by(field):
+            if isinstance(reference, c.Claimed):
+                claims.extend((reference.kind, claim_value(reference, i)) for i in ids)
+            elif isinstance(reference, c.Existing):
+                existing.extend(reference.kind.create_id(i) for i in ids)
+            else:
+                streams.extend(reference.create_id(i) for i in ids)
+    return References(tuple(streams), tuple(claims), tuple(existing))
 
 
-REFERENCE_FIELDS: dict[str, type[Aggregate]] = {
-    "venue_id": Venue,
-    "team_id": Team,
-    "volunteer_id": Volunteer,
-    "activity_id": Activity,
-    "order_id": Order,
-}
+def claim_value(claim: c.Claimed, value: str) -> str:
+    """The value a claim is recorded under: an ID number's digest, of the
+    number as registration normalises it."""
+    if claim == c.ID_NUMBER:
+        return id_number_digest(value.strip().upper())
+    return value
 
 
 class CommandHandlers:
@@ -178,11 +162,11 @@ class CommandHandlers:
             teams=teams,
         )
         digest = id_number_digest(volunteer.id_number)
-        if unit.owner_of(ID_NUMBER_CLAIM, digest) is not None:
+        if unit.owner_of(c.ID_NUMBER.kind, digest) is not None:
             raise DuplicateIdNumberError(
                 "another volunteer is already registered with this ID number"
             )
-        unit.claim(ID_NUMBER_CLAIM, digest, volunteer.id)
+        unit.claim(c.ID_NUMBER.kind, digest, volunteer.id)
         unit.add(volunteer)
         return volunteer
 
@@ -221,7 +205,7 @@ class CommandHandlers:
         activity = require(unit, Activity, command.activity_id)
         ensure_new_session(unit, command.session_id)
         volunteer.check_in(command.session_id, activity, command.at)
-        unit.claim(SESSION_CLAIM, command.session_id, volunteer.id)
+        unit.claim(c.SESSION.kind, command.session_id, volunteer.id)
         return volunteer
 
     @handle.register
@@ -240,7 +224,7 @@ class CommandHandlers:
         volunteer.record_makeup_hours(
             command.session_id, activity, command.minutes, command.reason, command.at
         )
-        unit.claim(SESSION_CLAIM, command.session_id, volunteer.id)
+        unit.claim(c.SESSION.kind, command.session_id, volunteer.id)
         return volunteer
 
     @handle.register
@@ -395,34 +379,39 @@ class CommandScope:
     volunteer_id: str | None
 
 
-def scope_of(command: Any, unit: UnitOfWork) -> CommandScope:
-    """The venue and volunteer ``command`` concerns, looked up as needed."""
-    fields = vars(command)
-    if isinstance(command, c.RegisterVenue):
-        return CommandScope(command.parent_id, None)
-    if isinstance(command, c.Rate):
-        subject: Activity | Order | None = (
-            unit.find(Order, command.subject_id)
-            if command.subject == "order"
-            else unit.find(Activity, command.subject_id)
-        )
-        return CommandScope(subject.venue_id if subject else None, command.rater_id)
-    volunteer_id = fields.get("volunteer_id")
-    if isinstance(fields.get("session_id"), str) and volunteer_id is None:
-        owner = unit.owner_of(SESSION_CLAIM, fields["session_id"])
-        volunteer = unit.aggregate_by_stream(owner) if owner else None
-        if isinstance(volunteer, Volunteer):
-            session = volunteer.sessions.get(fields["session_id"])
-            return CommandScope(
-                session.venue_id if session else None, volunteer.volunteer_id
-            )
-        return CommandScope(None, None)
-    if isinstance(command, (c.PostOrder, c.PublishActivity)):
-        return CommandScope(command.venue_id, None)
-    if isinstance(fields.get("order_id"), str):
-        order = unit.find(Order, fields["order_id"])
-        return CommandScope(order.venue_id if order else None, None)
-    if isinstance(fields.get("activity_id"), str):
-        activity = unit.find(Activity, fields["activity_id"])
-        return CommandScope(activity.venue_id if activity else None, volunteer_id)
-    return CommandScope(None, volunteer_id)
+def scope_of(command: c.BaseCommand, unit: UnitOfWork) -> CommandScope:
+    """The venue and volunteer ``command`` concerns, as its class declares
+    (``acts_in``, ``acts_for``), looked up as needed."""
+    return CommandScope(
+        _venue_acted_in(command, unit), _volunteer_acted_for(command, unit)
+    )
+
+
+def _venue_acted_in(command: c.BaseCommand, unit: UnitOfWork) -> str | None:
+    """The venue the record named by ``acts_in`` is, or is held at."""
+    field = command.acts_in
+    named = getattr(command, field) if field else None
+    if field is None or not isinstance(named, str):
+        return None
+    (reference,) = command.named_by(field)
+    if reference == c.SESSION:
+        holder = session_holder(unit, named)
+        session = holder.sessions.get(named) if holder else None
+        return session.venue_id if session else None
+    if reference is Venue:
+        return named
+    located = unit.find(reference, named) if isinstance(reference, type) else None
+    venue_id: str | None = getattr(located, "venue_id", None)
+    return venue_id
+
+
+def _volunteer_acted_for(command: c.BaseCommand, unit: UnitOfWork) -> str | None:
+    """The volunteer ``acts_for`` names, or who holds the session it names."""
+    field = command.acts_for
+    named = getattr(command, field) if field else None
+    if field is None or not isinstance(named, str):
+        return None
+    if c.SESSION in command.named_by(field):
+        holder = session_holder(unit, named)
+        return holder.volunteer_id if holder else None
+    return named

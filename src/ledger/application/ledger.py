@@ -20,7 +20,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 
-from ledger.application.commands import Command
+from ledger.application.commands import BaseCommand, Command
 from ledger.application.handlers import (
     CommandHandlers,
     CommandScope,
@@ -252,7 +252,7 @@ class Ledger(Application[UUID]):
             ) from error
         return [recording.notification.id for recording in recordings]
 
-    def scope_of(self, command: Command) -> CommandScope:
+    def scope_of(self, command: BaseCommand) -> CommandScope:
         """The venue and volunteer a command concerns (for authorisation)."""
         return scope_of(command, UnitOfWork(self, None))
 

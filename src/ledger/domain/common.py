@@ -3,7 +3,8 @@
 Aggregates are addressed by their domain id (``venue_id``, ``order_id`` …):
 the stream id is a name-based UUID of the kind and the id, so the same
 domain id always finds the same stream and a second registration of an id
-collides with the first.
+collides with the first. Events are stored under their class's topic, which
+readers take from the class (``topic_of``) rather than spell out.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 from zoneinfo import ZoneInfo
+
+from eventsourcing.domain import Aggregate
 
 from ledger.domain.errors import (
     InvalidCommandError,
@@ -28,6 +31,18 @@ CHINA_STANDARD_TIME = ZoneInfo("Asia/Shanghai")
 def stream_id(kind: str, domain_id: str) -> UUID:
     """The stream id of the aggregate of ``kind`` known by ``domain_id``."""
     return uuid5(LEDGER_NAMESPACE, f"{kind}:{domain_id}")
+
+
+def topic_of(aggregate: type[Aggregate], event_name: str) -> str:
+    """The topic ``aggregate``'s event ``event_name`` is stored under, read
+    off the event class ``@event`` made (which mypy does not see, hence the
+    name): a reader naming an event its aggregate does not trigger, or no
+    longer does, fails when imported instead of silently reading nothing."""
+    made = vars(aggregate).get(event_name)
+    if not (isinstance(made, type) and issubclass(made, Aggregate.Event)):
+        raise LookupError(f"{aggregate.__name__} triggers no event '{event_name}'")
+    topic: str = made.TOPIC  # type: ignore[attr-defined]
+    return topic
 
 
 def require_reason(reason: str) -> str:

@@ -17,7 +17,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.domain.common import topic_of
 from ledger.domain.privacy import mask_personal_data
+from ledger.domain.volunteers import Volunteer
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
@@ -165,15 +167,18 @@ def session_story(
 
 
 _WHAT = {
-    "Volunteer.CheckedIn": "checked in",
-    "Volunteer.CheckedOut": "checked out",
-    "Volunteer.MakeupHoursRecorded": "make-up hours recorded",
-    "Volunteer.SessionApproved": "approved",
-    "Volunteer.SessionRejected": "rejected",
-    "Volunteer.CorrectionRequested": "correction requested",
-    "Volunteer.CorrectionDeclined": "correction declined",
-    "Volunteer.SessionCorrected": "corrected",
-    "Volunteer.SessionVoided": "voided",
+    topic_of(Volunteer, event_name): what
+    for event_name, what in (
+        ("CheckedIn", "checked in"),
+        ("CheckedOut", "checked out"),
+        ("MakeupHoursRecorded", "make-up hours recorded"),
+        ("SessionApproved", "approved"),
+        ("SessionRejected", "rejected"),
+        ("CorrectionRequested", "correction requested"),
+        ("CorrectionDeclined", "correction declined"),
+        ("SessionCorrected", "corrected"),
+        ("SessionVoided", "voided"),
+    )
 }
 _STATUS_AFTER = {
     "checked in": "open",

@@ -41,7 +41,7 @@ from ledger.application.ledger import (
     DecidedEvents,
     Ledger,
 )
-from ledger.domain.common import CHINA_STANDARD_TIME
+from ledger.domain.common import CHINA_STANDARD_TIME, topic_of
 from ledger.domain.honours import (
     NOTHING_HELD,
     AwardsDue,
@@ -52,7 +52,7 @@ from ledger.domain.honours import (
 )
 from ledger.engine.memory import cyclic_gc_paused
 from ledger.projections.registry import HONOURS_AWARDS
-from ledger.projections.service_sessions import china_date
+from ledger.projections.service_sessions import VOIDED, china_date
 from ledger.projections.volunteer_hours import entries_table
 from ledger.store.event_store import (
     Envelope,
@@ -298,7 +298,7 @@ class FraudVoid(NamedTuple):
 def _fraud_voids(conn: Connection, as_of: date, position: int) -> list[FraudVoid]:
     """The voids for fraud dated up to ``as_of``, as known at ``position``."""
     voids = []
-    for recorded_at, payload in _events_of(conn, "Volunteer.SessionVoided", position):
+    for recorded_at, payload in _events_of(conn, VOIDED, position):
         if not payload.get("fraud"):
             continue
         voided_on = date.fromisoformat(china_date(payload["at"]))
@@ -441,7 +441,7 @@ def plan_honours(
     return run
 
 
-RUN_COMPLETED = "HonoursRun.Completed"
+RUN_COMPLETED = topic_of(HonoursRunRecord, "Completed")
 
 
 def _events_of(
