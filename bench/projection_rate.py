@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 import ledger.engine.core as engine_module
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import open_database
 from ledger.engine.core import REBUILD_WORKERS, ProjectionEngine, RecordedEvent
 from ledger.projections.registry import (
     ALL_PROJECTIONS,
@@ -277,8 +278,7 @@ def main() -> None:
         help="rebuild processes (default: as `ledger rebuild`)",
     )
     args = parser.parse_args()
-    database = Database(args.db)
-    database.create_schema()
+    database = open_database(args.db)
     ours = rebuild_rate(database, "ledger rebuild (all projections)", args.workers)
     lean_reader = engine_module.read_events
     engine_module.read_events = library_decoded_events(Ledger(database))

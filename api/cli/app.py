@@ -20,6 +20,7 @@ from ledger.api.cli.dashboards import show_dashboards
 from ledger.api.http.access import InvalidKeyRequestError, create_key
 from ledger.application.importer import ImportSummary, default_report_path, import_file
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import open_database
 from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.engine.core import (
     REBUILD_WORKERS,
@@ -68,7 +69,6 @@ from ledger.services.honours import (
 )
 from ledger.services.synthetic_city import DEFAULT_SCALE, write_city
 from ledger.settings import get_settings
-from ledger.store.event_store import Database
 from ledger.store.integrity import (
     Checkpoint,
     export_events,
@@ -110,9 +110,7 @@ def main(
 
 
 def open_ledger() -> Ledger:
-    database = Database(state.database_url)
-    database.create_schema()
-    return Ledger(database)
+    return Ledger(open_database(state.database_url))
 
 
 @app.command()

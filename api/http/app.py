@@ -11,9 +11,9 @@ from ledger.api.http.access import CallerCache
 from ledger.api.http.problems import HANDLERS, problem_response
 from ledger.api.http.routes import audit, commands, reads
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import open_database
 from ledger.reads.queries import LedgerReads
 from ledger.settings import LedgerSettings
-from ledger.store.event_store import Database
 
 DESCRIPTION = """\
 The ledger of 新时代文明实践 volunteer service. Writes record commands of the
@@ -50,8 +50,7 @@ class RefuseNulCharacters:
 
 def create_app(settings: LedgerSettings) -> FastAPI:
     app = FastAPI(title="文明实践 ledger", version="0.1.0", description=DESCRIPTION)
-    database = Database(settings.database_url)
-    database.create_schema()
+    database = open_database(settings.database_url)
     app.state.settings = settings
     app.state.ledger = Ledger(database)
     app.state.reads = LedgerReads(database)

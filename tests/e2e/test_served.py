@@ -17,10 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-import ledger.api.http.app  # noqa: F401  (registers every table, so that all are dropped)
-from ledger.store.event_store import metadata, normalise_database_url
 from tests.e2e.http_helpers import body
 from tests.factories import T0, id_number
 
@@ -59,14 +56,11 @@ def last_line(process: subprocess.Popen[str]) -> str:
 
 
 @pytest.fixture
-def empty_postgres(postgres_url: str) -> str:
-    """The session's PostgreSQL database, emptied of every ledger table."""
+def empty_postgres(empty_postgres_url: str) -> str:
+    """The session's PostgreSQL database, emptied, for the installed CLI."""
     if not LEDGER.exists():
         pytest.skip(f"the ledger CLI is not installed at {LEDGER}")
-    engine = sa.create_engine(normalise_database_url(postgres_url))
-    metadata.drop_all(engine)
-    engine.dispose()
-    return postgres_url
+    return empty_postgres_url
 
 
 @pytest.fixture

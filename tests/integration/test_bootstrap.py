@@ -1,0 +1,26 @@
+"""The composition root: one schema, listed in one place."""
+
+from __future__ import annotations
+
+import importlib
+
+import sqlalchemy as sa
+
+from ledger.bootstrap import LEDGER_SCHEMA
+from ledger.store.event_store import Database, metadata
+
+SCHEMA_TABLES = {table.name for table in LEDGER_SCHEMA}
+
+
+def test_a_new_database_holds_exactly_the_tables_of_the_schema(
+    database: Database,
+) -> None:
+    assert set(sa.inspect(database.engine).get_table_names()) == SCHEMA_TABLES
+
+
+def test_the_schema_lists_every_table_the_cli_and_the_api_define() -> None:
+    # Given every module that defines a table imported, as the entry points do
+    for entry_point in ("ledger.api.cli.app", "ledger.api.http.app"):
+        importlib.import_module(entry_point)
+    # Then each of their tables is in the schema, and only those
+    assert set(metadata.tables) == SCHEMA_TABLES
