@@ -10,9 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ledger.api.http.access import CallerCache
 from ledger.api.http.problems import HANDLERS, problem_response
 from ledger.api.http.routes import audit, commands, reads
-from ledger.application.ledger import Ledger
-from ledger.bootstrap import open_database
-from ledger.reads.queries import LedgerReads
+from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
 
 DESCRIPTION = """\
@@ -49,11 +47,13 @@ class RefuseNulCharacters:
 
 
 def create_app(settings: LedgerSettings) -> FastAPI:
+    """The API over the ledger that ``settings`` describe (its database
+    opened, and its schema created, now)."""
     app = FastAPI(title="文明实践 ledger", version="0.1.0", description=DESCRIPTION)
-    database = open_database(settings.database_url)
+    components = LedgerComponents(settings)
     app.state.settings = settings
-    app.state.ledger = Ledger(database)
-    app.state.reads = LedgerReads(database)
+    app.state.ledger = components.ledger
+    app.state.reads = components.reads
     app.state.callers = CallerCache()
     for error, handler in HANDLERS.items():
         app.add_exception_handler(error, handler)

@@ -1,21 +1,29 @@
-"""The composition root: the ledger's database, with its whole schema.
+"""The composition root: the ledger's parts, built from one ``LedgerSettings``.
 
-The schema is assembled here: every table the ledger uses, listed, so that
+The CLI's root callback and the HTTP app factory each read the settings
+once and hand them here; nothing below them reads the environment. The
+schema is assembled here too: every table the ledger uses, listed, so that
 creating a database never depends on which modules happened to be imported.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import sqlalchemy as sa
 
 from ledger.api.http.access import api_keys_table
+from ledger.application.ledger import Ledger
 from ledger.engine.core import (
+    ProjectionEngine,
     dead_letters_table,
     projection_changes_noted_table,
     projection_changes_table,
     projection_versions_table,
 )
 from ledger.projections.registry import ALL_PROJECTIONS
+from ledger.reads.queries import LedgerReads
+from ledger.settings import LedgerSettings
 from ledger.store.event_store import STORE_TABLES, Database
 from ledger.store.integrity import checkpoints_table
 
@@ -39,3 +47,33 @@ def open_database(url: str) -> Database:
     database = Database(url)
     database.create_schema(LEDGER_SCHEMA)
     return database
+
+
+class LedgerComponents:
+    """The ledger's parts, composed from ``settings``. Each is built when
+    first asked for, so a command that needs no database (``ledger
+    verify-export``, say) neither opens nor creates one."""
+
+    def __init__(self, settings: LedgerSettings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def database(self) -> Database:
+        return open_database(self.settings.database_url)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.database)
+
+    @cached_property
+    def projection_engine(self) -> ProjectionEngine:
+        return ProjectionEngine(self.database, ALL_PROJECTIONS)
+
+    @cached_property
+    def reads(self) -> LedgerReads:
+        return LedgerReads(self.database)
+
+    def close(self) -> None:
+        """Close the database's pooled connections, if it was opened."""
+        if "database" in vars(self):
+            self.database.dispose()

@@ -1,8 +1,8 @@
-"""Settings, read once from the environment (``LEDGER_*``) and passed in."""
+"""Settings, read from the environment (``LEDGER_*``) once, by the entry
+point (the CLI's root callback, the HTTP app's factory), and passed in."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,8 +22,3 @@ class LedgerSettings(BaseSettings):
     certificate_person_in_charge: str = "中心负责人"
     certificate_handler: str = "志愿服务记录专员"
     certificate_contact: str = "0512-00000000"
-
-
-@lru_cache
-def get_settings() -> LedgerSettings:
-    return LedgerSettings()

@@ -1,11 +1,15 @@
-"""The composition root: one schema, listed in one place."""
+"""The composition root: one schema, listed in one place, and settings read
+once and handed on whole."""
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from ledger.api.cli.app import app
 from ledger.bootstrap import LEDGER_SCHEMA
 from ledger.store.event_store import Database, metadata
 
@@ -24,3 +28,15 @@ def test_the_schema_lists_every_table_the_cli_and_the_api_define() -> None:
         importlib.import_module(entry_point)
     # Then each of their tables is in the schema, and only those
     assert set(metadata.tables) == SCHEMA_TABLES
+
+
+def test_a_command_that_needs_no_database_leaves_none_behind(tmp_path: Path) -> None:
+    ledger_db = tmp_path / "ledger.db"
+    outcome = CliRunner().invoke(
+        app,
+        ["--db", f"sqlite:///{ledger_db}", "public-key"],
+        env={"LEDGER_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem")},
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+    assert not ledger_db.exists()
