@@ -65,11 +65,18 @@ def create_app(settings: LedgerSettings) -> FastAPI:
     return app
 
 
-def app_from_environment() -> FastAPI:
-    """The app as configured by ``LEDGER_*`` variables (for uvicorn workers)."""
-    app = create_app(LedgerSettings())
-    # What exists now lives as long as the worker: keep it out of the
+def served_app(settings: LedgerSettings) -> FastAPI:
+    """The app as a server process keeps it for its lifetime."""
+    app = create_app(settings)
+    # What exists now lives as long as the process: keep it out of the
     # collector's full passes, which would otherwise pause answers.
     gc.collect()
     gc.freeze()
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app as configured by the ``LEDGER_*`` variables, read once: the
+    factory each uvicorn worker calls when ``ledger serve --workers N``
+    starts uvicorn with its settings as those variables."""
+    return served_app(LedgerSettings())

@@ -22,3 +22,13 @@ class LedgerSettings(BaseSettings):
     certificate_person_in_charge: str = "中心负责人"
     certificate_handler: str = "志愿服务记录专员"
     certificate_contact: str = "0512-00000000"
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the ``LEDGER_*`` variables that read back as
+        them: the environment of a process to be configured exactly like
+        this one (the server ``ledger serve`` starts)."""
+        prefix = self.model_config.get("env_prefix", "")
+        return {
+            f"{prefix}{name}".upper(): str(value)
+            for name, value in self.model_dump().items()
+        }
