@@ -45,8 +45,8 @@ import sqlalchemy as sa
 
 from ledger.application.importer import import_file
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import LEDGER_SCHEMA
 from ledger.engine import ProjectionEngine, projection_versions_table
-from ledger.engine.memory import cyclic_gc_paused
 from ledger.projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
 from ledger.projections.volunteer_hours import entries_table
 from ledger.services.honours import (
@@ -55,7 +55,8 @@ from ledger.services.honours import (
     plan_honours,
     record_honours,
 )
-from ledger.store.event_store import Database, head_position, insert_rows, metadata
+from ledger.store.event_store import Database, head_position, insert_rows
+from ledger.store.memory import cyclic_gc_paused
 
 OUT = Path(__file__).parent / "out"
 PREPARED = OUT / "honours-prepared.db"
@@ -215,8 +216,8 @@ def main() -> None:
             leftover.unlink(missing_ok=True)
         shutil.copyfile(PREPARED, path)
     else:
-        metadata.drop_all(database.engine)
-        database.create_schema()
+        database.drop_schema(LEDGER_SCHEMA)
+        database.create_schema(LEDGER_SCHEMA)
         prepare(database, args.volunteers, args.seed)
         if database.is_sqlite:
             PREPARED.unlink(missing_ok=True)

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 
 from ledger.application.importer import import_file
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import LEDGER_SCHEMA
 from ledger.services.synthetic_city import write_city
-from ledger.store.event_store import Database, metadata
+from ledger.store.event_store import Database
 
 OUT = Path(__file__).parent / "out"
 
@@ -35,8 +36,8 @@ def main() -> None:
         lines = write_city(city, scale=args.scale)
         print(f"generated {lines:,} lines in {time.perf_counter() - started:.1f} s")
     database = Database(args.db)
-    metadata.drop_all(database.engine)
-    database.create_schema()
+    database.drop_schema(LEDGER_SCHEMA)
+    database.create_schema(LEDGER_SCHEMA)
     ledger = Ledger(database)
     for attempt in ("first import", "second import"):
         started = time.perf_counter()

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import open_database
 from ledger.engine import (
     REBUILD_WORKERS,
     EventReader,
@@ -284,8 +285,7 @@ def main() -> None:
         help="rebuild processes (default: as `ledger rebuild`)",
     )
     args = parser.parse_args()
-    database = Database(args.db)
-    database.create_schema()
+    database = open_database(args.db)
     ours = rebuild_rate(database, "ledger rebuild (all projections)", args.workers)
     library = rebuild_rate(
         database,

@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
-from ledger.store.event_store import Database, metadata, normalise_database_url
+from ledger.bootstrap import LEDGER_SCHEMA, open_database
+from ledger.store.event_store import Database, normalise_database_url
 
 POSTGRES_URL_VARIABLE = "LEDGER_TEST_POSTGRES_URL"
 
@@ -44,23 +45,27 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> str:
+    """The session's PostgreSQL database, emptied of every ledger table."""
+    database = Database(postgres_url)
+    database.drop_schema(LEDGER_SCHEMA)
+    database.dispose()
+    return postgres_url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty ledger database on each engine."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    url: str = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(normalise_database_url(url))
-    metadata.drop_all(engine)
-    engine.dispose()
-    yield url
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url: str = request.getfixturevalue("empty_postgres_url")
+    return url
 
 
 @pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
-    db = Database(database_url)
-    db.create_schema()
+    db = open_database(database_url)
     yield db
     db.dispose()
 

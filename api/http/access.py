@@ -16,18 +16,8 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from ledger.store.event_store import Database, metadata, utc_text
-
-api_keys_table = sa.Table(
-    "api_keys",
-    metadata,
-    sa.Column("key_hash", sa.String(64), primary_key=True),
-    sa.Column("key_prefix", sa.String(12), nullable=False),
-    sa.Column("role", sa.String(20), nullable=False),
-    sa.Column("venue_id", sa.String(64)),
-    sa.Column("volunteer_id", sa.String(64)),
-    sa.Column("created_at", sa.String(27), nullable=False),
-)
+from ledger.store.api_keys import api_keys_table
+from ledger.store.event_store import Database, utc_text
 
 KEY_PREFIX = "wml_"
 

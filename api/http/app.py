@@ -10,10 +10,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ledger.api.http.access import CallerCache
 from ledger.api.http.problems import HANDLERS, problem_response
 from ledger.api.http.routes import audit, commands, reads
-from ledger.application.ledger import Ledger
-from ledger.reads.queries import LedgerReads
+from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
-from ledger.store.event_store import Database
 
 DESCRIPTION = """\
 The ledger of 新时代文明实践 volunteer service. Writes record commands of the
@@ -49,12 +47,13 @@ class RefuseNulCharacters:
 
 
 def create_app(settings: LedgerSettings) -> FastAPI:
+    """The API over the ledger that ``settings`` describe (its database
+    opened, and its schema created, now)."""
     app = FastAPI(title="文明实践 ledger", version="0.1.0", description=DESCRIPTION)
-    database = Database(settings.database_url)
-    database.create_schema()
+    components = LedgerComponents(settings)
     app.state.settings = settings
-    app.state.ledger = Ledger(database)
-    app.state.reads = LedgerReads(database)
+    app.state.ledger = components.ledger
+    app.state.reads = components.reads
     app.state.callers = CallerCache()
     for error, handler in HANDLERS.items():
         app.add_exception_handler(error, handler)
@@ -66,11 +65,18 @@ def create_app(settings: LedgerSettings) -> FastAPI:
     return app
 
 
-def app_from_environment() -> FastAPI:
-    """The app as configured by ``LEDGER_*`` variables (for uvicorn workers)."""
-    app = create_app(LedgerSettings())
-    # What exists now lives as long as the worker: keep it out of the
+def served_app(settings: LedgerSettings) -> FastAPI:
+    """The app as a server process keeps it for its lifetime."""
+    app = create_app(settings)
+    # What exists now lives as long as the process: keep it out of the
     # collector's full passes, which would otherwise pause answers.
     gc.collect()
     gc.freeze()
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app as configured by the ``LEDGER_*`` variables, read once: the
+    factory each uvicorn worker calls when ``ledger serve --workers N``
+    starts uvicorn with its settings as those variables."""
+    return served_app(LedgerSettings())

@@ -1,8 +1,8 @@
-"""Settings, read once from the environment (``LEDGER_*``) and passed in."""
+"""Settings, read from the environment (``LEDGER_*``) once, by the entry
+point (the CLI's root callback, the HTTP app's factory), and passed in."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,7 +23,12 @@ class LedgerSettings(BaseSettings):
     certificate_handler: str = "志愿服务记录专员"
     certificate_contact: str = "0512-00000000"
 
-
-@lru_cache
-def get_settings() -> LedgerSettings:
-    return LedgerSettings()
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the ``LEDGER_*`` variables that read back as
+        them: the environment of a process to be configured exactly like
+        this one (the server ``ledger serve`` starts)."""
+        prefix = self.model_config.get("env_prefix", "")
+        return {
+            f"{prefix}{name}".upper(): str(value)
+            for name, value in self.model_dump().items()
+        }

@@ -1,26 +1,26 @@
 """Served for real: ``ledger serve`` (uvicorn) on a free port against
 PostgreSQL, keys from ``ledger keys create``, and the five orders (五单) told
 over HTTP with httpx — registered, posted, dispatched, accepted, fulfilled,
-rated — then read back as a dashboard sees them."""
+rated — then read back as a dashboard sees them; and a server of several
+workers, each configured as ``ledger serve`` was."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-import ledger.api.http.app  # noqa: F401  (registers every table, so that all are dropped)
-from ledger.store.event_store import metadata, normalise_database_url
 from tests.e2e.http_helpers import body
 from tests.factories import T0, id_number
 
@@ -37,10 +37,13 @@ def free_port() -> int:
         return port
 
 
-def ledger_cli(url: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
+def ledger_cli(
+    url: str, *args: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(LEDGER), "--db", url, *args],
         cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -59,38 +62,32 @@ def last_line(process: subprocess.Popen[str]) -> str:
 
 
 @pytest.fixture
-def empty_postgres(postgres_url: str) -> str:
-    """The session's PostgreSQL database, emptied of every ledger table."""
+def empty_postgres(empty_postgres_url: str) -> str:
+    """The session's PostgreSQL database, emptied, for the installed CLI."""
     if not LEDGER.exists():
         pytest.skip(f"the ledger CLI is not installed at {LEDGER}")
-    engine = sa.create_engine(normalise_database_url(postgres_url))
-    metadata.drop_all(engine)
-    engine.dispose()
-    return postgres_url
+    return empty_postgres_url
 
 
-@pytest.fixture
-def served(empty_postgres: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """``ledger serve`` on a free port, and keys by role; stopped afterwards."""
-    url, port = empty_postgres, free_port()
-    admin = last_line(
-        ledger_cli(url, "keys", "create", "--role", "admin", cwd=tmp_path)
-    )
+@contextmanager
+def serving(
+    url: str, cwd: Path, *options: str, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """``ledger serve`` on a free port, its base URL once it answers;
+    stopped afterwards."""
+    port = free_port()
+    address = ["--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(
-        [str(LEDGER), "--db", url, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
+        [str(LEDGER), "--db", url, "serve", *address, *options],
+        cwd=cwd,
+        env=env,
         stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "serve.log").open("w"),
+        stderr=(cwd / "serve.log").open("w"),
     )
     try:
-        others = {
-            role: ledger_cli(url, "keys", "create", "--role", role, cwd=tmp_path)
-            for role in ("dispatcher", "dashboard")
-        }
-        keys = {"admin": admin, **{r: last_line(p) for r, p in others.items()}}
         base_url = f"http://127.0.0.1:{port}"
-        wait_until_up(server, base_url, tmp_path / "serve.log")
-        yield base_url, keys
+        wait_until_up(server, base_url, cwd / "serve.log")
+        yield base_url
     finally:
         server.terminate()
         try:
@@ -99,9 +96,23 @@ def served(empty_postgres: str, tmp_path: Path) -> Iterator[tuple[str, dict[str,
             server.kill()
             server.wait()
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught.
-    assert server.returncode in (0, -signal.SIGTERM), (
-        tmp_path / "serve.log"
-    ).read_text()
+    assert server.returncode in (0, -signal.SIGTERM), (cwd / "serve.log").read_text()
+
+
+@pytest.fixture
+def served(empty_postgres: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """``ledger serve`` on a free port, and keys by role; stopped afterwards."""
+    url = empty_postgres
+    admin = last_line(
+        ledger_cli(url, "keys", "create", "--role", "admin", cwd=tmp_path)
+    )
+    others = {
+        role: ledger_cli(url, "keys", "create", "--role", role, cwd=tmp_path)
+        for role in ("dispatcher", "dashboard")
+    }
+    with serving(url, tmp_path) as base_url:
+        keys = {"admin": admin, **{r: last_line(p) for r, p in others.items()}}
+        yield base_url, keys
 
 
 def wait_until_up(server: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
@@ -230,3 +241,38 @@ def test_the_five_orders_told_over_http_read_back_as_the_dashboard_sees_them(
             None,
         )
         assert dashboard.get("/audit/events").status_code == 403
+
+
+def test_a_server_of_two_workers_answers_with_the_settings_it_was_started_with(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    # Given a server of two workers, its database named by --db and its
+    # signing key, not at the default path, named by the environment
+    url = empty_postgres
+    signing = {"LEDGER_SIGNING_KEY_FILE": str(tmp_path / "elsewhere-key.pem")}
+    environment = {**os.environ, **signing}
+    admin = last_line(
+        ledger_cli(url, "keys", "create", "--role", "admin", cwd=tmp_path)
+    )
+    with serving(url, tmp_path, "--workers", "2", env=environment) as base_url:
+        # When a venue is registered over HTTP and the chain head is signed
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            Caller(client, admin).post(
+                "register_venue", venue_id="C", name="C", level="centre", parent_id=None
+            )
+        finished(ledger_cli(url, "checkpoint", cwd=tmp_path, env=environment))
+        # Then every answer, on a connection of its own (either worker's),
+        # checks the checkpoint against that venue's event with that key
+        answers = [
+            httpx.get(
+                f"{base_url}/audit/verify",
+                headers={"Authorization": f"Bearer {admin}"},
+                timeout=30,
+            ).json()
+            for _ in range(8)
+        ]
+    assert all(
+        (answer["position"], answer["checkpoints"])
+        == (1, [{"position": 1, "ok": True, "problem": None}])
+        for answer in answers
+    ), answers

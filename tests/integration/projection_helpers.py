@@ -42,6 +42,7 @@ import sqlalchemy as sa
 
 from ledger.application.importer import import_file
 from ledger.application.ledger import Ledger, Submission
+from ledger.bootstrap import open_database
 from ledger.engine import (
     BUILDING,
     DEFAULT_PAGE_SIZE,
@@ -110,8 +111,7 @@ def city_log() -> CityLog:
     with tempfile.TemporaryDirectory(prefix="ledger-city-") as directory:
         path = Path(directory) / "city.jsonl"
         lines = write_city(path, scale=CITY_SCALE, seed=CITY_SEED)
-        database = Database(f"sqlite:///{Path(directory) / 'city.db'}")
-        database.create_schema()
+        database = open_database(f"sqlite:///{Path(directory) / 'city.db'}")
         summary = import_file(Ledger(database), path)
         assert (summary.accepted, summary.rejected) == (lines, 0)
         with database.reading() as conn:

@@ -28,7 +28,6 @@ from ledger.api.cli.app import app
 from ledger.application.ledger import Ledger
 from ledger.domain.privacy import mask_id_number
 from ledger.services.certificates import read_certificate
-from ledger.settings import get_settings
 from ledger.store.event_store import Database
 from ledger.store.integrity import load_or_create_signing_key, public_key_pem
 from tests.factories import activity, id_number, record_all, submission
@@ -115,15 +114,11 @@ def cli(database: Database, key_file: Path) -> Cli:
     key_file.parent.mkdir(exist_ok=True)
 
     def run(*arguments: str, key: Path | None = None) -> Result:
-        get_settings.cache_clear()
-        try:
-            return CliRunner().invoke(
-                app,
-                ["--db", database.url, *arguments],
-                env={"LEDGER_SIGNING_KEY_FILE": str(key or key_file)},
-            )
-        finally:
-            get_settings.cache_clear()
+        return CliRunner().invoke(
+            app,
+            ["--db", database.url, *arguments],
+            env={"LEDGER_SIGNING_KEY_FILE": str(key or key_file)},
+        )
 
     return run
 
@@ -388,15 +383,11 @@ def test_a_certificate_from_another_ledger_does_not_verify(
     # signed by the same key
     pdf = issue(cli, tmp_path / "cert.pdf")
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    get_settings.cache_clear()
-    try:
-        outcome = CliRunner().invoke(
-            app,
-            ["--db", elsewhere, "verify-certificate", str(pdf)],
-            env={"LEDGER_SIGNING_KEY_FILE": str(key_file)},
-        )
-    finally:
-        get_settings.cache_clear()
+    outcome = CliRunner().invoke(
+        app,
+        ["--db", elsewhere, "verify-certificate", str(pdf)],
+        env={"LEDGER_SIGNING_KEY_FILE": str(key_file)},
+    )
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert "chain hash" in outcome.stdout
 
@@ -430,7 +421,7 @@ class EarlyMorningInChina(datetime):
 def test_today_is_the_china_standard_time_day(
     served: Ledger, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ledger.api.cli.app.datetime", EarlyMorningInChina)
+    monkeypatch.setattr("ledger.api.cli.certificates.datetime", EarlyMorningInChina)
     monkeypatch.setattr("ledger.services.certificates.datetime", EarlyMorningInChina)
     out = tmp_path / "today.pdf"
     outcome = cli("certificate", "V1", "--out", str(out))

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from ledger.application.ledger import ConcurrencyConflictError, Ledger, Outcome
 from ledger.application.unit_of_work import AggregateCache
+from ledger.bootstrap import open_database
 from ledger.domain.activities import Activity
 from ledger.store import event_store as store
 from ledger.store.event_store import Database, event_subjects_table, events_table
@@ -290,8 +291,7 @@ def test_a_second_volunteer_with_the_same_id_number_is_refused(ledger: Ledger) -
 def test_on_sqlite_events_commit_durably_after_a_projection_write_and_back(
     tmp_path: Path,
 ) -> None:
-    database = Database(f"sqlite:///{tmp_path}/durability.db")
-    database.create_schema()
+    database = open_database(f"sqlite:///{tmp_path}/durability.db")
 
     def synchronous(durable: bool) -> int:
         with database.writing(durable=durable) as conn:

@@ -28,20 +28,18 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-import sqlalchemy as sa
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.popo import POPOFactory
 from eventsourcing.tests import application as library_application
 from eventsourcing.tests import persistence as library_persistence
 from eventsourcing.utils import Environment, EnvType, get_topic
 
+from ledger.bootstrap import open_database
 from ledger.store.event_store import (
     Database,
     Envelope,
     EventMetadata,
     LedgerRecorder,
-    metadata,
-    normalise_database_url,
 )
 
 # The ledger's own setting (LedgerSettings.database_url), read here by the
@@ -100,9 +98,7 @@ class EmptyLedgerDatabase:
     expected_factory_topic = get_topic(LedgerConformanceFactory)
 
     def use_database(self, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        database = Database(url)
-        database.create_schema()
-        database.dispose()
+        open_database(url).dispose()
         self.database_url = url
         monkeypatch.setenv("PERSISTENCE_MODULE", self.expected_factory_topic)
         monkeypatch.setenv(DATABASE_URL_SETTING, url)
@@ -127,10 +123,7 @@ class OnPostgreSQL(EmptyLedgerDatabase):
     def empty_postgres_database(
         self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        url: str = request.getfixturevalue("postgres_url")
-        engine = sa.create_engine(normalise_database_url(url))
-        metadata.drop_all(engine)
-        engine.dispose()
+        url: str = request.getfixturevalue("empty_postgres_url")
         self.use_database(url, monkeypatch)
 
 

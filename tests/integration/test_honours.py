@@ -42,7 +42,6 @@ from ledger.services.honours import (
     plan_honours,
     record_honours,
 )
-from ledger.settings import get_settings
 from ledger.store.event_store import events_table, head_position
 from tests.factories import activity, id_number, submission
 
@@ -194,15 +193,11 @@ class Town:
     # --- running honours -------------------------------------------------------
 
     def cli(self, *arguments: str) -> Result:
-        get_settings.cache_clear()
-        try:
-            return CliRunner().invoke(
-                app,
-                ["--db", self.ledger.database.url, *arguments],
-                env={"LEDGER_SIGNING_KEY_FILE": str(self.key_file)},
-            )
-        finally:
-            get_settings.cache_clear()
+        return CliRunner().invoke(
+            app,
+            ["--db", self.ledger.database.url, *arguments],
+            env={"LEDGER_SIGNING_KEY_FILE": str(self.key_file)},
+        )
 
     def honours(self, *arguments: str) -> list[str]:
         """`ledger honours ARGUMENTS`: the summary's lines (it must succeed)."""

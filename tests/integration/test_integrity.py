@@ -37,7 +37,6 @@ from ledger.api.cli.app import app
 from ledger.application.ledger import Ledger
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
-from ledger.settings import get_settings
 from ledger.store.chain import CHAINED_FIELDS, chain_hash
 from ledger.store.event_store import Database, events_table, utc_text
 from ledger.store.integrity import (
@@ -76,16 +75,12 @@ def signing_key_file(tmp_path: Path) -> Path:
 
 def ledger_cli(database: Database | None, key_file: Path, *arguments: str) -> Result:
     """Run `ledger` (on ``database``, if any) with ``key_file`` as its signing key."""
-    get_settings.cache_clear()
     database_option = ["--db", database.url] if database is not None else []
-    try:
-        return CliRunner().invoke(
-            app,
-            [*database_option, *arguments],
-            env={"LEDGER_SIGNING_KEY_FILE": str(key_file)},
-        )
-    finally:
-        get_settings.cache_clear()
+    return CliRunner().invoke(
+        app,
+        [*database_option, *arguments],
+        env={"LEDGER_SIGNING_KEY_FILE": str(key_file)},
+    )
 
 
 def exited_cleanly_with(outcome: Result, code: int) -> bool:

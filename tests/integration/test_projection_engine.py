@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import open_database
 from ledger.engine import (
     BUILDING,
     LIVE,
@@ -892,8 +893,7 @@ def test_measures_an_earlier_schema_made_32_bit_are_widened_on_opening(
             "ALTER TABLE proj_volunteer_hours_entries ALTER COLUMN minutes TYPE integer"
         )
     # When the ledger opens it
-    reopened = Database(database.url)
-    reopened.create_schema()
+    reopened = open_database(database.url)
     reopened.dispose()
     # Then the column is 64-bit again
     with database.reading() as conn:

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from ledger.application.commands import parse_command
 from ledger.application.ledger import Ledger, Outcome, Submission
 from ledger.application.unit_of_work import AggregateCache
-from ledger.engine.memory import cyclic_gc_paused
 from ledger.store.event_store import Envelope
+from ledger.store.memory import cyclic_gc_paused
 
 DEFAULT_BATCH_SIZE = 2_000
 

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.engine.events import DEFAULT_PAGE_SIZE, EventReader, RecordedEvent
-from ledger.engine.memory import cyclic_gc_paused
 from ledger.engine.projection import Entry, PageResult, Projection
 from ledger.engine.tracking import (
     LIVE,
@@ -35,6 +34,7 @@ from ledger.engine.tracking import (
     versions_noted_short,
 )
 from ledger.store.event_store import Database, head_position, utc_text
+from ledger.store.memory import cyclic_gc_paused
 
 # What a database says of rows it will not store (a value out of its
 # column's range — sqlite3 refuses one before SQLAlchemy sees it — or a

@@ -50,7 +50,6 @@ from ledger.domain.honours import (
     HonoursRunRecord,
     awards_due,
 )
-from ledger.engine.memory import cyclic_gc_paused
 from ledger.projections.registry import HONOURS_AWARDS
 from ledger.projections.service_sessions import VOIDED, china_date
 from ledger.projections.volunteer_hours import entries_table
@@ -62,6 +61,7 @@ from ledger.store.event_store import (
     select_rows_among,
     stream_versions,
 )
+from ledger.store.memory import cyclic_gc_paused
 
 RULES_DIRECTORY = Path(__file__).parent / "rules"
 

@@ -43,6 +43,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.store.chain import GENESIS_HASH, chain_hash
 
+# What SQLAlchemy needs to define tables with; no schema is created from
+# it (see ``Database.create_schema``).
 metadata = sa.MetaData()
 
 events_table = sa.Table(
@@ -93,6 +95,14 @@ claims_table = sa.Table(
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("value", sa.String(64), primary_key=True),
     sa.Column("stream_id", sa.String(36), nullable=False),
+)
+
+# The store's own tables; the whole schema is assembled in ledger.bootstrap.
+STORE_TABLES = (
+    events_table,
+    event_subjects_table,
+    idempotency_keys_table,
+    claims_table,
 )
 
 
@@ -273,17 +283,30 @@ class Database:
         self.engine: Engine = _create_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
 
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine)
+    def create_schema(self, tables: Sequence[sa.Table]) -> None:
+        """Create those of ``tables`` that do not exist yet. The caller names
+        every table (``ledger.bootstrap.LEDGER_SCHEMA``): the store knows only
+        its own (``STORE_TABLES``), and a database is never shaped by which
+        modules happened to be imported."""
+        with self.writing() as conn:
+            for table in tables:
+                table.create(conn, checkfirst=True)
         if not self.is_sqlite:
-            self._widen_integer_columns()
+            self._widen_integer_columns(tables)
 
-    def _widen_integer_columns(self) -> None:
+    def drop_schema(self, tables: Sequence[sa.Table]) -> None:
+        """Drop those of ``tables`` that exist: a fresh start, for tests and
+        benchmarks."""
+        with self.writing() as conn:
+            for table in reversed(tables):
+                table.drop(conn, checkfirst=True)
+
+    def _widen_integer_columns(self, tables: Sequence[sa.Table]) -> None:
         """Make 64-bit the columns declared so that an earlier schema made
         32-bit (PostgreSQL only: SQLite's integers are all 64-bit)."""
         declared = {
             (table.name, column.name)
-            for table in metadata.tables.values()
+            for table in tables
             for column in table.columns
             if isinstance(column.type, sa.BigInteger)
         }

@@ -1,0 +1,88 @@
+"""``ledger honours``: the honours run — every volunteer's stars, benefits
+and points under a rule set as of a day, the new awards recorded as events."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+
+from ledger.api.cli.context import components_of
+from ledger.api.cli.output import fail
+from ledger.projections.honours_awards import IncompleteAwardsError
+from ledger.projections.registry import VOLUNTEER_HOURS
+from ledger.services.honours import (
+    UnknownRuleSetError,
+    load_rule_set,
+    plan_honours,
+    record_honours,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+def honours(
+    ctx: typer.Context,
+    as_of: Annotated[
+        str,
+        typer.Option(
+            "--as-of", help="Count service dated up to this day (YYYY-MM-DD, CST)."
+        ),
+    ],
+    rules: Annotated[
+        str,
+        typer.Option(help="Rule set NAME[@VERSION]: national, kunshan, zhangjiagang."),
+    ],
+    position: Annotated[
+        int | None,
+        typer.Option(help="Read the ledger at this position (default: latest)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide, but record nothing.")
+    ] = False,
+) -> None:
+    """Compute every volunteer's honours and record the new awards as events."""
+    try:
+        day = date.fromisoformat(as_of)
+        rule_set = load_rule_set(rules, day)
+    except (ValueError, UnknownRuleSetError) as error:
+        fail(error, 2)
+    components = components_of(ctx)
+    ledger, engine = components.ledger, components.projection_engine
+    engine.catch_up()
+    with ledger.database.reading() as conn:
+        live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+        assert live is not None
+        read_at = live.position if position is None else position
+        if read_at > live.position:
+            fail(f"the ledger has no position {read_at} yet", 2)
+        try:
+            run = plan_honours(conn, live.version, rule_set, day, read_at)
+        except IncompleteAwardsError as error:
+            fail(error, 3)
+    typer.echo(
+        f"honours under {run.rules} as of {day.isoformat()} at position {read_at}: "
+        f"{run.volunteers} volunteers with counted service"
+    )
+    if run.since is not None:
+        typer.echo(
+            f"  building on the completed run that read position {run.since}: "
+            "only volunteers with service recorded or dated since, or whose "
+            "fraud bar may have changed, decided again"
+        )
+    standings = ", ".join(
+        f"{'★' * level or 'no star'}: {count}"
+        for level, count in sorted(run.standings_by_stars.items())
+    )
+    typer.echo(f"  standings: {standings or 'none'}")
+    typer.echo(f"  {len(run.changes)} volunteers with awards not yet recorded")
+    for level in sorted(run.new_stars):
+        typer.echo(f"  {'★' * level} newly reached by {run.new_stars[level]}")
+    typer.echo(
+        f"  benefits to grant: {run.new_benefits}; "
+        f"points to credit: {run.points_credited}"
+    )
+    recorded = 0 if dry_run else record_honours(ledger, run)
+    typer.echo(f"recorded={recorded}")

@@ -1,0 +1,94 @@
+"""``ledger import`` appends an interchange file; ``ledger demo`` imports a
+synthetic city, projects it and shows its dashboards."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from ledger.api.cli.context import components_of
+from ledger.api.cli.dashboards import show_dashboards
+from ledger.api.cli.output import console
+from ledger.application.importer import ImportSummary, default_report_path, import_file
+from ledger.application.ledger import Ledger
+from ledger.services.synthetic_city import DEFAULT_SCALE, write_city
+
+app = typer.Typer()
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    scale: Annotated[
+        float,
+        typer.Option(min=0.0001, max=1.0, help="1.0 is a full Kunshan city-year."),
+    ] = DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option(help="Same seed, same city.")] = 2022,
+    year: Annotated[int, typer.Option(help="The year of service.")] = 2024,
+) -> None:
+    """Build a synthetic Kunshan-shaped city, project it, show the dashboards."""
+    components = components_of(ctx)
+    ledger = components.ledger
+    with tempfile.TemporaryDirectory() as folder:
+        city = Path(folder) / f"city-{scale}-{seed}-{year}.jsonl"
+        lines = write_city(city, scale=scale, seed=seed, year=year)
+        console.print(
+            f"generated {lines:,} interchange lines (scale {scale}, seed {seed})"
+        )
+        summary = _import_with_progress(
+            ledger, city, Path(folder) / "rejected.jsonl", 2000
+        )
+    console.print(summary.summary_line())
+    report = components.projection_engine.catch_up()
+    console.print(
+        f"projected up to position {report.position} in {report.seconds:.1f} s"
+    )
+    reads = components.reads
+    for centre in reads.venue_children(None)["children"]:
+        show_dashboards(Console(), reads, centre["venue_id"], year)
+
+
+def _import_with_progress(
+    ledger: Ledger, file: Path, report_path: Path, batch_size: int
+) -> ImportSummary:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        return import_file(
+            ledger,
+            file,
+            report_path=report_path,
+            batch_size=batch_size,
+            on_progress=lambda size: progress.advance(task, size),
+        )
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    report: Annotated[
+        Path | None, typer.Option(help="Where to write the rejection report.")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Lines per transaction.")
+    ] = 2000,
+) -> None:
+    """Append an interchange file (JSON Lines) to the ledger."""
+    ledger = components_of(ctx).ledger
+    report_path = report or default_report_path(file)
+    summary = _import_with_progress(ledger, file, report_path, batch_size)
+    if summary.rejected:
+        console.print(f"rejected lines are listed in {report_path}")
+    typer.echo(summary.summary_line())

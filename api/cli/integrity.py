@@ -1,0 +1,157 @@
+"""The ledger's integrity: ``ledger verify`` checks the chain, checkpoints
+and projections; ``ledger checkpoint`` signs the chain head; exported
+events and a checkpoint are verified with the public key alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.api.cli.context import components_of
+from ledger.api.cli.output import fail, print_json
+from ledger.settings import LedgerSettings
+from ledger.store.integrity import (
+    Checkpoint,
+    export_events,
+    load_or_create_signing_key,
+    load_public_key,
+    own_public_key,
+    public_key_pem,
+    sign_checkpoint,
+    verify_exported_events,
+    verify_ledger,
+)
+
+app = typer.Typer()
+
+
+def checking_key(
+    settings: LedgerSettings, path: Path | None
+) -> Ed25519PublicKey | None:
+    """The public key in the PEM file at ``path``, else the ledger's own
+    (None while the ledger has no signing key)."""
+    if path is not None:
+        return load_public_key(path.read_bytes())
+    return own_public_key(settings.signing_key_file)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM public key to check checkpoints with "
+            "(default: the ledger's own signing key)."
+        ),
+    ] = None,
+) -> None:
+    """Check the chain, every checkpoint, and that every projection equals a
+    fresh replay; exit non-zero and name the first problem on any mismatch."""
+    components = components_of(ctx)
+    engine = components.projection_engine
+    audit = verify_ledger(
+        engine.database, checking_key(components.settings, public_key)
+    )
+    chain = audit.chain
+    if chain.ok:
+        typer.echo(f"chain: ok, {chain.checked} events, head {chain.head_hash}")
+    else:
+        typer.echo(
+            f"chain: BROKEN at position {chain.first_bad_position}: {chain.problem}"
+        )
+    for checked in audit.checkpoints:
+        point = checked.checkpoint
+        status = "ok" if checked.ok else f"FAILED: {checked.problem}"
+        typer.echo(f"checkpoint at position {point.position}: {status}")
+    failed = not audit.ok
+    for result in engine.verify():
+        if not result.has_live_version:
+            typer.echo(f"{result.name}: NO LIVE VERSION (run `ledger rebuild`)")
+        else:
+            status = "ok" if result.ok else "MISMATCH"
+            typer.echo(
+                f"{result.name}: {status} at position {result.position} "
+                f"fingerprint={result.live_fingerprint[:16]}"
+            )
+        if result.dead_letters:
+            typer.echo(f"  {result.dead_letters} dead letter(s) parked")
+        for position in result.refused_unparked[:10]:
+            typer.echo(f"  the event at position {position} is refused, not parked")
+        for difference in result.differences[:10]:
+            typer.echo(
+                f"  at position {difference.position} key {list(difference.key)}: "
+                f"live {difference.live} != replay {difference.replayed}"
+            )
+        if len(result.differences) > 10:
+            typer.echo(f"  … {len(result.differences) - 10} more differences")
+        failed = failed or not result.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def checkpoint(
+    ctx: typer.Context,
+    public_key_out: Annotated[
+        Path | None,
+        typer.Option(help="Also write the public key (PEM) to this file."),
+    ] = None,
+) -> None:
+    """Sign the current chain head (position and hash) with the ledger's key."""
+    components = components_of(ctx)
+    database = components.database
+    key = load_or_create_signing_key(components.settings.signing_key_file)
+    try:
+        signed = sign_checkpoint(database, key)
+    except ValueError as error:
+        fail(error, 1)
+    if public_key_out is not None:
+        public_key_out.write_bytes(public_key_pem(key))
+    print_json(signed.as_dict())
+
+
+@app.command("public-key")
+def public_key_command(ctx: typer.Context) -> None:
+    """Print the public key (PEM) that checkpoints are verified with."""
+    key = load_or_create_signing_key(components_of(ctx).settings.signing_key_file)
+    typer.echo(public_key_pem(key).decode())
+
+
+@app.command("export-events")
+def export_events_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Argument(help="JSON Lines file to write.")],
+) -> None:
+    """Write every stored event with its chain hash, for outside verification."""
+    database = components_of(ctx).database
+    with out.open("wb") as file:
+        count = sum(1 for line in export_events(database) if file.write(line))
+    typer.echo(f"exported {count} events to {out}")
+
+
+@app.command("verify-export")
+def verify_export_command(
+    events: Annotated[Path, typer.Argument(help="A file from `ledger export-events`.")],
+    checkpoint_file: Annotated[
+        Path,
+        typer.Option(
+            "--checkpoint", help="A checkpoint JSON from `ledger checkpoint`."
+        ),
+    ],
+    public_key: Annotated[Path, typer.Option(help="The ledger's public key (PEM).")],
+) -> None:
+    """Verify a checkpoint with only the public key and exported events."""
+    signed = Checkpoint(**orjson.loads(checkpoint_file.read_bytes()))
+    with events.open("rb") as lines:
+        checked = verify_exported_events(lines, signed, public_key.read_bytes())
+    if not checked.ok:
+        typer.echo(
+            f"checkpoint at position {signed.position}: FAILED: {checked.problem}"
+        )
+        raise typer.Exit(1)
+    typer.echo(f"checkpoint at position {signed.position}: ok")

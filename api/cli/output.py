@@ -1,0 +1,60 @@
+"""What commands print: JSON answers and exports on standard output,
+progress and refusals on standard error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+
+from ledger.services.exports import Column, write_export
+
+console = Console(stderr=True)
+
+ExportOption = Annotated[
+    Path | None,
+    typer.Option("--export", help="Write a .csv or .xlsx file instead of JSON."),
+]
+ChineseOption = Annotated[
+    bool, typer.Option("--chinese-headers", help="Chinese column headers in exports.")
+]
+
+
+def print_json(document: object) -> None:
+    typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+
+
+def fail(problem: object, exit_code: int) -> NoReturn:
+    """Name the problem on standard error, in red, and exit with ``exit_code``."""
+    console.print(f"[red]{problem}[/red]")
+    raise typer.Exit(exit_code)
+
+
+def print_or_export(
+    document: dict[str, Any],
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    export: Path | None,
+    chinese_headers: bool,
+    what: str,
+) -> None:
+    """Print an answer as JSON, or export its rows citing its ledger state."""
+    if export is None:
+        print_json(document)
+        return
+    try:
+        write_export(
+            export,
+            rows,
+            columns,
+            position=document["position"],
+            chain_hash=document["chain_hash"],
+            chinese_headers=chinese_headers,
+        )
+    except ValueError as error:
+        fail(error, 2)
+    typer.echo(f"exported {len(rows)} {what} to {export}")

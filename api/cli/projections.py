@@ -1,0 +1,86 @@
+"""``ledger project`` brings the projections up to date; ``ledger rebuild``
+replays them from the first event beside the live ones."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ledger.api.cli.context import components_of
+from ledger.api.cli.output import console
+from ledger.engine import (
+    REBUILD_WORKERS,
+    CatchUpReport,
+    ProjectionEngine,
+    list_dead_letters,
+)
+
+app = typer.Typer()
+
+
+def _print_catch_up(report: CatchUpReport) -> None:
+    for name in sorted(report.events):
+        parked = report.dead_letters.get(name, 0)
+        typer.echo(
+            f"{name}: {report.events[name]} events, {report.entries[name]} entries"
+            + (f", {parked} dead letters" if parked else "")
+        )
+    typer.echo(f"position={report.position} seconds={report.seconds:.2f}")
+
+
+def _exit_on_dead_letters(engine: ProjectionEngine) -> None:
+    with engine.database.reading() as conn:
+        letters = list_dead_letters(conn)
+    if letters:
+        console.print(f"[red]{len(letters)} event(s) parked as dead letters:[/red]")
+        for letter in letters[:20]:
+            console.print(
+                f"  {letter['name']} v{letter['version']} at position "
+                f"{letter['position']} ({letter['topic']}): {letter['error']}"
+            )
+        raise typer.Exit(3)
+
+
+@app.command()
+def project(
+    ctx: typer.Context,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep following new events.")
+    ] = False,
+    poll: Annotated[
+        float, typer.Option(help="Seconds between polls when following.")
+    ] = 0.2,
+) -> None:
+    """Bring every projection up to date with the ledger."""
+    engine = components_of(ctx).projection_engine
+    if follow:
+        try:
+            engine.follow(poll_seconds=poll, on_report=_print_catch_up)
+        except KeyboardInterrupt:
+            return
+    _print_catch_up(engine.catch_up())
+    _exit_on_dead_letters(engine)
+
+
+@app.command()
+def rebuild(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="One projection; all if omitted.")
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes sharing the projections out (default: one more "
+            "than the cores, which evens out shares of unequal work).",
+        ),
+    ] = REBUILD_WORKERS,
+) -> None:
+    """Rebuild projections from the first event, beside the live ones."""
+    engine = components_of(ctx).projection_engine
+    names = [engine.projection(name).name] if name else None
+    report = engine.rebuild(names, workers=workers)
+    _print_catch_up(report)
+    typer.echo(f"processes={report.processes}")

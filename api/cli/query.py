@@ -1,0 +1,189 @@
+"""``ledger query``: the projections' answers (CONTRACT §5) as JSON, or a
+venue's months exported as CSV or xlsx."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ledger.api.cli.context import components_of
+from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_or_export
+from ledger.reads.queries import (
+    EXPLAINED_EVENTS,
+    InvalidReadError,
+    LedgerReads,
+    NotFoundError,
+    parse_as_of,
+)
+from ledger.services.exports import (
+    MONTHLY_ACTIVITY_COLUMNS,
+    MONTHLY_FULFILMENT_COLUMNS,
+    Column,
+    monthly_rows,
+)
+
+app = typer.Typer(help="Read projections as JSON (CONTRACT §5).", no_args_is_help=True)
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="A ledger position, or a recording time with offset."),
+]
+MonthOption = Annotated[str | None, typer.Option(help="Month YYYY-MM (inclusive).")]
+AfterOption = Annotated[
+    int,
+    typer.Option(
+        help="Continue after this position (next_after); pass --as-of the "
+        "first page's position too."
+    ),
+]
+LimitOption = Annotated[int, typer.Option(help="Events per answer.")]
+FromOption = Annotated[str | None, typer.Option("--from", help="First month YYYY-MM.")]
+SubtreeOption = Annotated[
+    bool,
+    typer.Option("--subtree/--no-subtree", help="With the venue's descendants."),
+]
+
+
+def _run_read(
+    ctx: typer.Context,
+    read: Callable[[LedgerReads], dict[str, Any]],
+    export: Path | None = None,
+    columns: Sequence[Column] = (),
+    chinese_headers: bool = False,
+) -> None:
+    """Print a read as JSON, or export its months as CSV or xlsx."""
+    reads = components_of(ctx).reads
+    try:
+        document = read(reads)
+        # only venue reads have months; an hours read is never exported
+        rows = monthly_rows(document) if export is not None else []
+        print_or_export(document, rows, columns, export, chinese_headers, "months")
+    except NotFoundError as error:
+        fail(error, 4)
+    except InvalidReadError as error:
+        fail(error, 2)
+
+
+@app.command("hours")
+def query_hours(
+    ctx: typer.Context, volunteer_id: str, as_of: AsOfOption = None
+) -> None:
+    """A volunteer's approved hours."""
+    _run_read(
+        ctx, lambda reads: reads.volunteer_hours(volunteer_id, parse_as_of(as_of))
+    )
+
+
+@app.command("activity")
+def query_activity(
+    ctx: typer.Context,
+    venue_id: str,
+    from_: FromOption = None,
+    to: MonthOption = None,
+    subtree: SubtreeOption = True,
+    as_of: AsOfOption = None,
+    export: ExportOption = None,
+    chinese_headers: ChineseOption = False,
+) -> None:
+    """A venue's activities, sessions, volunteers and minutes."""
+    _run_read(
+        ctx,
+        lambda reads: reads.venue_activity(
+            venue_id, from_, to, subtree=subtree, as_of=parse_as_of(as_of)
+        ),
+        export,
+        MONTHLY_ACTIVITY_COLUMNS,
+        chinese_headers,
+    )
+
+
+@app.command("fulfilment")
+def query_fulfilment(
+    ctx: typer.Context,
+    venue_id: str,
+    from_: FromOption = None,
+    to: MonthOption = None,
+    subtree: SubtreeOption = True,
+    kind: Annotated[str | None, typer.Option(help="wish or service")] = None,
+    as_of: AsOfOption = None,
+    export: ExportOption = None,
+    chinese_headers: ChineseOption = False,
+) -> None:
+    """A venue's orders: counts, fulfilment rate and satisfaction."""
+    _run_read(
+        ctx,
+        lambda reads: reads.venue_fulfilment(
+            venue_id, from_, to, subtree=subtree, kind=kind, as_of=parse_as_of(as_of)
+        ),
+        export,
+        MONTHLY_FULFILMENT_COLUMNS,
+        chinese_headers,
+    )
+
+
+@app.command("explain-hours")
+def query_explain_hours(
+    ctx: typer.Context, volunteer_id: str, as_of: AsOfOption = None
+) -> None:
+    """The events behind a volunteer's hours, with their contributions."""
+    _run_read(
+        ctx,
+        lambda reads: reads.explain_volunteer_hours(volunteer_id, parse_as_of(as_of)),
+    )
+
+
+@app.command("explain-activity")
+def query_explain_activity(
+    ctx: typer.Context,
+    venue_id: str,
+    from_: FromOption = None,
+    to: MonthOption = None,
+    subtree: SubtreeOption = True,
+    as_of: AsOfOption = None,
+    after: AfterOption = 0,
+    limit: LimitOption = EXPLAINED_EVENTS,
+) -> None:
+    """The events behind a venue's activity figures, a page at a time."""
+    _run_read(
+        ctx,
+        lambda reads: reads.explain_venue_activity(
+            venue_id,
+            from_,
+            to,
+            subtree=subtree,
+            as_of=parse_as_of(as_of),
+            after=after,
+            limit=limit,
+        ),
+    )
+
+
+@app.command("explain-fulfilment")
+def query_explain_fulfilment(
+    ctx: typer.Context,
+    venue_id: str,
+    from_: FromOption = None,
+    to: MonthOption = None,
+    subtree: SubtreeOption = True,
+    kind: Annotated[str | None, typer.Option(help="wish or service")] = None,
+    as_of: AsOfOption = None,
+    after: AfterOption = 0,
+    limit: LimitOption = EXPLAINED_EVENTS,
+) -> None:
+    """The events behind a venue's order figures, a page at a time."""
+    _run_read(
+        ctx,
+        lambda reads: reads.explain_venue_fulfilment(
+            venue_id,
+            from_,
+            to,
+            subtree=subtree,
+            kind=kind,
+            as_of=parse_as_of(as_of),
+            after=after,
+            limit=limit,
+        ),
+    )

@@ -1,0 +1,79 @@
+"""The composition root: the ledger's parts, built from one ``LedgerSettings``.
+
+The CLI's root callback and the HTTP app factory each read the settings
+once and hand them here; nothing below them reads the environment. The
+schema is assembled here too: every table the ledger uses, listed, so that
+creating a database never depends on which modules happened to be imported.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import sqlalchemy as sa
+
+from ledger.application.ledger import Ledger
+from ledger.engine import (
+    ProjectionEngine,
+    dead_letters_table,
+    projection_changes_noted_table,
+    projection_changes_table,
+    projection_versions_table,
+)
+from ledger.projections.registry import ALL_PROJECTIONS
+from ledger.reads.queries import LedgerReads
+from ledger.settings import LedgerSettings
+from ledger.store.api_keys import api_keys_table
+from ledger.store.event_store import STORE_TABLES, Database
+from ledger.store.integrity import checkpoints_table
+
+# Every table of a ledger database: the events and what is stored beside
+# them, the checkpoints, the projection engine's bookkeeping, each
+# projection's entries, and the HTTP API's keys.
+LEDGER_SCHEMA: tuple[sa.Table, ...] = (
+    *STORE_TABLES,
+    checkpoints_table,
+    projection_versions_table,
+    dead_letters_table,
+    projection_changes_table,
+    projection_changes_noted_table,
+    *(projection.entries for projection in ALL_PROJECTIONS),
+    api_keys_table,
+)
+
+
+def open_database(url: str) -> Database:
+    """The database at ``url``, with every table of the schema in place."""
+    database = Database(url)
+    database.create_schema(LEDGER_SCHEMA)
+    return database
+
+
+class LedgerComponents:
+    """The ledger's parts, composed from ``settings``. Each is built when
+    first asked for, so a command that needs no database (``ledger
+    verify-export``, say) neither opens nor creates one."""
+
+    def __init__(self, settings: LedgerSettings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def database(self) -> Database:
+        return open_database(self.settings.database_url)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.database)
+
+    @cached_property
+    def projection_engine(self) -> ProjectionEngine:
+        return ProjectionEngine(self.database, ALL_PROJECTIONS)
+
+    @cached_property
+    def reads(self) -> LedgerReads:
+        return LedgerReads(self.database)
+
+    def close(self) -> None:
+        """Close the database's pooled connections, if it was opened."""
+        if "database" in vars(self):
+            self.database.dispose()

@@ -1,0 +1,68 @@
+"""The composition root: one schema, listed in one place, and settings read
+once and handed on whole."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from ledger.api.cli.app import app
+from ledger.bootstrap import LEDGER_SCHEMA
+from ledger.settings import LedgerSettings
+from ledger.store.event_store import Database, metadata
+
+SCHEMA_TABLES = {table.name for table in LEDGER_SCHEMA}
+
+
+def test_a_new_database_holds_exactly_the_tables_of_the_schema(
+    database: Database,
+) -> None:
+    assert set(sa.inspect(database.engine).get_table_names()) == SCHEMA_TABLES
+
+
+def test_the_schema_lists_every_table_the_cli_and_the_api_define() -> None:
+    # Given every module that defines a table imported, as the entry points do
+    for entry_point in ("ledger.api.cli.app", "ledger.api.http.app"):
+        importlib.import_module(entry_point)
+    # Then each of their tables is in the schema, and only those
+    assert set(metadata.tables) == SCHEMA_TABLES
+
+
+def test_settings_handed_on_as_an_environment_read_back_the_same(
+    tmp_path: Path,
+) -> None:
+    settings = LedgerSettings(
+        database_url="postgresql://elsewhere/ledger",
+        signing_key_file=tmp_path / "signing-key.pem",
+        certificate_contact="0512-12345678",
+    )
+    read_back = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ledger.settings import LedgerSettings; "
+            "print(LedgerSettings().model_dump_json())",
+        ],
+        env=settings.as_environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert read_back.strip() == settings.model_dump_json()
+
+
+def test_a_command_that_needs_no_database_leaves_none_behind(tmp_path: Path) -> None:
+    ledger_db = tmp_path / "ledger.db"
+    outcome = CliRunner().invoke(
+        app,
+        ["--db", f"sqlite:///{ledger_db}", "public-key"],
+        env={"LEDGER_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem")},
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+    assert not ledger_db.exists()
