@@ -24,6 +24,7 @@ from ledger.application.commands import Command
 from ledger.application.handlers import (
     CommandHandlers,
     CommandScope,
+    claims_of,
     references,
     scope_of,
 )
@@ -187,6 +188,9 @@ class Ledger(Application[UUID]):
                 pending.append((Outcome.REJECTED, None, None, error))
                 continue
             new_events = changed.collect_events()
+            for event in new_events:
+                for kind, value in claims_of(event):
+                    unit.claim(kind, value, event.originator_id)
             first_index = len(events)
             events.extend(new_events)
             metadata.extend(
@@ -299,10 +303,23 @@ def subjects_of(aggregate: Aggregate, event: Any) -> frozenset[tuple[str, str]]:
     """The subjects an event concerns: its own aggregate, and every venue,
     team, volunteer, activity, order or session its payload names, also
     inside the facts it carries (a session's venue, an order's venue)."""
+    return event_subjects(own_subject(aggregate), event)
+
+
+def own_subject(aggregate: Aggregate) -> tuple[str, str] | None:
+    """The subject an aggregate is (None for one that is no subject of its
+    own: honours are the volunteer's). Its creation sets it for good."""
     kind = type(aggregate).TOPIC.lower()  # type: ignore[attr-defined]
-    own_id = getattr(aggregate, f"{kind}_id", None)  # honours are the volunteer's
+    own_id = getattr(aggregate, f"{kind}_id", None)
+    return (kind, own_id) if own_id else None
+
+
+def event_subjects(
+    own: tuple[str, str] | None, event: Any
+) -> frozenset[tuple[str, str]]:
+    """The subjects of an event of the aggregate that is subject ``own``."""
     named = named_subjects(event)
-    return named | {(kind, own_id)} if own_id else named
+    return named | {own} if own else named
 
 
 def named_subjects(event: Any) -> frozenset[tuple[str, str]]:
