@@ -12,7 +12,10 @@ from typing import Annotated, Any
 import orjson
 import typer
 import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
@@ -70,15 +73,18 @@ from ledger.services.synthetic_city import DEFAULT_SCALE, write_city
 from ledger.settings import get_settings
 from ledger.store.event_store import Database
 from ledger.store.integrity import (
-    Checkpoint,
+    KeyMaterialError,
     export_events,
-    load_or_create_signing_key,
+    key_directory,
+    ledger_signing_key,
     load_public_key,
     own_public_key,
     public_key_pem,
+    read_checkpoint,
     sign_checkpoint,
     verify_exported_events,
     verify_ledger,
+    write_checkpoint,
 )
 
 app = typer.Typer(
@@ -269,11 +275,35 @@ def verify(
             "(default: the ledger's own signing key)."
         ),
     ] = None,
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint kept outside the ledger (`ledger checkpoint --out`); "
+            "needs --public-key.",
+        ),
+    ] = None,
 ) -> None:
-    """Check the chain, every checkpoint, and that every projection equals a
-    fresh replay; exit non-zero and name the first problem on any mismatch."""
+    """Check the chain, every checkpoint, the tables derived from the events,
+    and that every projection equals a fresh replay; exit non-zero and name
+    the first problem on any mismatch."""
+    kept_outside = []
+    if checkpoint_file is not None:
+        if public_key is None:
+            console.print("[red]--checkpoint needs --public-key[/red]")
+            raise typer.Exit(2)
+        try:
+            kept_outside.append(read_checkpoint(checkpoint_file))
+        except ValueError as error:
+            console.print(f"[red]{error}[/red]", soft_wrap=True)
+            raise typer.Exit(2) from None
     engine = open_engine()
-    audit = verify_ledger(engine.database, _public_key(public_key))
+    audit = verify_ledger(
+        engine.database,
+        _public_key(public_key),
+        Ledger(engine.database),
+        kept_outside=kept_outside,
+    )
     chain = audit.chain
     if chain.ok:
         typer.echo(f"chain: ok, {chain.checked} events, head {chain.head_hash}")
@@ -285,6 +315,15 @@ def verify(
         point = checked.checkpoint
         status = "ok" if checked.ok else f"FAILED: {checked.problem}"
         typer.echo(f"checkpoint at position {point.position}: {status}")
+    for checked in audit.kept_outside:
+        status = "ok" if checked.ok else f"FAILED: {checked.problem}"
+        typer.echo(
+            f"checkpoint kept outside, at position {checked.checkpoint.position}: "
+            f"{status}"
+        )
+    for table in audit.derived:
+        status = "ok" if table.ok else f"MISMATCH {table.problem}"
+        typer.echo(f"{table.table}: {status} ({table.rows} rows from the events)")
     failed = not audit.ok
     for result in engine.verify():
         if not result.has_live_version:
@@ -311,18 +350,32 @@ def verify(
         raise typer.Exit(1)
 
 
-def _signing_key_path() -> Path:
-    return get_settings().signing_key_file
+def _signing_key(database: Database) -> Ed25519PrivateKey:
+    """The ledger's signing key, from its key directory; exits with the
+    reason, in one line, when there is none to use."""
+    try:
+        directory = key_directory(state.database_url, get_settings().key_directory)
+        return ledger_signing_key(database, directory)
+    except KeyMaterialError as error:
+        console.print(f"[red]{error}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _public_key(path: Path | None) -> Ed25519PublicKey | None:
     if path is not None:
         return load_public_key(path.read_bytes())
-    return own_public_key(_signing_key_path())
+    return own_public_key(state.database_url, get_settings().key_directory)
 
 
 @app.command()
 def checkpoint(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the signed checkpoint (JSON) to this file, to be "
+            "kept outside the ledger."
+        ),
+    ] = None,
     public_key_out: Annotated[
         Path | None,
         typer.Option(help="Also write the public key (PEM) to this file."),
@@ -330,12 +383,14 @@ def checkpoint(
 ) -> None:
     """Sign the current chain head (position and hash) with the ledger's key."""
     ledger = open_ledger()
-    key = load_or_create_signing_key(_signing_key_path())
+    key = _signing_key(ledger.database)
     try:
         signed = sign_checkpoint(ledger.database, key)
-    except ValueError as error:
-        console.print(f"[red]{error}[/red]")
+    except (KeyMaterialError, ValueError) as error:
+        console.print(f"[red]{error}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
+    if out is not None:
+        write_checkpoint(signed, out)
     if public_key_out is not None:
         public_key_out.write_bytes(public_key_pem(key))
     print_json(signed.as_dict())
@@ -344,7 +399,7 @@ def checkpoint(
 @app.command("public-key")
 def public_key_command() -> None:
     """Print the public key (PEM) that checkpoints are verified with."""
-    typer.echo(public_key_pem(load_or_create_signing_key(_signing_key_path())).decode())
+    typer.echo(public_key_pem(_signing_key(open_ledger().database)).decode())
 
 
 @app.command("export-events")
@@ -370,7 +425,11 @@ def verify_export_command(
     public_key: Annotated[Path, typer.Option(help="The ledger's public key (PEM).")],
 ) -> None:
     """Verify a checkpoint with only the public key and exported events."""
-    signed = Checkpoint(**orjson.loads(checkpoint_file.read_bytes()))
+    try:
+        signed = read_checkpoint(checkpoint_file)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
     with events.open("rb") as lines:
         checked = verify_exported_events(lines, signed, public_key.read_bytes())
     if not checked.ok:
@@ -797,7 +856,7 @@ def certificate(
         handler=settings.certificate_handler,
         contact=settings.certificate_contact,
     )
-    key = load_or_create_signing_key(_signing_key_path())
+    key = _signing_key(ledger.database)
     with ledger.database.reading() as conn:
         live = engine.live_version(conn, VOLUNTEER_HOURS.name)
         assert live is not None

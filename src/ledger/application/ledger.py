@@ -18,7 +18,11 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    StoredEvent,
+)
 
 from ledger.application.commands import Command
 from ledger.application.handlers import (
@@ -39,6 +43,7 @@ from ledger.store.event_store import (
     KeyUse,
     LedgerRecorder,
 )
+from ledger.store.integrity import RecordedBeside
 
 # Payload fields that name a subject an event concerns, and the subject kind.
 SUBJECT_FIELDS = {
@@ -289,6 +294,28 @@ class Ledger(Application[UUID]):
             if aggregate is not None:
                 loaded[stream] = aggregate
         return loaded
+
+    # --- what an append records beside its events, derived again ----------
+
+    def stream_origin(self, first_event: StoredEvent) -> tuple[str, str] | None:
+        """What deriving a stream's events needs to know of the stream: the
+        subject its aggregate is, which the stream's first event sets."""
+        created = cast(Aggregate.Event, self.mapper.to_domain_event(first_event))
+        aggregate = created.mutate(None)
+        if aggregate is None:
+            raise ValueError("the stream's first event creates no aggregate")
+        return own_subject(aggregate)
+
+    def recorded_beside(
+        self, origin: tuple[str, str] | None, event: StoredEvent
+    ) -> RecordedBeside:
+        """The subjects and claims appending ``event`` recorded beside it,
+        derived again from the stored event by the append's own rules (for
+        ``ledger verify`` to compare with the stored tables)."""
+        domain_event = cast(Aggregate.Event, self.mapper.to_domain_event(event))
+        return RecordedBeside(
+            event_subjects(origin, domain_event), tuple(claims_of(domain_event))
+        )
 
     def find_claims(
         self, claims: Sequence[tuple[str, str]]
