@@ -415,16 +415,17 @@ _STORED_KEYS = (
 def _stored_by_position(
     conn: Connection, name: str, query: str
 ) -> Iterator[Iterator[tuple[int, Rows]]]:
-    """The rows of ``query`` (position first, ordered by it) grouped by
-    position, streamed through the driver's cursor as they are consumed (on
-    PostgreSQL a server-side cursor, named ``name``)."""
+    """The rows of ``query`` (a position, ordered by, and two columns)
+    grouped by position, streamed through the driver's cursor as they are
+    consumed (on PostgreSQL a server-side cursor, named ``name``)."""
     driver = conn.connection.dbapi_connection
     assert driver is not None
     cursor = driver.cursor() if conn.dialect.name == "sqlite" else driver.cursor(name)
     try:
         cursor.execute(query)
+        content = itemgetter(1, 2)
         yield (
-            (position, frozenset(row[1:] for row in group))
+            (position, frozenset(map(content, group)))
             for position, group in groupby(_fetched(cursor), key=itemgetter(0))
         )
     finally:
