@@ -988,3 +988,17 @@ def test_signing_with_a_key_other_than_the_earlier_checkpoints_is_refused(
 
     # While the ledger's own key still signs
     assert exited_cleanly_with(ledger_cli(city, key_directory, "checkpoint"), 0)
+
+
+def test_a_relative_key_directory_is_refused(
+    city: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = ledger_cli(city, Path("keys"), "checkpoint")
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert outcome.output.strip() == (
+        f"{KEY_DIRECTORY_SETTING} must be an absolute path, not 'keys': a relative "
+        "one changes with the working directory"
+    )
+    assert list_checkpoints(city) == []
+    assert not (tmp_path / "keys").exists()

@@ -610,7 +610,13 @@ def key_directory(database_url: str, configured: Path | None) -> Path:
     whatever its working directory. A ledger in PostgreSQL (or in memory)
     has no such place: its key directory must be configured."""
     if configured is not None:
-        return configured.expanduser().absolute()
+        directory = configured.expanduser()
+        if not directory.is_absolute():
+            raise KeyMaterialError(
+                f"{KEY_DIRECTORY_SETTING} must be an absolute path, not "
+                f"'{configured}': a relative one changes with the working directory"
+            )
+        return directory
     url = sa.engine.make_url(normalise_database_url(database_url))
     file = url.database if url.get_backend_name() == "sqlite" else None
     if not file or file == ":memory:" or file.startswith("file:"):
