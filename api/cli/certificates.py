@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.integrity import checking_key
+from ledger.api.cli.integrity import checking_key, signing_key
 from ledger.api.cli.output import console, fail
 from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.projections.registry import VOLUNTEER_HOURS
@@ -22,7 +22,6 @@ from ledger.services.certificates import (
     verify_certificate,
     write_certificate,
 )
-from ledger.store.integrity import load_or_create_signing_key
 
 app = typer.Typer()
 
@@ -58,7 +57,7 @@ def certificate(
         handler=settings.certificate_handler,
         contact=settings.certificate_contact,
     )
-    key = load_or_create_signing_key(settings.signing_key_file)
+    key = signing_key(components)
     with ledger.database.reading() as conn:
         live = engine.live_version(conn, VOLUNTEER_HOURS.name)
         assert live is not None

@@ -7,23 +7,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from ledger.api.cli.context import components_of
 from ledger.api.cli.output import fail, print_json
+from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
 from ledger.store.integrity import (
     Checkpoint,
+    KeyMaterialError,
     export_events,
-    load_or_create_signing_key,
+    key_directory,
+    ledger_signing_key,
     load_public_key,
     own_public_key,
     public_key_pem,
+    read_checkpoint,
     sign_checkpoint,
     verify_exported_events,
     verify_ledger,
+    write_checkpoint,
 )
 
 app = typer.Typer()
@@ -36,7 +43,26 @@ def checking_key(
     (None while the ledger has no signing key)."""
     if path is not None:
         return load_public_key(path.read_bytes())
-    return own_public_key(settings.signing_key_file)
+    return own_public_key(settings.database_url, settings.key_directory)
+
+
+def signing_key(components: LedgerComponents) -> Ed25519PrivateKey:
+    """The ledger's signing key, from its key directory; exits with the
+    reason, in one line, when there is none to use."""
+    settings = components.settings
+    try:
+        directory = key_directory(settings.database_url, settings.key_directory)
+        return ledger_signing_key(components.database, directory)
+    except KeyMaterialError as error:
+        fail(error, 1)
+
+
+def kept_checkpoint(path: Path) -> Checkpoint:
+    """A signed checkpoint read from a file, or a one-line refusal."""
+    try:
+        return read_checkpoint(path)
+    except ValueError as error:
+        fail(error, 2)
 
 
 @app.command()
@@ -49,13 +75,30 @@ def verify(
             "(default: the ledger's own signing key)."
         ),
     ] = None,
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint kept outside the ledger (`ledger checkpoint --out`); "
+            "needs --public-key.",
+        ),
+    ] = None,
 ) -> None:
-    """Check the chain, every checkpoint, and that every projection equals a
-    fresh replay; exit non-zero and name the first problem on any mismatch."""
+    """Check the chain, every checkpoint, the tables derived from the events,
+    and that every projection equals a fresh replay; exit non-zero and name
+    the first problem on any mismatch."""
+    kept_outside: list[Checkpoint] = []
+    if checkpoint_file is not None:
+        if public_key is None:
+            fail("--checkpoint needs --public-key", 2)
+        kept_outside.append(kept_checkpoint(checkpoint_file))
     components = components_of(ctx)
     engine = components.projection_engine
     audit = verify_ledger(
-        engine.database, checking_key(components.settings, public_key)
+        engine.database,
+        checking_key(components.settings, public_key),
+        components.ledger,
+        kept_outside=kept_outside,
     )
     chain = audit.chain
     if chain.ok:
@@ -68,6 +111,15 @@ def verify(
         point = checked.checkpoint
         status = "ok" if checked.ok else f"FAILED: {checked.problem}"
         typer.echo(f"checkpoint at position {point.position}: {status}")
+    for checked in audit.kept_outside:
+        status = "ok" if checked.ok else f"FAILED: {checked.problem}"
+        typer.echo(
+            f"checkpoint kept outside, at position {checked.checkpoint.position}: "
+            f"{status}"
+        )
+    for table in audit.derived:
+        status = "ok" if table.ok else f"MISMATCH {table.problem}"
+        typer.echo(f"{table.table}: {status} ({table.rows} rows from the events)")
     failed = not audit.ok
     for result in engine.verify():
         if not result.has_live_version:
@@ -97,6 +149,13 @@ def verify(
 @app.command()
 def checkpoint(
     ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the signed checkpoint (JSON) to this file, to be "
+            "kept outside the ledger."
+        ),
+    ] = None,
     public_key_out: Annotated[
         Path | None,
         typer.Option(help="Also write the public key (PEM) to this file."),
@@ -104,12 +163,13 @@ def checkpoint(
 ) -> None:
     """Sign the current chain head (position and hash) with the ledger's key."""
     components = components_of(ctx)
-    database = components.database
-    key = load_or_create_signing_key(components.settings.signing_key_file)
+    key = signing_key(components)
     try:
-        signed = sign_checkpoint(database, key)
-    except ValueError as error:
+        signed = sign_checkpoint(components.database, key)
+    except (KeyMaterialError, ValueError) as error:
         fail(error, 1)
+    if out is not None:
+        write_checkpoint(signed, out)
     if public_key_out is not None:
         public_key_out.write_bytes(public_key_pem(key))
     print_json(signed.as_dict())
@@ -118,8 +178,7 @@ def checkpoint(
 @app.command("public-key")
 def public_key_command(ctx: typer.Context) -> None:
     """Print the public key (PEM) that checkpoints are verified with."""
-    key = load_or_create_signing_key(components_of(ctx).settings.signing_key_file)
-    typer.echo(public_key_pem(key).decode())
+    typer.echo(public_key_pem(signing_key(components_of(ctx))).decode())
 
 
 @app.command("export-events")
@@ -146,7 +205,7 @@ def verify_export_command(
     public_key: Annotated[Path, typer.Option(help="The ledger's public key (PEM).")],
 ) -> None:
     """Verify a checkpoint with only the public key and exported events."""
-    signed = Checkpoint(**orjson.loads(checkpoint_file.read_bytes()))
+    signed = kept_checkpoint(checkpoint_file)
     with events.open("rb") as lines:
         checked = verify_exported_events(lines, signed, public_key.read_bytes())
     if not checked.ok:

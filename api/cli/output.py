@@ -30,7 +30,7 @@ def print_json(document: object) -> None:
 
 def fail(problem: object, exit_code: int) -> NoReturn:
     """Name the problem on standard error, in red, and exit with ``exit_code``."""
-    console.print(f"[red]{problem}[/red]")
+    console.print(f"[red]{problem}[/red]", soft_wrap=True)
     raise typer.Exit(exit_code)
 
 

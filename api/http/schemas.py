@@ -286,6 +286,13 @@ class CheckpointCheck(BaseModel):
     problem: str | None
 
 
+class DerivedTableCheck(BaseModel):
+    table: str
+    ok: bool
+    rows: int = Field(description="The rows the events give.")
+    problem: str | None = Field(description="The first difference.")
+
+
 class Verification(BaseModel):
     ok: bool
     position: int = Field(description="The ledger head that was verified.")
@@ -295,4 +302,8 @@ class Verification(BaseModel):
     first_bad_position: int | None
     problem: str | None
     checkpoints: list[CheckpointCheck]
+    derived_tables: list[DerivedTableCheck] = Field(
+        description="Subjects, claims and idempotency keys, derived again from "
+        "the events."
+    )
     projections: list[ProjectionCheck]

@@ -15,8 +15,11 @@ class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_")
 
     database_url: str = "sqlite:///ledger.db"
-    # The Ed25519 key that signs checkpoints (PEM, created on first use).
-    signing_key_file: Path = Path("ledger-signing-key.pem")
+    # The directory of the ledger's key material (the Ed25519 key that signs
+    # checkpoints and certificates, created on first use), an absolute path,
+    # mode 0700. Unset: beside a SQLite database file (ledger.db keeps
+    # ledger.keys/); a ledger in PostgreSQL must set it.
+    key_directory: Path | None = None
     # Who issues 志愿服务记录证明 certificates.
     certificate_organisation: str = "昆山市新时代文明实践中心"
     certificate_person_in_charge: str = "中心负责人"
@@ -31,4 +34,5 @@ class LedgerSettings(BaseSettings):
         return {
             f"{prefix}{name}".upper(): str(value)
             for name, value in self.model_dump().items()
+            if value is not None
         }

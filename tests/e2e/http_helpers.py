@@ -226,7 +226,7 @@ def open_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """An app on ``database_url`` holding the city, projected, with a key
     for every role (venue_staff scoped to I1, volunteer to V1)."""
     settings = LedgerSettings(
-        database_url=database_url, signing_key_file=tmp_path / "signing-key.pem"
+        database_url=database_url, key_directory=tmp_path / "keys"
     )
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:

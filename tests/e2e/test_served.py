@@ -249,7 +249,7 @@ def test_a_server_of_two_workers_answers_with_the_settings_it_was_started_with(
     # Given a server of two workers, its database named by --db and its
     # signing key, not at the default path, named by the environment
     url = empty_postgres
-    signing = {"LEDGER_SIGNING_KEY_FILE": str(tmp_path / "elsewhere-key.pem")}
+    signing = {"LEDGER_KEY_DIRECTORY": str(tmp_path / "elsewhere-keys")}
     environment = {**os.environ, **signing}
     admin = last_line(
         ledger_cli(url, "keys", "create", "--role", "admin", cwd=tmp_path)

@@ -38,7 +38,7 @@ def test_settings_handed_on_as_an_environment_read_back_the_same(
 ) -> None:
     settings = LedgerSettings(
         database_url="postgresql://elsewhere/ledger",
-        signing_key_file=tmp_path / "signing-key.pem",
+        key_directory=tmp_path / "keys",
         certificate_contact="0512-12345678",
     )
     read_back = subprocess.run(
@@ -57,12 +57,30 @@ def test_settings_handed_on_as_an_environment_read_back_the_same(
 
 
 def test_a_command_that_needs_no_database_leaves_none_behind(tmp_path: Path) -> None:
-    ledger_db = tmp_path / "ledger.db"
-    outcome = CliRunner().invoke(
+    # Given a checkpoint, its public key and the exported events of a ledger
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    runner = CliRunner()
+    for arguments in (
+        ["checkpoint", "--out", str(tmp_path / "checkpoint.json")],
+        ["checkpoint", "--public-key-out", str(tmp_path / "key.pem")],
+        ["export-events", str(tmp_path / "events.jsonl")],
+    ):
+        assert runner.invoke(app, ["--db", source, *arguments]).exit_code == 0
+    # When they are verified by a command given another database
+    elsewhere = tmp_path / "elsewhere.db"
+    outcome = runner.invoke(
         app,
-        ["--db", f"sqlite:///{ledger_db}", "public-key"],
-        env={"LEDGER_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem")},
+        [
+            "--db",
+            f"sqlite:///{elsewhere}",
+            "verify-export",
+            str(tmp_path / "events.jsonl"),
+            "--checkpoint",
+            str(tmp_path / "checkpoint.json"),
+            "--public-key",
+            str(tmp_path / "key.pem"),
+        ],
     )
+    # Then the check passes without opening, or creating, that database
     assert outcome.exit_code == 0, outcome.output
-    assert outcome.stdout.startswith("-----BEGIN PUBLIC KEY-----")
-    assert not ledger_db.exists()
+    assert not elsewhere.exists()

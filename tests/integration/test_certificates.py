@@ -29,7 +29,11 @@ from ledger.application.ledger import Ledger
 from ledger.domain.privacy import mask_id_number
 from ledger.services.certificates import read_certificate
 from ledger.store.event_store import Database
-from ledger.store.integrity import load_or_create_signing_key, public_key_pem
+from ledger.store.integrity import (
+    SIGNING_KEY_FILE,
+    load_or_create_signing_key,
+    public_key_pem,
+)
 from tests.factories import activity, id_number, record_all, submission
 
 CHINA = timezone(timedelta(hours=8))
@@ -105,7 +109,7 @@ Cli = Callable[..., Result]
 
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
-    return tmp_path / "keys" / "ledger-signing-key.pem"
+    return tmp_path / "keys" / SIGNING_KEY_FILE
 
 
 @pytest.fixture
@@ -117,7 +121,7 @@ def cli(database: Database, key_file: Path) -> Cli:
         return CliRunner().invoke(
             app,
             ["--db", database.url, *arguments],
-            env={"LEDGER_SIGNING_KEY_FILE": str(key or key_file)},
+            env={"LEDGER_KEY_DIRECTORY": str((key or key_file).parent)},
         )
 
     return run
@@ -336,7 +340,7 @@ def test_a_certificate_signed_with_another_key_does_not_verify(
 ) -> None:
     # Given the ledger's key, and a certificate signed with some other key
     load_or_create_signing_key(key_file)
-    other = tmp_path / "keys" / "other-key.pem"
+    other = tmp_path / "other-keys" / SIGNING_KEY_FILE
     forged = issue(cli, tmp_path / "forged.pdf", key=other)
     genuine = issue(cli, tmp_path / "genuine.pdf")
     # Then it does not verify against the ledger's key, in either file
@@ -383,10 +387,11 @@ def test_a_certificate_from_another_ledger_does_not_verify(
     # signed by the same key
     pdf = issue(cli, tmp_path / "cert.pdf")
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+
     outcome = CliRunner().invoke(
         app,
         ["--db", elsewhere, "verify-certificate", str(pdf)],
-        env={"LEDGER_SIGNING_KEY_FILE": str(key_file)},
+        env={"LEDGER_KEY_DIRECTORY": str(key_file.parent)},
     )
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert "chain hash" in outcome.stdout

@@ -59,7 +59,7 @@ class Town:
     volunteers, activities and approved sessions there."""
 
     ledger: Ledger
-    key_file: Path
+    key_directory: Path
     signed_up: set[tuple[str, str]] = field(default_factory=set)
     activities: dict[str, datetime] = field(default_factory=dict)
     sessions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -196,7 +196,7 @@ class Town:
         return CliRunner().invoke(
             app,
             ["--db", self.ledger.database.url, *arguments],
-            env={"LEDGER_SIGNING_KEY_FILE": str(self.key_file)},
+            env={"LEDGER_KEY_DIRECTORY": str(self.key_directory)},
         )
 
     def honours(self, *arguments: str) -> list[str]:
@@ -262,7 +262,7 @@ class Town:
 
 @pytest.fixture
 def town(ledger: Ledger, tmp_path: Path) -> Town:
-    t = Town(ledger, tmp_path / "ledger-signing-key.pem")
+    t = Town(ledger, tmp_path / "ledger-keys")
     t.record(
         [
             submission(

@@ -35,12 +35,24 @@ from typer.testing import CliRunner, Result
 
 from ledger.api.cli.app import app
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import open_database
+from ledger.domain.teams import Team
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.store.chain import CHAINED_FIELDS, chain_hash
-from ledger.store.event_store import Database, events_table, utc_text
+from ledger.store.event_store import (
+    Database,
+    event_subjects_table,
+    events_table,
+    head_position,
+    utc_text,
+)
 from ledger.store.integrity import (
+    KEY_DIRECTORY_SETTING,
+    NO_PUBLIC_KEY,
+    SIGNING_KEY_FILE,
     Checkpoint,
+    KeyMaterialError,
     checkpoints_table,
     export_events,
     key_id,
@@ -48,6 +60,7 @@ from ledger.store.integrity import (
     load_or_create_signing_key,
     load_public_key,
     public_key_pem,
+    read_checkpoint,
     sign_checkpoint,
     verify_chain,
     verify_exported_events,
@@ -55,32 +68,40 @@ from ledger.store.integrity import (
 )
 from tests.factories import T0, record_all, submission
 from tests.integration.projection_helpers import (
-    append_raw_event,
     chain_hash_at,
     chained_values,
     served_city,
 )
 
 HEAD = 22  # served_city records one event per command
+FORGED_TEAM = "T-FORGED"
 EARLY = 13  # its first thirteen: the venues, people, activity and V1's approval
 
 
-# --- the CLI, with the ledger's signing key in a temporary file ----------------
+# --- the CLI, with the ledger's key material in a temporary directory ----------
 
 
 @pytest.fixture
-def signing_key_file(tmp_path: Path) -> Path:
-    return tmp_path / "ledger-signing-key.pem"
+def key_directory(tmp_path: Path) -> Path:
+    return tmp_path / "kept-keys"
 
 
-def ledger_cli(database: Database | None, key_file: Path, *arguments: str) -> Result:
-    """Run `ledger` (on ``database``, if any) with ``key_file`` as its signing key."""
+def ledger_cli(
+    database: Database | None, key_directory: Path | None, *arguments: str
+) -> Result:
+    """Run `ledger` (on ``database``, if any) with the key material in
+    ``key_directory`` (unset: where the ledger keeps it by default)."""
     database_option = ["--db", database.url] if database is not None else []
+    directory = None if key_directory is None else str(key_directory)
     return CliRunner().invoke(
         app,
         [*database_option, *arguments],
-        env={"LEDGER_SIGNING_KEY_FILE": str(key_file)},
+        env={KEY_DIRECTORY_SETTING: directory},
     )
+
+
+def key_file(key_directory: Path) -> Path:
+    return key_directory / SIGNING_KEY_FILE
 
 
 def exited_cleanly_with(outcome: Result, code: int) -> bool:
@@ -112,8 +133,8 @@ def city(ledger: Ledger, database: Database) -> Database:
 
 
 @pytest.fixture
-def key(signing_key_file: Path) -> Ed25519PrivateKey:
-    return load_or_create_signing_key(signing_key_file)
+def key(key_directory: Path) -> Ed25519PrivateKey:
+    return load_or_create_signing_key(key_directory / SIGNING_KEY_FILE)
 
 
 # --- tampering, made directly in the database ---------------------------------------
@@ -164,13 +185,22 @@ def swap_payloads(database: Database, first: int, second: int) -> None:
 
 
 def forged_row(position: int, previous_hash: str) -> dict[str, Any]:
-    """A team registration nobody made, chained onto ``previous_hash``."""
+    """A team registration nobody made, complete (it decodes as a real one
+    would), chained onto ``previous_hash``."""
+    payload = {
+        "timestamp": {"_type_": "datetime_iso", "_data_": T0.isoformat()},
+        "originator_topic": "Team",
+        "team_id": FORGED_TEAM,
+        "name": "ghost team",
+        "level": "corps",
+        "parent_id": None,
+    }
     row: dict[str, Any] = {
         "position": position,
-        "stream_id": str(uuid.uuid4()),
+        "stream_id": str(Team.create_id(FORGED_TEAM)),
         "stream_version": 1,
         "topic": "Team.Registered",
-        "payload": orjson.dumps({"team_id": "T-FORGED", "name": "ghost team"}).decode(),
+        "payload": orjson.dumps(payload).decode(),
         "actor_id": "intruder",
         "actor_role": "admin",
         "occurred_at": T0.isoformat(),
@@ -202,14 +232,25 @@ def insert_before(database: Database, position: int) -> None:
         conn.execute(events_table.insert(), [forged_row(position, previous_hash)])
 
 
-def append_forged(database: Database, *, chained: bool) -> int:
-    """Store a forged event after the head; unless ``chained``, the forger
-    copied the head's hash instead of computing one."""
-    position = append_raw_event(
-        database, "Team.Registered", {"team_id": "T-FORGED"}, at=T0
-    )
+def append_forged(
+    database: Database, *, chained: bool, with_its_subject: bool = False
+) -> int:
+    """Store a forged event after the head. A careful forger chains it
+    (``chained``; otherwise the head's hash is copied) and writes the subject
+    row its append would have written (``with_its_subject``)."""
+    with database.reading() as conn:
+        position = head_position(conn) + 1
+    previous = chain_hash_at(database, position - 1)
+    row = forged_row(position, previous)
     if not chained:
-        update_row(database, position, chain_hash=chain_hash_at(database, position - 1))
+        row["chain_hash"] = previous
+    with database.writing() as conn:
+        conn.execute(events_table.insert(), [row])
+        if with_its_subject:
+            conn.execute(
+                event_subjects_table.insert(),
+                [{"kind": "team", "subject_id": FORGED_TEAM, "position": position}],
+            )
     return position
 
 
@@ -279,17 +320,17 @@ TAMPERINGS = {
 
 
 def test_an_untouched_ledger_verifies(
-    city: Database, key: Ed25519PrivateKey, signing_key_file: Path
+    ledger: Ledger, city: Database, key: Ed25519PrivateKey, key_directory: Path
 ) -> None:
     chain = verify_chain(city)
     assert chain.ok and chain.first_bad_position is None
     assert (chain.checked, chain.head_position) == (HEAD, HEAD)
     assert chain.head_hash == chain_hash_at(city, HEAD)
     signed = sign_checkpoint(city, key)
-    audit = verify_ledger(city, key.public_key())
+    audit = verify_ledger(city, key.public_key(), ledger)
     assert audit.ok and [c.checkpoint for c in audit.checkpoints] == [signed]
 
-    outcome = ledger_cli(city, signing_key_file, "verify")
+    outcome = ledger_cli(city, key_directory, "verify")
     assert exited_cleanly_with(outcome, 0), outcome.output
     assert f"chain: ok, {HEAD} events, head {chain.head_hash}" in outcome.stdout
     assert f"checkpoint at position {HEAD}: ok" in outcome.stdout
@@ -297,9 +338,10 @@ def test_an_untouched_ledger_verifies(
 
 @pytest.mark.parametrize("tampering", TAMPERINGS.values(), ids=TAMPERINGS.keys())
 def test_tampering_is_found_at_the_first_bad_position(
+    ledger: Ledger,
     city: Database,
     key: Ed25519PrivateKey,
-    signing_key_file: Path,
+    key_directory: Path,
     tampering: Tampering,
 ) -> None:
     # Given a checkpoint signed at the head
@@ -318,18 +360,18 @@ def test_tampering_is_found_at_the_first_bad_position(
     assert (chain.checked, chain.head_position) == (bad - 1, bad - 1)
 
     # And the whole audit fails with the same diagnosis
-    audit = verify_ledger(city, key.public_key())
+    audit = verify_ledger(city, key.public_key(), ledger)
     assert not audit.ok
     assert audit.chain == chain
 
     # And `ledger verify` exits non-zero, naming that position
-    outcome = ledger_cli(city, signing_key_file, "verify")
+    outcome = ledger_cli(city, key_directory, "verify")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert f"chain: BROKEN at position {bad}: {chain.problem}" in outcome.stdout
 
 
 def test_deleting_the_last_event_is_caught_only_by_a_checkpoint_signed_before(
-    city: Database, key: Ed25519PrivateKey, signing_key_file: Path
+    ledger: Ledger, city: Database, key: Ed25519PrivateKey, key_directory: Path
 ) -> None:
     # Given a checkpoint signed at the head
     sign_checkpoint(city, key)
@@ -342,7 +384,7 @@ def test_deleting_the_last_event_is_caught_only_by_a_checkpoint_signed_before(
     assert chain.ok and chain.head_position == HEAD - 1
 
     # But the checkpoint signs a position the chain no longer reaches
-    audit = verify_ledger(city, key.public_key())
+    audit = verify_ledger(city, key.public_key(), ledger)
     assert not audit.ok
     [checked] = audit.checkpoints
     assert checked.problem == (
@@ -351,26 +393,27 @@ def test_deleting_the_last_event_is_caught_only_by_a_checkpoint_signed_before(
     )
 
     # And `ledger verify` exits non-zero, naming the checkpoint and the new end
-    outcome = ledger_cli(city, signing_key_file, "verify")
+    outcome = ledger_cli(city, key_directory, "verify")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert f"checkpoint at position {HEAD}: FAILED: {checked.problem}" in outcome.stdout
 
 
 def test_a_forged_event_appended_with_a_correct_hash_passes_for_a_real_append(
-    city: Database, key: Ed25519PrivateKey, signing_key_file: Path
+    ledger: Ledger, city: Database, key: Ed25519PrivateKey, key_directory: Path
 ) -> None:
     # Given a checkpoint signed at the head
     signed = sign_checkpoint(city, key)
 
-    # When a forger appends an event after it and chains it correctly
-    forged = append_forged(city, chained=True)
+    # When a forger appends an event after it, chains it correctly and writes
+    # what its append would have written beside it
+    forged = append_forged(city, chained=True, with_its_subject=True)
 
     # Then no check can tell it from a real append: the chain grew by one, and
     # the checkpoint only vouches for the events up to the position it signed
     chain = verify_chain(city)
     assert chain.ok and chain.head_position == forged == signed.position + 1
-    assert verify_ledger(city, key.public_key()).ok
-    outcome = ledger_cli(city, signing_key_file, "verify")
+    assert verify_ledger(city, key.public_key(), ledger).ok
+    outcome = ledger_cli(city, key_directory, "verify")
     assert exited_cleanly_with(outcome, 0), outcome.output
 
     # And the next checkpoint would sign it (the defence is who may write, not
@@ -379,7 +422,7 @@ def test_a_forged_event_appended_with_a_correct_hash_passes_for_a_real_append(
 
 
 def test_a_rewrite_with_recomputed_hashes_chains_but_fails_the_checkpoint_after_it(
-    ledger: Ledger, database: Database, key: Ed25519PrivateKey, signing_key_file: Path
+    ledger: Ledger, database: Database, key: Ed25519PrivateKey, key_directory: Path
 ) -> None:
     # Given checkpoints signed at position 13 and at the head
     record_city(ledger, upto=EARLY)
@@ -399,7 +442,7 @@ def test_a_rewrite_with_recomputed_hashes_chains_but_fails_the_checkpoint_after_
 
     # But the checkpoint at the head no longer matches, while the one at 13
     # still does: the rewrite lies after 13 and at or before the head
-    audit = verify_ledger(database, key.public_key())
+    audit = verify_ledger(database, key.public_key(), ledger)
     assert not audit.ok
     early, late = audit.checkpoints
     assert early.checkpoint.position == EARLY and early.ok
@@ -410,7 +453,7 @@ def test_a_rewrite_with_recomputed_hashes_chains_but_fails_the_checkpoint_after_
     )
 
     # And `ledger verify` exits non-zero, naming the checkpoint that fails
-    outcome = ledger_cli(database, signing_key_file, "verify")
+    outcome = ledger_cli(database, key_directory, "verify")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert "chain: ok" in outcome.stdout
     assert f"checkpoint at position {EARLY}: ok" in outcome.stdout
@@ -418,46 +461,63 @@ def test_a_rewrite_with_recomputed_hashes_chains_but_fails_the_checkpoint_after_
 
 
 def test_a_checkpoint_is_not_signed_over_a_broken_chain(
-    city: Database, signing_key_file: Path
+    city: Database, key_directory: Path
 ) -> None:
     edit_payload(city, 13, minutes=480)
     with pytest.raises(ValueError, match="the chain is broken, nothing signed"):
-        sign_checkpoint(city, load_or_create_signing_key(signing_key_file))
-    outcome = ledger_cli(city, signing_key_file, "checkpoint")
+        sign_checkpoint(city, load_or_create_signing_key(key_file(key_directory)))
+    outcome = ledger_cli(city, key_directory, "checkpoint")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert "nothing signed" in outcome.output
     assert list_checkpoints(city) == []
 
 
 def test_checkpoints_fail_without_the_right_public_key(
-    city: Database, key: Ed25519PrivateKey, tmp_path: Path, signing_key_file: Path
+    ledger: Ledger,
+    city: Database,
+    key: Ed25519PrivateKey,
+    tmp_path: Path,
+    key_directory: Path,
 ) -> None:
-    sign_checkpoint(city, key)
-    [unchecked] = verify_ledger(city, None).checkpoints
-    assert unchecked.problem == "no public key to check it with"
+    signed = sign_checkpoint(city, key)
+    [unchecked] = verify_ledger(city, None, ledger).checkpoints
+    assert unchecked.problem == NO_PUBLIC_KEY
 
     stranger = Ed25519PrivateKey.generate()
-    [forged] = verify_ledger(city, stranger.public_key()).checkpoints
-    assert forged.problem == "its signature does not verify"
+    named = (
+        f"it names key id {signed.key_id}, not the public key's "
+        f"{key_id(stranger.public_key())}"
+    )
+    [other_key] = verify_ledger(city, stranger.public_key(), ledger).checkpoints
+    assert other_key.problem == named
     stranger_pem = tmp_path / "stranger.pem"
     stranger_pem.write_bytes(public_key_pem(stranger))
     outcome = ledger_cli(
-        city, signing_key_file, "verify", "--public-key", str(stranger_pem)
+        city, key_directory, "verify", "--public-key", str(stranger_pem)
     )
     assert exited_cleanly_with(outcome, 1), outcome.output
-    assert (
-        f"checkpoint at position {HEAD}: FAILED: its signature does not verify"
-        in outcome.stdout
-    )
+    assert f"checkpoint at position {HEAD}: FAILED: {named}" in outcome.stdout
+
+    # A signature by another key, under the ledger's key id, does not verify
+    with city.writing() as conn:
+        conn.execute(
+            checkpoints_table.update().values(
+                signature=stranger.sign(signed.message()).hex()
+            )
+        )
+    [forged] = verify_ledger(city, key.public_key(), ledger).checkpoints
+    assert forged.problem == "its signature does not verify"
 
 
 # --- checkpoints and verification from outside --------------------------------------
 
 
-def sign_with_cli(database: Database, key_file: Path, public_key_out: Path) -> Path:
+def sign_with_cli(
+    database: Database, key_directory: Path, public_key_out: Path
+) -> Path:
     """`ledger checkpoint --public-key-out`; returns the checkpoint's JSON file."""
     outcome = ledger_cli(
-        database, key_file, "checkpoint", "--public-key-out", str(public_key_out)
+        database, key_directory, "checkpoint", "--public-key-out", str(public_key_out)
     )
     assert exited_cleanly_with(outcome, 0), outcome.output
     checkpoint_file = public_key_out.with_name("checkpoint.json")
@@ -465,8 +525,8 @@ def sign_with_cli(database: Database, key_file: Path, public_key_out: Path) -> P
     return checkpoint_file
 
 
-def export_with_cli(database: Database, key_file: Path, out: Path) -> list[bytes]:
-    outcome = ledger_cli(database, key_file, "export-events", str(out))
+def export_with_cli(database: Database, key_directory: Path, out: Path) -> list[bytes]:
+    outcome = ledger_cli(database, key_directory, "export-events", str(out))
     assert exited_cleanly_with(outcome, 0), outcome.output
     lines = out.read_bytes().splitlines(keepends=True)
     assert f"exported {len(lines)} events to {out}" in outcome.stdout
@@ -490,10 +550,10 @@ def verify_from_outside(
 
 
 def test_ledger_checkpoint_signs_the_head_and_publishes_the_public_key(
-    city: Database, signing_key_file: Path, tmp_path: Path
+    city: Database, key_directory: Path, tmp_path: Path
 ) -> None:
     public_key_file = tmp_path / "ledger-public-key.pem"
-    checkpoint_file = sign_with_cli(city, signing_key_file, public_key_file)
+    checkpoint_file = sign_with_cli(city, key_directory, public_key_file)
 
     # The checkpoint signs the head's position and chain hash
     signed = Checkpoint(**orjson.loads(checkpoint_file.read_bytes()))
@@ -501,11 +561,12 @@ def test_ledger_checkpoint_signs_the_head_and_publishes_the_public_key(
     assert list_checkpoints(city) == [signed]
 
     # With the key created on first use, readable by its owner only
-    assert stat.S_IMODE(signing_key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file(key_directory).stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_directory.stat().st_mode) == 0o700
 
     # And the published public key, also printed by `ledger public-key`,
     # names and verifies it
-    printed = ledger_cli(city, signing_key_file, "public-key")
+    printed = ledger_cli(city, key_directory, "public-key")
     assert exited_cleanly_with(printed, 0), printed.output
     assert printed.stdout.strip() == public_key_file.read_text().strip()
     public_key = load_public_key(public_key_file.read_bytes())
@@ -514,13 +575,13 @@ def test_ledger_checkpoint_signs_the_head_and_publishes_the_public_key(
 
 
 def test_an_outsider_with_only_the_public_key_and_the_export_verifies_a_checkpoint(
-    ledger: Ledger, city: Database, signing_key_file: Path, tmp_path: Path
+    ledger: Ledger, city: Database, key_directory: Path, tmp_path: Path
 ) -> None:
     # Given a checkpoint, the public key and an export of the events
     public_key_file = tmp_path / "ledger-public-key.pem"
-    checkpoint_file = sign_with_cli(city, signing_key_file, public_key_file)
+    checkpoint_file = sign_with_cli(city, key_directory, public_key_file)
     events_file = tmp_path / "events.jsonl"
-    lines = export_with_cli(city, signing_key_file, events_file)
+    lines = export_with_cli(city, key_directory, events_file)
 
     # The export holds every event with its chained fields and chain hash
     documents = [orjson.loads(line) for line in lines]
@@ -529,7 +590,7 @@ def test_an_outsider_with_only_the_public_key_and_the_export_verifies_a_checkpoi
     assert documents[-1]["chain_hash"] == chain_hash_at(city, HEAD)
 
     # When the outsider verifies it with no database and no private key
-    signing_key_file.unlink()
+    key_file(key_directory).unlink()
     outcome = verify_from_outside(events_file, checkpoint_file, public_key_file)
 
     # Then it verifies
@@ -542,7 +603,7 @@ def test_an_outsider_with_only_the_public_key_and_the_export_verifies_a_checkpoi
         [submission("register_team", team_id="T2", name="team 2", level="corps")],
     )
     later_file = tmp_path / "later.jsonl"
-    assert len(export_with_cli(city, signing_key_file, later_file)) == HEAD + 1
+    assert len(export_with_cli(city, key_directory, later_file)) == HEAD + 1
     later = verify_from_outside(later_file, checkpoint_file, public_key_file)
     assert exited_cleanly_with(later, 0), later.output
 
@@ -599,15 +660,15 @@ EXPORT_TAMPERINGS: dict[str, tuple[Callable[[Lines], Lines], str]] = {
 )
 def test_a_tampered_export_fails_outside_verification(
     city: Database,
-    signing_key_file: Path,
+    key_directory: Path,
     tmp_path: Path,
     tamper: Callable[[Lines], Lines],
     problem: str,
 ) -> None:
     public_key_file = tmp_path / "ledger-public-key.pem"
-    checkpoint_file = sign_with_cli(city, signing_key_file, public_key_file)
+    checkpoint_file = sign_with_cli(city, key_directory, public_key_file)
     events_file = tmp_path / "events.jsonl"
-    lines = export_with_cli(city, signing_key_file, events_file)
+    lines = export_with_cli(city, key_directory, events_file)
 
     tampered = tamper([orjson.loads(line) for line in lines])
     events_file.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in tampered))
@@ -618,19 +679,19 @@ def test_a_tampered_export_fails_outside_verification(
 
 
 def test_a_wrong_public_key_or_an_altered_checkpoint_fails_outside_verification(
-    city: Database, signing_key_file: Path, tmp_path: Path
+    city: Database, key_directory: Path, tmp_path: Path
 ) -> None:
     public_key_file = tmp_path / "ledger-public-key.pem"
-    checkpoint_file = sign_with_cli(city, signing_key_file, public_key_file)
+    checkpoint_file = sign_with_cli(city, key_directory, public_key_file)
     events_file = tmp_path / "events.jsonl"
-    export_with_cli(city, signing_key_file, events_file)
+    export_with_cli(city, key_directory, events_file)
     signature_fails = f"checkpoint at position {HEAD}: FAILED: its signature does not"
 
     stranger_file = tmp_path / "stranger.pem"
     stranger_file.write_bytes(public_key_pem(Ed25519PrivateKey.generate()))
     wrong_key = verify_from_outside(events_file, checkpoint_file, stranger_file)
     assert exited_cleanly_with(wrong_key, 1), wrong_key.output
-    assert signature_fails in wrong_key.stdout
+    assert f"checkpoint at position {HEAD}: FAILED: it names key id" in wrong_key.stdout
 
     signed = orjson.loads(checkpoint_file.read_bytes())
     for altered in (
@@ -644,7 +705,11 @@ def test_a_wrong_public_key_or_an_altered_checkpoint_fails_outside_verification(
 
 
 def test_stored_checkpoints_can_be_deleted_but_one_kept_outside_still_catches_a_rewrite(
-    city: Database, key: Ed25519PrivateKey, signing_key_file: Path, tmp_path: Path
+    ledger: Ledger,
+    city: Database,
+    key: Ed25519PrivateKey,
+    key_directory: Path,
+    tmp_path: Path,
 ) -> None:
     # Given a checkpoint the auditor keeps outside the database
     signed = sign_checkpoint(city, key)
@@ -658,7 +723,7 @@ def test_stored_checkpoints_can_be_deleted_but_one_kept_outside_still_catches_a_
         conn.execute(checkpoints_table.delete())
 
     # Then the database alone no longer shows it
-    assert verify_ledger(city, key.public_key()).ok
+    assert verify_ledger(city, key.public_key(), ledger).ok
 
     # But the kept checkpoint, checked against an export, does
     checked = verify_exported_events(export_events(city), signed, public_key)
@@ -669,12 +734,266 @@ def test_stored_checkpoints_can_be_deleted_but_one_kept_outside_still_catches_a_
 
 
 def test_a_checkpoint_after_an_edited_event_does_not_claim_events_were_removed(
-    city: Database, key: Ed25519PrivateKey
+    ledger: Ledger, city: Database, key: Ed25519PrivateKey
 ) -> None:
     sign_checkpoint(city, key)
     edit_payload(city, 13, minutes=480)
-    audit = verify_ledger(city, key.public_key())
+    audit = verify_ledger(city, key.public_key(), ledger)
     assert audit.chain.first_bad_position == 13
     [checked] = audit.checkpoints
     assert not checked.ok
     assert "removed" not in (checked.problem or "")
+
+
+# --- a checkpoint kept outside the ledger: the verifier holds the head -------------
+
+
+def sign_out(database: Database, key_directory: Path, tmp_path: Path) -> Path:
+    """`ledger checkpoint --out FILE --public-key-out PEM`; returns FILE, with
+    the public key beside it as ``ledger-public-key.pem``."""
+    checkpoint_file = tmp_path / "kept" / "checkpoint.json"
+    checkpoint_file.parent.mkdir()
+    public_key_file = checkpoint_file.with_name("ledger-public-key.pem")
+    outcome = ledger_cli(
+        database,
+        key_directory,
+        "checkpoint",
+        "--out",
+        str(checkpoint_file),
+        "--public-key-out",
+        str(public_key_file),
+    )
+    assert exited_cleanly_with(outcome, 0), outcome.output
+    return checkpoint_file
+
+
+def verify_against(
+    database: Database, key_directory: Path, checkpoint_file: Path
+) -> Result:
+    """`ledger verify --checkpoint FILE --public-key PEM`."""
+    public_key_file = checkpoint_file.with_name("ledger-public-key.pem")
+    return ledger_cli(
+        database,
+        key_directory,
+        "verify",
+        "--checkpoint",
+        str(checkpoint_file),
+        "--public-key",
+        str(public_key_file),
+    )
+
+
+def test_a_checkpoint_written_out_is_the_one_signed_and_the_ledger_verifies_against_it(
+    city: Database, key_directory: Path, tmp_path: Path
+) -> None:
+    checkpoint_file = sign_out(city, key_directory, tmp_path)
+
+    # The file holds the signed checkpoint, exactly as stored
+    document = orjson.loads(checkpoint_file.read_bytes())
+    assert set(document) == {
+        "position",
+        "chain_hash",
+        "signed_at",
+        "key_id",
+        "signature",
+    }
+    [stored] = list_checkpoints(city)
+    assert read_checkpoint(checkpoint_file) == stored
+    assert (stored.position, stored.chain_hash) == (HEAD, chain_hash_at(city, HEAD))
+
+    # And the ledger verifies against it
+    outcome = verify_against(city, key_directory, checkpoint_file)
+    assert exited_cleanly_with(outcome, 0), outcome.output
+    assert f"checkpoint kept outside, at position {HEAD}: ok" in outcome.stdout
+
+
+def rewrite_history(database: Database) -> None:
+    """V2's check-out (15) rewritten to 300 minutes, every hash after it
+    recomputed."""
+    edit_payload(database, 15, minutes=300)
+    rechain_from(database, 15)
+
+
+def cut_short(database: Database) -> None:
+    """The last two events deleted, with the subject rows written beside them."""
+    with database.writing() as conn:
+        for table in (events_table, event_subjects_table):
+            conn.execute(table.delete().where(table.c.position > HEAD - 2))
+
+
+REWRITES = {
+    "history rewritten and rechained": (
+        rewrite_history,
+        f"the chain hash at position {HEAD} is no longer the one signed: "
+        "history before it was rewritten",
+    ),
+    "the last events cut off": (
+        cut_short,
+        f"it signs position {HEAD} but the chain ends at {HEAD - 2}: "
+        "events were removed",
+    ),
+}
+
+
+@pytest.mark.parametrize(("tamper", "problem"), REWRITES.values(), ids=REWRITES.keys())
+def test_a_ledger_rewritten_or_cut_short_fails_against_the_checkpoint_kept_outside(
+    ledger: Ledger,
+    city: Database,
+    key: Ed25519PrivateKey,
+    key_directory: Path,
+    tmp_path: Path,
+    tamper: Callable[[Database], None],
+    problem: str,
+) -> None:
+    # Given a checkpoint the auditor keeps outside the database
+    checkpoint_file = sign_out(city, key_directory, tmp_path)
+
+    # When a forger changes the ledger and deletes the stored checkpoints
+    tamper(city)
+    with city.writing() as conn:
+        conn.execute(checkpoints_table.delete())
+
+    # Then the database alone no longer shows it
+    assert verify_ledger(city, key.public_key(), ledger).ok
+
+    # But the ledger fails against the checkpoint kept outside
+    kept = read_checkpoint(checkpoint_file)
+    audit = verify_ledger(city, key.public_key(), ledger, kept_outside=[kept])
+    assert not audit.ok
+    assert [c.problem for c in audit.kept_outside] == [problem]
+    outcome = verify_against(city, key_directory, checkpoint_file)
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert (
+        f"checkpoint kept outside, at position {HEAD}: FAILED: {problem}"
+        in outcome.stdout
+    )
+
+
+def test_verifying_against_a_checkpoint_needs_its_public_key_and_a_checkpoint_file(
+    city: Database, key_directory: Path, tmp_path: Path
+) -> None:
+    checkpoint_file = sign_out(city, key_directory, tmp_path)
+    keyless = ledger_cli(
+        city, key_directory, "verify", "--checkpoint", str(checkpoint_file)
+    )
+    assert exited_cleanly_with(keyless, 2), keyless.output
+    assert "--checkpoint needs --public-key" in keyless.output
+
+    checkpoint_file.write_bytes(b'{"position": 22}')
+    malformed = verify_against(city, key_directory, checkpoint_file)
+    assert exited_cleanly_with(malformed, 2), malformed.output
+    assert f"{checkpoint_file} is not a checkpoint" in malformed.output
+
+
+# --- where the signing key lives --------------------------------------------------
+
+
+def test_a_sqlite_ledger_keeps_its_key_beside_its_file_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a ledger in a SQLite file, and no key directory configured
+    (tmp_path / "city").mkdir()
+    database = open_database(f"sqlite:///{tmp_path / 'city' / 'ledger.db'}")
+    record_city(Ledger(database), upto=EARLY)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+
+    # When it is checkpointed from one working directory, and after more
+    # events from another
+    monkeypatch.chdir(first)
+    assert exited_cleanly_with(ledger_cli(database, None, "checkpoint"), 0)
+    record_city(Ledger(database), start=EARLY)
+    monkeypatch.chdir(second)
+    assert exited_cleanly_with(ledger_cli(database, None, "checkpoint"), 0)
+
+    # Then one key signed both, kept beside the database file for its owner
+    # only, and nothing was written where the commands ran
+    directory = tmp_path / "city" / "ledger.keys"
+    public_key = load_or_create_signing_key(key_file(directory)).public_key()
+    assert {c.key_id for c in list_checkpoints(database)} == {key_id(public_key)}
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(key_file(directory).stat().st_mode) == 0o600
+    assert list(first.iterdir()) == list(second.iterdir()) == []
+
+    # And both checkpoints verify, from anywhere
+    project(database)
+    monkeypatch.chdir(first)
+    outcome = ledger_cli(database, None, "verify")
+    assert exited_cleanly_with(outcome, 0), outcome.output
+    assert f"checkpoint at position {EARLY}: ok" in outcome.stdout
+    assert f"checkpoint at position {HEAD}: ok" in outcome.stdout
+    database.dispose()
+
+
+def test_a_ledger_that_is_no_sqlite_file_signs_only_with_its_key_directory_set(
+    ledger: Ledger, city: Database, key_directory: Path
+) -> None:
+    if city.is_sqlite:
+        pytest.skip("a SQLite file keeps its keys beside it")
+    # Without the setting, nothing is signed, and the error names it in a line
+    outcome = ledger_cli(city, None, "checkpoint")
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert outcome.output.strip() == (
+        f"{KEY_DIRECTORY_SETTING} is not set: a ledger that is not a SQLite file "
+        "keeps its keys in the directory that setting names"
+    )
+    assert list_checkpoints(city) == []
+    # While there is no checkpoint, verify needs no key
+    assert exited_cleanly_with(ledger_cli(city, None, "verify"), 0)
+
+    # With it, the ledger signs; without it again, verify names the setting
+    assert exited_cleanly_with(ledger_cli(city, key_directory, "checkpoint"), 0)
+    outcome = ledger_cli(city, None, "verify")
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert f"checkpoint at position {HEAD}: FAILED: {NO_PUBLIC_KEY}" in outcome.stdout
+
+
+def test_signing_with_a_key_other_than_the_earlier_checkpoints_is_refused(
+    city: Database, key: Ed25519PrivateKey, key_directory: Path, tmp_path: Path
+) -> None:
+    # Given a checkpoint signed with the ledger's key
+    signed = sign_checkpoint(city, key)
+    elsewhere = tmp_path / "elsewhere"
+
+    # When `ledger checkpoint` looks for its key in another directory, it
+    # makes no new key there and signs nothing
+    outcome = ledger_cli(city, elsewhere, "checkpoint")
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert outcome.output.strip() == (
+        f"no signing key in {elsewhere}, but the ledger's checkpoints were signed "
+        f"with key id {signed.key_id}: put that key there as {SIGNING_KEY_FILE}, "
+        f"or set {KEY_DIRECTORY_SETTING} to where it is"
+    )
+    assert not key_file(elsewhere).exists()
+
+    # And with another key there, it refuses to sign with it
+    other = load_or_create_signing_key(key_file(elsewhere))
+    refusal = (
+        f"refusing to sign with key id {key_id(other.public_key())}: the ledger's "
+        f"checkpoints were signed with key id {signed.key_id}; put that key in "
+        f"the ledger's key directory ({KEY_DIRECTORY_SETTING})"
+    )
+    outcome = ledger_cli(city, elsewhere, "checkpoint")
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert outcome.output.strip() == refusal
+    with pytest.raises(KeyMaterialError, match="refusing to sign"):
+        sign_checkpoint(city, other)
+    assert list_checkpoints(city) == [signed]
+
+    # While the ledger's own key still signs
+    assert exited_cleanly_with(ledger_cli(city, key_directory, "checkpoint"), 0)
+
+
+def test_a_relative_key_directory_is_refused(
+    city: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = ledger_cli(city, Path("keys"), "checkpoint")
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert outcome.output.strip() == (
+        f"{KEY_DIRECTORY_SETTING} must be an absolute path, not 'keys': a relative "
+        "one changes with the working directory"
+    )
+    assert list_checkpoints(city) == []
+    assert not (tmp_path / "keys").exists()

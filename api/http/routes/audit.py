@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from ledger.api.http.access import Caller, Role
-from ledger.api.http.deps import ReadsDep, allow, ensure_own_volunteer
+from ledger.api.http.deps import LedgerDep, ReadsDep, allow, ensure_own_volunteer
 from ledger.api.http.problems import PROBLEM_RESPONSES, ProblemError
 from ledger.api.http.routes.reads import AsOfQuery, PeriodDep
 from ledger.api.http.schemas import (
@@ -194,10 +194,14 @@ def get_session_story(
 
 
 @router.get("/verify", response_model=Verification)
-def get_verification(request: Request, reads: ReadsDep, caller: AuditorDep) -> Any:
-    """Check the chain, every checkpoint, and every projection against a replay."""
-    public_key = own_public_key(request.app.state.settings.signing_key_file)
-    audit = verify_ledger(reads.database, public_key)
+def get_verification(
+    request: Request, ledger: LedgerDep, reads: ReadsDep, caller: AuditorDep
+) -> Any:
+    """Check the chain, every checkpoint, the tables derived from the events,
+    and every projection against a replay."""
+    settings = request.app.state.settings
+    public_key = own_public_key(settings.database_url, settings.key_directory)
+    audit = verify_ledger(reads.database, public_key, ledger)
     projections = reads.engine.verify()
     return {
         "ok": audit.ok and all(p.ok for p in projections),
@@ -210,6 +214,10 @@ def get_verification(request: Request, reads: ReadsDep, caller: AuditorDep) -> A
         "checkpoints": [
             {"position": c.checkpoint.position, "ok": c.ok, "problem": c.problem}
             for c in audit.checkpoints
+        ],
+        "derived_tables": [
+            {"table": d.table, "ok": d.ok, "rows": d.rows, "problem": d.problem}
+            for d in audit.derived
         ],
         "projections": [
             {

@@ -18,12 +18,17 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    StoredEvent,
+)
 
 from ledger.application.commands import BaseCommand, Command
 from ledger.application.handlers import (
     CommandHandlers,
     CommandScope,
+    claims_of,
     references,
     scope_of,
 )
@@ -38,6 +43,7 @@ from ledger.store.event_store import (
     KeyUse,
     LedgerRecorder,
 )
+from ledger.store.integrity import RecordedBeside
 
 # Payload fields that name a subject an event concerns, and the subject kind.
 SUBJECT_FIELDS = {
@@ -187,6 +193,9 @@ class Ledger(Application[UUID]):
                 pending.append((Outcome.REJECTED, None, None, error))
                 continue
             new_events = changed.collect_events()
+            for event in new_events:
+                for kind, value in claims_of(event):
+                    unit.claim(kind, value, event.originator_id)
             first_index = len(events)
             events.extend(new_events)
             metadata.extend(
@@ -286,6 +295,28 @@ class Ledger(Application[UUID]):
                 loaded[stream] = aggregate
         return loaded
 
+    # --- what an append records beside its events, derived again ----------
+
+    def stream_origin(self, first_event: StoredEvent) -> tuple[str, str] | None:
+        """What deriving a stream's events needs to know of the stream: the
+        subject its aggregate is, which the stream's first event sets."""
+        created = cast(Aggregate.Event, self.mapper.to_domain_event(first_event))
+        aggregate = created.mutate(None)
+        if aggregate is None:
+            raise ValueError("the stream's first event creates no aggregate")
+        return own_subject(aggregate)
+
+    def recorded_beside(
+        self, origin: tuple[str, str] | None, event: StoredEvent
+    ) -> RecordedBeside:
+        """The subjects and claims appending ``event`` recorded beside it,
+        derived again from the stored event by the append's own rules (for
+        ``ledger verify`` to compare with the stored tables)."""
+        domain_event = cast(Aggregate.Event, self.mapper.to_domain_event(event))
+        return RecordedBeside(
+            event_subjects(origin, domain_event), tuple(claims_of(domain_event))
+        )
+
     def find_claims(
         self, claims: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], UUID]:
@@ -299,10 +330,23 @@ def subjects_of(aggregate: Aggregate, event: Any) -> frozenset[tuple[str, str]]:
     """The subjects an event concerns: its own aggregate, and every venue,
     team, volunteer, activity, order or session its payload names, also
     inside the facts it carries (a session's venue, an order's venue)."""
+    return event_subjects(own_subject(aggregate), event)
+
+
+def own_subject(aggregate: Aggregate) -> tuple[str, str] | None:
+    """The subject an aggregate is (None for one that is no subject of its
+    own: honours are the volunteer's). Its creation sets it for good."""
     kind = type(aggregate).TOPIC.lower()  # type: ignore[attr-defined]
-    own_id = getattr(aggregate, f"{kind}_id", None)  # honours are the volunteer's
+    own_id = getattr(aggregate, f"{kind}_id", None)
+    return (kind, own_id) if own_id else None
+
+
+def event_subjects(
+    own: tuple[str, str] | None, event: Any
+) -> frozenset[tuple[str, str]]:
+    """The subjects of an event of the aggregate that is subject ``own``."""
     named = named_subjects(event)
-    return named | {(kind, own_id)} if own_id else named
+    return named | {own} if own else named
 
 
 def named_subjects(event: Any) -> frozenset[tuple[str, str]]:

@@ -9,7 +9,14 @@ row breaks the hashes from there on. Someone who rewrites a row *and*
 recomputes every hash after it produces a consistent chain, which is what
 checkpoints are for: a checkpoint is the chain head (position and hash)
 signed with the ledger's Ed25519 key, so a rewritten history no longer
-matches the hashes it signed.
+matches the hashes it signed. A checkpoint kept outside the database (its
+JSON file, with the public key) also catches a rewrite whose forger deleted
+the stored checkpoints, and a ledger cut short.
+
+Beside the events, an append writes tables derived from them: the subjects
+each event concerns, the claims it makes, the idempotency keys of the
+commands. ``verify_derived_tables`` derives them again from the stored
+events, with the application's own rules, and names the first difference.
 """
 
 from __future__ import annotations
@@ -17,12 +24,16 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -32,15 +43,23 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from eventsourcing.persistence import StoredEvent
 from sqlalchemy.engine import Connection
 
 from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
+    claims_table,
+    event_subjects_table,
+    events_table,
     head_position,
+    idempotency_keys_table,
+    insert_rows,
     metadata,
+    normalise_database_url,
     placeholder,
+    select_rows_among,
     utc_text,
 )
 
@@ -118,20 +137,39 @@ def stored_chain_rows(
     page_size: int = VERIFY_PAGE,
 ) -> Iterator[tuple[Any, ...]]:
     """Stored events' chained fields and hash in positions (after, upto], in
-    position order, read in pages through the driver's cursor."""
-    columns = ", ".join((*CHAINED_FIELDS, "chain_hash"))
+    position order."""
+    columns = (*CHAINED_FIELDS, "chain_hash")
+    for page in stored_event_pages(
+        conn, columns, after=after, upto=upto, page_size=page_size
+    ):
+        yield from page
+
+
+def stored_event_pages(
+    conn: Connection,
+    columns: Sequence[str],
+    *,
+    after: int = 0,
+    upto: int | None = None,
+    page_size: int = VERIFY_PAGE,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Stored events' ``columns`` (the first: ``position``) in positions
+    (after, upto], in position order, read in pages through the driver's
+    cursor."""
     mark = placeholder(conn)
     bound = "" if upto is None else f" AND position <= {int(upto)}"
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         while True:
             cursor.execute(
-                f"SELECT {columns} FROM ledger_events WHERE position > {mark}{bound} "
+                f"SELECT {', '.join(columns)} FROM {events_table.name} "
+                f"WHERE position > {mark}{bound} "
                 f"ORDER BY position LIMIT {int(page_size)}",
                 (after,),
             )
-            rows = cursor.fetchall()
-            yield from rows
+            rows = list(cursor.fetchall())
+            if rows:
+                yield rows
             if len(rows) < page_size:
                 return
             after = rows[-1][0]
@@ -182,7 +220,412 @@ def _walk_stretch(url: str, after: int, upto: int) -> ChainVerification:
         database.dispose()
 
 
-# --- signing keys ----------------------------------------------------------
+# --- the tables derived from the events ----------------------------------------
+
+DERIVE_PAGE = 10_000
+# Streams whose origin is kept from one page to the next: a bounded number,
+# so that a ledger of millions of streams is checked in bounded memory.
+ORIGINS_KEPT = 200_000
+
+
+@dataclass(frozen=True)
+class RecordedBeside:
+    """What an append records beside one event: the subjects the event
+    concerns, and the unique values (claims) it takes for its stream."""
+
+    subjects: frozenset[tuple[str, str]]
+    claims: tuple[tuple[str, str], ...]
+
+
+Origin = TypeVar("Origin")
+
+
+class EventDerivation(Protocol[Origin]):
+    """The application's rules for what an append records beside each event,
+    for ``verify`` to apply again to the stored events: the very functions
+    the append calls, so that no copy of them can drift apart."""
+
+    def stream_origin(self, first_event: StoredEvent) -> Origin:
+        """What the rules need to know of a stream, from its first event."""
+        ...
+
+    def recorded_beside(self, origin: Origin, event: StoredEvent) -> RecordedBeside:
+        """What appending ``event``, of a stream of ``origin``, recorded."""
+        ...
+
+
+@dataclass(frozen=True)
+class DerivedTableVerification:
+    """A table derived from the events against a fresh derivation: the rows
+    the events give, and the first difference."""
+
+    table: str
+    rows: int
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def verify_derived_tables(
+    database: Database,
+    derivation: EventDerivation[Any],
+    *,
+    page_size: int = DERIVE_PAGE,
+) -> list[DerivedTableVerification]:
+    """Derive the subjects, claims and idempotency keys again from the stored
+    events and compare them with the stored tables, naming each table's
+    first difference. Events are read a page at a time by position, and the
+    stored subjects and keys in position order alongside them; claims, which
+    carry no position, are compared in the database. One read transaction:
+    one snapshot of the events and the tables alike."""
+    with (
+        database.reading() as conn,
+        _stored_by_position(conn, "subjects", _STORED_SUBJECTS) as stored_subjects,
+        _stored_by_position(conn, "keys", _STORED_KEYS) as stored_keys,
+    ):
+        subjects = _PositionedComparison(
+            event_subjects_table.name, stored_subjects, _subject_names
+        )
+        keys = _PositionedComparison(
+            idempotency_keys_table.name, stored_keys, _key_spans
+        )
+        claims = _ClaimComparison(conn)
+        _walk_events(conn, derivation, page_size, subjects, keys, claims)
+        return [subjects.finish(), claims.finish(), keys.finish()]
+
+
+_EVENT_COLUMNS = (
+    "position",
+    "stream_id",
+    "stream_version",
+    "topic",
+    "payload",
+    "idempotency_key",
+)
+
+
+def _walk_events(
+    conn: Connection,
+    derivation: EventDerivation[Any],
+    page_size: int,
+    subjects: _PositionedComparison,
+    keys: _PositionedComparison,
+    claims: _ClaimComparison,
+) -> None:
+    """Derive every event's subjects and claims, and the commands' key spans
+    (a key spans the positions whose envelope carries it), and hand them on
+    in position order."""
+    origins = _Origins(conn, derivation)
+    span: tuple[str, int, int] | None = None  # key, first and last position
+    for page in stored_event_pages(conn, _EVENT_COLUMNS, page_size=page_size):
+        origins.load({row[1] for row in page})
+        for position, stream_id, version, topic, payload, key in page:
+            event = StoredEvent(stream_id, version, topic, payload.encode())
+            try:
+                beside = origins.derive(stream_id, event)
+            except UnderivableEventError as error:
+                problem = f"the event at position {position} {error}"
+                subjects.fail(position, problem)
+                claims.fail(position, problem)
+            else:
+                subjects.push(position, beside.subjects)
+                if beside.claims:
+                    claims.add(position, stream_id, beside.claims)
+            if span and key == span[0] and position == span[2] + 1:
+                span = (key, span[1], position)
+                continue
+            if span:
+                keys.push(span[1], frozenset({(span[0], span[2])}))
+            span = (key, position, position) if key is not None else None
+        claims.flush()
+    if span:
+        keys.push(span[1], frozenset({(span[0], span[2])}))
+
+
+class UnderivableEventError(Exception):
+    """A stored event the application's rules cannot be applied to."""
+
+
+class _Origins:
+    """The origins of the streams of a page of events, from their first
+    events; the most recently used are kept for later pages."""
+
+    def __init__(self, conn: Connection, derivation: EventDerivation[Any]) -> None:
+        self._conn = conn
+        self._derivation = derivation
+        self._kept: OrderedDict[str, Any] = OrderedDict()
+
+    def load(self, streams: set[str]) -> None:
+        unseen = []
+        for stream in streams:
+            if stream in self._kept:
+                self._kept.move_to_end(stream)
+            else:
+                unseen.append(stream)
+        t = events_table.c
+        first_events = sa.select(t.stream_id, t.topic, t.payload).where(
+            t.stream_version == 1
+        )
+        for stream, topic, payload in select_rows_among(
+            self._conn, first_events, t.stream_id, unseen
+        ):
+            first = StoredEvent(stream, 1, topic, payload.encode())
+            try:
+                self._kept[stream] = self._derivation.stream_origin(first)
+            except Exception as error:  # whatever decoding the stored event raised
+                self._kept[stream] = UnderivableEventError(
+                    f"belongs to a stream whose first event does not decode "
+                    f"({type(error).__name__}: {error})"
+                )
+        for stream in unseen:
+            if stream not in self._kept:
+                self._kept[stream] = UnderivableEventError(
+                    "belongs to a stream that has no first event"
+                )
+        while len(self._kept) > max(ORIGINS_KEPT, len(streams)):
+            self._kept.popitem(last=False)
+
+    def derive(self, stream: str, event: StoredEvent) -> RecordedBeside:
+        origin = self._kept[stream]
+        if isinstance(origin, UnderivableEventError):
+            raise origin
+        try:
+            return self._derivation.recorded_beside(origin, event)
+        except Exception as error:  # whatever decoding the stored event raised
+            raise UnderivableEventError(
+                f"does not decode ({type(error).__name__}: {error})"
+            ) from None
+
+
+Rows = frozenset[tuple[Any, ...]]
+
+_STORED_SUBJECTS = (
+    f"SELECT position, kind, subject_id FROM {event_subjects_table.name} "
+    "ORDER BY position"
+)
+_STORED_KEYS = (
+    f"SELECT first_position, key, last_position FROM {idempotency_keys_table.name} "
+    "ORDER BY first_position"
+)
+
+
+@contextmanager
+def _stored_by_position(
+    conn: Connection, name: str, query: str
+) -> Iterator[Iterator[tuple[int, Rows]]]:
+    """The rows of ``query`` (a position, ordered by, and two columns)
+    grouped by position, streamed through the driver's cursor as they are
+    consumed (on PostgreSQL a server-side cursor, named ``name``)."""
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    cursor = driver.cursor() if conn.dialect.name == "sqlite" else driver.cursor(name)
+    try:
+        cursor.execute(query)
+        content = itemgetter(1, 2)
+        yield (
+            (position, frozenset(map(content, group)))
+            for position, group in groupby(_fetched(cursor), key=itemgetter(0))
+        )
+    finally:
+        cursor.close()
+
+
+def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
+    while rows := cursor.fetchmany(DERIVE_PAGE):
+        yield from rows
+
+
+class _PositionedComparison:
+    """A derived table's rows, position by position as the events are
+    walked, against its stored rows read alongside in position order; keeps
+    the first difference."""
+
+    def __init__(
+        self,
+        table: str,
+        stored: Iterator[tuple[int, Rows]],
+        describe: Callable[[int, Rows], str],
+    ) -> None:
+        self.table = table
+        self._stored = stored
+        self._describe = describe
+        self._next = next(stored, None)
+        self.rows = 0
+        self.problem: str | None = None
+
+    def push(self, position: int, derived: Rows) -> None:
+        """The rows the event at ``position`` gives (positions ascending)."""
+        self.rows += len(derived)
+        if self.problem is None:
+            stored = self._stored_at(position)
+            if self.problem is None and derived != stored:
+                self._differ(position, derived, stored)
+
+    def fail(self, position: int, problem: str) -> None:
+        """Nothing could be derived from the event at ``position``."""
+        if self.problem is None:
+            self._stored_at(position)
+            self.problem = self.problem or problem
+
+    def finish(self) -> DerivedTableVerification:
+        if self.problem is None and self._next is not None:
+            self._differ(self._next[0], frozenset(), self._next[1])
+        return DerivedTableVerification(self.table, self.rows, self.problem)
+
+    def _stored_at(self, position: int) -> Rows:
+        """The stored rows at ``position``; stored rows before it, which no
+        event gave, are the difference."""
+        if self._next is None or self._next[0] > position:
+            return frozenset()
+        at, stored = self._next
+        self._next = next(self._stored, None)
+        if at < position:
+            self._differ(at, frozenset(), stored)
+            return frozenset()
+        return stored
+
+    def _differ(self, position: int, derived: Rows, stored: Rows) -> None:
+        missing, extra = derived - stored, stored - derived
+        self.problem = f"at position {position}: " + "; ".join(
+            [
+                *([f"missing {self._describe(position, missing)}"] if missing else []),
+                *([f"extra {self._describe(position, extra)}"] if extra else []),
+            ]
+        )
+
+
+def _subject_names(_position: int, rows: Rows) -> str:
+    return ", ".join(sorted(f"{kind}:{subject_id}" for kind, subject_id in rows))
+
+
+def _key_spans(first: int, rows: Rows) -> str:
+    return ", ".join(
+        sorted(f"key {key!r} (positions {first}–{last})" for key, last in rows)
+    )
+
+
+derived_claims_table = sa.Table(
+    "verify_derived_claims",
+    sa.MetaData(),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("value", sa.String(64), nullable=False),
+    sa.Column("stream_id", sa.String(36), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Index("verify_derived_claims_value", "kind", "value"),
+    prefixes=["TEMPORARY"],
+)
+
+
+class _ClaimComparison:
+    """Claims derived from the events, gathered in a temporary table and
+    compared with the stored ones by the database: a claim carries no
+    position to read it alongside its event by."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pending: list[tuple[str, str, str, int]] = []
+        self._failed: tuple[int, str] | None = None
+        self.rows = 0
+        derived_claims_table.create(conn)
+
+    def add(
+        self, position: int, stream: str, claims: Sequence[tuple[str, str]]
+    ) -> None:
+        self._pending.extend((kind, value, stream, position) for kind, value in claims)
+
+    def fail(self, position: int, problem: str) -> None:
+        self._failed = self._failed or (position, problem)
+
+    def flush(self) -> None:
+        if self._pending:
+            insert_rows(self._conn, derived_claims_table, self._pending)
+            self.rows += len(self._pending)
+            self._pending.clear()
+
+    def finish(self) -> DerivedTableVerification:
+        self.flush()
+        d, c = derived_claims_table.c, claims_table.c
+        unmatched = self._conn.execute(
+            sa.select(d.position, d.kind, d.stream_id, c.stream_id)
+            .outerjoin(claims_table, (c.kind == d.kind) & (c.value == d.value))
+            .where(sa.or_(c.stream_id.is_(None), c.stream_id != d.stream_id))
+            .order_by(d.position)
+            .limit(1)
+        ).first()
+        unmade = self._conn.execute(
+            sa.select(c.kind, c.stream_id)
+            .where(
+                ~sa.exists().where(
+                    d.kind == c.kind, d.value == c.value, d.stream_id == c.stream_id
+                )
+            )
+            .order_by(c.stream_id, c.kind)
+            .limit(1)
+        ).first()
+        derived_claims_table.drop(self._conn)
+        return DerivedTableVerification(
+            claims_table.name, self.rows, self._problem(unmatched, unmade)
+        )
+
+    def _problem(self, unmatched: Any, unmade: Any) -> str | None:
+        """The first difference: by the position of the event that makes the
+        claim (or that nothing could be derived from), else a stored claim no
+        event makes. Claim values are not shown: an ID number's is a digest."""
+        if unmatched is not None and (
+            self._failed is None or unmatched[0] < self._failed[0]
+        ):
+            position, kind, stream, holder = unmatched
+            whose = "is missing" if holder is None else f"is held by stream {holder}"
+            return (
+                f"at position {position}: the {kind} claim the event makes for "
+                f"stream {stream} {whose}"
+            )
+        if self._failed is not None:
+            return self._failed[1]
+        if unmade is not None:
+            kind, stream = unmade
+            return f"a {kind} claim held by stream {stream} is made by no event"
+        return None
+
+
+# --- key material ------------------------------------------------------------
+
+# The setting naming the directory of the ledger's key material: the signing
+# key now, the ledger's other secrets beside it later.
+KEY_DIRECTORY_SETTING = "LEDGER_KEY_DIRECTORY"
+SIGNING_KEY_FILE = "signing-key.pem"
+
+
+class KeyMaterialError(Exception):
+    """The ledger's key material is not where it belongs, or is not the key
+    its checkpoints were signed with; the message says what to do."""
+
+
+def key_directory(database_url: str, configured: Path | None) -> Path:
+    """Where the ledger keeps its key material: the configured directory,
+    else the one beside its SQLite database file (``ledger.db`` keeps its
+    keys in ``ledger.keys/``), so that every command finds the same keys
+    whatever its working directory. A ledger in PostgreSQL (or in memory)
+    has no such place: its key directory must be configured."""
+    if configured is not None:
+        directory = configured.expanduser()
+        if not directory.is_absolute():
+            raise KeyMaterialError(
+                f"{KEY_DIRECTORY_SETTING} must be an absolute path, not "
+                f"'{configured}': a relative one changes with the working directory"
+            )
+        return directory
+    url = sa.engine.make_url(normalise_database_url(database_url))
+    file = url.database if url.get_backend_name() == "sqlite" else None
+    if not file or file == ":memory:" or file.startswith("file:"):
+        raise KeyMaterialError(
+            f"{KEY_DIRECTORY_SETTING} is not set: a ledger that is not a SQLite "
+            "file keeps its keys in the directory that setting names"
+        )
+    database_file = Path(file).expanduser().absolute()
+    return database_file.with_name(f"{database_file.stem}.keys")
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -194,29 +637,56 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
-    """The ledger's private key (PEM, PKCS#8), created on first use with
-    permissions for its owner only."""
+    """The private key in ``path`` (PEM, PKCS#8), created on first use for
+    its owner only: the file 0600, a directory made for it 0700."""
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} does not hold an Ed25519 private key")
+            raise KeyMaterialError(f"{path} does not hold an Ed25519 private key")
         return key
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+        path.parent.chmod(0o700)  # whatever the umask left of it
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    path.touch(mode=0o600)
-    path.write_bytes(pem)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(pem)
     return key
 
 
-def own_public_key(signing_key_file: Path) -> Ed25519PublicKey | None:
+def ledger_signing_key(database: Database, directory: Path) -> Ed25519PrivateKey:
+    """The ledger's signing key, from its key directory. It is created on
+    first use, but never for a ledger whose checkpoints were signed already:
+    their key is missing then, and a new one would leave them unverifiable."""
+    path = directory / SIGNING_KEY_FILE
+    if not path.exists():
+        signed_with = checkpoint_key_ids(database)
+        if signed_with:
+            raise KeyMaterialError(
+                f"no signing key in {directory}, but the ledger's checkpoints were "
+                f"signed with key id {', '.join(signed_with)}: put that key there "
+                f"as {SIGNING_KEY_FILE}, or set {KEY_DIRECTORY_SETTING} to where "
+                "it is"
+            )
+    return load_or_create_signing_key(path)
+
+
+def own_public_key(
+    database_url: str, configured_directory: Path | None
+) -> Ed25519PublicKey | None:
     """The public half of the ledger's signing key, if it has one yet."""
-    if not signing_key_file.exists():
+    try:
+        path = key_directory(database_url, configured_directory) / SIGNING_KEY_FILE
+    except KeyMaterialError:
         return None
-    return load_or_create_signing_key(signing_key_file).public_key()
+    if not path.exists():
+        return None
+    return load_or_create_signing_key(path).public_key()
 
 
 def public_key_pem(key: Ed25519PrivateKey) -> bytes:
@@ -263,8 +733,63 @@ def checkpoint_message(position: int, head_hash: str, signed_at: str) -> bytes:
     return CHECKPOINT_DOMAIN + f"{position}\n{head_hash}\n{signed_at}\n".encode("ascii")
 
 
+def write_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
+    """The checkpoint as a JSON file, to be kept outside the ledger."""
+    path.write_bytes(orjson.dumps(checkpoint.as_dict(), option=orjson.OPT_INDENT_2))
+
+
+_CHECKPOINT_FIELDS = {
+    "position": int,
+    "chain_hash": str,
+    "signed_at": str,
+    "key_id": str,
+    "signature": str,
+}
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """A checkpoint from its JSON file (``ledger checkpoint`` prints it and
+    writes it with ``--out``); ``ValueError`` says what is wrong with it."""
+    try:
+        document = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as error:
+        raise ValueError(f"cannot read a checkpoint from {path}: {error}") from None
+    if not (
+        isinstance(document, dict)
+        and set(document) == set(_CHECKPOINT_FIELDS)
+        and all(isinstance(document[f], t) for f, t in _CHECKPOINT_FIELDS.items())
+    ):
+        raise ValueError(
+            f"{path} is not a checkpoint: it must hold exactly "
+            f"{', '.join(_CHECKPOINT_FIELDS)}"
+        )
+    return Checkpoint(**document)
+
+
+def checkpoint_key_ids(database: Database) -> list[str]:
+    """The ids of the keys the stored checkpoints were signed with."""
+    with database.reading() as conn:
+        return list(
+            conn.execute(
+                sa.select(checkpoints_table.c.key_id)
+                .distinct()
+                .order_by(checkpoints_table.c.key_id)
+            ).scalars()
+        )
+
+
 def sign_checkpoint(database: Database, key: Ed25519PrivateKey) -> Checkpoint:
-    """Sign the current chain head, after checking the chain up to it."""
+    """Sign the current chain head, after checking the chain up to it, with
+    the key the earlier checkpoints were signed with (any other is refused:
+    checkpoints under two keys cannot all be checked with the public key)."""
+    signed_with = checkpoint_key_ids(database)
+    own = key_id(key.public_key())
+    if signed_with and own not in signed_with:
+        raise KeyMaterialError(
+            f"refusing to sign with key id {own}: the ledger's checkpoints were "
+            f"signed with key id {', '.join(signed_with)}; put that key in the "
+            f"ledger's key directory ({KEY_DIRECTORY_SETTING})"
+        )
     verification = verify_chain(database)
     if not verification.ok:
         raise ValueError(f"the chain is broken, nothing signed: {verification.problem}")
@@ -314,6 +839,12 @@ def check_checkpoint(
     chain: ChainVerification,
 ) -> CheckpointVerification:
     """Is the signature good, and does the chain still hold the signed hash?"""
+    if checkpoint.key_id != key_id(public_key):
+        return CheckpointVerification(
+            checkpoint,
+            f"it names key id {checkpoint.key_id}, not the public key's "
+            f"{key_id(public_key)}",
+        )
     try:
         public_key.verify(bytes.fromhex(checkpoint.signature), checkpoint.message())
     except (InvalidSignature, ValueError):
@@ -341,34 +872,62 @@ def check_checkpoint(
     return CheckpointVerification(checkpoint)
 
 
+NO_PUBLIC_KEY = (
+    "no public key to check it with (pass one, or keep the ledger's signing key "
+    f"in its key directory, {KEY_DIRECTORY_SETTING})"
+)
+
+
 @dataclass
 class AuditVerification:
-    """The whole chain and every checkpoint."""
+    """The whole chain, every checkpoint (stored, and kept outside the
+    ledger), and every table derived from the events."""
 
     chain: ChainVerification
     checkpoints: list[CheckpointVerification] = field(default_factory=list)
+    kept_outside: list[CheckpointVerification] = field(default_factory=list)
+    derived: list[DerivedTableVerification] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.chain.ok and all(c.ok for c in self.checkpoints)
+        return (
+            self.chain.ok
+            and all(c.ok for c in self.checkpoints)
+            and all(c.ok for c in self.kept_outside)
+            and all(d.ok for d in self.derived)
+        )
 
 
 def verify_ledger(
-    database: Database, public_key: Ed25519PublicKey | None
+    database: Database,
+    public_key: Ed25519PublicKey | None,
+    derivation: EventDerivation[Any],
+    *,
+    kept_outside: Sequence[Checkpoint] = (),
 ) -> AuditVerification:
-    """Walk the chain, and check every stored checkpoint against it."""
+    """Walk the chain; check every stored checkpoint, and those kept outside
+    the ledger (which also catch a rewrite whose forger deleted the stored
+    ones, and a ledger cut short), against it; and compare the tables
+    derived from the events with a fresh derivation."""
     checkpoints = list_checkpoints(database)
     chain = verify_chain(database)
     with database.reading() as conn:
-        hashes = {c.position: chain_hash_at(conn, c.position) for c in checkpoints}
-    result = AuditVerification(chain)
-    for checkpoint in checkpoints:
-        result.checkpoints.append(
-            CheckpointVerification(checkpoint, "no public key to check it with")
-            if public_key is None
-            else check_checkpoint(checkpoint, public_key, hashes, chain)
-        )
-    return result
+        hashes = {
+            c.position: chain_hash_at(conn, c.position)
+            for c in (*checkpoints, *kept_outside)
+        }
+
+    def check(checkpoint: Checkpoint) -> CheckpointVerification:
+        if public_key is None:
+            return CheckpointVerification(checkpoint, NO_PUBLIC_KEY)
+        return check_checkpoint(checkpoint, public_key, hashes, chain)
+
+    return AuditVerification(
+        chain,
+        [check(c) for c in checkpoints],
+        [check(c) for c in kept_outside],
+        verify_derived_tables(database, derivation),
+    )
 
 
 def verify_exported_events(
