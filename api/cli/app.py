@@ -13,6 +13,7 @@ import orjson
 import typer
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
@@ -29,6 +30,7 @@ from ledger.engine.core import (
 )
 from ledger.projections.honours_awards import IncompleteAwardsError
 from ledger.projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
+from ledger.reads.answers import CitedAnswer
 from ledger.reads.audit import (
     AuditQuery,
     InvalidAuditQueryError,
@@ -41,6 +43,7 @@ from ledger.reads.queries import (
     InvalidReadError,
     LedgerReads,
     NotFoundError,
+    VenueQuery,
     parse_as_of,
 )
 from ledger.services.certificates import (
@@ -56,6 +59,7 @@ from ledger.services.exports import (
     MONTHLY_ACTIVITY_COLUMNS,
     MONTHLY_FULFILMENT_COLUMNS,
     Column,
+    MonthlyAnswer,
     audit_event_rows,
     monthly_rows,
     write_export,
@@ -142,8 +146,8 @@ def demo(
         f"projected up to position {report.position} in {report.seconds:.1f} s"
     )
     reads = LedgerReads(ledger.database)
-    for centre in reads.venue_children(None)["children"]:
-        show_dashboards(Console(), reads, centre["venue_id"], year)
+    for centre in reads.venue_children(None).children:
+        show_dashboards(Console(), reads, centre.venue_id, year)
 
 
 def _import_with_progress(
@@ -192,6 +196,8 @@ def open_engine() -> ProjectionEngine:
 
 
 def print_json(document: object) -> None:
+    if isinstance(document, BaseModel):
+        document = document.model_dump()
     typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -416,7 +422,7 @@ SubtreeOption = Annotated[
 
 
 def _run_read(
-    read: Callable[[LedgerReads], dict[str, Any]],
+    read: Callable[[LedgerReads], CitedAnswer],
     export: Path | None = None,
     columns: Sequence[Column] = (),
     chinese_headers: bool = False,
@@ -425,8 +431,12 @@ def _run_read(
     reads = LedgerReads(open_ledger().database)
     try:
         document = read(reads)
-        # only venue reads have months; an hours read is never exported
-        rows = monthly_rows(document) if export is not None else []
+        # only venue reads have months; no other read is exported
+        rows = (
+            monthly_rows(document)
+            if export is not None and isinstance(document, MonthlyAnswer)
+            else []
+        )
         _print_or_export(document, rows, columns, export, chinese_headers, "months")
     except NotFoundError as error:
         console.print(f"[red]{error}[/red]")
@@ -455,7 +465,7 @@ def query_activity(
     """A venue's activities, sessions, volunteers and minutes."""
     _run_read(
         lambda reads: reads.venue_activity(
-            venue_id, from_, to, subtree=subtree, as_of=parse_as_of(as_of)
+            VenueQuery(venue_id, from_, to, subtree, as_of=parse_as_of(as_of))
         ),
         export,
         MONTHLY_ACTIVITY_COLUMNS,
@@ -477,7 +487,7 @@ def query_fulfilment(
     """A venue's orders: counts, fulfilment rate and satisfaction."""
     _run_read(
         lambda reads: reads.venue_fulfilment(
-            venue_id, from_, to, subtree=subtree, kind=kind, as_of=parse_as_of(as_of)
+            VenueQuery(venue_id, from_, to, subtree, kind, parse_as_of(as_of))
         ),
         export,
         MONTHLY_FULFILMENT_COLUMNS,
@@ -506,11 +516,7 @@ def query_explain_activity(
     """The events behind a venue's activity figures, a page at a time."""
     _run_read(
         lambda reads: reads.explain_venue_activity(
-            venue_id,
-            from_,
-            to,
-            subtree=subtree,
-            as_of=parse_as_of(as_of),
+            VenueQuery(venue_id, from_, to, subtree, as_of=parse_as_of(as_of)),
             after=after,
             limit=limit,
         )
@@ -531,12 +537,7 @@ def query_explain_fulfilment(
     """The events behind a venue's order figures, a page at a time."""
     _run_read(
         lambda reads: reads.explain_venue_fulfilment(
-            venue_id,
-            from_,
-            to,
-            subtree=subtree,
-            kind=kind,
-            as_of=parse_as_of(as_of),
+            VenueQuery(venue_id, from_, to, subtree, kind, parse_as_of(as_of)),
             after=after,
             limit=limit,
         )
@@ -550,7 +551,7 @@ app.add_typer(audit_app, name="audit")
 
 
 def _print_or_export(
-    document: dict[str, Any],
+    document: CitedAnswer,
     rows: Sequence[dict[str, Any]],
     columns: Sequence[Column],
     export: Path | None,
@@ -566,8 +567,8 @@ def _print_or_export(
             export,
             rows,
             columns,
-            position=document["position"],
-            chain_hash=document["chain_hash"],
+            position=document.position,
+            chain_hash=document.chain_hash,
             chinese_headers=chinese_headers,
         )
     except ValueError as error:
