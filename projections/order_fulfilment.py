@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from ledger.domain.common import topic_of
@@ -34,6 +34,7 @@ from ledger.engine import (
     define_entries_table,
 )
 from ledger.projections.service_sessions import china_date
+from ledger.projections.venue_selection import VenueSelection
 from ledger.store.event_store import select_rows
 
 MEASURES = (
@@ -105,8 +106,37 @@ def order_changes(topic: str, payload: dict[str, Any]) -> dict[str, int]:
     return {CLOSINGS[topic]: 1} if topic in CLOSINGS else {}
 
 
+class FulfilmentFigures(BaseModel):
+    """The five orders at a venue, or a roll-up of venues, over a period."""
+
+    model_config = ConfigDict(frozen=True)
+
+    posted: int
+    dispatched: int
+    accepted: int
+    fulfilled: int
+    withdrawn: int
+    rejected: int
+    expired: int
+    ratings: int
+    open: int = Field(
+        description="Posted and not fulfilled, withdrawn, rejected or expired."
+    )
+    rate: float | None = Field(
+        description="实现率: fulfilled ÷ (posted − withdrawn), unrounded."
+    )
+    # An odd count of orders has a whole median, an even one maybe not.
+    median_minutes_to_fulfil: int | float | None
+    mean_stars: float | None
+    satisfaction: float | None = Field(
+        description="满意度: the share of order ratings of 4 or 5 stars."
+    )
+
+
 @dataclass
-class FulfilmentFigures:
+class FulfilmentTally:
+    """Fulfilment figures being summed from entries."""
+
     posted: int = 0
     dispatched: int = 0
     accepted: int = 0
@@ -127,39 +157,32 @@ class FulfilmentFigures:
             else:
                 setattr(self, name, getattr(self, name) + value)
 
-    @property
-    def open(self) -> int:
-        return (
-            self.posted - self.fulfilled - self.withdrawn - self.rejected - self.expired
-        )
-
-    @property
-    def rate(self) -> float | None:
-        denominator = self.posted - self.withdrawn
-        return self.fulfilled / denominator if denominator else None
-
-    @property
-    def satisfaction(self) -> float | None:
-        return self.satisfied / self.ratings if self.ratings else None
-
-    def as_dict(self) -> dict[str, Any]:
-        counts = asdict(self)
-        del counts["fulfil_minutes"], counts["stars"], counts["satisfied"]
-        return {
-            **counts,
-            "open": self.open,
-            "rate": self.rate,
-            "median_minutes_to_fulfil": (
+    def figures(self) -> FulfilmentFigures:
+        counted = self.posted - self.withdrawn
+        closed = self.fulfilled + self.withdrawn + self.rejected + self.expired
+        return FulfilmentFigures(
+            posted=self.posted,
+            dispatched=self.dispatched,
+            accepted=self.accepted,
+            fulfilled=self.fulfilled,
+            withdrawn=self.withdrawn,
+            rejected=self.rejected,
+            expired=self.expired,
+            ratings=self.ratings,
+            open=self.posted - closed,
+            rate=self.fulfilled / counted if counted else None,
+            median_minutes_to_fulfil=(
                 statistics.median(self.fulfil_minutes) if self.fulfil_minutes else None
             ),
-            "ratings": self.ratings,
-            "mean_stars": self.stars / self.ratings if self.ratings else None,
-            "satisfaction": self.satisfaction,
-        }
+            mean_stars=self.stars / self.ratings if self.ratings else None,
+            satisfaction=self.satisfied / self.ratings if self.ratings else None,
+        )
 
 
-@dataclass
-class VenueFulfilment:
+@dataclass(frozen=True)
+class VenueFulfilmentFigures:
+    """A selection's orders: in total and by month of posting (sorted)."""
+
     total: FulfilmentFigures
     by_month: dict[str, FulfilmentFigures]
 
@@ -196,65 +219,59 @@ class OrderFulfilmentProjection(Projection):
         )
         return [Entry(event.position, key, tuple(changes.get(m, 0) for m in MEASURES))]
 
-    def explain_fulfilment(
+    def explain_venue_figures(
         self,
         conn: Connection,
-        version: int,
-        venue_ids: Sequence[str],
-        from_month: str,
-        to_month: str,
-        position: int,
-        kind: str | None = None,
+        selection: VenueSelection,
         *,
         after: int = 0,
         events: int | None = None,
     ) -> ExplainedPage:
-        """The entries behind the venues' figures over the months, of the
-        first ``events`` events after position ``after`` (default: all)."""
-        t = entries_table.c
-        chosen = [t.month >= from_month, t.month <= to_month]
-        if kind is not None:
-            chosen.append(t.kind == kind)
+        """The entries behind the selection's figures, of the first
+        ``events`` events after position ``after`` (default: all)."""
         return self.explain(
             conn,
-            version,
-            position,
-            *chosen,
-            among=("venue_id", venue_ids),
+            selection.version,
+            selection.position,
+            *selection.months(entries_table),
+            *_of_kind(selection),
+            among=("venue_id", selection.venue_ids),
             after=after,
             events=events,
         )
 
-    def get_fulfilment(
-        self,
-        conn: Connection,
-        version: int,
-        venue_ids: Sequence[str],
-        from_month: str,
-        to_month: str,
-        position: int,
-        kind: str | None = None,
-    ) -> VenueFulfilment:
+    def get_venue_figures(
+        self, conn: Connection, selection: VenueSelection
+    ) -> VenueFulfilmentFigures:
+        """The selection's orders, in total and by month of posting."""
         t = entries_table.c
-        result = VenueFulfilment(FulfilmentFigures(), defaultdict(FulfilmentFigures))
-        for start in range(0, len(venue_ids), 500):
-            query = (
-                sa.select(t.month, t.order_id, *(sa.func.sum(t[m]) for m in MEASURES))
-                .where(
-                    t.version == version,
-                    t.venue_id.in_(venue_ids[start : start + 500]),
-                    t.month >= from_month,
-                    t.month <= to_month,
-                    t.position <= position,
-                )
-                .group_by(t.month, t.order_id)
+        query = (
+            sa.select(t.month, t.order_id, *(sa.func.sum(t[m]) for m in MEASURES))
+            .where(
+                t.version == selection.version,
+                t.position <= selection.position,
+                *selection.months(entries_table),
+                *_of_kind(selection),
             )
-            if kind is not None:
-                query = query.where(t.kind == kind)
-            for row in select_rows(conn, query):
+            .group_by(t.month, t.order_id)
+        )
+        total = FulfilmentTally()
+        by_month: dict[str, FulfilmentTally] = defaultdict(FulfilmentTally)
+        for venues in selection.venue_chunks():
+            for row in select_rows(conn, query.where(t.venue_id.in_(venues))):
                 measures = {
                     m: int(v or 0) for m, v in zip(MEASURES, row[2:], strict=True)
                 }
-                result.total.add(measures)
-                result.by_month[row[0]].add(measures)
-        return result
+                total.add(measures)
+                by_month[row[0]].add(measures)
+        return VenueFulfilmentFigures(
+            total.figures(),
+            {month: by_month[month].figures() for month in sorted(by_month)},
+        )
+
+
+def _of_kind(selection: VenueSelection) -> tuple[sa.ColumnElement[bool], ...]:
+    """Orders of the selection's kind only, when it names one."""
+    if selection.kind is None:
+        return ()
+    return (entries_table.c.kind == selection.kind,)

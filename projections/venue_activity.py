@@ -13,11 +13,11 @@ month of its check-in (make-up hours: of the activity's start).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from ledger.domain.activities import Activity
@@ -34,6 +34,7 @@ from ledger.projections.service_sessions import (
     china_date,
     counted_change,
 )
+from ledger.projections.venue_selection import VenueSelection
 from ledger.store.event_store import select_rows
 
 PUBLISHED = topic_of(Activity, "Published")
@@ -53,8 +54,23 @@ entries_table = define_entries_table(
 )
 
 
+class ActivityFigures(BaseModel):
+    """Activity at a venue, or a roll-up of venues, over a period."""
+
+    model_config = ConfigDict(frozen=True)
+
+    activities: int = Field(description="Activities published, by their start.")
+    sessions: int = Field(description="Approved, non-voided sessions.")
+    volunteers: int = Field(description="Distinct volunteers in those sessions.")
+    verified_minutes: int
+    makeup_minutes: int
+    volunteer_minutes: int = Field(description="Verified plus make-up minutes.")
+
+
 @dataclass
-class ActivityFigures:
+class ActivityTally:
+    """Activity figures being summed from entries."""
+
     activities: int = 0
     sessions: int = 0
     verified_minutes: int = 0
@@ -73,19 +89,21 @@ class ActivityFigures:
         if volunteer_id != NO_VOLUNTEER and sessions > 0:
             self.volunteer_ids.add(volunteer_id)
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "activities": self.activities,
-            "sessions": self.sessions,
-            "volunteers": len(self.volunteer_ids),
-            "verified_minutes": self.verified_minutes,
-            "makeup_minutes": self.makeup_minutes,
-            "volunteer_minutes": self.verified_minutes + self.makeup_minutes,
-        }
+    def figures(self) -> ActivityFigures:
+        return ActivityFigures(
+            activities=self.activities,
+            sessions=self.sessions,
+            volunteers=len(self.volunteer_ids),
+            verified_minutes=self.verified_minutes,
+            makeup_minutes=self.makeup_minutes,
+            volunteer_minutes=self.verified_minutes + self.makeup_minutes,
+        )
 
 
-@dataclass
-class VenueActivity:
+@dataclass(frozen=True)
+class VenueActivityFigures:
+    """A selection's activity: in total, by month and by category (sorted)."""
+
     total: ActivityFigures
     by_month: dict[str, ActivityFigures]
     by_category: dict[str, ActivityFigures]
@@ -123,68 +141,55 @@ class VenueActivityProjection(Projection):
         )
         return [Entry(event.position, key, (0, change.sessions, change.minutes))]
 
-    def explain_activity(
+    def explain_venue_figures(
         self,
         conn: Connection,
-        version: int,
-        venue_ids: Sequence[str],
-        from_month: str,
-        to_month: str,
-        position: int,
+        selection: VenueSelection,
         *,
         after: int = 0,
         events: int | None = None,
     ) -> ExplainedPage:
-        """The entries behind the venues' figures over the months, of the
-        first ``events`` events after position ``after`` (default: all)."""
-        t = entries_table.c
-        months = (t.month >= from_month, t.month <= to_month)
+        """The entries behind the selection's figures, of the first
+        ``events`` events after position ``after`` (default: all)."""
         return self.explain(
             conn,
-            version,
-            position,
-            *months,
-            among=("venue_id", venue_ids),
+            selection.version,
+            selection.position,
+            *selection.months(entries_table),
+            among=("venue_id", selection.venue_ids),
             after=after,
             events=events,
         )
 
-    def get_activity(
-        self,
-        conn: Connection,
-        version: int,
-        venue_ids: Sequence[str],
-        from_month: str,
-        to_month: str,
-        position: int,
-    ) -> VenueActivity:
+    def get_venue_figures(
+        self, conn: Connection, selection: VenueSelection
+    ) -> VenueActivityFigures:
+        """The selection's activity, in total, by month and by category."""
         t = entries_table.c
-        result = VenueActivity(
-            ActivityFigures(),
-            defaultdict(ActivityFigures),
-            defaultdict(ActivityFigures),
-        )
-        for start in range(0, len(venue_ids), 500):
-            rows = select_rows(
-                conn,
-                sa.select(
-                    t.month,
-                    t.category,
-                    t.kind,
-                    t.volunteer_id,
-                    sa.func.sum(t.activities),
-                    sa.func.sum(t.sessions),
-                    sa.func.sum(t.minutes),
-                )
-                .where(
-                    t.version == version,
-                    t.venue_id.in_(venue_ids[start : start + 500]),
-                    t.month >= from_month,
-                    t.month <= to_month,
-                    t.position <= position,
-                )
-                .group_by(t.month, t.category, t.kind, t.volunteer_id),
+        query = (
+            sa.select(
+                t.month,
+                t.category,
+                t.kind,
+                t.volunteer_id,
+                sa.func.sum(t.activities),
+                sa.func.sum(t.sessions),
+                sa.func.sum(t.minutes),
             )
+            .where(
+                t.version == selection.version,
+                t.position <= selection.position,
+                *selection.months(entries_table),
+            )
+            .group_by(t.month, t.category, t.kind, t.volunteer_id)
+        )
+        total = ActivityTally()
+        by_month: dict[str, ActivityTally] = defaultdict(ActivityTally)
+        by_category: dict[str, ActivityTally] = defaultdict(ActivityTally)
+        # Each chunk of venues sums its own groups: the tallies add them up
+        # (a session counts at one venue, so no group goes negative in part).
+        for venues in selection.venue_chunks():
+            rows = select_rows(conn, query.where(t.venue_id.in_(venues)))
             for (
                 month,
                 category,
@@ -201,7 +206,11 @@ class VenueActivityProjection(Projection):
                     int(sessions or 0),
                     int(minutes or 0),
                 )
-                result.total.add(*figures)
-                result.by_month[month].add(*figures)
-                result.by_category[category].add(*figures)
-        return result
+                total.add(*figures)
+                by_month[month].add(*figures)
+                by_category[category].add(*figures)
+        return VenueActivityFigures(
+            total.figures(),
+            {month: by_month[month].figures() for month in sorted(by_month)},
+            {name: by_category[name].figures() for name in sorted(by_category)},
+        )

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from ledger.engine import Entry, Projection, RecordedEvent, define_entries_table
@@ -50,26 +50,38 @@ def stars_for_minutes(
     return sum(1 for hours in thresholds_hours if minutes >= hours * 60)
 
 
-@dataclass
-class VolunteerHours:
-    """One volunteer's figures as of a position."""
+class HoursTotals(BaseModel):
+    """A volunteer's approved minutes and sessions."""
 
-    volunteer_id: str
-    verified_minutes: int = 0
-    makeup_minutes: int = 0
-    sessions: int = 0
-    last_service_date: str | None = None
-    by_year: dict[str, int] = field(default_factory=dict)
-    by_category: dict[str, int] = field(default_factory=dict)
-    by_year_and_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    model_config = ConfigDict(frozen=True)
 
-    @property
-    def total_minutes(self) -> int:
-        return self.verified_minutes + self.makeup_minutes
+    verified_minutes: int
+    makeup_minutes: int
+    total_minutes: int = Field(description="Verified plus make-up minutes.")
+    sessions: int
 
-    @property
-    def stars(self) -> int:
-        return stars_for_minutes(self.total_minutes)
+
+class HoursFigures(HoursTotals):
+    """A volunteer's figures as of a position: the totals, and the minutes
+    by year (China Standard Time), kind and category."""
+
+    last_service_date: str | None
+    by_year: dict[str, int] = Field(
+        description='Minutes per year with any, e.g. {"2022": 600}.'
+    )
+    by_year_and_kind: dict[str, dict[str, int]]
+    by_category: dict[str, int]
+    stars: int = Field(
+        ge=0, le=5, description="Under the national rule, computed live."
+    )
+
+    def totals(self) -> HoursTotals:
+        return HoursTotals(
+            verified_minutes=self.verified_minutes,
+            makeup_minutes=self.makeup_minutes,
+            total_minutes=self.total_minutes,
+            sessions=self.sessions,
+        )
 
 
 class VolunteerHoursProjection(Projection):
@@ -107,7 +119,7 @@ class VolunteerHoursProjection(Projection):
 
     def get_hours(
         self, conn: Connection, version: int, volunteer_id: str, position: int
-    ) -> VolunteerHours:
+    ) -> HoursFigures:
         t = entries_table.c
         rows = conn.execute(
             sa.select(
@@ -126,7 +138,8 @@ class VolunteerHoursProjection(Projection):
             )
             .group_by(t.session_id, t.kind, t.year, t.category, t.service_date)
         )
-        hours = VolunteerHours(volunteer_id)
+        verified = makeup = counted_sessions = 0
+        last_service_date: str | None = None
         by_year: dict[str, int] = defaultdict(int)
         by_category: dict[str, int] = defaultdict(int)
         by_year_and_kind: dict[str, dict[str, int]] = defaultdict(
@@ -135,26 +148,32 @@ class VolunteerHoursProjection(Projection):
         for _session, kind, year, category, service_date, minutes, sessions in rows:
             minutes, sessions = int(minutes or 0), int(sessions or 0)
             if kind == "verified":
-                hours.verified_minutes += minutes
+                verified += minutes
             else:
-                hours.makeup_minutes += minutes
-            hours.sessions += sessions
+                makeup += minutes
+            counted_sessions += sessions
             if sessions > 0 and (
-                hours.last_service_date is None
-                or service_date > hours.last_service_date
+                last_service_date is None or service_date > last_service_date
             ):
-                hours.last_service_date = service_date
+                last_service_date = service_date
             if minutes:
                 by_year[year] += minutes
                 by_category[category] += minutes
                 by_year_and_kind[year][kind] += minutes
-        hours.by_year = {y: m for y, m in sorted(by_year.items()) if m}
-        hours.by_category = {c: m for c, m in sorted(by_category.items()) if m}
-        hours.by_year_and_kind = {
-            y: dict(sorted(kinds.items()))
-            for y, kinds in sorted(by_year_and_kind.items())
-        }
-        return hours
+        return HoursFigures(
+            verified_minutes=verified,
+            makeup_minutes=makeup,
+            total_minutes=verified + makeup,
+            sessions=counted_sessions,
+            last_service_date=last_service_date,
+            by_year={y: m for y, m in sorted(by_year.items()) if m},
+            by_year_and_kind={
+                y: dict(sorted(kinds.items()))
+                for y, kinds in sorted(by_year_and_kind.items())
+            },
+            by_category={c: m for c, m in sorted(by_category.items()) if m},
+            stars=stars_for_minutes(verified + makeup),
+        )
 
     def explain_hours(
         self, conn: Connection, version: int, volunteer_id: str, position: int

@@ -49,8 +49,8 @@ def demo(
         f"projected up to position {report.position} in {report.seconds:.1f} s"
     )
     reads = components.reads
-    for centre in reads.venue_children(None)["children"]:
-        show_dashboards(Console(), reads, centre["venue_id"], year)
+    for centre in reads.venue_children(None).children:
+        show_dashboards(Console(), reads, centre.venue_id, year)
 
 
 def _import_with_progress(

@@ -9,8 +9,10 @@ from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 
+from ledger.reads.answers import CitedAnswer
 from ledger.services.exports import Column, write_export
 
 console = Console(stderr=True)
@@ -25,6 +27,8 @@ ChineseOption = Annotated[
 
 
 def print_json(document: object) -> None:
+    if isinstance(document, BaseModel):
+        document = document.model_dump()
     typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -35,7 +39,7 @@ def fail(problem: object, exit_code: int) -> NoReturn:
 
 
 def print_or_export(
-    document: dict[str, Any],
+    document: CitedAnswer,
     rows: Sequence[dict[str, Any]],
     columns: Sequence[Column],
     export: Path | None,
@@ -51,8 +55,8 @@ def print_or_export(
             export,
             rows,
             columns,
-            position=document["position"],
-            chain_hash=document["chain_hash"],
+            position=document.position,
+            chain_hash=document.chain_hash,
             chinese_headers=chinese_headers,
         )
     except ValueError as error:

@@ -5,23 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ledger.api.cli.context import components_of
 from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_or_export
+from ledger.reads.answers import CitedAnswer
 from ledger.reads.queries import (
     EXPLAINED_EVENTS,
     InvalidReadError,
     LedgerReads,
     NotFoundError,
+    VenueQuery,
     parse_as_of,
 )
 from ledger.services.exports import (
     MONTHLY_ACTIVITY_COLUMNS,
     MONTHLY_FULFILMENT_COLUMNS,
     Column,
+    MonthlyAnswer,
     monthly_rows,
 )
 
@@ -49,7 +52,7 @@ SubtreeOption = Annotated[
 
 def _run_read(
     ctx: typer.Context,
-    read: Callable[[LedgerReads], dict[str, Any]],
+    read: Callable[[LedgerReads], CitedAnswer],
     export: Path | None = None,
     columns: Sequence[Column] = (),
     chinese_headers: bool = False,
@@ -58,8 +61,12 @@ def _run_read(
     reads = components_of(ctx).reads
     try:
         document = read(reads)
-        # only venue reads have months; an hours read is never exported
-        rows = monthly_rows(document) if export is not None else []
+        # only venue reads have months; no other read is exported
+        rows = (
+            monthly_rows(document)
+            if export is not None and isinstance(document, MonthlyAnswer)
+            else []
+        )
         print_or_export(document, rows, columns, export, chinese_headers, "months")
     except NotFoundError as error:
         fail(error, 4)
@@ -92,7 +99,7 @@ def query_activity(
     _run_read(
         ctx,
         lambda reads: reads.venue_activity(
-            venue_id, from_, to, subtree=subtree, as_of=parse_as_of(as_of)
+            VenueQuery(venue_id, from_, to, subtree, as_of=parse_as_of(as_of))
         ),
         export,
         MONTHLY_ACTIVITY_COLUMNS,
@@ -116,7 +123,7 @@ def query_fulfilment(
     _run_read(
         ctx,
         lambda reads: reads.venue_fulfilment(
-            venue_id, from_, to, subtree=subtree, kind=kind, as_of=parse_as_of(as_of)
+            VenueQuery(venue_id, from_, to, subtree, kind, parse_as_of(as_of))
         ),
         export,
         MONTHLY_FULFILMENT_COLUMNS,
@@ -150,11 +157,7 @@ def query_explain_activity(
     _run_read(
         ctx,
         lambda reads: reads.explain_venue_activity(
-            venue_id,
-            from_,
-            to,
-            subtree=subtree,
-            as_of=parse_as_of(as_of),
+            VenueQuery(venue_id, from_, to, subtree, as_of=parse_as_of(as_of)),
             after=after,
             limit=limit,
         ),
@@ -177,12 +180,7 @@ def query_explain_fulfilment(
     _run_read(
         ctx,
         lambda reads: reads.explain_venue_fulfilment(
-            venue_id,
-            from_,
-            to,
-            subtree=subtree,
-            kind=kind,
-            as_of=parse_as_of(as_of),
+            VenueQuery(venue_id, from_, to, subtree, kind, parse_as_of(as_of)),
             after=after,
             limit=limit,
         ),

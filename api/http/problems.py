@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.application.ledger import ConcurrencyConflictError
@@ -18,6 +18,14 @@ PROBLEM_TYPE_BASE = "https://wenming-ledger.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
+class InvalidInput(BaseModel):
+    """One part of a request that is not well formed, and why."""
+
+    loc: list[str | int] = Field(description='Where, e.g. ["query", "from"].')
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
     """What went wrong: ``type`` names the rule broken, ``detail`` says how."""
 
@@ -26,7 +34,7 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str
-    errors: list[dict[str, Any]] | None = None
+    errors: list[InvalidInput] | None = None
 
 
 class ProblemError(Exception):
@@ -42,7 +50,7 @@ def problem_response(
     code: str,
     title: str,
     detail: str,
-    errors: list[dict[str, Any]] | None = None,
+    errors: list[InvalidInput] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = Problem(
@@ -111,17 +119,13 @@ async def on_http_error(_: Request, error: Exception) -> JSONResponse:
 async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [
-        {
-            "loc": list(e.get("loc", ())),
-            "msg": e.get("msg", ""),
-            "type": e.get("type", ""),
-        }
+        InvalidInput(
+            loc=list(e.get("loc", ())), msg=e.get("msg", ""), type=e.get("type", "")
+        )
         for e in error.errors()
     ]
-    detail = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
-    )
-    in_body = any(e["loc"][:1] == ["body"] for e in errors)
+    detail = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" for e in errors)
+    in_body = any(e.loc[:1] == ["body"] for e in errors)
     code = "invalid_command" if in_body else "invalid_read"
     return problem_response(422, code, "The request is not well formed", detail, errors)
 

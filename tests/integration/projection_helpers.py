@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from ledger.application.importer import import_file
 from ledger.application.ledger import Ledger, Submission
@@ -597,8 +598,10 @@ def expected_fulfilment(
     }
 
 
-def pick(document: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
-    return {key: document[key] for key in keys}
+def pick(answer: BaseModel, names: Iterable[str]) -> dict[str, Any]:
+    """Some of an answer's fields, as plain values (as its JSON holds them)."""
+    fields = answer.model_dump()
+    return {name: fields[name] for name in names}
 
 
 def run_cli(database: Database, *arguments: str) -> Any:

@@ -14,6 +14,7 @@ import pytest
 
 from ledger.application.ledger import Ledger
 from ledger.domain.privacy import mask_id_number, mask_phone
+from ledger.reads.answers import Actor, Adjustment, AuditEvent, AuditPage
 from ledger.reads.audit import (
     AuditQuery,
     InvalidAuditQueryError,
@@ -131,21 +132,21 @@ def city(ledger: Ledger) -> AuditedCity:
     return record_audited_city(ledger)
 
 
-def positions_of(page: dict[str, Any]) -> list[int]:
-    return [event["position"] for event in page["events"]]
+def positions_of(page: AuditPage) -> list[int]:
+    return [event.position for event in page.events]
 
 
-def every_event(database: Database, query: AuditQuery) -> list[dict[str, Any]]:
+def every_event(database: Database, query: AuditQuery) -> list[AuditEvent]:
     """Every event ``query`` selects, following ``next_after`` page by page."""
-    events: list[dict[str, Any]] = []
+    events: list[AuditEvent] = []
     after = query.after_position
     while True:
         page = find_events(database, replace(query, after_position=after))
-        events.extend(page["events"])
-        if page["next_after"] is None:
+        events.extend(page.events)
+        if page.next_after is None:
             return events
-        assert page["next_after"] == page["events"][-1]["position"]
-        after = page["next_after"]
+        assert page.next_after == page.events[-1].position
+        after = page.next_after
 
 
 # --- by subject, actor, type and period --------------------------------------
@@ -167,7 +168,7 @@ def test_a_subject_query_returns_exactly_the_events_that_concern_it(
 ) -> None:
     page = find_events(database, AuditQuery(subject=subject))
     assert positions_of(page) == expected
-    assert all(f"{subject[0]}:{subject[1]}" in e["subjects"] for e in page["events"])
+    assert all(f"{subject[0]}:{subject[1]}" in e.subjects for e in page.events)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +187,7 @@ def test_a_venue_or_activity_query_returns_the_events_that_name_it(
     page = find_events(database, AuditQuery(subject=subject))
     assert named <= set(positions_of(page))
     assert positions_of(page) == sorted(positions_of(page))
-    assert all(f"{subject[0]}:{subject[1]}" in e["subjects"] for e in page["events"])
+    assert all(f"{subject[0]}:{subject[1]}" in e.subjects for e in page.events)
 
 
 def test_a_venue_query_includes_the_sessions_and_orders_settled_there(
@@ -208,7 +209,7 @@ def test_an_actor_query_returns_what_that_actor_did(
 ) -> None:
     by_organiser = find_events(database, AuditQuery(actor_id="org-1"))
     assert positions_of(by_organiser) == [S_V2_APPROVED, DECLINED]
-    assert {e["actor"]["role"] for e in by_organiser["events"]} == {"organiser"}
+    assert {e.actor.role for e in by_organiser.events} == {"organiser"}
     by_inspector = find_events(database, AuditQuery(actor_id="inspector-1"))
     assert positions_of(by_inspector) == [VOIDED]
 
@@ -219,7 +220,7 @@ def test_a_type_query_returns_the_events_of_those_types(
     types = ("Volunteer.SessionCorrected", "Volunteer.SessionVoided")
     page = find_events(database, AuditQuery(types=types))
     assert positions_of(page) == [CORRECTED, VOIDED]
-    assert [e["type"] for e in page["events"]] == list(types)
+    assert [e.type for e in page.events] == list(types)
     approvals = find_events(database, AuditQuery(types=("Volunteer.SessionApproved",)))
     assert positions_of(approvals) == [13, S_V2_APPROVED]
 
@@ -297,20 +298,20 @@ def test_paging_with_next_after_returns_every_event_once_in_ledger_order(
 ) -> None:
     for limit in (1, 5, 7, HEAD, 1000):  # 7 divides the 28 events exactly
         events = every_event(database, AuditQuery(limit=limit))
-        assert [e["position"] for e in events] == list(range(1, HEAD + 1)), limit
+        assert [e.position for e in events] == list(range(1, HEAD + 1)), limit
     # A filtered query pages the same way
     whole = find_events(database, AuditQuery(subject=("volunteer", "V1")))
     paged = every_event(database, AuditQuery(subject=("volunteer", "V1"), limit=2))
-    assert paged == whole["events"]
+    assert paged == whole.events
 
 
 def test_a_full_last_page_says_there_is_no_next_page(
     database: Database, city: AuditedCity
 ) -> None:
     first = find_events(database, AuditQuery(limit=14))
-    assert (positions_of(first)[-1], first["next_after"]) == (14, 14)
+    assert (positions_of(first)[-1], first.next_after) == (14, 14)
     last = find_events(database, AuditQuery(limit=14, after_position=14))
-    assert (positions_of(last)[-1], last["next_after"]) == (HEAD, None)
+    assert (positions_of(last)[-1], last.next_after) == (HEAD, None)
 
 
 def test_as_of_caps_the_position_an_answer_reflects(
@@ -318,11 +319,11 @@ def test_as_of_caps_the_position_an_answer_reflects(
 ) -> None:
     page = find_events(database, AuditQuery(as_of=13, limit=1000))
     assert positions_of(page) == list(range(1, 14))
-    assert (page["position"], page["chain_hash"]) == (13, chain_hash_at(database, 13))
+    assert (page.position, page.chain_hash) == (13, chain_hash_at(database, 13))
     session = find_events(database, AuditQuery(subject=("session", "S-V1"), as_of=13))
     assert positions_of(session) == [11, 12, 13]
     beyond = find_events(database, AuditQuery(as_of=HEAD + 100, limit=1000))
-    assert beyond["position"] == HEAD
+    assert beyond.position == HEAD
     assert positions_of(beyond) == list(range(1, HEAD + 1))
 
 
@@ -335,46 +336,45 @@ def test_paging_as_of_a_position_is_stable_while_the_ledger_grows(
         [submission("register_team", team_id="T2", name="team 2", level="corps")],
     )
     rest = find_events(
-        database, AuditQuery(as_of=HEAD, limit=20, after_position=first["next_after"])
+        database, AuditQuery(as_of=HEAD, limit=20, after_position=first.next_after)
     )
     assert positions_of(first) + positions_of(rest) == list(range(1, HEAD + 1))
-    assert rest["next_after"] is None
-    assert rest["chain_hash"] == first["chain_hash"] == chain_hash_at(database, HEAD)
+    assert rest.next_after is None
+    assert rest.chain_hash == first.chain_hash == chain_hash_at(database, HEAD)
 
 
 def test_answers_cite_the_position_and_chain_hash_they_reflect(
     database: Database, city: AuditedCity
 ) -> None:
     page = find_events(database, AuditQuery(subject=("order", "O1")))
-    assert page["position"] == HEAD
-    assert page["chain_hash"] == chain_hash_at(database, HEAD)
-    for event in page["events"]:
-        assert event["chain_hash"] == chain_hash_at(database, event["position"])
+    assert page.position == HEAD
+    assert page.chain_hash == chain_hash_at(database, HEAD)
+    for event in page.events:
+        assert event.chain_hash == chain_hash_at(database, event.position)
     empty = find_events(database, AuditQuery(actor_id="nobody"))
-    assert empty["events"] == []
-    assert (empty["position"], empty["next_after"]) == (HEAD, None)
-    assert empty["chain_hash"] == chain_hash_at(database, HEAD)
+    assert empty.events == []
+    assert (empty.position, empty.next_after) == (HEAD, None)
+    assert empty.chain_hash == chain_hash_at(database, HEAD)
 
 
 def test_each_event_states_who_when_how_and_what(
     database: Database, city: AuditedCity
 ) -> None:
-    [voided] = find_events(database, AuditQuery(types=("Volunteer.SessionVoided",)))[
-        "events"
-    ]
-    assert voided["actor"] == INSPECTOR
-    assert voided["occurred_at"] == (T0 + 5 * DAY).isoformat()
-    assert parse_recorded(voided["recorded_at"]) == city.corrections_recorded_at
-    assert voided["source"] == "cli"
-    assert voided["subjects"] == [
+    voids = find_events(database, AuditQuery(types=("Volunteer.SessionVoided",)))
+    [voided] = voids.events
+    assert voided.actor == Actor(**INSPECTOR)
+    assert voided.occurred_at == (T0 + 5 * DAY).isoformat()
+    assert parse_recorded(voided.recorded_at) == city.corrections_recorded_at
+    assert voided.source == "cli"
+    assert voided.subjects == [
         "activity:A1",
         "session:S-V2",
         "venue:S1",
         "volunteer:V2",
     ]
-    assert voided["payload"]["reason"] == VOID_REASON
-    assert voided["payload"]["fraud"] is True
-    assert "timestamp" not in voided["payload"]
+    assert voided.payload["reason"] == VOID_REASON
+    assert voided.payload["fraud"] is True
+    assert "timestamp" not in voided.payload
 
 
 # --- personal data -------------------------------------------------------------
@@ -385,17 +385,17 @@ def test_id_and_phone_numbers_are_masked_unless_revealed(
 ) -> None:
     query = AuditQuery(subject=("volunteer", "V3"))
     masked = find_events(database, query)
-    [registered] = masked["events"]
-    assert registered["payload"]["id_number"] == mask_id_number(V3_ID_NUMBER)
-    assert registered["payload"]["id_number"] == "320583********" + V3_ID_NUMBER[-4:]
-    assert registered["payload"]["phone"] == "138****5678"
-    assert registered["payload"]["phone"] == mask_phone(V3_PHONE)
-    text = orjson.dumps(masked).decode()
+    [registered] = masked.events
+    assert registered.payload["id_number"] == mask_id_number(V3_ID_NUMBER)
+    assert registered.payload["id_number"] == "320583********" + V3_ID_NUMBER[-4:]
+    assert registered.payload["phone"] == "138****5678"
+    assert registered.payload["phone"] == mask_phone(V3_PHONE)
+    text = masked.model_dump_json()
     assert V3_ID_NUMBER not in text and V3_PHONE not in text
 
     revealed = find_events(database, query, reveal_personal_data=True)
-    assert revealed["events"][0]["payload"]["id_number"] == V3_ID_NUMBER
-    assert revealed["events"][0]["payload"]["phone"] == V3_PHONE
+    assert revealed.events[0].payload["id_number"] == V3_ID_NUMBER
+    assert revealed.events[0].payload["phone"] == V3_PHONE
 
 
 def test_the_cli_masks_personal_data_unless_asked_to_reveal_it(
@@ -445,8 +445,8 @@ def test_the_cli_answers_as_find_events_does(
             limit=1,
         ),
     )
-    assert orjson.loads(outcome.stdout) == expected
-    assert (positions_of(expected), expected["next_after"]) == ([REQUESTED], REQUESTED)
+    assert orjson.loads(outcome.stdout) == expected.model_dump()
+    assert (positions_of(expected), expected.next_after) == ([REQUESTED], REQUESTED)
 
 
 # --- session stories -------------------------------------------------------------
@@ -456,7 +456,7 @@ def test_a_corrected_session_story_tells_the_original_each_adjustment_and_status
     database: Database, city: AuditedCity
 ) -> None:
     story = session_story(database, "S-V1")
-    assert [chapter["what"] for chapter in story["story"]] == [
+    assert [chapter.what for chapter in story.story] == [
         "checked in",
         "checked out",
         "approved",
@@ -464,26 +464,26 @@ def test_a_corrected_session_story_tells_the_original_each_adjustment_and_status
         "correction declined",
         "corrected",
     ]
-    assert story["original_minutes"] == 120
-    assert story["adjustments"] == [
-        {
-            "from_minutes": 120,
-            "to_minutes": 135,
-            "by": SUPERVISOR,
-            "why": CORRECTION_REASON,
-            "at": (T0 + 4 * DAY).isoformat(),
-            "position": CORRECTED,
-        }
+    assert story.original_minutes == 120
+    assert story.adjustments == [
+        Adjustment(
+            from_minutes=120,
+            to_minutes=135,
+            by=Actor(**SUPERVISOR),
+            why=CORRECTION_REASON,
+            at=(T0 + 4 * DAY).isoformat(),
+            position=CORRECTED,
+        )
     ]
-    assert (story["status"], story["minutes"]) == ("approved", 135)
+    assert (story.status, story.minutes) == ("approved", 135)
     # The request (150 minutes, V1's reason) and the decline (who, why) are told
-    request, decline = story["story"][3], story["story"][4]
-    assert (request["actor"], request["minutes"]) == (VOLUNTEER_V1, 150)
-    assert (request["reason"], request["position"]) == (REQUEST_REASON, REQUESTED)
-    assert (decline["actor"], decline["reason"]) == (ORGANISER, DECLINE_REASON)
-    assert story["story"][1]["at"] == (T0 + 2 * HOUR).isoformat()
+    request, decline = story.story[3], story.story[4]
+    assert (request.actor, request.minutes) == (Actor(**VOLUNTEER_V1), 150)
+    assert (request.reason, request.position) == (REQUEST_REASON, REQUESTED)
+    assert (decline.actor, decline.reason) == (Actor(**ORGANISER), DECLINE_REASON)
+    assert story.story[1].at == (T0 + 2 * HOUR).isoformat()
     # It cites the ledger state it reflects
-    assert (story["position"], story["chain_hash"]) == (
+    assert (story.position, story.chain_hash) == (
         HEAD,
         chain_hash_at(database, HEAD),
     )
@@ -493,32 +493,32 @@ def test_a_session_voided_for_fraud_ends_voided_and_says_who_and_why(
     database: Database, city: AuditedCity
 ) -> None:
     story = session_story(database, "S-V2")
-    assert [chapter["what"] for chapter in story["story"]] == [
+    assert [chapter.what for chapter in story.story] == [
         "checked in",
         "checked out",
         "approved",
         "voided",
     ]
-    assert (story["original_minutes"], story["adjustments"]) == (150, [])
-    assert story["status"] == "voided"
-    voided = story["story"][-1]
-    assert (voided["actor"], voided["reason"]) == (INSPECTOR, VOID_REASON)
-    assert (voided["fraud"], voided["position"]) == (True, VOIDED)
+    assert (story.original_minutes, story.adjustments) == (150, [])
+    assert story.status == "voided"
+    voided = story.story[-1]
+    assert (voided.actor, voided.reason) == (Actor(**INSPECTOR), VOID_REASON)
+    assert (voided.fraud, voided.position) == (True, VOIDED)
 
 
 def test_a_story_as_of_an_earlier_position_tells_what_was_known_then(
     database: Database, city: AuditedCity
 ) -> None:
     before = session_story(database, "S-V1", as_of=DECLINED)
-    assert [c["what"] for c in before["story"]][-1] == "correction declined"
-    assert (before["status"], before["minutes"], before["adjustments"]) == (
+    assert [c.what for c in before.story][-1] == "correction declined"
+    assert (before.status, before.minutes, before.adjustments) == (
         "approved",
         120,
         [],
     )
-    assert before["chain_hash"] == chain_hash_at(database, DECLINED)
+    assert before.chain_hash == chain_hash_at(database, DECLINED)
     pending = session_story(database, "S-V2", as_of=SET_UP_HEAD)
-    assert (pending["status"], pending["minutes"]) == ("pending", 150)
+    assert (pending.status, pending.minutes) == ("pending", 150)
 
 
 def test_the_cli_tells_a_session_story_and_refuses_an_unknown_session(
@@ -526,7 +526,7 @@ def test_the_cli_tells_a_session_story_and_refuses_an_unknown_session(
 ) -> None:
     outcome = run_cli(database, "audit", "session", "S-V1")
     assert outcome.exit_code == 0, outcome.output
-    assert orjson.loads(outcome.stdout) == session_story(database, "S-V1")
+    assert orjson.loads(outcome.stdout) == session_story(database, "S-V1").model_dump()
     with pytest.raises(LookupError, match="not recorded"):
         session_story(database, "S-NONE")
     unknown = run_cli(database, "audit", "session", "S-NONE")

@@ -18,7 +18,7 @@ from ledger.domain.privacy import mask_id_number
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.reads.audit import AuditQuery, find_events
-from ledger.reads.queries import LedgerReads
+from ledger.reads.queries import LedgerReads, VenueQuery
 from ledger.services.exports import AUDIT_EVENT_COLUMNS, audit_event_rows, write_export
 from ledger.store.event_store import Database
 from tests.factories import T0, record_all, submission
@@ -307,24 +307,24 @@ def test_a_venue_activity_read_exports_its_months_citing_the_ledger_state(
     path = tmp_path / f"activity.{suffix}"
     outcome = run_cli(city, "query", "activity", "C", *export_options(path, headers))
     assert outcome.exit_code == 0, outcome.output
-    read = LedgerReads(city).venue_activity("C")
-    assert f"exported {len(read['by_month'])} months to {path}" in outcome.stdout
+    read = LedgerReads(city).venue_activity(VenueQuery("C"))
+    assert f"exported {len(read.by_month)} months to {path}" in outcome.stdout
 
     header, rows = read_back(path)
     assert header == ACTIVITY_HEADERS[headers]
     # March 2024 at C's subtree: A1, and S-V1's 135 corrected minutes (S-V2
     # was voided)
-    assert list(read["by_month"]) == ["2024-03"]
-    assert (read["by_month"]["2024-03"]["verified_minutes"], len(rows)) == (135, 1)
-    for row, (month, figures) in zip(rows, read["by_month"].items(), strict=True):
+    assert list(read.by_month) == ["2024-03"]
+    assert (read.by_month["2024-03"].verified_minutes, len(rows)) == (135, 1)
+    for row, (month, figures) in zip(rows, read.by_month.items(), strict=True):
         values = list(row.values())
         assert values[:2] == ["C", month]
-        expected = [figures[key] for key in ACTIVITY_KEYS]
+        expected = [getattr(figures, key) for key in ACTIVITY_KEYS]
         assert all(same(v, e) for v, e in zip(values[2:8], expected, strict=True))
-    assert_cites(rows, header, read["position"], read["chain_hash"])
-    assert (read["position"], read["chain_hash"]) == (HEAD, chain_hash_at(city, HEAD))
+    assert_cites(rows, header, read.position, read.chain_hash)
+    assert (read.position, read.chain_hash) == (HEAD, chain_hash_at(city, HEAD))
     if suffix == "xlsx":
-        assert_xlsx_layout(path, headers, HEAD, read["chain_hash"])
+        assert_xlsx_layout(path, headers, HEAD, read.chain_hash)
 
 
 ACTIVITY_KEYS = [
@@ -357,23 +357,23 @@ def test_a_venue_fulfilment_read_exports_its_months_citing_the_ledger_state(
     path = tmp_path / f"fulfilment.{suffix}"
     outcome = run_cli(city, "query", "fulfilment", "C", *export_options(path, headers))
     assert outcome.exit_code == 0, outcome.output
-    read = LedgerReads(city).venue_fulfilment("C")
+    read = LedgerReads(city).venue_fulfilment(VenueQuery("C"))
 
     header, rows = read_back(path)
     assert header == FULFILMENT_HEADERS[headers]
     # March 2024: O1 fulfilled and rated 5, O2 withdrawn
-    march = read["by_month"]["2024-03"]
-    assert (march["posted"], march["fulfilled"], march["withdrawn"]) == (2, 1, 1)
-    assert (march["rate"], march["satisfaction"]) == (1.0, 1.0)
-    assert len(rows) == len(read["by_month"]) == 1
-    for row, (month, figures) in zip(rows, read["by_month"].items(), strict=True):
+    march = read.by_month["2024-03"]
+    assert (march.posted, march.fulfilled, march.withdrawn) == (2, 1, 1)
+    assert (march.rate, march.satisfaction) == (1.0, 1.0)
+    assert len(rows) == len(read.by_month) == 1
+    for row, (month, figures) in zip(rows, read.by_month.items(), strict=True):
         values = list(row.values())
         assert values[:2] == ["C", month]
-        expected = [figures[key] for key in FULFILMENT_KEYS]
+        expected = [getattr(figures, key) for key in FULFILMENT_KEYS]
         assert all(same(v, e) for v, e in zip(values[2:13], expected, strict=True))
     assert_cites(rows, header, HEAD, chain_hash_at(city, HEAD))
     if suffix == "xlsx":
-        assert_xlsx_layout(path, headers, HEAD, read["chain_hash"])
+        assert_xlsx_layout(path, headers, HEAD, read.chain_hash)
 
 
 def test_a_venue_read_exported_as_of_an_earlier_position_cites_that_position(
@@ -432,8 +432,8 @@ def test_a_value_that_looks_like_a_formula_is_exported_as_text(
         path,
         audit_event_rows(page),
         AUDIT_EVENT_COLUMNS,
-        position=page["position"],
-        chain_hash=page["chain_hash"],
+        position=page.position,
+        chain_hash=page.chain_hash,
     )
     actor = load_workbook(path).worksheets[0]["D2"]
     assert actor.value == FORMULA
@@ -464,8 +464,8 @@ def test_a_reason_with_a_control_character_still_exports_to_xlsx(
         path,
         audit_event_rows(page),
         AUDIT_EVENT_COLUMNS,
-        position=page["position"],
-        chain_hash=page["chain_hash"],
+        position=page.position,
+        chain_hash=page.chain_hash,
     )
     _, rows = read_back(path)
     assert "moved" in rows[-1]["details"] and "away" in rows[-1]["details"]

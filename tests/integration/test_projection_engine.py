@@ -40,7 +40,8 @@ from ledger.projections.registry import (
     VENUE_ACTIVITY,
     VOLUNTEER_HOURS,
 )
-from ledger.reads.queries import LedgerReads
+from ledger.reads.answers import VenueActivity, VenueFulfilment, VolunteerHours
+from ledger.reads.queries import LedgerReads, VenueQuery
 from ledger.store.event_store import Database, head_position
 from tests.factories import T0, record_all, submission
 from tests.integration.projection_helpers import (
@@ -286,15 +287,15 @@ def test_a_rebuild_keeps_answering_from_the_live_version_until_it_switches_over(
     sample = volunteers[:: max(1, len(volunteers) // 6)]
     [centre] = [key[0] for key in figures["venue_tree"] if key[2] == "centre"]
 
-    def answers() -> list[dict[str, object]]:
+    def answers() -> list[VolunteerHours | VenueActivity | VenueFulfilment]:
         return [
             *(reads.volunteer_hours(v) for v in sample),
-            reads.venue_activity(centre),
-            reads.venue_fulfilment(centre),
+            reads.venue_activity(VenueQuery(centre)),
+            reads.venue_fulfilment(VenueQuery(centre)),
         ]
 
     before, figures_before = answers(), live_figures(engine)
-    assert {a["position"] for a in before} == {head}
+    assert {a.position for a in before} == {head}
     seen: list[int] = []
 
     def mid_rebuild(position: int) -> None:
@@ -333,10 +334,11 @@ def test_a_rebuild_keeps_answering_from_the_live_version_until_it_switches_over(
     assert_every_projection_equals_a_fresh_replay(engine)
     # And reads now answer at the head, with the events appended meanwhile
     after = answers()
-    assert {a["position"] for a in after} == {full}
+    assert {a.position for a in after} == {full}
     events = load_events(database)
     for answer in after[: len(sample)]:
-        expected = expected_volunteer_hours(events, str(answer["volunteer_id"]))
+        assert isinstance(answer, VolunteerHours)
+        expected = expected_volunteer_hours(events, answer.volunteer_id)
         assert pick(answer, expected) == expected
 
 
@@ -515,7 +517,7 @@ def test_a_switch_over_never_makes_live_a_version_behind_the_one_it_retires(
 
     # Then the approved session counts: the live version is not behind it
     assert followed.is_set()
-    assert LedgerReads(database).volunteer_hours("V2")["total_minutes"] == 150
+    assert LedgerReads(database).volunteer_hours("V2").total_minutes == 150
     assert_every_projection_equals_a_fresh_replay(new_engine(database))
 
 
@@ -559,7 +561,7 @@ def test_a_switch_over_leaves_alone_a_version_another_rebuild_inserted_meanwhile
         if name == VOLUNTEER_HOURS.name
     }
     assert states == {
-        (VOLUNTEER_HOURS.name, LIVE): before["position"],
+        (VOLUNTEER_HOURS.name, LIVE): before.position,
         (VOLUNTEER_HOURS.name, BUILDING): 0,
     }
     # And that other rebuild, resumed, switches its own version over
@@ -851,15 +853,15 @@ def test_an_event_that_cannot_be_projected_is_parked_and_the_projection_goes_on(
     # And the projections carried on past it: V2's later approval counts
     reads = LedgerReads(database)
     v2 = reads.volunteer_hours("V2")
-    assert (v2["verified_minutes"], v2["sessions"], v2["dead_letters"]) == (150, 1, 1)
-    activity = reads.venue_activity("C")
+    assert (v2.verified_minutes, v2.sessions, v2.dead_letters) == (150, 1, 1)
+    activity = reads.venue_activity(VenueQuery("C"))
     assert pick(activity, ("sessions", "volunteers", "volunteer_minutes")) == {
         "sessions": 2,
         "volunteers": 2,
         "volunteer_minutes": 120 + 150,
     }
-    assert activity["dead_letters"] == 1
-    assert reads.venue_fulfilment("C")["dead_letters"] == 0
+    assert activity.dead_letters == 1
+    assert reads.venue_fulfilment(VenueQuery("C")).dead_letters == 0
     # And verify is not satisfied while the letter is parked, though the
     # figures themselves equal a replay
     results = {result.name: result for result in engine.verify()}
@@ -878,7 +880,7 @@ def test_an_event_that_cannot_be_projected_is_parked_and_the_projection_goes_on(
         ("venue_activity", 2, poison, approved),
         ("volunteer_hours", 2, poison, approved),
     ]
-    assert reads.volunteer_hours("V2")["dead_letters"] == 1
+    assert reads.volunteer_hours("V2").dead_letters == 1
     assert not all(result.ok for result in engine.verify())
 
 
@@ -948,8 +950,8 @@ def test_an_event_whose_rows_the_database_refuses_is_parked_and_all_go_on(
     assert {position for _, _, _, position in version_rows(database)} == {head}
     # And the events around it count: V1's 120 minutes, V2's later 150
     reads = LedgerReads(database)
-    assert reads.volunteer_hours("V1")["total_minutes"] == 120
-    assert reads.volunteer_hours("V2")["total_minutes"] == 150
+    assert reads.volunteer_hours("V1").total_minutes == 120
+    assert reads.volunteer_hours("V2").total_minutes == 150
     # And `ledger project` lists it and exits 3; verify fails on it
     projected = run_cli(database, "project")
     assert projected.exit_code == 3, projected.output

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -33,7 +32,19 @@ from ledger.projections.registry import (
     ORDER_FULFILMENT,
     VENUE_ACTIVITY,
 )
-from ledger.reads.queries import LedgerReads, NotFoundError
+from ledger.reads.answers import (
+    ActivityContribution,
+    ActivityExplanation,
+    CitedAnswer,
+    FulfilmentContribution,
+    FulfilmentExplanation,
+)
+from ledger.reads.queries import (
+    InvalidReadError,
+    LedgerReads,
+    NotFoundError,
+    VenueQuery,
+)
 from ledger.store.event_store import Database
 from tests.factories import (
     activity,
@@ -167,39 +178,41 @@ def test_reads_as_of_a_position_answer_what_was_known_then(city: City) -> None:
             answer = city.reads.volunteer_hours(volunteer, as_of=position)
             expected = expected_volunteer_hours(known, volunteer)
             assert pick(answer, HOURS_FIELDS) == expected, (volunteer, position)
-            assert (answer["position"], answer["chain_hash"]) == (position, chain_hash)
+            assert (answer.position, answer.chain_hash) == (position, chain_hash)
             answered["hours"] += expected["total_minutes"] > 0
         # Venue activity and fulfilment of the centre and a few venues, whole
         # or over a range of months, with and without their subtree
         for venue in [city.centre(), *rng.sample(sorted(venues), 3)]:
             if venues[venue] > position:
                 with pytest.raises(NotFoundError):
-                    city.reads.venue_activity(venue, as_of=position)
+                    city.reads.venue_activity(VenueQuery(venue, as_of=position))
                 continue
             for months, subtree in itertools.product(
                 [(None, None), ("2024-03", "2024-08")], [True, False]
             ):
                 where = (venue, months, subtree, position)
                 activity = city.reads.venue_activity(
-                    venue, *months, subtree=subtree, as_of=position
+                    VenueQuery(venue, *months, subtree=subtree, as_of=position)
                 )
                 assert pick(activity, ACTIVITY_FIELDS) == expected_venue_activity(
                     known, venue, *months, subtree=subtree
                 ), where
-                assert (activity["position"], activity["chain_hash"]) == (
+                assert (activity.position, activity.chain_hash) == (
                     position,
                     chain_hash,
                 )
-                answered["activity"] += activity["sessions"] > 0
+                answered["activity"] += activity.sessions > 0
                 for kind in (None, "wish", "service"):
                     fulfilment = city.reads.venue_fulfilment(
-                        venue, *months, subtree=subtree, kind=kind, as_of=position
+                        VenueQuery(
+                            venue, *months, subtree=subtree, kind=kind, as_of=position
+                        )
                     )
                     assert pick(fulfilment, FULFILMENT_FIELDS) == expected_fulfilment(
                         known, venue, *months, subtree=subtree, kind=kind
                     ), (*where, kind)
-                    assert fulfilment["chain_hash"] == chain_hash
-                    answered["fulfilment"] += fulfilment["fulfilled"] > 0
+                    assert fulfilment.chain_hash == chain_hash
+                    answered["fulfilment"] += fulfilment.fulfilled > 0
     # (and the comparisons were not all of empty figures)
     assert min(answered["hours"], answered["activity"], answered["fulfilment"]) >= 5
 
@@ -214,28 +227,32 @@ def test_as_of_a_recording_time_reads_the_last_position_recorded_by_then(
     for recorded_at, last_position in batches:
         moment = parse_recorded(recorded_at).astimezone(CHINA)
         # When read as of the exact recording time of a batch (in China time)
-        at_then = city.reads.venue_fulfilment(centre, as_of=moment)
+        at_then = city.reads.venue_fulfilment(VenueQuery(centre, as_of=moment))
         # Then the last position recorded then is read, and cited
-        assert at_then["position"] == last_position
-        assert at_then["chain_hash"] == city.chain[last_position]
-        assert at_then == city.reads.venue_fulfilment(centre, as_of=last_position)
+        assert at_then.position == last_position
+        assert at_then.chain_hash == city.chain[last_position]
+        assert at_then == city.reads.venue_fulfilment(
+            VenueQuery(centre, as_of=last_position)
+        )
         # And a microsecond earlier, the last position of the batch before
         just_before = moment - ONE_MICROSECOND
         if previous_last == 0:
             with pytest.raises(NotFoundError):  # nothing was registered yet
-                city.reads.venue_activity(centre, as_of=just_before)
+                city.reads.venue_activity(VenueQuery(centre, as_of=just_before))
         else:
-            before = city.reads.venue_activity(centre, as_of=just_before)
-            assert before["position"] == previous_last
-            assert before["chain_hash"] == city.chain[previous_last]
-            assert before == city.reads.venue_activity(centre, as_of=previous_last)
+            before = city.reads.venue_activity(VenueQuery(centre, as_of=just_before))
+            assert before.position == previous_last
+            assert before.chain_hash == city.chain[previous_last]
+            assert before == city.reads.venue_activity(
+                VenueQuery(centre, as_of=previous_last)
+            )
         previous_last = last_position
 
     # And a time (or a position) beyond the latest event reads the latest state
     volunteer = city.volunteers_who_served()[0]
     latest = city.reads.volunteer_hours(volunteer)
-    assert latest["position"] == city.head
-    assert latest["chain_hash"] == city.chain[city.head]
+    assert latest.position == city.head
+    assert latest.chain_hash == city.chain[city.head]
     far_future = datetime(2999, 1, 1, tzinfo=CHINA)
     assert city.reads.volunteer_hours(volunteer, as_of=far_future) == latest
     assert city.reads.volunteer_hours(volunteer, as_of=city.head + 1_000) == latest
@@ -271,53 +288,50 @@ def test_explanations_sum_exactly_to_the_figures_and_name_real_events(
                 continue
             explained = city.reads.explain_volunteer_hours(volunteer, as_of=as_of)
             hours = city.reads.volunteer_hours(volunteer, as_of=as_of)
-            contributions = explained["contributions"]
+            contributions = explained.contributions
             # Then the contributions sum exactly to the figures
-            assert explained["figures"] == pick(
+            assert explained.figures.model_dump() == pick(
                 hours,
                 ("verified_minutes", "makeup_minutes", "total_minutes", "sessions"),
             )
-            assert explained["position"] == hours["position"]
-            assert sum(c["minutes"] for c in contributions) == hours["total_minutes"]
-            assert sum(c["sessions"] for c in contributions) == hours["sessions"]
+            assert explained.position == hours.position
+            assert sum(c.minutes for c in contributions) == hours.total_minutes
+            assert sum(c.sessions for c in contributions) == hours.sessions
             for kind in ("verified", "makeup"):
-                assert (
-                    sum(c["minutes"] for c in contributions if c["kind"] == kind)
-                    == hours[f"{kind}_minutes"]
-                )
+                assert sum(
+                    c.minutes for c in contributions if c.kind == kind
+                ) == getattr(hours, f"{kind}_minutes")
             # And each names a real event, of the volunteer's session, in order
-            positions = [c["position"] for c in contributions]
+            positions = [c.position for c in contributions]
             assert positions == sorted(positions)
             for contribution in contributions:
-                event = by_position[contribution["position"]]
-                assert contribution["topic"] == event.topic
-                assert contribution["session_id"] == event.payload["session_id"]
+                event = by_position[contribution.position]
+                assert contribution.topic == event.topic
+                assert contribution.session_id == event.payload["session_id"]
                 assert owner[event.payload["session_id"]] == volunteer
-                assert contribution["sessions"] == EXPLAINING_TOPICS[event.topic]
-                assert contribution["chain_hash"] == city.chain[event.position]
-                assert contribution["position"] <= explained["position"]
+                assert contribution.sessions == EXPLAINING_TOPICS[event.topic]
+                assert contribution.chain_hash == city.chain[event.position]
+                assert contribution.position <= explained.position
             checked += bool(contributions)
     assert checked > 20
 
 
-def activity_of(contributions: list[dict[str, Any]]) -> dict[str, int]:
+def activity_of(contributions: list[ActivityContribution]) -> dict[str, int]:
     """The venue activity figures the contributions make, worked out apart."""
     sessions_of: Counter[tuple[str, str, str, str]] = Counter()
     for c in contributions:
-        sessions_of[(c["month"], c["category"], c["kind"], c["volunteer_id"])] += c[
-            "sessions"
-        ]
+        sessions_of[(c.month, c.category, c.kind, c.volunteer_id)] += c.sessions
     minutes = {
-        kind: sum(c["minutes"] for c in contributions if c["kind"] == kind)
+        kind: sum(c.minutes for c in contributions if c.kind == kind)
         for kind in ("verified", "makeup")
     }
     return {
-        "activities": sum(c["activities"] for c in contributions),
-        "sessions": sum(c["sessions"] for c in contributions),
+        "activities": sum(c.activities for c in contributions),
+        "sessions": sum(c.sessions for c in contributions),
         "volunteers": len({key[3] for key, n in sessions_of.items() if key[3] and n}),
         "verified_minutes": minutes["verified"],
         "makeup_minutes": minutes["makeup"],
-        "volunteer_minutes": sum(c["minutes"] for c in contributions),
+        "volunteer_minutes": sum(c.minutes for c in contributions),
     }
 
 
@@ -325,16 +339,18 @@ ORDER_COUNTS = ("posted", "dispatched", "accepted", "fulfilled", "withdrawn")
 ORDER_COUNTS += ("rejected", "expired", "ratings")
 
 
-def fulfilment_of(contributions: list[dict[str, Any]]) -> dict[str, Any]:
+def fulfilment_of(contributions: list[FulfilmentContribution]) -> dict[str, Any]:
     """The fulfilment figures the contributions make, worked out apart."""
-    total = {name: sum(c[name] for c in contributions) for name in ORDER_COUNTS}
-    stars = sum(c["stars"] for c in contributions)
-    satisfied = sum(c["satisfied"] for c in contributions)
+    total = {
+        name: sum(getattr(c, name) for c in contributions) for name in ORDER_COUNTS
+    }
+    stars = sum(c.stars for c in contributions)
+    satisfied = sum(c.satisfied for c in contributions)
     fulfilled_after: Counter[str] = Counter()
     fulfilled: Counter[str] = Counter()
     for c in contributions:
-        fulfilled_after[c["order_id"]] += c["fulfil_minutes"]
-        fulfilled[c["order_id"]] += c["fulfilled"]
+        fulfilled_after[c.order_id] += c.fulfil_minutes
+        fulfilled[c.order_id] += c.fulfilled
     waits = [fulfilled_after[order] for order in fulfilled if fulfilled[order]]
     closed = ("fulfilled", "withdrawn", "rejected", "expired")
     ratings, counted = total["ratings"], total["posted"] - total["withdrawn"]
@@ -348,35 +364,37 @@ def fulfilment_of(contributions: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+Explanation = ActivityExplanation | FulfilmentExplanation
+
+
 def every_page(
-    explain: Callable[..., dict[str, Any]],
+    explain: Callable[..., Explanation],
     venue: str,
     period: tuple[str | None, str | None],
     as_of: int | None,
-) -> dict[str, Any]:
+) -> Explanation:
     """An explanation read a few events at a time, its pages put together."""
     pages = []
     after: int | None = 0
     at = as_of
     while after is not None:
-        page = explain(venue, *period, as_of=at, after=after, limit=37)
-        at = page["position"]  # the next pages as of the first one's position
-        events = {c["position"] for c in page["contributions"]}
+        page = explain(VenueQuery(venue, *period, as_of=at), after=after, limit=37)
+        at = page.position  # the next pages as of the first one's position
+        events = {c.position for c in page.contributions}
         # Each page holds whole events, at most as many as asked, after the last
         assert len(events) <= 37
         assert all(at > after for at in events)
-        assert page["next_after"] is None or page["next_after"] == max(events)
+        assert page.next_after is None or page.next_after == max(events)
         pages.append(page)
-        after = page["next_after"]
+        after = page.next_after
     first = pages[0]
     assert all(
-        (p["figures"], p["position"]) == (first["figures"], first["position"])
-        for p in pages
+        (p.figures, p.position) == (first.figures, first.position) for p in pages
     )
-    whole = explain(venue, *period, as_of=as_of, limit=10_000)
-    together = [c for page in pages for c in page["contributions"]]
-    assert together == whole["contributions"]
-    return {**first, "contributions": together, "next_after": None}
+    whole = explain(VenueQuery(venue, *period, as_of=as_of), limit=10_000)
+    together = [c for page in pages for c in page.contributions]
+    assert together == whole.contributions
+    return first.model_copy(update={"contributions": together, "next_after": None})
 
 
 def test_venue_explanations_sum_to_their_figures_and_name_real_events(
@@ -389,8 +407,8 @@ def test_venue_explanations_sum_to_their_figures_and_name_real_events(
     checked = Counter[str]()
     for venue in [city.centre(), *rng.sample(sorted(venues), 6)]:
         subtree = city.reads.venue_subtree(venue)
-        whole_year = city.reads.explain_venue_activity(venue)["contributions"]
-        months = sorted({c["month"] for c in whole_year}) or ["2024-01"]
+        whole_year = city.reads.explain_venue_activity(VenueQuery(venue)).contributions
+        months = sorted({c.month for c in whole_year}) or ["2024-01"]
         for as_of, period in itertools.product(
             (None, middle),
             [(None, None), (months[len(months) // 3], months[2 * len(months) // 3])],
@@ -401,34 +419,35 @@ def test_venue_explanations_sum_to_their_figures_and_name_real_events(
             explanations = {
                 "activity": (
                     every_page(reads.explain_venue_activity, venue, period, as_of),
-                    reads.venue_activity(venue, *period, as_of=as_of),
+                    reads.venue_activity(VenueQuery(venue, *period, as_of=as_of)),
                     activity_of,
                 ),
                 "fulfilment": (
                     every_page(reads.explain_venue_fulfilment, venue, period, as_of),
-                    reads.venue_fulfilment(venue, *period, as_of=as_of),
+                    reads.venue_fulfilment(VenueQuery(venue, *period, as_of=as_of)),
                     fulfilment_of,
                 ),
             }
             for what, (explained, read, figures_of) in explanations.items():
-                contributions = explained["contributions"]
+                contributions = explained.contributions
                 # Then the figures are the read's, and the contributions make
                 # them
-                assert explained["position"] == read["position"]
-                assert explained["figures"] == pick(read, explained["figures"])
-                assert figures_of(contributions) == explained["figures"], what
+                assert explained.position == read.position
+                figures = explained.figures.model_dump()
+                assert figures == pick(read, figures)
+                assert figures_of(contributions) == figures, what
                 # And each names a real event of the venue's subtree and period
-                positions = [c["position"] for c in contributions]
+                positions = [c.position for c in contributions]
                 assert positions == sorted(positions)
                 for contribution in contributions:
-                    event = by_position[contribution["position"]]
-                    assert contribution["topic"] == event.topic
-                    assert contribution["chain_hash"] == city.chain[event.position]
-                    assert contribution["position"] <= explained["position"]
-                    assert contribution["venue_id"] in subtree
+                    event = by_position[contribution.position]
+                    assert contribution.topic == event.topic
+                    assert contribution.chain_hash == city.chain[event.position]
+                    assert contribution.position <= explained.position
+                    assert contribution.venue_id in subtree
                     first, last = period
-                    assert first is None or contribution["month"] >= first
-                    assert last is None or contribution["month"] <= last
+                    assert first is None or contribution.month >= first
+                    assert last is None or contribution.month <= last
                 checked[what] += len(contributions)
     assert min(checked.values()) > 50, checked
 
@@ -450,21 +469,25 @@ def test_every_query_verb_prints_the_json_of_its_read_now_and_as_of(
             ("explain-hours", volunteer): reads.explain_volunteer_hours(
                 volunteer, as_of
             ),
-            ("activity", centre): reads.venue_activity(centre, as_of=as_of),
-            ("fulfilment", centre): reads.venue_fulfilment(centre, as_of=as_of),
+            ("activity", centre): reads.venue_activity(VenueQuery(centre, as_of=as_of)),
+            ("fulfilment", centre): reads.venue_fulfilment(
+                VenueQuery(centre, as_of=as_of)
+            ),
             ("explain-activity", centre): reads.explain_venue_activity(
-                centre, as_of=as_of
+                VenueQuery(centre, as_of=as_of)
             ),
             ("explain-fulfilment", centre): reads.explain_venue_fulfilment(
-                centre, as_of=as_of
+                VenueQuery(centre, as_of=as_of)
             ),
         }
         for arguments, document in verbs.items():
             # When an auditor runs `ledger query VERB ID [--as-of P]`
             outcome = run_cli(city.database, "query", *arguments, *options)
-            # Then it prints exactly the read's JSON
+            # Then it prints the read's JSON (as the HTTP API serves it),
+            # field for field in the same order
             assert outcome.exit_code == 0, (arguments, outcome.output)
-            assert json.loads(outcome.stdout) == json.loads(orjson.dumps(document))
+            printed = json.dumps(json.loads(outcome.stdout))
+            assert printed == json.dumps(json.loads(document.model_dump_json()))
 
 
 # --- the CONTRACT figures on a hand-built scenario ---------------------------------
@@ -633,7 +656,7 @@ def test_verified_and_makeup_minutes_are_reported_apart_and_summed_by_china_year
         "by_year": {"2022": 120, "2023": 160},
         "stars": 0,
     }
-    assert hours["volunteer_id"] == "V1"
+    assert hours.volunteer_id == "V1"
 
 
 def test_a_voided_session_stops_counting_and_a_pending_one_never_started(
@@ -655,7 +678,7 @@ def test_a_star_is_reached_exactly_at_its_threshold(
 ) -> None:
     # Given V4 with 5,999 minutes: one short of 100 hours
     short = town.volunteer_hours("V4")
-    assert (short["total_minutes"], short["stars"]) == (5_999, 0)
+    assert (short.total_minutes, short.stars) == (5_999, 0)
     # When the session is corrected to exactly 6,000 minutes
     record_all(
         ledger,
@@ -672,11 +695,11 @@ def test_a_star_is_reached_exactly_at_its_threshold(
     ProjectionEngine(ledger.database, ALL_PROJECTIONS).catch_up()
     # Then V4 has one star, and as of before the correction still none
     reached = town.volunteer_hours("V4")
-    assert (reached["total_minutes"], reached["stars"]) == (6_000, 1)
-    assert reached["makeup_minutes"] == 6_000
-    assert reached["sessions"] == 1
-    before = town.volunteer_hours("V4", as_of=reached["position"] - 1)
-    assert (before["total_minutes"], before["stars"]) == (5_999, 0)
+    assert (reached.total_minutes, reached.stars) == (6_000, 1)
+    assert reached.makeup_minutes == 6_000
+    assert reached.sessions == 1
+    before = town.volunteer_hours("V4", as_of=reached.position - 1)
+    assert (before.total_minutes, before.stars) == (5_999, 0)
 
 
 def test_venue_activity_rolls_up_the_subtree_counting_each_volunteer_once(
@@ -685,7 +708,7 @@ def test_venue_activity_rolls_up_the_subtree_counting_each_volunteer_once(
     january = ("2023-01", "2023-01")
     # The centre's January: A1 and A2; V1 at A1 (100) and A2 (60), V3 at A2 (45);
     # V2's voided and pending sessions do not count
-    centre = town.venue_activity("C", *january)
+    centre = town.venue_activity(VenueQuery("C", *january))
     assert pick(centre, ACTIVITY_FIELDS) == {
         "activities": 2,
         "sessions": 3,
@@ -694,12 +717,12 @@ def test_venue_activity_rolls_up_the_subtree_counting_each_volunteer_once(
         "makeup_minutes": 0,
         "volunteer_minutes": 205,
     }
-    assert centre["by_month"].keys() == {"2023-01"}
-    assert centre["by_category"]["health"]["sessions"] == 2
+    assert centre.by_month.keys() == {"2023-01"}
+    assert centre.by_category["health"].sessions == 2
     # S1 with its subtree (S1, P1) is the same; without it, only S1's own A1
-    station = town.venue_activity("S1", *january)
+    station = town.venue_activity(VenueQuery("S1", *january))
     assert pick(station, ACTIVITY_FIELDS) == pick(centre, ACTIVITY_FIELDS)
-    own = town.venue_activity("S1", *january, subtree=False)
+    own = town.venue_activity(VenueQuery("S1", *january, subtree=False))
     assert pick(own, ACTIVITY_FIELDS) == {
         "activities": 1,
         "sessions": 1,
@@ -708,14 +731,14 @@ def test_venue_activity_rolls_up_the_subtree_counting_each_volunteer_once(
         "makeup_minutes": 0,
         "volunteer_minutes": 100,
     }
-    assert (station["venues"], own["venues"]) == (2, 1)
+    assert (station.venues, own.venues) == (2, 1)
     # Activities count by the month of their start, whether or not anyone served
-    whole = town.venue_activity("C")
-    assert (whole["activities"], whole["sessions"], whole["volunteers"]) == (4, 5, 3)
-    assert whole["makeup_minutes"] == 120 + 5_999
-    assert whole["by_month"]["2022-06"]["makeup_minutes"] == 120
-    empty = town.venue_activity("S2", "2023-01", "2023-01")
-    assert (empty["activities"], empty["sessions"], empty["volunteers"]) == (0, 0, 0)
+    whole = town.venue_activity(VenueQuery("C"))
+    assert (whole.activities, whole.sessions, whole.volunteers) == (4, 5, 3)
+    assert whole.makeup_minutes == 120 + 5_999
+    assert whole.by_month["2022-06"].makeup_minutes == 120
+    empty = town.venue_activity(VenueQuery("S2", "2023-01", "2023-01"))
+    assert (empty.activities, empty.sessions, empty.volunteers) == (0, 0, 0)
 
 
 def test_fulfilment_rate_is_fulfilled_over_posted_less_withdrawn(
@@ -723,7 +746,7 @@ def test_fulfilment_rate_is_fulfilled_over_posted_less_withdrawn(
 ) -> None:
     january = ("2023-01", "2023-01")
     # S1's subtree: O1–O5 (O1 posted 2022-12-31T20:00Z, i.e. January in CST)
-    both = town.venue_fulfilment("S1", *january)
+    both = town.venue_fulfilment(VenueQuery("S1", *january))
     assert pick(both, FULFILMENT_FIELDS) == {
         "posted": 5,
         "withdrawn": 1,
@@ -733,7 +756,7 @@ def test_fulfilment_rate_is_fulfilled_over_posted_less_withdrawn(
         "satisfaction": 2 / 3,  # ratings 5, 3, 4
     }
     # The kind filter
-    wishes = town.venue_fulfilment("S1", *january, kind="wish")
+    wishes = town.venue_fulfilment(VenueQuery("S1", *january, kind="wish"))
     assert pick(wishes, FULFILMENT_FIELDS) == {
         "posted": 3,
         "withdrawn": 0,
@@ -742,7 +765,7 @@ def test_fulfilment_rate_is_fulfilled_over_posted_less_withdrawn(
         "rate": 2 / 3,
         "satisfaction": 2 / 3,
     }
-    services = town.venue_fulfilment("S1", *january, kind="service")
+    services = town.venue_fulfilment(VenueQuery("S1", *january, kind="service"))
     assert pick(services, FULFILMENT_FIELDS) == {
         "posted": 2,
         "withdrawn": 1,
@@ -752,7 +775,7 @@ def test_fulfilment_rate_is_fulfilled_over_posted_less_withdrawn(
         "satisfaction": None,
     }
     # Without the subtree: only S1's own O1 and O4
-    own = town.venue_fulfilment("S1", *january, subtree=False)
+    own = town.venue_fulfilment(VenueQuery("S1", *january, subtree=False))
     assert pick(own, ("posted", "fulfilled", "open", "rate")) == {
         "posted": 2,
         "fulfilled": 1,
@@ -760,10 +783,10 @@ def test_fulfilment_rate_is_fulfilled_over_posted_less_withdrawn(
         "rate": 1 / 2,
     }
     # An order belongs to the month it was posted in, in China Standard Time
-    december = town.venue_fulfilment("S1", "2022-12", "2022-12")
-    assert december["posted"] == 0
+    december = town.venue_fulfilment(VenueQuery("S1", "2022-12", "2022-12"))
+    assert december.posted == 0
     # The rate is null when nothing was posted, or all of it was withdrawn
-    s2 = town.venue_fulfilment("S2")
+    s2 = town.venue_fulfilment(VenueQuery("S2"))
     assert pick(s2, ("posted", "withdrawn", "open", "rate", "satisfaction")) == {
         "posted": 1,
         "withdrawn": 1,
@@ -771,7 +794,7 @@ def test_fulfilment_rate_is_fulfilled_over_posted_less_withdrawn(
         "rate": None,
         "satisfaction": None,
     }
-    nothing = town.venue_fulfilment("S1", "2021-01", "2021-12")
+    nothing = town.venue_fulfilment(VenueQuery("S1", "2021-01", "2021-12"))
     assert pick(nothing, ("posted", "rate", "satisfaction")) == {
         "posted": 0,
         "rate": None,
@@ -785,14 +808,40 @@ def test_an_unknown_volunteer_or_venue_is_not_found(town: LedgerReads) -> None:
     with pytest.raises(NotFoundError):
         town.explain_volunteer_hours("V404")
     with pytest.raises(NotFoundError):
-        town.venue_activity("X404")
+        town.venue_activity(VenueQuery("X404"))
     with pytest.raises(NotFoundError):
-        town.venue_fulfilment("X404")
+        town.venue_fulfilment(VenueQuery("X404"))
     # Nor is one that was registered only after the position read
     with pytest.raises(NotFoundError):
         town.volunteer_hours("V1", as_of=1)
     with pytest.raises(NotFoundError):
-        town.venue_activity("S2", as_of=1)
+        town.venue_activity(VenueQuery("S2", as_of=1))
+
+
+def test_a_venue_query_refuses_a_malformed_month_or_kind(town: LedgerReads) -> None:
+    for month in ("2023-13", "2023-1", "January"):
+        with pytest.raises(InvalidReadError, match="YYYY-MM"):
+            VenueQuery("C", from_month=month)
+        with pytest.raises(InvalidReadError, match="YYYY-MM"):
+            VenueQuery("C", to_month=month)
+    with pytest.raises(InvalidReadError, match="wish or service"):
+        VenueQuery("C", kind="gift")
+    # Activity has no order kind to select
+    with pytest.raises(InvalidReadError, match="kind"):
+        town.venue_activity(VenueQuery("C", kind="wish"))
+    with pytest.raises(InvalidReadError, match="kind"):
+        town.explain_venue_activity(VenueQuery("C", kind="wish"))
+
+
+def test_a_median_of_an_odd_count_of_fulfilments_stays_whole(
+    town: LedgerReads,
+) -> None:
+    # O1 alone at S1 itself, fulfilled a day after posting; O1 and O3 (also
+    # a day) among S1's subtree's wishes
+    alone = town.venue_fulfilment(VenueQuery("S1", subtree=False))
+    pair = town.venue_fulfilment(VenueQuery("S1", kind="wish"))
+    assert '"median_minutes_to_fulfil":1440,' in alone.model_dump_json()
+    assert '"median_minutes_to_fulfil":1440.0,' in pair.model_dump_json()
 
 
 def test_the_scenario_reads_agree_with_the_independent_oracle(
@@ -806,11 +855,13 @@ def test_the_scenario_reads_agree_with_the_independent_oracle(
     for venue in ("C", "I1", "S1", "P1", "S2"):
         for subtree in (True, False):
             assert pick(
-                town.venue_activity(venue, subtree=subtree), ACTIVITY_FIELDS
+                town.venue_activity(VenueQuery(venue, subtree=subtree)), ACTIVITY_FIELDS
             ) == expected_venue_activity(events, venue, subtree=subtree)
             for kind in (None, "wish", "service"):
                 assert pick(
-                    town.venue_fulfilment(venue, subtree=subtree, kind=kind),
+                    town.venue_fulfilment(
+                        VenueQuery(venue, subtree=subtree, kind=kind)
+                    ),
                     FULFILMENT_FIELDS,
                 ) == expected_fulfilment(events, venue, subtree=subtree, kind=kind)
 
@@ -834,19 +885,19 @@ def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
 ) -> None:
     engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
 
-    def read_all() -> dict[str, dict[str, Any]]:
+    def read_all() -> dict[str, CitedAnswer]:
         return {
             "hours V4": town.volunteer_hours("V4"),
             "hours V3": town.volunteer_hours("V3"),
-            "activity S2": town.venue_activity("S2"),
-            "activity C": town.venue_activity("C"),
-            "fulfilment S2": town.venue_fulfilment("S2"),
-            "fulfilment C": town.venue_fulfilment("C"),
+            "activity S2": town.venue_activity(VenueQuery("S2")),
+            "activity C": town.venue_activity(VenueQuery("C")),
+            "fulfilment S2": town.venue_fulfilment(VenueQuery("S2")),
+            "fulfilment C": town.venue_fulfilment(VenueQuery("C")),
             "leaderboard": town.hours_leaderboard(5),
         }
 
-    def figures(answer: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in answer.items() if k not in ("position", "chain_hash")}
+    def figures(answer: CitedAnswer) -> dict[str, Any]:
+        return answer.model_dump(exclude={"position", "chain_hash"})
 
     before = read_all()
     # When an order is posted at P1 (outside S2's subtree) and projected
@@ -856,11 +907,11 @@ def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
     # Then every read cites the new position, and only the centre's
     # fulfilment, which covers P1, counts the new order
     for name, answer in after_order.items():
-        assert answer["position"] == before[name]["position"] + 1, name
-        assert answer["chain_hash"] != before[name]["chain_hash"], name
+        assert answer.position == before[name].position + 1, name
+        assert answer.chain_hash != before[name].chain_hash, name
         if name != "fulfilment C":
             assert figures(answer) == figures(before[name]), name
-    assert after_order["fulfilment C"]["posted"] == before["fulfilment C"]["posted"] + 1
+    assert after_order["fulfilment C"].posted == before["fulfilment C"].posted + 1
     # When V4's session at S2 is corrected
     record_all(
         ledger,
@@ -884,17 +935,17 @@ def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
         if figures(answer) != figures(after_order[name])
     }
     assert changed == {"hours V4", "activity S2", "activity C", "leaderboard"}
-    assert after_correction["hours V4"]["total_minutes"] == 6_100
+    assert after_correction["hours V4"].total_minutes == 6_100
     # And reads as of the earlier positions still answer what was known then
     for name, answer in before.items():
         kind, _, subject = name.partition(" ")
-        as_of = answer["position"]
+        as_of = answer.position
         if kind == "hours":
             again = town.volunteer_hours(subject, as_of=as_of)
         elif kind == "activity":
-            again = town.venue_activity(subject, as_of=as_of)
+            again = town.venue_activity(VenueQuery(subject, as_of=as_of))
         elif kind == "fulfilment":
-            again = town.venue_fulfilment(subject, as_of=as_of)
+            again = town.venue_fulfilment(VenueQuery(subject, as_of=as_of))
         else:
             again = town.hours_leaderboard(5, as_of=as_of)
         assert again == answer, name
@@ -903,20 +954,20 @@ def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
 def test_a_venue_registered_under_a_read_venue_joins_its_next_answer(
     ledger: Ledger, town: LedgerReads
 ) -> None:
-    before = town.venue_activity("S2")
+    before = town.venue_activity(VenueQuery("S2"))
     # When a point is registered under S2 and projected
     record_all(ledger, [register_venue("P2", "point", "S2")])
     ProjectionEngine(ledger.database, ALL_PROJECTIONS).catch_up()
     # Then S2's subtree counts it at once, and did not before
-    after = town.venue_activity("S2")
-    assert (before["venues"], after["venues"]) == (1, 2)
-    assert town.venue_activity("S2", as_of=before["position"]) == before
+    after = town.venue_activity(VenueQuery("S2"))
+    assert (before.venues, after.venues) == (1, 2)
+    assert town.venue_activity(VenueQuery("S2", as_of=before.position)) == before
 
 
 def test_a_venue_read_stands_where_the_venue_tree_stands_while_the_tree_lags(
     ledger: Ledger, town: LedgerReads
 ) -> None:
-    tree_at = town.venue_children(None)["position"]
+    tree_at = town.venue_children(None).position
     # Given a new station under I1 with a make-up session and an order
     record_all(
         ledger,
@@ -947,24 +998,26 @@ def test_a_venue_read_stands_where_the_venue_tree_stands_while_the_tree_lags(
     # When only the venue figures are rebuilt, the venue tree left behind
     engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
     engine.rebuild([VENUE_ACTIVITY.name, ORDER_FULFILMENT.name], workers=1)
-    activity_read = town.venue_activity("C")
-    fulfilment_read = town.venue_fulfilment("C")
+    activity_read = town.venue_activity(VenueQuery("C"))
+    fulfilment_read = town.venue_fulfilment(VenueQuery("C"))
     # Then both reads stand where the tree stands: figures and tree agree
-    assert activity_read["position"] == fulfilment_read["position"] == tree_at
+    assert activity_read.position == fulfilment_read.position == tree_at
     # And once the tree catches up, reads as of that position answer the same
     engine.catch_up()
-    assert town.venue_activity("C", as_of=tree_at) == activity_read
-    assert town.venue_fulfilment("C", as_of=tree_at) == fulfilment_read
+    assert town.venue_activity(VenueQuery("C", as_of=tree_at)) == activity_read
+    assert town.venue_fulfilment(VenueQuery("C", as_of=tree_at)) == fulfilment_read
     # And the reads of now count the new station's activity and order
-    assert town.venue_activity("C")["activities"] == activity_read["activities"] + 1
-    assert town.venue_fulfilment("C")["posted"] == fulfilment_read["posted"] + 1
+    assert (
+        town.venue_activity(VenueQuery("C")).activities == activity_read.activities + 1
+    )
+    assert town.venue_fulfilment(VenueQuery("C")).posted == fulfilment_read.posted + 1
 
 
 def test_reads_stay_exact_when_a_version_moved_on_without_noting_changes(
     ledger: Ledger, town: LedgerReads
 ) -> None:
     engine = ProjectionEngine(ledger.database, ALL_PROJECTIONS)
-    before = town.venue_fulfilment("C")
+    before = town.venue_fulfilment(VenueQuery("C"))
     # Given a version moved on without noting where it changed (as by an
     # older engine still projecting): its notes stay as they were
     with ledger.database.reading() as conn:
@@ -979,7 +1032,7 @@ def test_reads_stay_exact_when_a_version_moved_on_without_noting_changes(
         noted = projection_changes_noted_table
         conn.execute(noted.update().values(upto=noted.c.upto - 1))
     # Then the reads do not trust the notes, and see the new order
-    assert town.venue_fulfilment("C")["posted"] == before["posted"] + 1
+    assert town.venue_fulfilment(VenueQuery("C")).posted == before.posted + 1
     # And a new engine notes the changes again from the entries
     ProjectionEngine(ledger.database, ALL_PROJECTIONS).catch_up()
     with ledger.database.reading() as conn:
@@ -988,4 +1041,4 @@ def test_reads_stay_exact_when_a_version_moved_on_without_noting_changes(
     assert {(n.name, n.version, n.upto) for n in notes} == {
         (v.name, v.version, v.position) for v in versions
     }
-    assert town.venue_fulfilment("C")["posted"] == before["posted"] + 1
+    assert town.venue_fulfilment(VenueQuery("C")).posted == before.posted + 1

@@ -4,21 +4,26 @@ and verification of the chain, the checkpoints and the projections."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from ledger.api.http.access import Caller, Role
 from ledger.api.http.deps import LedgerDep, ReadsDep, allow, ensure_own_volunteer
 from ledger.api.http.problems import PROBLEM_RESPONSES, ProblemError
-from ledger.api.http.routes.reads import AsOfQuery, PeriodDep
+from ledger.api.http.routes.reads import OrdersQueryDep, VenueQueryDep
 from ledger.api.http.schemas import (
+    CheckpointCheck,
+    DerivedTableCheck,
+    ProjectionCheck,
+    Verification,
+)
+from ledger.reads.answers import (
     ActivityExplanation,
     AuditPage,
     FulfilmentExplanation,
     HoursExplanation,
     SessionStory,
-    Verification,
 )
 from ledger.reads.audit import (
     AuditQuery,
@@ -68,7 +73,7 @@ def _position(reads: LedgerReads, as_of: str | None) -> int | None:
         return reads.requested_position(conn, wanted)
 
 
-@router.get("/events", response_model=AuditPage)
+@router.get("/events")
 def list_audit_events(
     reads: ReadsDep,
     caller: AuditorDep,
@@ -88,7 +93,7 @@ def list_audit_events(
     as_of: Annotated[
         str | None, Query(description="A ledger position, or a recording time.")
     ] = None,
-) -> Any:
+) -> AuditPage:
     """Events by subject, actor, type and period, in ledger order, paged."""
     position = _position(reads, as_of)
     try:
@@ -113,71 +118,47 @@ def list_audit_events(
     )
 
 
-@router.get("/explain/volunteer-hours/{volunteer_id}", response_model=HoursExplanation)
+@router.get("/explain/volunteer-hours/{volunteer_id}")
 def explain_volunteer_hours(
     volunteer_id: str,
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(Role.AUDITOR, Role.VOLUNTEER))],
     as_of: str | None = None,
-) -> Any:
+) -> HoursExplanation:
     """The events that make up a volunteer's hours; they sum to the figures."""
     ensure_own_volunteer(caller, volunteer_id)
     return reads.explain_volunteer_hours(volunteer_id, parse_as_of(as_of))
 
 
-@router.get("/explain/venue-activity/{venue_id}", response_model=ActivityExplanation)
+@router.get("/explain/venue-activity/{venue_id}")
 def explain_venue_activity(
-    venue_id: str,
     reads: ReadsDep,
     caller: AuditorDep,
-    period: PeriodDep,
-    as_of: AsOfQuery = None,
+    query: VenueQueryDep,
     after: AfterQuery = 0,
     limit: LimitQuery = EXPLAINED_EVENTS,
-) -> Any:
+) -> ActivityExplanation:
     """The events behind a venue's activity figures, a page at a time
     (``next_after``); all pages read as of the first one's position sum
     to the figures."""
-    return reads.explain_venue_activity(
-        venue_id,
-        period.from_month,
-        period.to_month,
-        subtree=period.subtree,
-        as_of=parse_as_of(as_of),
-        after=after,
-        limit=limit,
-    )
+    return reads.explain_venue_activity(query, after=after, limit=limit)
 
 
-@router.get(
-    "/explain/venue-fulfilment/{venue_id}", response_model=FulfilmentExplanation
-)
+@router.get("/explain/venue-fulfilment/{venue_id}")
 def explain_venue_fulfilment(
-    venue_id: str,
     reads: ReadsDep,
     caller: AuditorDep,
-    period: PeriodDep,
-    kind: Annotated[str | None, Query(pattern="^(wish|service)$")] = None,
-    as_of: AsOfQuery = None,
+    query: OrdersQueryDep,
     after: AfterQuery = 0,
     limit: LimitQuery = EXPLAINED_EVENTS,
-) -> Any:
+) -> FulfilmentExplanation:
     """The events behind a venue's order figures, a page at a time
     (``next_after``); all pages read as of the first one's position sum
     to the counts."""
-    return reads.explain_venue_fulfilment(
-        venue_id,
-        period.from_month,
-        period.to_month,
-        subtree=period.subtree,
-        kind=kind,
-        as_of=parse_as_of(as_of),
-        after=after,
-        limit=limit,
-    )
+    return reads.explain_venue_fulfilment(query, after=after, limit=limit)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionStory)
+@router.get("/sessions/{session_id}")
 def get_session_story(
     session_id: str,
     reads: ReadsDep,
@@ -185,7 +166,7 @@ def get_session_story(
     as_of: Annotated[
         str | None, Query(description="A ledger position, or a recording time.")
     ] = None,
-) -> Any:
+) -> SessionStory:
     """A session's correction history: original, adjustments, who, why."""
     try:
         return session_story(reads.database, session_id, as_of=_position(reads, as_of))
@@ -193,43 +174,43 @@ def get_session_story(
         raise ProblemError(404, "not_found", "Not found", str(error)) from None
 
 
-@router.get("/verify", response_model=Verification)
+@router.get("/verify")
 def get_verification(
     request: Request, ledger: LedgerDep, reads: ReadsDep, caller: AuditorDep
-) -> Any:
+) -> Verification:
     """Check the chain, every checkpoint, the tables derived from the events,
     and every projection against a replay."""
     settings = request.app.state.settings
     public_key = own_public_key(settings.database_url, settings.key_directory)
     audit = verify_ledger(reads.database, public_key, ledger)
     projections = reads.engine.verify()
-    return {
-        "ok": audit.ok and all(p.ok for p in projections),
-        "position": audit.chain.head_position,
-        "chain_hash": audit.chain.head_hash,
-        "chain_ok": audit.chain.ok,
-        "events_checked": audit.chain.checked,
-        "first_bad_position": audit.chain.first_bad_position,
-        "problem": audit.chain.problem,
-        "checkpoints": [
-            {"position": c.checkpoint.position, "ok": c.ok, "problem": c.problem}
+    return Verification(
+        ok=audit.ok and all(p.ok for p in projections),
+        position=audit.chain.head_position,
+        chain_hash=audit.chain.head_hash,
+        chain_ok=audit.chain.ok,
+        events_checked=audit.chain.checked,
+        first_bad_position=audit.chain.first_bad_position,
+        problem=audit.chain.problem,
+        checkpoints=[
+            CheckpointCheck(position=c.checkpoint.position, ok=c.ok, problem=c.problem)
             for c in audit.checkpoints
         ],
-        "derived_tables": [
-            {"table": d.table, "ok": d.ok, "rows": d.rows, "problem": d.problem}
+        derived_tables=[
+            DerivedTableCheck(table=d.table, ok=d.ok, rows=d.rows, problem=d.problem)
             for d in audit.derived
         ],
-        "projections": [
-            {
-                "name": p.name,
-                "ok": p.ok,
-                "position": p.position,
-                "live_fingerprint": p.live_fingerprint,
-                "replay_fingerprint": p.replay_fingerprint,
-                "differences": len(p.differences),
-                "dead_letters": p.dead_letters,
-                "refused_unparked": list(p.refused_unparked),
-            }
+        projections=[
+            ProjectionCheck(
+                name=p.name,
+                ok=p.ok,
+                position=p.position,
+                live_fingerprint=p.live_fingerprint,
+                replay_fingerprint=p.replay_fingerprint,
+                differences=len(p.differences),
+                dead_letters=p.dead_letters,
+                refused_unparked=list(p.refused_unparked),
+            )
             for p in projections
         ],
-    }
+    )

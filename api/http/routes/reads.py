@@ -9,10 +9,9 @@ gets 304 while nothing it reads has changed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ledger.api.http.access import Caller, Role
@@ -23,14 +22,14 @@ from ledger.api.http.deps import (
     ensure_venue_in_scope,
 )
 from ledger.api.http.problems import PROBLEM_RESPONSES
-from ledger.api.http.schemas import (
+from ledger.reads.answers import (
     HoursLeaderboard,
     VenueActivity,
     VenueChildren,
     VenueFulfilment,
     VolunteerHours,
 )
-from ledger.reads.queries import parse_as_of
+from ledger.reads.queries import MONTH, VenueQuery, parse_as_of
 
 router = APIRouter(tags=["reads"], responses=PROBLEM_RESPONSES)
 
@@ -43,57 +42,67 @@ AsOfQuery = Annotated[
 ]
 MonthQuery = Annotated[
     str | None,
-    Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM, inclusive"),
+    Query(pattern=MONTH.pattern, description="YYYY-MM, inclusive"),
 ]
 SubtreeQuery = Annotated[
     bool, Query(description="Include the venue's descendants (default true).")
 ]
+KindQuery = Annotated[
+    str | None, Query(pattern="^(wish|service)$", description="Default: both.")
+]
 
 
-@dataclass(frozen=True)
-class VenuePeriod:
-    """Which months of which part of the tree a venue read covers."""
-
-    from_month: str | None
-    to_month: str | None
-    subtree: bool
-
-
-async def venue_period(
+async def venue_query(
+    venue_id: str,
     from_month: Annotated[MonthQuery, Query(alias="from")] = None,
     to_month: Annotated[MonthQuery, Query(alias="to")] = None,
     subtree: SubtreeQuery = True,
-) -> VenuePeriod:
-    return VenuePeriod(from_month, to_month, subtree)
+    as_of: AsOfQuery = None,
+) -> VenueQuery:
+    """The venue read a request asks for."""
+    return VenueQuery(venue_id, from_month, to_month, subtree, as_of=parse_as_of(as_of))
 
 
-PeriodDep = Annotated[VenuePeriod, Depends(venue_period)]
+async def orders_query(
+    query: Annotated[VenueQuery, Depends(venue_query)], kind: KindQuery = None
+) -> VenueQuery:
+    """The venue read of orders a request asks for, of one kind or both."""
+    return replace(query, kind=kind)
+
+
+VenueQueryDep = Annotated[VenueQuery, Depends(venue_query)]
+OrdersQueryDep = Annotated[VenueQuery, Depends(orders_query)]
 
 VENUE_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD, Role.VENUE_STAFF)
 # A volunteer's hours span venues: no venue_staff key reads them.
 HOURS_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.VOLUNTEER)
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified"}}
+
+EtaggedAnswer = VolunteerHours | VenueActivity | VenueFulfilment | HoursLeaderboard
 
 
-def etagged(request: Request, document: dict[str, Any]) -> Response:
+def etagged(request: Request, answer: EtaggedAnswer) -> Response:
     """Answer 304 when the client already holds this exact answer; otherwise
-    send it as it is. (The reads build their answers to the response models;
-    validating every answer again would cost more than the read itself.)"""
+    send it as it is (FastAPI would validate it against its model again
+    first, which costs more than a cached read)."""
     tag = hashlib.sha256(
-        f"{request.url.path}?{request.url.query}|{document['position']}|"
-        f"{document['chain_hash']}".encode()
+        f"{request.url.path}?{request.url.query}|{answer.position}|"
+        f"{answer.chain_hash}".encode()
     ).hexdigest()[:32]
     etag = f'W/"{tag}"'
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(
-        orjson.dumps(document), media_type="application/json", headers={"ETag": etag}
+        answer.model_dump_json(),
+        media_type="application/json",
+        headers={"ETag": etag},
     )
 
 
 @router.get(
     "/volunteers/{volunteer_id}/hours",
     response_model=VolunteerHours,
-    responses={304: {"description": "Not modified"}},
+    responses=NOT_MODIFIED,
 )
 async def get_volunteer_hours(
     volunteer_id: str,
@@ -101,78 +110,51 @@ async def get_volunteer_hours(
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(*HOURS_READERS))],
     as_of: AsOfQuery = None,
-) -> Any:
+) -> Response:
     """A volunteer's approved verified and make-up minutes, by year and category."""
     ensure_own_volunteer(caller, volunteer_id)
-    return etagged(
-        request,
-        reads.volunteer_hours(volunteer_id, parse_as_of(as_of)),
-    )
+    return etagged(request, reads.volunteer_hours(volunteer_id, parse_as_of(as_of)))
 
 
 @router.get(
     "/venues/{venue_id}/activity",
     response_model=VenueActivity,
-    responses={304: {"description": "Not modified"}},
+    responses=NOT_MODIFIED,
 )
 async def get_venue_activity(
-    venue_id: str,
     request: Request,
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(*VENUE_READERS))],
-    period: PeriodDep,
-    as_of: AsOfQuery = None,
-) -> Any:
+    query: VenueQueryDep,
+) -> Response:
     """Activities, sessions, distinct volunteers and minutes at a venue."""
-    ensure_venue_in_scope(caller, reads, venue_id)
-    return etagged(
-        request,
-        reads.venue_activity(
-            venue_id,
-            period.from_month,
-            period.to_month,
-            subtree=period.subtree,
-            as_of=parse_as_of(as_of),
-        ),
-    )
+    ensure_venue_in_scope(caller, reads, query.venue_id)
+    return etagged(request, reads.venue_activity(query))
 
 
 @router.get(
     "/venues/{venue_id}/fulfilment",
     response_model=VenueFulfilment,
-    responses={304: {"description": "Not modified"}},
+    responses=NOT_MODIFIED,
 )
 async def get_venue_fulfilment(
-    venue_id: str,
     request: Request,
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(*VENUE_READERS))],
-    period: PeriodDep,
-    kind: Annotated[str | None, Query(pattern="^(wish|service)$")] = None,
-    as_of: AsOfQuery = None,
-) -> Any:
+    query: OrdersQueryDep,
+) -> Response:
     """The five orders at a venue: counts, 实现率 and 满意度."""
-    ensure_venue_in_scope(caller, reads, venue_id)
-    return etagged(
-        request,
-        reads.venue_fulfilment(
-            venue_id,
-            period.from_month,
-            period.to_month,
-            subtree=period.subtree,
-            kind=kind,
-            as_of=parse_as_of(as_of),
-        ),
-    )
+    ensure_venue_in_scope(caller, reads, query.venue_id)
+    return etagged(request, reads.venue_fulfilment(query))
 
 
-@router.get("/venues/{venue_id}/children", response_model=VenueChildren)
+@router.get("/venues/{venue_id}/children")
 async def list_venue_children(
     venue_id: str,
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(*VENUE_READERS))],
     as_of: AsOfQuery = None,
-) -> Any:
+) -> VenueChildren:
     """The venues directly under a venue."""
     ensure_venue_in_scope(caller, reads, venue_id)
     return reads.venue_children(venue_id, parse_as_of(as_of))
@@ -181,7 +163,7 @@ async def list_venue_children(
 @router.get(
     "/leaderboards/hours",
     response_model=HoursLeaderboard,
-    responses={304: {"description": "Not modified"}},
+    responses=NOT_MODIFIED,
 )
 def get_hours_leaderboard(
     request: Request,
@@ -191,7 +173,7 @@ def get_hours_leaderboard(
     ],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     as_of: AsOfQuery = None,
-) -> Any:
+) -> Response:
     """The volunteers with the most approved hours, and counts by star level."""
     # Not async: every approval anywhere changes it, and computing it afresh
     # sums every volunteer's entries, which must not hold up the event loop.

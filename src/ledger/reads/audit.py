@@ -20,6 +20,14 @@ from sqlalchemy.engine import Connection
 from ledger.domain.common import topic_of
 from ledger.domain.privacy import mask_personal_data
 from ledger.domain.volunteers import Volunteer
+from ledger.reads.answers import (
+    Actor,
+    Adjustment,
+    AuditEvent,
+    AuditPage,
+    Chapter,
+    SessionStory,
+)
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
@@ -74,7 +82,7 @@ def parse_subject(text: str) -> tuple[str, str]:
 
 def find_events(
     database: Database, query: AuditQuery, *, reveal_personal_data: bool = False
-) -> dict[str, Any]:
+) -> AuditPage:
     """One page of the events ``query`` selects, in ledger order."""
     t = events_table.c
     with database.reading() as conn:
@@ -111,59 +119,61 @@ def find_events(
         for row in rows[: query.limit]
     ]
     more = len(rows) > query.limit
-    return {
-        "events": events,
-        "next_after": events[-1]["position"] if more else None,
-        "position": position,
-        "chain_hash": chain_hash,
-    }
+    return AuditPage(
+        events=events,
+        next_after=events[-1].position if more else None,
+        position=position,
+        chain_hash=chain_hash,
+    )
 
 
 def session_story(
     database: Database, session_id: str, *, as_of: int | None = None
-) -> dict[str, Any]:
+) -> SessionStory:
     """A session's history as a story: how it began, every adjustment with
     who made it and why, and where it stands."""
     page = find_events(
         database,
         AuditQuery(subject=("session", session_id), limit=MAX_PAGE, as_of=as_of),
     )
-    if not page["events"]:
+    if not page.events:
         raise LookupError(f"session '{session_id}' is not recorded")
-    chapters = [_chapter(event) for event in page["events"]]
+    chapters = [_chapter(event) for event in page.events]
     minutes: int | None = None
     status = "open"
     adjustments = []
     for chapter in chapters:
-        if chapter["minutes"] is not None and chapter["what"] in (
+        if chapter.minutes is not None and chapter.what in (
             "checked out",
             "make-up hours recorded",
         ):
-            minutes = chapter["minutes"]
-        if chapter["what"] == "corrected":
+            minutes = chapter.minutes
+        if chapter.what == "corrected":
+            assert chapter.minutes is not None and chapter.previous_minutes is not None
+            assert chapter.reason is not None
             adjustments.append(
-                {
-                    "from_minutes": chapter["previous_minutes"],
-                    "to_minutes": chapter["minutes"],
-                    "by": chapter["actor"],
-                    "why": chapter["reason"],
-                    "at": chapter["at"],
-                    "position": chapter["position"],
-                }
+                Adjustment(
+                    from_minutes=chapter.previous_minutes,
+                    to_minutes=chapter.minutes,
+                    by=chapter.actor,
+                    why=chapter.reason,
+                    at=chapter.at,
+                    position=chapter.position,
+                )
             )
-            minutes = chapter["minutes"]
-        status = _STATUS_AFTER.get(chapter["what"], status)
-    original = next((c["minutes"] for c in chapters if c["minutes"] is not None), None)
-    return {
-        "session_id": session_id,
-        "status": status,
-        "original_minutes": original,
-        "minutes": minutes,
-        "adjustments": adjustments,
-        "story": chapters,
-        "position": page["position"],
-        "chain_hash": page["chain_hash"],
-    }
+            minutes = chapter.minutes
+        status = _STATUS_AFTER.get(chapter.what, status)
+    original = next((c.minutes for c in chapters if c.minutes is not None), None)
+    return SessionStory(
+        session_id=session_id,
+        status=status,
+        original_minutes=original,
+        minutes=minutes,
+        adjustments=adjustments,
+        story=chapters,
+        position=page.position,
+        chain_hash=page.chain_hash,
+    )
 
 
 _WHAT = {
@@ -190,19 +200,19 @@ _STATUS_AFTER = {
 }
 
 
-def _chapter(event: dict[str, Any]) -> dict[str, Any]:
-    payload = event["payload"]
-    return {
-        "position": event["position"],
-        "at": event["occurred_at"],
-        "recorded_at": event["recorded_at"],
-        "what": _WHAT.get(event["type"], event["type"]),
-        "actor": event["actor"],
-        "minutes": payload.get("minutes"),
-        "previous_minutes": payload.get("previous_minutes"),
-        "reason": payload.get("reason"),
-        "fraud": payload.get("fraud"),
-    }
+def _chapter(event: AuditEvent) -> Chapter:
+    payload = event.payload
+    return Chapter(
+        position=event.position,
+        at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        what=_WHAT.get(event.type, event.type),
+        actor=event.actor,
+        minutes=payload.get("minutes"),
+        previous_minutes=payload.get("previous_minutes"),
+        reason=payload.get("reason"),
+        fraud=payload.get("fraud"),
+    )
 
 
 def _position(conn: Connection, as_of: int | None) -> int:
@@ -225,20 +235,20 @@ def _subjects_of(conn: Connection, positions: list[int]) -> dict[int, list[str]]
     return found
 
 
-def _describe(row: Any, subjects: list[str], reveal: bool) -> dict[str, Any]:
+def _describe(row: sa.Row[Any], subjects: list[str], reveal: bool) -> AuditEvent:
     payload = orjson.loads(row.payload)
     payload.pop("timestamp", None)  # the library's own copy of the recorded time
     payload.pop("originator_topic", None)
-    return {
-        "position": row.position,
-        "type": row.topic,
-        "subjects": subjects,
-        "actor": {"id": row.actor_id, "role": row.actor_role},
-        "occurred_at": row.occurred_at,
-        "recorded_at": row.recorded_at,
-        "source": row.source,
-        "correlation_id": row.correlation_id,
-        "idempotency_key": row.idempotency_key,
-        "payload": payload if reveal else mask_personal_data(payload),
-        "chain_hash": row.chain_hash,
-    }
+    return AuditEvent(
+        position=row.position,
+        type=row.topic,
+        subjects=subjects,
+        actor=Actor(id=row.actor_id, role=row.actor_role),
+        occurred_at=row.occurred_at,
+        recorded_at=row.recorded_at,
+        source=row.source,
+        correlation_id=row.correlation_id,
+        idempotency_key=row.idempotency_key,
+        payload=payload if reveal else mask_personal_data(payload),
+        chain_hash=row.chain_hash,
+    )

@@ -5,7 +5,8 @@ or a recording time with an offset: what the ledger knew then) and returns
 the position it reflects and the chain hash at that position, so a figure
 can be tied to the exact ledger state it came from. A read reflects at most
 what its projection has processed: when a projection lags the head, the
-answer says which position it stands at.
+answer says which position it stands at. Answers are typed and immutable
+(``ledger.reads.answers``).
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from __future__ import annotations
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from threading import Lock
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.volunteers import Volunteer
-from ledger.engine import LiveState, ProjectionEngine, last_change
+from ledger.engine import ExplainedPage, LiveState, ProjectionEngine, last_change
 from ledger.projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
@@ -30,8 +31,25 @@ from ledger.projections.registry import (
     VENUE_TREE,
     VOLUNTEER_HOURS,
 )
+from ledger.projections.venue_selection import VenueSelection
 from ledger.projections.venue_tree import VenueTree
 from ledger.projections.volunteer_hours import stars_for_minutes
+from ledger.reads.answers import (
+    ActivityContribution,
+    ActivityExplanation,
+    FulfilmentContribution,
+    FulfilmentExplanation,
+    HoursContribution,
+    HoursExplanation,
+    HoursLeaderboard,
+    Leader,
+    Leaderboard,
+    VenueActivity,
+    VenueChildren,
+    VenueFulfilment,
+    VenueSummary,
+    VolunteerHours,
+)
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
@@ -43,9 +61,12 @@ from ledger.store.event_store import (
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 FIRST_MONTH, LAST_MONTH = "0000-01", "9999-12"
+ORDER_KINDS = ("wish", "service")
 
 AsOf = int | datetime | None
 T = TypeVar("T")
+F = TypeVar("F")
+F_co = TypeVar("F_co", covariant=True)
 
 
 class NotFoundError(LookupError):
@@ -73,12 +94,67 @@ def parse_as_of(text: str | None) -> AsOf:
     return moment
 
 
-def check_month(name: str, value: str | None, default: str) -> str:
-    if value is None:
-        return default
-    if not MONTH.match(value):
+def check_month(name: str, value: str | None) -> None:
+    if value is not None and not MONTH.match(value):
         raise InvalidReadError(f"{name} must be a month YYYY-MM, not '{value}'")
-    return value
+
+
+@dataclass(frozen=True)
+class VenueQuery:
+    """What a venue read asks (CONTRACT §3, §5): a venue, with its subtree
+    or alone; the months ``from_month`` to ``to_month`` (inclusive, YYYY-MM;
+    default: all); for the orders, their ``kind`` (default: both); as of a
+    position or recording time (default: now)."""
+
+    venue_id: str
+    from_month: str | None = None
+    to_month: str | None = None
+    subtree: bool = True
+    kind: str | None = None
+    as_of: AsOf = None
+
+    def __post_init__(self) -> None:
+        check_month("from", self.from_month)
+        check_month("to", self.to_month)
+        if self.kind is not None and self.kind not in ORDER_KINDS:
+            raise InvalidReadError(f"kind must be wish or service, not '{self.kind}'")
+
+    @property
+    def months(self) -> tuple[str, str]:
+        """The first and last month, open ends made explicit."""
+        return self.from_month or FIRST_MONTH, self.to_month or LAST_MONTH
+
+
+class AskedOfVenue(TypedDict):
+    """A venue query as its answer repeats it."""
+
+    venue_id: str
+    from_month: str | None
+    to_month: str | None
+    subtree: bool
+
+
+def _asked(query: VenueQuery) -> AskedOfVenue:
+    return AskedOfVenue(
+        venue_id=query.venue_id,
+        from_month=query.from_month,
+        to_month=query.to_month,
+        subtree=query.subtree,
+    )
+
+
+def _without_kind(query: VenueQuery) -> VenueQuery:
+    if query.kind is not None:
+        raise InvalidReadError("kind selects orders: venue activity has none")
+    return query
+
+
+class CitedFields(TypedDict):
+    """The fields that close an answer read from a projection."""
+
+    position: int
+    chain_hash: str
+    dead_letters: int
 
 
 @dataclass(frozen=True)
@@ -89,12 +165,13 @@ class Cited:
     chain_hash: str
     dead_letters: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "chain_hash": self.chain_hash,
-            "dead_letters": self.dead_letters,
-        }
+    def fields(self) -> CitedFields:
+        """As the answer's closing fields."""
+        return CitedFields(
+            position=self.position,
+            chain_hash=self.chain_hash,
+            dead_letters=self.dead_letters,
+        )
 
 
 class FiguresCache:
@@ -141,49 +218,37 @@ def check_page(after: int, limit: int) -> None:
         raise InvalidReadError(f"limit must be from 1 to {MOST_EXPLAINED_EVENTS:,}")
 
 
-def check_kind(kind: str | None) -> None:
-    if kind not in (None, "wish", "service"):
-        raise InvalidReadError(f"kind must be wish or service, not '{kind}'")
+class VenueFiguresProjection(Protocol[F_co]):
+    """A projection that counts per venue and month, rolled up the tree."""
+
+    name: ClassVar[str]
+
+    def get_venue_figures(self, conn: Connection, selection: VenueSelection) -> F_co:
+        """The figures of the entries ``selection`` picks."""
+        ...
+
+    def explain_venue_figures(
+        self,
+        conn: Connection,
+        selection: VenueSelection,
+        *,
+        after: int = 0,
+        events: int | None = None,
+    ) -> ExplainedPage:
+        """The entries behind them, ``events`` events after ``after``."""
+        ...
 
 
 @dataclass(frozen=True)
 class VenueScope:
-    """What a venue read covers: the live version and the ledger state it
-    reads, the venues (one, or a subtree) and the months."""
+    """What a venue read stands on: the live version it reads and the
+    ledger state it cites, the entries it sums, and the state of the venue
+    tree it rolled up (its version and settled position)."""
 
     live: LiveState
     cited: Cited
-    venues: list[str]
+    selection: VenueSelection
     tree: tuple[int, int]
-    start: str
-    end: str
-
-    def selection(self) -> tuple[int, list[str], str, str, int]:
-        """The arguments a projection's venue reads take after ``conn``."""
-        position = self.cited.position
-        return self.live.version, self.venues, self.start, self.end, position
-
-    def identity(self) -> tuple[Any, ...]:
-        """What the figures depend on, besides the venues' last change."""
-        return (self.start, self.end, self.live.version, tuple(self.venues), self.tree)
-
-
-def _totals(figures: dict[str, Any]) -> dict[str, Any]:
-    """A venue read's figures for the whole period, without the breakdowns."""
-    breakdowns = ("venues", "by_month", "by_category")
-    return {name: value for name, value in figures.items() if name not in breakdowns}
-
-
-def _venue_read(
-    venue_id: str, months: tuple[str | None, str | None], subtree: bool
-) -> dict[str, Any]:
-    """What a venue read was asked, as its answer repeats it."""
-    return {
-        "venue_id": venue_id,
-        "from": months[0],
-        "to": months[1],
-        "subtree": subtree,
-    }
 
 
 def settled(last_change: int | None, position: int) -> int:
@@ -258,26 +323,9 @@ class LedgerReads:
         )
         return tree, state
 
-    @staticmethod
-    def _venues_changed(
-        conn: Connection, name: str, live: LiveState, venues: list[str], position: int
-    ) -> int:
-        """The settled position of the figures of ``venues`` at ``position``."""
-        noted = live.changes_noted
-        last = last_change(conn, name, live.version, venues) if noted else None
-        return settled(last, position)
-
-    def _subtree(
-        self, conn: Connection, venue_id: str, subtree: bool, position: int
-    ) -> tuple[list[str], tuple[int, int]]:
-        tree, state = self._tree(conn, position)
-        if venue_id not in tree:
-            raise NotFoundError(f"venue '{venue_id}' is not registered")
-        return (tree.subtree(venue_id) if subtree else [venue_id]), state
-
     # --- reads -----------------------------------------------------------
 
-    def volunteer_hours(self, volunteer_id: str, as_of: AsOf = None) -> dict[str, Any]:
+    def volunteer_hours(self, volunteer_id: str, as_of: AsOf = None) -> VolunteerHours:
         with self.database.reading() as conn:
             live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
             version = live.version
@@ -286,29 +334,19 @@ class LedgerReads:
             )
             if last is None:
                 self._ensure_volunteer(conn, volunteer_id, cited.position)
-            key = ("hours", volunteer_id, version, last or 0)
-
-            def compute() -> dict[str, Any]:
-                hours = VOLUNTEER_HOURS.get_hours(
+            figures = self._figures.get_or_compute(
+                ("hours", volunteer_id, version, last or 0),
+                lambda: VOLUNTEER_HOURS.get_hours(
                     conn, version, volunteer_id, cited.position
-                )
-                return {
-                    "volunteer_id": volunteer_id,
-                    "verified_minutes": hours.verified_minutes,
-                    "makeup_minutes": hours.makeup_minutes,
-                    "total_minutes": hours.total_minutes,
-                    "sessions": hours.sessions,
-                    "last_service_date": hours.last_service_date,
-                    "by_year": hours.by_year,
-                    "by_year_and_kind": hours.by_year_and_kind,
-                    "by_category": hours.by_category,
-                    "stars": hours.stars,
-                }
+                ),
+            )
+        return VolunteerHours(
+            volunteer_id=volunteer_id, **vars(figures), **cited.fields()
+        )
 
-            figures = self._figures.get_or_compute(key, compute)
-        return {**figures, **cited.as_dict()}
-
-    def hours_leaderboard(self, limit: int = 10, as_of: AsOf = None) -> dict[str, Any]:
+    def hours_leaderboard(
+        self, limit: int = 10, as_of: AsOf = None
+    ) -> HoursLeaderboard:
         """The volunteers with the most approved minutes, and how many
         volunteers stand at each star level."""
         with self.database.reading() as conn:
@@ -320,13 +358,13 @@ class LedgerReads:
                 version,
                 settled(live.last_change, cited.position),
             )
-            figures = self._figures.get_or_compute(
+            board = self._figures.get_or_compute(
                 key,
                 lambda: _leaderboard(
                     VOLUNTEER_HOURS.get_totals(conn, version, cited.position), limit
                 ),
             )
-        return {**figures, **cited.as_dict()}
+        return HoursLeaderboard(**vars(board), **cited.fields())
 
     def venue_subtree(self, venue_id: str) -> frozenset[str]:
         """The venue and its descendants, as registered now (empty if unknown)."""
@@ -334,9 +372,7 @@ class LedgerReads:
             tree, _ = self._tree(conn)
         return frozenset(tree.subtree(venue_id)) if venue_id in tree else frozenset()
 
-    def venue_children(
-        self, venue_id: str | None, as_of: AsOf = None
-    ) -> dict[str, Any]:
+    def venue_children(self, venue_id: str | None, as_of: AsOf = None) -> VenueChildren:
         """The venues directly under ``venue_id`` (None: the centres)."""
         with self.database.reading() as conn:
             _, cited = self._cite(conn, VENUE_TREE.name, as_of)
@@ -344,19 +380,19 @@ class LedgerReads:
         if venue_id is not None and venue_id not in tree:
             raise NotFoundError(f"venue '{venue_id}' is not registered")
         children = (tree.venues[child] for child in tree.children.get(venue_id, ()))
-        return {
-            "venue_id": venue_id,
-            "children": [
-                {"venue_id": v.venue_id, "name": v.name, "level": v.level}
+        return VenueChildren(
+            venue_id=venue_id,
+            children=[
+                VenueSummary(venue_id=v.venue_id, name=v.name, level=v.level)
                 for v in sorted(children, key=lambda venue: venue.venue_id)
             ],
-            "position": cited.position,
-            "chain_hash": cited.chain_hash,
-        }
+            position=cited.position,
+            chain_hash=cited.chain_hash,
+        )
 
     def explain_volunteer_hours(
         self, volunteer_id: str, as_of: AsOf = None
-    ) -> dict[str, Any]:
+    ) -> HoursExplanation:
         """The events behind a volunteer's figures; they sum to the figures."""
         with self.database.reading() as conn:
             live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
@@ -371,187 +407,142 @@ class LedgerReads:
             hours = VOLUNTEER_HOURS.get_hours(
                 conn, version, volunteer_id, cited.position
             )
-        return {
-            "volunteer_id": volunteer_id,
-            "figures": {
-                "verified_minutes": hours.verified_minutes,
-                "makeup_minutes": hours.makeup_minutes,
-                "total_minutes": hours.total_minutes,
-                "sessions": hours.sessions,
-            },
-            "contributions": contributions,
-            **cited.as_dict(),
-        }
-
-    def _venue_scope(
-        self,
-        conn: Connection,
-        name: str,
-        venue_id: str,
-        months: tuple[str | None, str | None],
-        subtree: bool,
-        as_of: AsOf,
-    ) -> VenueScope:
-        start = check_month("from", months[0], FIRST_MONTH)
-        end = check_month("to", months[1], LAST_MONTH)
-        live, cited = self._cite(conn, name, as_of, rolled_up=True)
-        venues, tree = self._subtree(conn, venue_id, subtree, cited.position)
-        return VenueScope(live, cited, venues, tree, start, end)
-
-    def venue_activity(
-        self,
-        venue_id: str,
-        from_month: str | None = None,
-        to_month: str | None = None,
-        *,
-        subtree: bool = True,
-        as_of: AsOf = None,
-    ) -> dict[str, Any]:
-        months = (from_month, to_month)
-        with self.database.reading() as conn:
-            scope = self._venue_scope(
-                conn, VENUE_ACTIVITY.name, venue_id, months, subtree, as_of
-            )
-            figures = self._activity_figures(conn, scope)
-        read = _venue_read(venue_id, months, subtree)
-        return {**read, **figures, **scope.cited.as_dict()}
-
-    def _activity_figures(self, conn: Connection, scope: VenueScope) -> dict[str, Any]:
-        venues, position = scope.venues, scope.cited.position
-        changed = self._venues_changed(
-            conn, VENUE_ACTIVITY.name, scope.live, venues, position
+        return HoursExplanation(
+            volunteer_id=volunteer_id,
+            figures=hours.totals(),
+            contributions=[HoursContribution(**c) for c in contributions],
+            **cited.fields(),
         )
 
-        def compute() -> dict[str, Any]:
-            found = VENUE_ACTIVITY.get_activity(conn, *scope.selection())
-            return {
-                "venues": len(venues),
-                **found.total.as_dict(),
-                "by_month": {m: f.as_dict() for m, f in sorted(found.by_month.items())},
-                "by_category": {
-                    c: f.as_dict() for c, f in sorted(found.by_category.items())
-                },
-            }
-
-        key = ("activity", *scope.identity(), changed)
-        return self._figures.get_or_compute(key, compute)
-
-    def venue_fulfilment(
-        self,
-        venue_id: str,
-        from_month: str | None = None,
-        to_month: str | None = None,
-        *,
-        subtree: bool = True,
-        kind: str | None = None,
-        as_of: AsOf = None,
-    ) -> dict[str, Any]:
-        months = (from_month, to_month)
-        check_kind(kind)
-        with self.database.reading() as conn:
-            scope = self._venue_scope(
-                conn, ORDER_FULFILMENT.name, venue_id, months, subtree, as_of
-            )
-            figures = self._fulfilment_figures(conn, scope, kind)
-        read = _venue_read(venue_id, months, subtree)
-        return {**read, "kind": kind, **figures, **scope.cited.as_dict()}
-
-    def _fulfilment_figures(
-        self, conn: Connection, scope: VenueScope, kind: str | None
-    ) -> dict[str, Any]:
-        venues, position = scope.venues, scope.cited.position
-        changed = self._venues_changed(
-            conn, ORDER_FULFILMENT.name, scope.live, venues, position
+    def venue_activity(self, query: VenueQuery) -> VenueActivity:
+        """Activities, sessions, distinct volunteers and minutes at a venue,
+        in total, by month and by category."""
+        scope, figures = self._venue_read(VENUE_ACTIVITY, _without_kind(query))
+        return VenueActivity(
+            **_asked(query),
+            venues=len(scope.selection.venue_ids),
+            **vars(figures.total),
+            by_month=figures.by_month,
+            by_category=figures.by_category,
+            **scope.cited.fields(),
         )
 
-        def compute() -> dict[str, Any]:
-            found = ORDER_FULFILMENT.get_fulfilment(conn, *scope.selection(), kind)
-            return {
-                "venues": len(venues),
-                **found.total.as_dict(),
-                "by_month": {
-                    month: month_figures.as_dict()
-                    for month, month_figures in sorted(found.by_month.items())
-                },
-            }
-
-        key = ("fulfilment", kind, *scope.identity(), changed)
-        return self._figures.get_or_compute(key, compute)
+    def venue_fulfilment(self, query: VenueQuery) -> VenueFulfilment:
+        """The orders posted at a venue, in total and by month of posting."""
+        scope, figures = self._venue_read(ORDER_FULFILMENT, query)
+        return VenueFulfilment(
+            **_asked(query),
+            kind=query.kind,
+            venues=len(scope.selection.venue_ids),
+            **vars(figures.total),
+            by_month=figures.by_month,
+            **scope.cited.fields(),
+        )
 
     def explain_venue_activity(
-        self,
-        venue_id: str,
-        from_month: str | None = None,
-        to_month: str | None = None,
-        *,
-        subtree: bool = True,
-        as_of: AsOf = None,
-        after: int = 0,
-        limit: int = EXPLAINED_EVENTS,
-    ) -> dict[str, Any]:
+        self, query: VenueQuery, *, after: int = 0, limit: int = EXPLAINED_EVENTS
+    ) -> ActivityExplanation:
         """The events behind a venue's activity figures, ``limit`` events
         after position ``after`` at a time (the next pages read ``as_of`` the
         first one's position). ``activities``, ``sessions`` and the minutes
         are the sums of all pages' contributions; ``volunteers`` counts the
         volunteers whose sessions in some month, category and kind sum above
         zero."""
-        months = (from_month, to_month)
-        check_page(after, limit)
-        with self.database.reading() as conn:
-            scope = self._venue_scope(
-                conn, VENUE_ACTIVITY.name, venue_id, months, subtree, as_of
-            )
-            page = VENUE_ACTIVITY.explain_activity(
-                conn, *scope.selection(), after=after, events=limit
-            )
-            figures = self._activity_figures(conn, scope)
-            contributions = _with_events(conn, page.entries)
-        return {
-            **_venue_read(venue_id, months, subtree),
-            "figures": _totals(figures),
-            "contributions": contributions,
-            "next_after": page.next_after,
-            **scope.cited.as_dict(),
-        }
+        scope, figures, page = self._venue_explanation(
+            VENUE_ACTIVITY, _without_kind(query), after, limit
+        )
+        return ActivityExplanation(
+            **_asked(query),
+            figures=figures.total,
+            contributions=[ActivityContribution(**c) for c in page.entries],
+            next_after=page.next_after,
+            **scope.cited.fields(),
+        )
 
     def explain_venue_fulfilment(
-        self,
-        venue_id: str,
-        from_month: str | None = None,
-        to_month: str | None = None,
-        *,
-        subtree: bool = True,
-        kind: str | None = None,
-        as_of: AsOf = None,
-        after: int = 0,
-        limit: int = EXPLAINED_EVENTS,
-    ) -> dict[str, Any]:
+        self, query: VenueQuery, *, after: int = 0, limit: int = EXPLAINED_EVENTS
+    ) -> FulfilmentExplanation:
         """The events behind a venue's order figures, ``limit`` events after
         position ``after`` at a time (the next pages read ``as_of`` the first
         one's position). The counts are the sums of all pages'
         contributions; ``rate``, ``open``, ``mean_stars`` and
         ``satisfaction`` follow from those sums, and the median from each
         fulfilled order's summed ``fulfil_minutes``."""
-        months = (from_month, to_month)
-        check_kind(kind)
+        scope, figures, page = self._venue_explanation(
+            ORDER_FULFILMENT, query, after, limit
+        )
+        return FulfilmentExplanation(
+            **_asked(query),
+            kind=query.kind,
+            figures=figures.total,
+            contributions=[FulfilmentContribution(**c) for c in page.entries],
+            next_after=page.next_after,
+            **scope.cited.fields(),
+        )
+
+    # --- the venue read, whatever it counts ------------------------------
+
+    def _venue_read(
+        self, projection: VenueFiguresProjection[F], query: VenueQuery
+    ) -> tuple[VenueScope, F]:
+        with self.database.reading() as conn:
+            scope = self._venue_scope(conn, projection.name, query)
+            return scope, self._venue_figures(conn, projection, scope)
+
+    def _venue_explanation(
+        self,
+        projection: VenueFiguresProjection[F],
+        query: VenueQuery,
+        after: int,
+        limit: int,
+    ) -> tuple[VenueScope, F, ExplainedPage]:
+        """The scope, the figures, and a page of the entries behind them,
+        each with its event."""
         check_page(after, limit)
         with self.database.reading() as conn:
-            scope = self._venue_scope(
-                conn, ORDER_FULFILMENT.name, venue_id, months, subtree, as_of
+            scope = self._venue_scope(conn, projection.name, query)
+            page = projection.explain_venue_figures(
+                conn, scope.selection, after=after, events=limit
             )
-            page = ORDER_FULFILMENT.explain_fulfilment(
-                conn, *scope.selection(), kind, after=after, events=limit
+            figures = self._venue_figures(conn, projection, scope)
+            entries = _with_events(conn, page.entries)
+        return scope, figures, ExplainedPage(entries, page.next_after)
+
+    def _venue_scope(
+        self, conn: Connection, name: str, query: VenueQuery
+    ) -> VenueScope:
+        """Where the read stands (where both its projection and the venue
+        tree have reached) and the entries it sums there."""
+        live, cited = self._cite(conn, name, query.as_of, rolled_up=True)
+        tree, tree_state = self._tree(conn, cited.position)
+        if query.venue_id not in tree:
+            raise NotFoundError(f"venue '{query.venue_id}' is not registered")
+        venues = tree.subtree(query.venue_id) if query.subtree else [query.venue_id]
+        selection = VenueSelection(
+            live.version, tuple(venues), *query.months, cited.position, query.kind
+        )
+        return VenueScope(live, cited, selection, tree_state)
+
+    def _venue_figures(
+        self,
+        conn: Connection,
+        projection: VenueFiguresProjection[F],
+        scope: VenueScope,
+    ) -> F:
+        """The selection's figures, from memory when its venues have not
+        changed since they were computed: they are those of the same
+        selection as of the venues' last change."""
+        selection = scope.selection
+        changed = selection.position
+        if scope.live.changes_noted:
+            venues_changed = last_change(
+                conn, projection.name, selection.version, selection.venue_ids
             )
-            figures = self._fulfilment_figures(conn, scope, kind)
-            contributions = _with_events(conn, page.entries)
-        return {
-            **_venue_read(venue_id, months, subtree),
-            "kind": kind,
-            "figures": _totals(figures),
-            "contributions": contributions,
-            "next_after": page.next_after,
-            **scope.cited.as_dict(),
-        }
+            changed = settled(venues_changed, selection.position)
+        key = (projection.name, scope.tree, replace(selection, position=changed))
+        return self._figures.get_or_compute(
+            key, lambda: projection.get_venue_figures(conn, selection)
+        )
 
     def _ensure_volunteer(
         self, conn: Connection, volunteer_id: str, position: int
@@ -568,23 +559,23 @@ class LedgerReads:
             raise NotFoundError(f"volunteer '{volunteer_id}' is not registered")
 
 
-def _leaderboard(totals: list[tuple[str, int, int, int]], limit: int) -> dict[str, Any]:
+def _leaderboard(totals: list[tuple[str, int, int, int]], limit: int) -> Leaderboard:
     stars = Counter(stars_for_minutes(v + m) for _, v, m, _ in totals)
-    return {
-        "leaders": [
-            {
-                "volunteer_id": volunteer_id,
-                "verified_minutes": verified,
-                "makeup_minutes": makeup,
-                "total_minutes": verified + makeup,
-                "sessions": sessions,
-                "stars": stars_for_minutes(verified + makeup),
-            }
+    return Leaderboard(
+        leaders=[
+            Leader(
+                volunteer_id=volunteer_id,
+                verified_minutes=verified,
+                makeup_minutes=makeup,
+                total_minutes=verified + makeup,
+                sessions=sessions,
+                stars=stars_for_minutes(verified + makeup),
+            )
             for volunteer_id, verified, makeup, sessions in totals[:limit]
         ],
-        "volunteers_with_service": len(totals),
-        "volunteers_by_stars": {str(level): stars.get(level, 0) for level in range(6)},
-    }
+        volunteers_with_service=len(totals),
+        volunteers_by_stars={str(level): stars.get(level, 0) for level in range(6)},
+    )
 
 
 def _with_events(

@@ -18,6 +18,11 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
+from ledger.reads.answers import AuditPage, VenueActivity, VenueFulfilment
+
+# The venue reads, whose months export as rows.
+MonthlyAnswer = VenueActivity | VenueFulfilment
+
 
 @dataclass(frozen=True)
 class Column:
@@ -72,25 +77,25 @@ MONTHLY_FULFILMENT_COLUMNS = (
 )
 
 
-def audit_event_rows(page: dict[str, Any]) -> list[dict[str, Any]]:
+def audit_event_rows(page: AuditPage) -> list[dict[str, Any]]:
     """Flatten an audit answer's events into export rows."""
     return [
         {
-            **event,
-            "actor_id": event["actor"]["id"],
-            "actor_role": event["actor"]["role"],
-            "subjects": " ".join(event["subjects"]),
-            "payload": _compact(event["payload"]),
+            **event.model_dump(),
+            "actor_id": event.actor.id,
+            "actor_role": event.actor.role,
+            "subjects": " ".join(event.subjects),
+            "payload": _compact(event.payload),
         }
-        for event in page["events"]
+        for event in page.events
     ]
 
 
-def monthly_rows(read: dict[str, Any]) -> list[dict[str, Any]]:
+def monthly_rows(read: MonthlyAnswer) -> list[dict[str, Any]]:
     """A venue read's ``by_month`` as rows."""
     return [
-        {"venue_id": read["venue_id"], "month": month, **figures}
-        for month, figures in read["by_month"].items()
+        {"venue_id": read.venue_id, "month": month, **figures.model_dump()}
+        for month, figures in read.by_month.items()
     ]
 
 
