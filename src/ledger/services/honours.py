@@ -531,9 +531,10 @@ def _may_stand_differently(
 
 
 # Volunteers whose awards are appended in one transaction: on SQLite each
-# commit checkpoints every index page the batch touched, a large share of a
-# run (a later run's 57 k awards: 6.0-7.7 s by 2,000, 4.7-6.0 s by 20,000);
-# the append lock is held about a second per 10,000.
+# commit checkpoints every index page the batch touched, so fewer, larger
+# transactions save much of a run, while the append lock, held for the
+# whole batch, must stay short for other writers (docs/benchmarks.md,
+# "Honours").
 HONOURS_BATCH = 10_000
 
 

@@ -14,10 +14,8 @@ def cyclic_gc_paused() -> Iterator[None]:
 
     Bulk work allocates millions of short-lived objects (payload dicts,
     events, rows); the collector's passes over them, and over the long-lived
-    objects it walks again as the heap grows, cost more than the work
-    itself. Measured: a page of 35 k payloads decoded in 0.05 s without it,
-    0.09–0.15 s with it; 314 k honours events recorded in 17.9 s without
-    it, 28.9 s with it. Reference counting frees whatever is not in a
+    objects it walks again as the heap grows, can cost more than the work
+    itself (measured in docs/benchmarks.md). Reference counting frees whatever is not in a
     cycle, so the work must not build cycles that hold much (a rejected
     command's error is kept without its traceback for this reason); the
     collector finds the few left once it runs again.
