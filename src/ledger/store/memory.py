@@ -15,10 +15,10 @@ def cyclic_gc_paused() -> Iterator[None]:
     Bulk work allocates millions of short-lived objects (payload dicts,
     events, rows); the collector's passes over them, and over the long-lived
     objects it walks again as the heap grows, can cost more than the work
-    itself (measured in docs/benchmarks.md). Reference counting frees whatever is not in a
-    cycle, so the work must not build cycles that hold much (a rejected
-    command's error is kept without its traceback for this reason); the
-    collector finds the few left once it runs again.
+    itself (measured in docs/benchmarks.md). Reference counting frees
+    whatever is not in a cycle, so the work must not build cycles that hold
+    much (a rejected command's error is kept without its traceback for this
+    reason); the collector finds the few left once it runs again.
     """
     was_enabled = gc.isenabled()
     gc.disable()
