@@ -285,7 +285,7 @@ def test_subject_rows_deleted_hide_events_from_the_audit_until_verify_names_them
 ) -> None:
     def v1_events() -> int:
         found = find_events(city, AuditQuery(subject=parse_subject("volunteer:V1")))
-        return len(found["events"])
+        return len(found.events)
 
     # Given V1's ten events (registration, sign-up, check-in and out, approval,
     # the order V1 accepted, the award's four), found through their subjects
