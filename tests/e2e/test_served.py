@@ -27,7 +27,7 @@ from tests.factories import T0, id_number
 pytestmark = pytest.mark.postgres
 
 LEDGER = Path(sys.executable).parent / "ledger"
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = 90
 
 
 def free_port() -> int:
