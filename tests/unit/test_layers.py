@@ -60,6 +60,7 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
             "ledger.application",
             "ledger.engine",
             "ledger.projections",
+            "ledger.reads",
         }
     ),
     "ledger.api": frozenset({*LAYER_ORDER[:-1], "ledger.settings", "ledger.bootstrap"}),
@@ -282,7 +283,7 @@ def test_the_domain_imports_only_the_standard_library_and_eventsourcing_domain(
             "ledger.services.honours imports ledger.bootstrap (line 1): "
             "not in ALLOWED_IMPORTS; ledger.services may import only "
             "['ledger.application', 'ledger.domain', 'ledger.engine', "
-            "'ledger.projections', 'ledger.store']",
+            "'ledger.projections', 'ledger.reads', 'ledger.store']",
             id="the composition root from below the api",
         ),
         pytest.param(
