@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
-from ledger.bootstrap import LEDGER_SCHEMA, open_database
+from ledger.bootstrap import LEDGER_SCHEMA, open_database, open_ledger
 from ledger.store.event_store import Database, normalise_database_url
 
 POSTGRES_URL_VARIABLE = "LEDGER_TEST_POSTGRES_URL"
@@ -71,5 +71,12 @@ def database(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def ledger(database: Database) -> Ledger:
-    return Ledger(database)
+def key_directory(tmp_path: Path) -> Path:
+    """The test ledger's key directory: its ID-number secret, its signing
+    key. CLI runs in a test name the same directory, so they use the same."""
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def ledger(database: Database, key_directory: Path) -> Ledger:
+    return open_ledger(database, key_directory)

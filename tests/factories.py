@@ -48,6 +48,7 @@ def submission(type_: str, at: datetime = T0, **fields: Any) -> Submission:
             at=parsed.at,
             source="cli",
             correlation_id=uuid.uuid4().hex,
+            caller="cli",
             idempotency_key=parsed.key,
         ),
     )

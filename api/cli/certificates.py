@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.api.cli.context import components_of
+from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.integrity import checking_key, signing_key
 from ledger.api.cli.output import console, fail
 from ledger.domain.common import CHINA_STANDARD_TIME
@@ -48,7 +48,7 @@ def certificate(
     except ValueError:
         fail(f"--as-of must be a day YYYY-MM-DD, not '{as_of}'", 2)
     components = components_of(ctx)
-    ledger, engine = components.ledger, components.projection_engine
+    ledger, engine = ledger_of(ctx), components.projection_engine
     engine.catch_up()
     settings = components.settings
     issuer = Issuer(

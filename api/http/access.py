@@ -20,6 +20,7 @@ from ledger.store.api_keys import api_keys_table
 from ledger.store.event_store import Database, utc_text
 
 KEY_PREFIX = "wml_"
+KEY_ID_LENGTH = 16
 
 
 class Role(StrEnum):
@@ -39,6 +40,15 @@ class Caller:
     venue_id: str | None = None
     volunteer_id: str | None = None
     key_prefix: str = ""
+    # A stable name of the key that reveals nothing of it: the start of its
+    # stored SHA-256. Its idempotency keys are a space of their own.
+    key_id: str = ""
+
+    @property
+    def key_space(self) -> str:
+        """The caller an API write is recorded as: its idempotency keys are
+        its own, apart from every other key's and the importer's."""
+        return f"api:{self.key_id}"
 
     @property
     def sees_personal_data(self) -> bool:
@@ -115,10 +125,16 @@ def find_caller(database: Database, key: str) -> Caller | None:
     t = api_keys_table.c
     with database.reading() as conn:
         row = conn.execute(
-            sa.select(t.role, t.venue_id, t.volunteer_id, t.key_prefix).where(
-                t.key_hash == _hash(key)
-            )
+            sa.select(
+                t.role, t.venue_id, t.volunteer_id, t.key_prefix, t.key_hash
+            ).where(t.key_hash == _hash(key))
         ).first()
     if row is None:
         return None
-    return Caller(Role(row.role), row.venue_id, row.volunteer_id, row.key_prefix)
+    return Caller(
+        Role(row.role),
+        row.venue_id,
+        row.volunteer_id,
+        row.key_prefix,
+        key_id=row.key_hash[:KEY_ID_LENGTH],
+    )

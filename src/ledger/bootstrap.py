@@ -9,9 +9,11 @@ creating a database never depends on which modules happened to be imported.
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 import sqlalchemy as sa
 
+from ledger.application.handlers import IdNumberDigest
 from ledger.application.ledger import Ledger
 from ledger.engine import (
     ProjectionEngine,
@@ -25,7 +27,12 @@ from ledger.reads.queries import LedgerReads
 from ledger.settings import LedgerSettings
 from ledger.store.api_keys import api_keys_table
 from ledger.store.event_store import STORE_TABLES, Database
-from ledger.store.integrity import checkpoints_table
+from ledger.store.integrity import (
+    checkpoints_table,
+    key_directory,
+    ledger_id_number_secret,
+    secret_id,
+)
 
 # Every table of a ledger database: the events and what is stored beside
 # them, the checkpoints, the projection engine's bookkeeping, each
@@ -49,6 +56,17 @@ def open_database(url: str) -> Database:
     return database
 
 
+def open_ledger(database: Database, keys: Path) -> Ledger:
+    """The ledger writing to ``database``, digesting ID numbers with the
+    secret kept in the key directory ``keys`` (created on first need); its
+    ID-number claims made again with that secret if they were made with
+    another digest (a ledger of the first release)."""
+    secret = ledger_id_number_secret(database, keys)
+    ledger = Ledger(database, IdNumberDigest(secret))
+    ledger.digest_id_numbers_with(secret_id(secret))
+    return ledger
+
+
 class LedgerComponents:
     """The ledger's parts, composed from ``settings``. Each is built when
     first asked for, so a command that needs no database (``ledger
@@ -63,7 +81,9 @@ class LedgerComponents:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.database)
+        settings = self.settings
+        keys = key_directory(settings.database_url, settings.key_directory)
+        return open_ledger(self.database, keys)
 
     @cached_property
     def projection_engine(self) -> ProjectionEngine:

@@ -35,7 +35,7 @@ from typer.testing import CliRunner, Result
 
 from ledger.api.cli.app import app
 from ledger.application.ledger import Ledger
-from ledger.bootstrap import open_database
+from ledger.bootstrap import open_database, open_ledger
 from ledger.domain.teams import Team
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
@@ -894,7 +894,8 @@ def test_a_sqlite_ledger_keeps_its_key_beside_its_file_whatever_the_working_dire
     # Given a ledger in a SQLite file, and no key directory configured
     (tmp_path / "city").mkdir()
     database = open_database(f"sqlite:///{tmp_path / 'city' / 'ledger.db'}")
-    record_city(Ledger(database), upto=EARLY)
+    ledger = open_ledger(database, tmp_path / "city" / "ledger.keys")
+    record_city(ledger, upto=EARLY)
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
@@ -903,7 +904,7 @@ def test_a_sqlite_ledger_keeps_its_key_beside_its_file_whatever_the_working_dire
     # events from another
     monkeypatch.chdir(first)
     assert exited_cleanly_with(ledger_cli(database, None, "checkpoint"), 0)
-    record_city(Ledger(database), start=EARLY)
+    record_city(ledger, start=EARLY)
     monkeypatch.chdir(second)
     assert exited_cleanly_with(ledger_cli(database, None, "checkpoint"), 0)
 

@@ -9,11 +9,13 @@ and for whom it acts (``acts_in``, ``acts_for``), which scoped keys are held to.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from eventsourcing.domain import Aggregate
 from pydantic import (
     AwareDatetime,
@@ -538,3 +540,15 @@ COMMAND_TYPES: dict[str, type[BaseCommand]] = {
 def parse_command(line: str | bytes) -> Command:
     """Validate one JSON line; raises ``pydantic.ValidationError``."""
     return COMMAND_ADAPTER.validate_json(line)
+
+
+def command_fingerprint(command: BaseCommand) -> str:
+    """SHA-256 over the canonical JSON of the validated command (sorted
+    keys, without its idempotency key): what an idempotency key is bound to,
+    so that a retry is recognised by its content, whatever its spacing,
+    field order or ignored extra fields."""
+    canonical = orjson.dumps(
+        command.model_dump(mode="json", exclude={"key"}),
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(canonical).hexdigest()

@@ -25,6 +25,8 @@ from ledger.store.event_store import Envelope
 from ledger.store.memory import cyclic_gc_paused
 
 DEFAULT_BATCH_SIZE = 2_000
+# ``ledger import`` has one idempotency key space of its own (CONTRACT §1.2).
+IMPORT_CALLER = "import"
 
 
 @dataclass
@@ -117,6 +119,7 @@ def _read_lines(
             at=command.at,
             source="import",
             correlation_id=f"import-{run_id}-{number}",
+            caller=IMPORT_CALLER,
             idempotency_key=command.key,
         )
         yield _ParsedLine(number, Submission(command, envelope)), len(raw)
