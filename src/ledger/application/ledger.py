@@ -180,12 +180,9 @@ class Ledger(Application[UUID]):
 
     def __init__(self, database: Database, id_number_digest: IdNumberDigest) -> None:
         self.database = database
+        self.id_number_digest = id_number_digest
         self.handlers = CommandHandlers(id_number_digest)
         super().__init__(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-
-    @property
-    def id_number_digest(self) -> IdNumberDigest:
-        return self.handlers.digest
 
     def construct_recorder(self) -> ApplicationRecorder:
         return LedgerRecorder(self.database)
