@@ -37,13 +37,19 @@ def free_port() -> int:
         return port
 
 
+def keys_in(directory: Path) -> dict[str, str]:
+    """The environment with the ledger's key directory in ``directory``: a
+    ledger in PostgreSQL keeps its key material where it is told."""
+    return {**os.environ, "LEDGER_KEY_DIRECTORY": str(directory / "keys")}
+
+
 def ledger_cli(
     url: str, *args: str, cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(LEDGER), "--db", url, *args],
         cwd=cwd,
-        env=env,
+        env=env or keys_in(cwd),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -80,7 +86,7 @@ def serving(
     server = subprocess.Popen(
         [str(LEDGER), "--db", url, "serve", *address, *options],
         cwd=cwd,
-        env=env,
+        env=env or keys_in(cwd),
         stdout=subprocess.DEVNULL,
         stderr=(cwd / "serve.log").open("w"),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +31,7 @@ from ledger.domain.privacy import mask_id_number
 from ledger.services.certificates import read_certificate
 from ledger.store.event_store import Database
 from ledger.store.integrity import (
+    ID_NUMBER_SECRET_FILE,
     SIGNING_KEY_FILE,
     load_or_create_signing_key,
     public_key_pem,
@@ -339,8 +341,11 @@ def test_a_certificate_signed_with_another_key_does_not_verify(
     served: Ledger, cli: Cli, tmp_path: Path, key_file: Path
 ) -> None:
     # Given the ledger's key, and a certificate signed with some other key
+    # (by someone holding the ledger's other key material)
     load_or_create_signing_key(key_file)
     other = tmp_path / "other-keys" / SIGNING_KEY_FILE
+    other.parent.mkdir()
+    shutil.copy(key_file.parent / ID_NUMBER_SECRET_FILE, other.parent)
     forged = issue(cli, tmp_path / "forged.pdf", key=other)
     genuine = issue(cli, tmp_path / "genuine.pdf")
     # Then it does not verify against the ledger's key, in either file
