@@ -20,6 +20,7 @@ What the chain alone cannot see, and what a checkpoint adds:
 
 from __future__ import annotations
 
+import shutil
 import stat
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from ledger.store.event_store import (
     utc_text,
 )
 from ledger.store.integrity import (
+    ID_NUMBER_SECRET_FILE,
     KEY_DIRECTORY_SETTING,
     NO_PUBLIC_KEY,
     SIGNING_KEY_FILE,
@@ -928,7 +930,7 @@ def test_a_sqlite_ledger_keeps_its_key_beside_its_file_whatever_the_working_dire
 
 
 def test_a_ledger_that_is_no_sqlite_file_signs_only_with_its_key_directory_set(
-    ledger: Ledger, city: Database, key_directory: Path
+    ledger: Ledger, city: Database, key_directory: Path, tmp_path: Path
 ) -> None:
     if city.is_sqlite:
         pytest.skip("a SQLite file keeps its keys beside it")
@@ -940,14 +942,23 @@ def test_a_ledger_that_is_no_sqlite_file_signs_only_with_its_key_directory_set(
         "keeps its keys in the directory that setting names"
     )
     assert list_checkpoints(city) == []
-    # While there is no checkpoint, verify needs no key
-    assert exited_cleanly_with(ledger_cli(city, None, "verify"), 0)
+    # While there is no checkpoint, verify needs no signing key (only the
+    # secret its ID-number claims are derived with)
+    secret_only = tmp_path / "secret-only"
+    secret_only.mkdir()
+    shutil.copy(key_directory / ID_NUMBER_SECRET_FILE, secret_only)
+    assert exited_cleanly_with(ledger_cli(city, secret_only, "verify"), 0)
 
-    # With it, the ledger signs; without it again, verify names the setting
+    # With it, the ledger signs; without its key again, verify names the
+    # setting
     assert exited_cleanly_with(ledger_cli(city, key_directory, "checkpoint"), 0)
-    outcome = ledger_cli(city, None, "verify")
+    outcome = ledger_cli(city, secret_only, "verify")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert f"checkpoint at position {HEAD}: FAILED: {NO_PUBLIC_KEY}" in outcome.stdout
+    # And without the setting at all, verify says it cannot derive the claims
+    outcome = ledger_cli(city, None, "verify")
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert KEY_DIRECTORY_SETTING in outcome.output
 
 
 def test_signing_with_a_key_other_than_the_earlier_checkpoints_is_refused(

@@ -5,7 +5,8 @@ CLI, goes through ``Ledger.execute`` or ``Ledger.execute_batch``: the command
 is checked against the aggregates it touches, and the events of all accepted
 commands of a batch are appended in one transaction together with their
 envelopes, idempotency keys and claims. A rejected command writes nothing,
-and a duplicate (its idempotency key was already accepted) writes nothing.
+and a duplicate (its caller's idempotency key was already accepted for the
+same command) writes nothing; the same key with another command is refused.
 """
 
 from __future__ import annotations

@@ -685,6 +685,8 @@ class LedgerRecorder(ApplicationRecorder):
         """What the first acceptances of these (caller, key) pairs recorded,
         for those accepted: a lookup by the (caller, key) index, a chunk of
         one caller's keys at a time."""
+        if not keys:
+            return {}
         t = idempotency_keys_table.c
         by_caller: dict[str, list[str]] = {}
         for caller, key in sorted(keys):
