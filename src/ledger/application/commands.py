@@ -10,12 +10,12 @@ and for whom it acts (``acts_in``, ``acts_for``), which scoped keys are held to.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
-import orjson
 from eventsourcing.domain import Aggregate
 from pydantic import (
     AwareDatetime,
@@ -547,8 +547,12 @@ def command_fingerprint(command: BaseCommand) -> str:
     keys, without its idempotency key): what an idempotency key is bound to,
     so that a retry is recognised by its content, whatever its spacing,
     field order or ignored extra fields."""
-    canonical = orjson.dumps(
+    # The standard library's encoder: orjson refuses integers beyond 64 bits,
+    # which a command may hold until the domain refuses them.
+    canonical = json.dumps(
         command.model_dump(mode="json", exclude={"key"}),
-        option=orjson.OPT_SORT_KEYS,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
-    return hashlib.sha256(canonical).hexdigest()
+    return hashlib.sha256(canonical.encode()).hexdigest()
