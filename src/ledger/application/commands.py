@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from eventsourcing.domain import Aggregate
 from pydantic import (
     AwareDatetime,
@@ -547,12 +548,14 @@ def command_fingerprint(command: BaseCommand) -> str:
     keys, without its idempotency key): what an idempotency key is bound to,
     so that a retry is recognised by its content, whatever its spacing,
     field order or ignored extra fields."""
-    # The standard library's encoder: orjson refuses integers beyond 64 bits,
-    # which a command may hold until the domain refuses them.
-    canonical = json.dumps(
-        command.model_dump(mode="json", exclude={"key"}),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    document = command.model_dump(mode="json", exclude={"key"})
+    try:
+        canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which a command may hold
+        # until the domain refuses it: the standard library's encoder then
+        # (a choice made by the content alone, so always the same for it).
+        canonical = json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    return hashlib.sha256(canonical).hexdigest()

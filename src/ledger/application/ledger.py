@@ -116,7 +116,6 @@ class _KeyedSubmission:
     of its command, when it has a key."""
 
     submission: Submission
-    envelope: Envelope  # the submission's, with the fingerprint filled in
     space: tuple[str, str] | None
     fingerprint: str | None
 
@@ -125,14 +124,18 @@ class _KeyedSubmission:
         envelope = submission.envelope
         key = envelope.idempotency_key
         if key is None:
-            return cls(submission, envelope, None, None)
+            return cls(submission, None, None)
         fingerprint = command_fingerprint(submission.command)
-        return cls(
-            submission,
-            replace(envelope, fingerprint=fingerprint),
-            (envelope.caller, key),
-            fingerprint,
-        )
+        return cls(submission, (envelope.caller, key), fingerprint)
+
+    @property
+    def envelope(self) -> Envelope:
+        """The envelope its events are recorded under: the submission's,
+        with the command's fingerprint when it is keyed."""
+        envelope = self.submission.envelope
+        if self.fingerprint is None:
+            return envelope
+        return replace(envelope, fingerprint=self.fingerprint)
 
     def replay(self, accepted: AcceptedKey) -> CommandResult:
         """The answer when this command's key was accepted already: the first
@@ -295,8 +298,9 @@ class Ledger(Application[UUID]):
                     unit.claim(kind, value, event.originator_id)
             first_index = len(events)
             events.extend(new_events)
+            envelope = k.envelope
             metadata.extend(
-                EventMetadata(k.envelope, subjects_of(changed, event))
+                EventMetadata(envelope, subjects_of(changed, event))
                 for event in new_events
             )
             last_index = len(events) - 1
@@ -327,19 +331,15 @@ class Ledger(Application[UUID]):
             positions = [recording.notification.id for recording in recordings]
         unit.keep_in_cache()
 
-        def position(ref: int | None) -> int | None:
-            if ref is None or ref > 0:
-                return ref
-            return positions[-ref - 1]
-
-        return [
-            replace(
-                result,
-                first_position=position(result.first_position),
-                last_position=position(result.last_position),
+        def positioned(result: CommandResult) -> CommandResult:
+            first, last = result.first_position, result.last_position
+            if first is None or last is None or first > 0:
+                return result
+            return CommandResult(
+                result.outcome, positions[-first - 1], positions[-last - 1]
             )
-            for result in pending
-        ]
+
+        return [positioned(result) for result in pending]
 
     def _recheck_rejected_keys(
         self,
