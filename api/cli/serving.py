@@ -19,7 +19,7 @@ from typing import Annotated, NoReturn
 import typer
 import uvicorn
 
-from ledger.api.cli.context import components_of
+from ledger.api.cli.context import components_of, ledger_of
 from ledger.bootstrap import LedgerComponents
 
 APP_FACTORY = "ledger.api.http.app:app_from_environment"
@@ -37,6 +37,9 @@ def serve(
 ) -> None:
     """Run the HTTP API."""
     components = components_of(ctx)
+    # Once, before any worker starts: the ledger's key material is checked
+    # (a refusal is one line), and a ledger of the first release upgraded.
+    ledger_of(ctx)
     if workers > 1:
         _become_uvicorn(components, host, port, workers)
     # Imported here: only this command needs the web framework, and every
