@@ -172,6 +172,10 @@ def _migration_lock(database: Database) -> Iterator[Connection]:
     failed upgrade leaves the schema as it was."""
     with database.writing() as conn:
         if not database.is_sqlite:
+            # A revision may rewrite a large table, and a process waiting
+            # for another's upgrade must wait it out: no session timeouts.
+            conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         yield conn
 
