@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -24,12 +25,13 @@ from ledger.store.event_store import (
     Database,
     normalise_database_url,
 )
-from ledger.store.schema import head_revision
+from ledger.store.schema import MIGRATION_LOCK, head_revision
 
 RELEASE = Path(__file__).parents[1] / "fixtures" / "release-bb41d98"
 CITY = RELEASE / "city.jsonl"
 IMPORTED_BY_RELEASE = 700
 runner = CliRunner()
+LEDGER_PROCESS = (sys.executable, "-m", "ledger.api.cli.app")
 
 
 def ledger(url: str, *arguments: str, **environment: str) -> tuple[int, str]:
@@ -166,29 +168,51 @@ def test_with_auto_migrate_off_an_old_ledger_is_refused_until_ledger_migrate(
     assert code == 0, output
 
 
+def wait_until_both_wait_for_the_lock(
+    database: Database, processes: list[subprocess.Popen[str]]
+) -> None:
+    """On PostgreSQL, until the server shows both waiting for the advisory
+    lock; SQLite shows no waiters: long enough for both to have started."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert all(process.poll() is None for process in processes)
+        if database.is_sqlite:
+            time.sleep(5)
+            return
+        with database.reading() as conn:
+            waiting = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND NOT granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).scalar()
+        if waiting == len(processes):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the processes never waited for the migration lock")
+
+
 def test_two_processes_opening_an_old_ledger_at_once_upgrade_it_once(
     database_url: str,
 ) -> None:
-    # Given the release's ledger
+    # Given the release's ledger, and its migration lock held for now
     restore_release_ledger(database_url)
+    database = Database(database_url)
+    with database.writing() as conn:
+        if not database.is_sqlite:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
 
-    # When two processes migrate it at the same moment
-    both = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ledger.api.cli.app",
-                "--db",
-                database_url,
-                "migrate",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+        # When two processes set out to migrate it, and both wait for the lock
+        both = [
+            subprocess.Popen(
+                [*LEDGER_PROCESS, "--db", database_url, "migrate"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        wait_until_both_wait_for_the_lock(database, both)
+    database.dispose()
     outputs = [process.communicate(timeout=120) for process in both]
 
     # Then both succeed; one found the release's ledger and upgraded it, the
