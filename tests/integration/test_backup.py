@@ -191,3 +191,27 @@ def test_a_backup_never_overwrites_a_file(tmp_path: Path) -> None:
     assert code == 1
     assert output.strip() == f"{kept} exists already: choose a new backup name"
     assert kept.read_bytes() == b"an earlier backup"
+
+
+@pytest.mark.postgres
+def test_without_pg_dump_a_postgres_backup_points_to_the_procedure(
+    empty_postgres_url: str, tmp_path: Path
+) -> None:
+    # Given a PostgreSQL ledger on a host where pg_dump is not installed
+    keys = str(tmp_path / "keys")
+    assert ledger(empty_postgres_url, "project", LEDGER_KEY_DIRECTORY=keys)[0] == 0
+
+    # When it is backed up, it refuses in one line naming the documentation
+    code, output = ledger(
+        empty_postgres_url,
+        "backup",
+        str(tmp_path / "ledger.dump"),
+        LEDGER_KEY_DIRECTORY=keys,
+        PATH=str(tmp_path),
+    )
+    assert code == 1
+    assert output.strip() == (
+        "pg_dump is not installed here: back up a PostgreSQL ledger as "
+        "docs/operations.md says"
+    )
+    assert not (tmp_path / "ledger.dump").exists()

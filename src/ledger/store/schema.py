@@ -32,8 +32,8 @@ from ledger.store.event_store import Database
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The revision of release bb41d98's schema: what an unversioned ledger is.
 RELEASE_BASELINE = "0001"
-# pg_advisory_xact_lock key of schema upgrades ("ledger schema" in ASCII).
-MIGRATION_LOCK = 0x6C6564676572_7363
+# The pg_advisory_xact_lock key of schema upgrades, apart from any other.
+MIGRATION_LOCK = int.from_bytes(b"ledger-m", "big")
 
 
 class SchemaVersionError(Exception):
