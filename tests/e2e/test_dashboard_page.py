@@ -5,8 +5,9 @@ itself, ECharts with its licence; the browser tests (tests/browser) drive it."""
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from fastapi.testclient import TestClient
@@ -70,3 +71,24 @@ def test_the_page_is_no_part_of_the_openapi_document(client: TestClient) -> None
     paths = client.get("/openapi.json").json()["paths"]
     assert "/" not in paths
     assert not any(path.startswith("/dashboard") for path in paths)
+
+
+def packaged(path: PurePosixPath, pattern: str) -> bool:
+    """As setuptools' glob matches a package-data pattern: part by part."""
+    parts = PurePosixPath(pattern).parts
+    return len(path.parts) == len(parts) and path.match(pattern)
+
+
+def test_a_wheel_carries_every_file_of_the_page() -> None:
+    """Each file under the page's folder matches a ``package-data`` pattern
+    of pyproject.toml: an installed server serves the whole page."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    patterns = package_data["ledger.api.http.dashboard"]
+    files = [f for f in STATIC.rglob("*") if f.is_file()]
+    assert len(files) >= 8
+    for file in files:
+        path = PurePosixPath(file.relative_to(STATIC.parent).as_posix())
+        assert any(packaged(path, pattern) for pattern in patterns), path

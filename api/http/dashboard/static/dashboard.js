@@ -52,7 +52,10 @@ const tenths = (n) =>
 const hours = (minutes) => tenths(minutes / 60);
 const percent = (share) => (share === null ? "—" : `${tenths(share * 100)}%`);
 const shortHash = (hash) => hash.slice(0, 12);
-const cite = (answer) => `位置 #${count(answer.position)} · 链哈希 ${shortHash(answer.chain_hash)}…`;
+// Where an answer stands, and the events its projection parked, if any.
+const cite = (answer) =>
+  `位置 #${count(answer.position)} · 链哈希 ${shortHash(answer.chain_hash)}…` +
+  (answer.dead_letters ? ` · 搁置事件 ${count(answer.dead_letters)} 个` : "");
 
 /* --- the API ----------------------------------------------------------- */
 
