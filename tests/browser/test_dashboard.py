@@ -176,15 +176,20 @@ def drawn(driver: WebDriver, venue_id: str, position: int) -> None:
     wait_until(driver, shown)
 
 
-def open_dashboard(driver: WebDriver, served: Served, role: str = "dashboard") -> Any:
-    """Open the page afresh, enter the key of ``role``, and wait for the
-    city's figures; the centre's live activity read."""
+def asked_for_a_key(driver: WebDriver, served: Served) -> Any:
+    """Open the page afresh, with no key in the session: the key field."""
     driver.get(served.base_url)
     driver.execute_script("sessionStorage.clear()")
     driver.refresh()
     key_input = wait_until(driver, lambda d: d.find_element(By.ID, "key-input"))
     wait_until(driver, lambda d: key_input.is_displayed())
-    key_input.send_keys(served.keys[role], Keys.ENTER)
+    return key_input
+
+
+def open_dashboard(driver: WebDriver, served: Served, role: str = "dashboard") -> Any:
+    """Open the page afresh, enter the key of ``role``, and wait for the
+    city's figures; the centre's live activity read."""
+    asked_for_a_key(driver, served).send_keys(served.keys[role], Keys.ENTER)
     centre = served.read("/venues")["children"][0]
     activity = served.read(f"/venues/{centre['venue_id']}/activity")
     drawn(driver, centre["venue_id"], activity["position"])
@@ -231,11 +236,8 @@ def assert_venue_shown_as_the_api_says(
 def test_the_page_loads_from_the_server_alone_with_no_console_errors(
     browser: WebDriver, served: Served
 ) -> None:
-    browser.get(served.base_url)
-    browser.execute_script("sessionStorage.clear()")
-    browser.refresh()
-    key_input = wait_until(browser, lambda d: d.find_element(By.ID, "key-input"))
-    wait_until(browser, lambda d: key_input.is_displayed())
+    browser.get_log("browser")  # what earlier tests left in the console
+    asked_for_a_key(browser, served)
     screenshot(browser, "key")
     open_dashboard(browser, served)
     screenshot(browser, "city")
@@ -247,6 +249,16 @@ def test_the_page_loads_from_the_server_alone_with_no_console_errors(
     assert loaded, "the page loaded no assets"
     assert all(url.startswith(served.base_url) for url in loaded), loaded
     assert browser.execute_script("return typeof echarts.init") == "function"
+
+
+def test_an_unknown_key_is_asked_for_again_with_the_reason(
+    browser: WebDriver, served: Served
+) -> None:
+    key_input = asked_for_a_key(browser, served)
+    key_input.send_keys("wml_not-a-key-anyone-was-given", Keys.ENTER)
+    wait_until(browser, lambda d: text_of(d, "#key-error") == "密钥无效，请重新输入。")
+    assert key_input.is_displayed()
+    assert text_of(browser, '[data-figure="activities"]') == "—"
 
 
 def test_the_figures_on_screen_equal_the_api_answers(
