@@ -262,7 +262,10 @@ class CertificateToken:
     }
 
     def payload(self) -> bytes:
+        """The signed bytes: short names, the chain hash as base64url of its
+        32 bytes rather than 64 hex digits, to keep the QR code small."""
         short = {key: getattr(self, name) for name, key in self._KEYS.items()}
+        short["h"] = _b64(bytes.fromhex(self.chain_hash))
         return orjson.dumps(short, option=orjson.OPT_SORT_KEYS)
 
     def encode(self) -> str:
@@ -275,6 +278,7 @@ class CertificateToken:
             payload, signature = text.strip().split(".")
             short = orjson.loads(_unb64(payload))
             values = {name: short[key] for name, key in cls._KEYS.items()}
+            values["chain_hash"] = _unb64(values["chain_hash"]).hex()
             token = cls(**values, signature=_unb64(signature))
         except (ValueError, TypeError, KeyError, binascii.Error):
             raise CertificateError(
