@@ -22,6 +22,7 @@ from ledger.services.certificates import read_certificate
 from ledger.settings import LedgerSettings
 from ledger.store.event_store import Database
 from tests.certificate_helpers import ID_NUMBER, correct_v1, issue, ledger_cli, serve_v1
+from tests.e2e.http_helpers import PROBLEM_JSON
 
 
 @dataclass
@@ -120,6 +121,14 @@ def test_a_token_signed_by_another_key_is_shown_as_unknown(
 @pytest.mark.parametrize(
     "token", ["", "not-a-token", "a.b.c", "e30.AAAA", "x" * 1001], ids=repr
 )
-def test_a_token_that_is_not_one_is_a_400_page(issued: Issued, token: str) -> None:
-    page = issued.verify(token)
+def test_a_token_that_is_not_one_is_refused(issued: Issued, token: str) -> None:
+    # A browser gets a page saying so
+    page = issued.client.get(
+        "/verify", params={"token": token}, headers={"Accept": "text/html"}
+    )
     assert 400 <= page.status_code < 500
+    assert page.headers["content-type"].startswith("text/html")
+    # A program gets a problem detail, as from every other refusal
+    problem = issued.verify(token)
+    assert 400 <= problem.status_code < 500
+    assert problem.headers["content-type"].startswith(PROBLEM_JSON)

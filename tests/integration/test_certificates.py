@@ -26,6 +26,7 @@ import orjson
 import pytest
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from typer.testing import Result
 
@@ -319,6 +320,28 @@ def test_a_profile_file_supplies_what_the_settings_leave_unset(
     outcome = cli("certificate", "V1", environment=environment)
     assert exited_cleanly_with(outcome, 2), outcome.output
     assert str(profile) in outcome.output.replace("\n", "")
+
+
+def test_a_configured_seal_image_is_printed_in_the_seal_area(
+    served: Ledger, cli: Cli, tmp_path: Path
+) -> None:
+    # Given an image of the organisation's seal
+    seal = tmp_path / "seal.png"
+    image = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((5, 5, 195, 195), outline=(200, 30, 30, 255), width=8)
+    image.save(seal)
+    # When a certificate is issued with it configured
+    pdf = issue(
+        cli,
+        tmp_path / "sealed.pdf",
+        environment={"LEDGER_CERTIFICATE_SEAL_IMAGE": str(seal)},
+    )
+    # Then the page carries one image, and the blank seal area is gone
+    images = [image for page in PdfReader(pdf).pages for image in page.images]
+    assert len(images) == 1
+    assert "（盖章处）" not in printed(pdf)
+    assert "（盖章处）" in printed(issue(cli, tmp_path / "blank.pdf"))
+    assert not list(PdfReader(tmp_path / "blank.pdf").pages[0].images)
 
 
 # --- verifying with the public key alone ------------------------------------------

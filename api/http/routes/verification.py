@@ -1,5 +1,6 @@
 """``GET /verify?token=`` — the page a certificate's QR code leads to: the
-decoded certificate and the verdict, in Chinese, for anyone (no key)."""
+decoded certificate and the verdict, in Chinese, for anyone (no key). A
+string that is no token is refused: a page for a browser, else a problem."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from ledger.api.http.problems import PROBLEM_RESPONSES, ProblemError
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import VOLUNTEER_HOURS
 from ledger.services.certificates import (
@@ -22,14 +24,14 @@ from ledger.settings import LedgerSettings
 from ledger.store.event_store import Database
 from ledger.store.integrity import own_public_key
 
-router = APIRouter(tags=["certificates"])
+router = APIRouter(tags=["certificates"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/verify", response_class=HTMLResponse)
 def verify_certificate_token(
     request: Request,
     token: Annotated[
-        str, Query(max_length=1000, description="The token a certificate's QR holds.")
+        str, Query(description="The token a certificate's QR code holds.")
     ],
 ) -> HTMLResponse:
     """志愿服务记录证明核验: the certificate a QR token stands for, and whether
@@ -37,7 +39,13 @@ def verify_certificate_token(
     try:
         decoded = CertificateToken.decode(token)
     except CertificateError as error:
-        return HTMLResponse(unreadable_token_page(str(error)), status_code=400)
+        # A browser (someone who scanned a code) gets a page; a program, the
+        # problem detail every other refusal of the API is.
+        if "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(unreadable_token_page(str(error)), status_code=400)
+        raise ProblemError(
+            400, "invalid_token", "无法识别的核验码 Not a certificate token", str(error)
+        ) from None
     settings: LedgerSettings = request.app.state.settings
     key = own_public_key(settings.database_url, settings.key_directory)
     verdict = decoded.verdict(key) if key is not None else Verdict.UNKNOWN_SIGNATURE

@@ -70,6 +70,8 @@ CONTENT_DOMAIN = b"wenming-ledger certificate v2\n"
 TOKEN_DOMAIN = b"wenming-ledger certificate token v1\n"
 # A token names its key by this many hex digits of the key id.
 TOKEN_KEY_ID_LENGTH = 16
+# Tokens are about 290 characters (a volunteer id is at most 64).
+MAX_TOKEN_LENGTH = 1000
 
 
 class CertificateError(ValueError):
@@ -274,6 +276,10 @@ class CertificateToken:
 
     @classmethod
     def decode(cls, text: str) -> CertificateToken:
+        if len(text) > MAX_TOKEN_LENGTH:
+            raise CertificateError(
+                f"不是本账本的证明核验码 (longer than {MAX_TOKEN_LENGTH} characters)"
+            )
         try:
             payload, signature = text.strip().split(".")
             short = orjson.loads(_unb64(payload))
