@@ -157,6 +157,7 @@ def test_the_page_states_what_the_ministry_format_asks_for(
         "文化服务",
         "科技科普",
         "健康促进与体育",
+        "合计4.52",
         "特此证明。",
         "昆山市新时代文明实践中心（盖章）",
         "负责人：张建国",
@@ -213,7 +214,7 @@ def test_the_qr_code_holds_the_signed_token_or_the_verify_url(
     decoded = CertificateToken.decode(token)
     assert decoded.payload() == token_of(read_certificate(bare)).payload()
     assert (decoded.volunteer_id, decoded.total_minutes) == ("V1", 270)
-    assert segno.make(token, error="m").svg_inline(scale=3) in (
+    assert segno.make(token, error="m").svg_inline(scale=2) in (
         html_of(bare).read_text("utf-8")
     )
     # With one, the URL of its verification page
@@ -223,7 +224,7 @@ def test_the_qr_code_holds_the_signed_token_or_the_verify_url(
         environment={"LEDGER_PUBLIC_BASE_URL": "https://wenming.example.cn/"},
     )
     url = "https://wenming.example.cn/verify?token=" + read_certificate(linked)["token"]
-    assert segno.make(url, error="m").svg_inline(scale=3) in (
+    assert segno.make(url, error="m").svg_inline(scale=2) in (
         html_of(linked).read_text("utf-8")
     )
     # And the PDF carries the token in its metadata too

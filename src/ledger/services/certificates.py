@@ -427,15 +427,21 @@ def statement(content: Mapping[str, Any]) -> str:
     )
 
 
+PLATFORM_HEADER = ("服务平台（5+X）", "服务时长（小时）", "服务次数")
+
+
 def platform_rows(figures: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """One row per "5+X" platform: name, hours, sessions."""
+    """One row per "5+X" platform (name, hours, sessions), then the total."""
     return [
-        (
-            CATEGORY_NAMES_ZH[category],
-            hours(figures["by_category"].get(category, 0)),
-            str(figures["sessions_by_category"].get(category, 0)),
-        )
-        for category in Category
+        *(
+            (
+                CATEGORY_NAMES_ZH[category],
+                hours(figures["by_category"].get(category, 0)),
+                str(figures["sessions_by_category"].get(category, 0)),
+            )
+            for category in Category
+        ),
+        ("合计", hours(figures["total_minutes"]), str(figures["sessions"])),
     ]
 
 
@@ -622,11 +628,7 @@ def _draw(
     columns = (left + 10 * mm, left + 115 * mm, right - 10 * mm)
     row_height = 7.6 * mm
     figures = content["figures"]
-    rows = [
-        ("服务平台（5+X）", "服务时长（小时）", "服务次数"),
-        *platform_rows(figures),
-        ("合计", hours(figures["total_minutes"]), str(figures["sessions"])),
-    ]
+    rows = [PLATFORM_HEADER, *platform_rows(figures)]
     c.setStrokeColor(page.MUTED)
     c.setLineWidth(0.5)
     c.line(left + 5 * mm, y + row_height * 0.65, right - 5 * mm, y + row_height * 0.65)
@@ -705,12 +707,13 @@ def _draw(
 def certificate_html(content: Mapping[str, Any], qr: str, embedded: str) -> str:
     """The certificate as a web page, with its QR code as SVG."""
     e = html.escape
+    header = "".join(f"<th>{e(name)}</th>" for name in PLATFORM_HEADER)
     rows = "".join(
         f"<tr><td>{e(name)}</td><td>{value}</td><td>{count}</td></tr>"
         for name, value, count in platform_rows(content["figures"])
     )
     issuer = "".join(f"<p>{e(line)}</p>" for line in issuer_lines(content))
-    svg = segno.make(qr, error="m").svg_inline(scale=3)
+    svg = segno.make(qr, error="m").svg_inline(scale=2)
     note = NOTE.format(
         as_of=chinese_date(content["as_of"]), position=content["position"]
     )
@@ -724,12 +727,12 @@ def certificate_html(content: Mapping[str, Any], qr: str, embedded: str) -> str:
         "color:#666}.statement{text-indent:2em;line-height:2}"
         "table{border-collapse:collapse;margin:0 auto;width:80%}"
         "td,th{border-bottom:1px solid #999;padding:.3em 1em}"
+        "tr:last-child td{font-weight:bold}"
         ".issuer{margin-left:55%}.foot{color:#666;font-size:.8em}</style>"
         f'</head><body><p class="no">证明编号：{e(content["certificate_number"])}</p>'
         f'<h1>{TITLE}</h1><p class="en">Certificate of Volunteer Service Record</p>'
         f'<p class="statement">{e(statement(content))}</p>'
-        "<table><tr><th>服务平台（5+X）</th><th>服务时长（小时）</th><th>服务次数</th></tr>"
-        f'{rows}</table><p class="statement">特此证明。</p>'
+        f'<table><tr>{header}</tr>{rows}</table><p class="statement">特此证明。</p>'
         f'<div class="issuer">{issuer}</div>'
         f'<div class="qr">{svg}<p class="foot">扫码核验 Scan to verify</p></div>'
         f'<p class="foot">{e(ledger_line(content))}</p>'
