@@ -47,6 +47,7 @@ from ledger.store.integrity import (
 )
 from tests.certificate_helpers import (
     ID_NUMBER,
+    SATURDAY,
     Cli,
     correct_v1,
     exited_cleanly_with,
@@ -54,6 +55,7 @@ from tests.certificate_helpers import (
     ledger_cli,
     serve_v1,
 )
+from tests.factories import id_number, record_all, submission
 
 
 @pytest.fixture
@@ -251,6 +253,34 @@ def test_service_after_the_as_of_day_is_left_out(
     assert (figures["verified_minutes"], figures["makeup_minutes"]) == (150, 0)
     assert (figures["first_day"], figures["last_day"]) == ("2024-03-02",) * 2
     assert exited_cleanly_with(verify(cli, pdf), 0)
+
+
+def test_a_name_the_font_cannot_print_is_refused_not_printed_blank(
+    served: Ledger, cli: Cli, tmp_path: Path
+) -> None:
+    # Given a volunteer whose name has a character outside GB 2312 and the
+    # shipped font (U+4DAE, CJK extension A), and who has not served yet
+    record_all(
+        served,
+        [
+            submission(
+                "register_volunteer",
+                SATURDAY,
+                volunteer_id="V2",
+                name="刘䶮",
+                id_number=id_number(serial=418),
+            )
+        ],
+    )
+    # When a certificate is asked for
+    out = tmp_path / "V2.pdf"
+    outcome = cli("certificate", "V2", "--as-of", "2024-12-31", "--out", str(out))
+    # Then it is refused in one line naming the character and the setting
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    message = outcome.output.replace("\n", "")
+    assert "䶮" in message
+    assert "LEDGER_CERTIFICATE_FONT" in message
+    assert not out.exists()
 
 
 # --- the organisation profile ---------------------------------------------------------

@@ -18,6 +18,7 @@ from ledger.services.certificates import (
     is_placeholder,
     issuer_profile,
     qr_text,
+    statement,
 )
 from ledger.store.integrity import key_id
 
@@ -126,3 +127,26 @@ def test_an_unreadable_profile_file_is_named(tmp_path: Path) -> None:
     profile.write_text("organisation = \n", "utf-8")
     with pytest.raises(IssuerProfileError, match=r"issuer\.toml"):
         issuer_profile({}, profile)
+
+
+def test_a_volunteer_without_service_is_certified_up_to_the_day() -> None:
+    figures = {
+        "verified_minutes": 0,
+        "makeup_minutes": 0,
+        "total_minutes": 0,
+        "sessions": 0,
+        "first_day": None,
+        "last_day": None,
+    }
+    content = {
+        "name": "刘洋",
+        "id_type": "居民身份证",
+        "id_number": "320583********0012",
+        "volunteer_id": "V2",
+        "as_of": "2024-12-31",
+        "figures": figures,
+        "issuer": {"organisation": "花桥镇新时代文明实践所"},
+    }
+    assert "截至2024年12月31日，经花桥镇新时代文明实践所记录，参加志愿服务0次" in (
+        statement(content)
+    )

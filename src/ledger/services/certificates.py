@@ -575,8 +575,8 @@ def write_certificate(
     missing = page.missing(shown)
     if missing:
         raise CertificateError(
-            f"the certificate font {font_file.name} has no glyph for '{missing}': "
-            "set LEDGER_CERTIFICATE_FONT to a TrueType font that has"
+            f"证明字体缺字 the certificate font {font_file.name} has no glyph for "
+            f"'{missing}': set LEDGER_CERTIFICATE_FONT to a TrueType font that has it"
         )
     _draw(page, content, qr, seal_image)
     page.canvas.setTitle(f"{TITLE} {content['certificate_number']}")
