@@ -94,7 +94,16 @@ def test_dates_are_printed_in_year_month_day() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "  ", "中心负责人", "志愿服务记录专员", "0512-00000000", "TODO", "示例单位"],
+    [
+        "",
+        "  ",
+        "中心负责人",
+        "志愿服务记录专员",
+        "0512-00000000",
+        "13800000000",
+        "TODO",
+        "示例单位",
+    ],
 )
 def test_placeholders_are_not_printed(value: str) -> None:
     assert is_placeholder(value)
@@ -150,3 +159,16 @@ def test_a_volunteer_without_service_is_certified_up_to_the_day() -> None:
     assert "截至2024年12月31日，经花桥镇新时代文明实践所记录，参加志愿服务0次" in (
         statement(content)
     )
+
+
+def test_a_seal_image_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    complete = {
+        "organisation": "昆山市新时代文明实践中心",
+        "person_in_charge": "张建国",
+        "handler": "李晓燕",
+        "contact": "0512-57301234",
+    }
+    assert issuer_profile(complete, None).seal_image is None
+    missing = str(tmp_path / "seal.png")
+    with pytest.raises(IssuerProfileError, match="LEDGER_CERTIFICATE_SEAL_IMAGE"):
+        issuer_profile({**complete, "seal_image": missing}, None)

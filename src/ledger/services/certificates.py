@@ -101,15 +101,15 @@ _PLACEHOLDER_MARK = re.compile(
 
 
 def is_placeholder(value: str) -> bool:
-    """Blank, a sample value, or a number of zeros (``0512-00000000``): not
-    to be printed."""
+    """Blank, a sample value, or a number whose last seven digits are zeros
+    (``0512-00000000``): not to be printed."""
     text = value.strip()
     digits = re.sub(r"\D", "", text)
     return (
         not text
         or text in PLACEHOLDERS
         or bool(_PLACEHOLDER_MARK.search(text))
-        or "000000" in digits
+        or (len(digits) >= 7 and set(digits[-7:]) == {"0"})
     )
 
 
@@ -139,7 +139,8 @@ def issuer_profile(
             from_file = tomllib.loads(profile_file.read_text("utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise IssuerProfileError(
-                f"the certificate profile {profile_file} cannot be read: {error}"
+                f"证明出具信息文件无法读取 the certificate profile {profile_file} "
+                f"cannot be read: {error}"
             ) from None
     values: dict[str, str] = {}
     for name, label in ISSUER_FIELDS.items():
@@ -161,7 +162,10 @@ def issuer_profile(
     seal = configured.get("seal_image") or from_file.get("seal_image")
     seal_image = Path(seal) if isinstance(seal, str) and seal else None
     if seal_image is not None and not seal_image.is_file():
-        raise IssuerProfileError(f"the seal image {seal_image} does not exist")
+        raise IssuerProfileError(
+            f"印章图片不存在 the seal image {seal_image} does not exist; "
+            "set LEDGER_CERTIFICATE_SEAL_IMAGE or `seal_image` to an image file"
+        )
     return Issuer(**values, seal_image=seal_image)
 
 
