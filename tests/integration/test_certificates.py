@@ -231,6 +231,20 @@ def test_the_qr_code_holds_the_signed_token_or_the_verify_url(
     )
     # And the PDF carries the token in its metadata too
     assert PdfReader(linked).metadata["/Subject"] == read_certificate(linked)["token"]
+    # And its printed QR code reads back as the URL, where poppler and zbar
+    # are installed (.ci/run installs them)
+    if shutil.which("pdftoppm") and shutil.which("zbarimg"):
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", "150", str(linked), str(tmp_path / "scan")],
+            check=True,
+        )
+        scanned = subprocess.run(
+            ["zbarimg", "--quiet", "--raw", str(tmp_path / "scan-1.png")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert scanned.strip() == url
 
 
 def test_the_default_path_is_named_after_the_volunteer(
