@@ -48,7 +48,9 @@ def configured_issuer(settings: LedgerSettings) -> dict[str, str | None]:
 @app.command()
 def certificate(
     ctx: typer.Context,
-    volunteer_id: str,
+    volunteer_id: Annotated[
+        str, typer.Argument(help="The volunteer number (volunteer_id).")
+    ],
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -61,7 +63,9 @@ def certificate(
         Path | None, typer.Option(help="PDF path (HTML is written beside it).")
     ] = None,
 ) -> None:
-    """Write a 志愿服务记录证明 (PDF and HTML); print the PDF's path last."""
+    """Write a 志愿服务记录证明 (PDF and HTML); print the PDF's path last.
+    Refuses (exit 2) while the organisation profile (LEDGER_CERTIFICATE_*)
+    is incomplete."""
     try:
         day = (
             date.fromisoformat(as_of)
@@ -115,7 +119,12 @@ def certificate(
 @app.command("verify-certificate")
 def verify_certificate_command(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="The certificate: its PDF or HTML file."
+        ),
+    ],
     public_key: Annotated[
         Path | None,
         typer.Option(
