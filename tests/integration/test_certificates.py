@@ -18,7 +18,9 @@ import base64
 import re
 import shutil
 import subprocess
+import tomllib
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +207,18 @@ def test_the_pdf_embeds_the_shipped_font_and_every_font_it_names(
         ).stdout.splitlines()[2:]
         assert listed
         assert all(row.split()[-5] == "yes" for row in listed), listed
+
+
+def test_a_wheel_carries_the_font_and_its_licence() -> None:
+    """``pip install`` alone prints Chinese: the font and the OFL beside it
+    match a ``package-data`` pattern of pyproject.toml."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    setuptools = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]
+    patterns = setuptools["package-data"]["ledger.services"]
+    for file in (SHIPPED_FONT, SHIPPED_FONT.with_name("OFL.txt")):
+        assert file.is_file()
+        packaged = file.relative_to(SHIPPED_FONT.parents[1]).as_posix()
+        assert any(fnmatch(packaged, pattern) for pattern in patterns), packaged
 
 
 def test_the_qr_code_holds_the_signed_token_or_the_verify_url(
