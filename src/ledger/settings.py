@@ -20,6 +20,10 @@ class LedgerSettings(BaseSettings):
     # mode 0700. Unset: beside a SQLite database file (ledger.db keeps
     # ledger.keys/); a ledger in PostgreSQL must set it.
     key_directory: Path | None = None
+    # Upgrade an older ledger's schema when this release first opens it;
+    # false: refuse, in one line, until `ledger migrate` has run (for sites
+    # that back up first, docs/operations.md).
+    auto_migrate: bool = True
     # Who issues 志愿服务记录证明 certificates: the organisation profile. Each
     # value is set here or in the TOML file ``certificate_profile`` names (keys
     # organisation, person_in_charge, handler, contact, seal_image); `ledger
