@@ -9,9 +9,11 @@ without a name, the sub-commands (``ledger query hours`` …) are named groups.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click import Context as ClickContext  # the type TyperGroup takes
+from typer.core import TyperGroup
 
 from ledger.api.cli import (
     audit,
@@ -24,10 +26,32 @@ from ledger.api.cli import (
     query,
     serving,
 )
+from ledger.api.cli.output import ExitCode, fail
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
+from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
+
+
+class LedgerCommands(TyperGroup):
+    """The root group: what stops any verb and is not the caller's mistake
+    in the verb's own terms — a busy ledger, an unreachable database, a file
+    that cannot be written — ends it with one line and its exit code
+    (``ExitCode``), not a traceback."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerBusyError as error:
+            fail(error, ExitCode.LEDGER_BUSY)
+        except DatabaseUnavailableError as error:
+            fail(error, ExitCode.DATABASE_UNAVAILABLE)
+        except OSError as error:
+            where = f": {error.filename}" if error.filename else ""
+            fail(f"{error.strerror or error}{where}", ExitCode.FILE_ERROR)
+
 
 app = typer.Typer(
+    cls=LedgerCommands,
     help="新时代文明实践 ledger: volunteer service recorded as immutable events.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

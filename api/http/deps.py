@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ledger.api.http.access import Caller, CallerCache, Role
+from ledger.api.http.access import Caller, CallerCache, KeyRefusal, Role
 from ledger.api.http.problems import ProblemError
 from ledger.application.ledger import Ledger
 from ledger.reads.queries import LedgerReads
@@ -45,10 +45,8 @@ async def get_caller(
         )
     callers: CallerCache = request.app.state.callers
     caller = callers.find(request.app.state.ledger.database, credentials.credentials)
-    if caller is None:
-        raise ProblemError(
-            401, "unknown_key", "Unknown API key", "the API key is not known"
-        )
+    if isinstance(caller, KeyRefusal):
+        raise ProblemError(caller.status, caller.code, caller.title, caller.detail)
     return caller
 
 

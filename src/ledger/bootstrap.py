@@ -24,7 +24,12 @@ from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.reads.queries import LedgerReads
 from ledger.settings import LedgerSettings
 from ledger.store.api_keys import api_keys_table
-from ledger.store.event_store import STORE_TABLES, Database
+from ledger.store.event_store import (
+    DEFAULT_LIMITS,
+    STORE_TABLES,
+    Database,
+    WaitLimits,
+)
 from ledger.store.integrity import checkpoints_table
 
 # Every table of a ledger database: the events and what is stored beside
@@ -42,9 +47,9 @@ LEDGER_SCHEMA: tuple[sa.Table, ...] = (
 )
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, limits: WaitLimits = DEFAULT_LIMITS) -> Database:
     """The database at ``url``, with every table of the schema in place."""
-    database = Database(url)
+    database = Database(url, limits)
     database.create_schema(LEDGER_SCHEMA)
     return database
 
@@ -59,7 +64,11 @@ class LedgerComponents:
 
     @cached_property
     def database(self) -> Database:
-        return open_database(self.settings.database_url)
+        settings = self.settings
+        return open_database(
+            settings.database_url,
+            WaitLimits(settings.lock_wait_seconds, settings.append_timeout_seconds),
+        )
 
     @cached_property
     def ledger(self) -> Ledger:
