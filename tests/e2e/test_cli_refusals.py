@@ -143,9 +143,9 @@ def interchange(tmp_path: Path) -> Path:
     """A file of two lines: one accepted, one rejected (its parent unknown)."""
     path = tmp_path / "lines.jsonl"
     lines = [
-        line("register_venue", venue_id="I1", name="i", level="institute", parent_id="C"),
-        line("register_venue", venue_id="S9", name="s", level="station", parent_id="X"),
-    ]  # fmt: skip
+        line("register_venue", venue_id=v, name=v, level="station", parent_id=parent)
+        for v, parent in (("S1", "C"), ("S9", "X"))
+    ]
     path.write_bytes(b"".join(orjson.dumps(each) + b"\n" for each in lines))
     return path
 

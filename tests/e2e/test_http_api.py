@@ -734,9 +734,7 @@ def test_malformed_read_parameters_are_a_422_problem_naming_them(
 ) -> None:
     response = api.get(path, query=params)
     assert is_problem(response, 422, "invalid_read")
-    assert [error["loc"] for error in response.json()["errors"]] == [
-        ["query", *params]
-    ]
+    assert [error["loc"] for error in response.json()["errors"]] == [["query", *params]]
 
 
 def test_an_unknown_subject_kind_is_a_400_problem(api: Api) -> None:
