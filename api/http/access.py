@@ -220,15 +220,19 @@ class CallerCache:
         self._seen: dict[str, tuple[float, Caller | KeyRefusal]] = {}
         self._ttl, self._size = ttl_seconds, size
 
-    def find(self, database: Database, key: str) -> Caller | KeyRefusal:
-        now = time.monotonic()
+    def recent(self, key: str) -> Caller | KeyRefusal | None:
+        """What ``key`` was found to be less than ``ttl`` ago, if it was."""
         seen = self._seen.get(key)
-        if seen is not None and now - seen[0] < self._ttl:
+        if seen is not None and time.monotonic() - seen[0] < self._ttl:
             return seen[1]
+        return None
+
+    def find(self, database: Database, key: str) -> Caller | KeyRefusal:
+        """Look ``key`` up in ``database`` and remember what it is."""
         caller = find_caller(database, key)
         if len(self._seen) >= self._size:
             self._seen.clear()
-        self._seen[key] = (now, caller)
+        self._seen[key] = (time.monotonic(), caller)
         return caller
 
 

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.api.http.access import Caller, CallerCache, KeyRefusal, Role
@@ -44,7 +45,13 @@ async def get_caller(
             "send Authorization: Bearer KEY",
         )
     callers: CallerCache = request.app.state.callers
-    caller = callers.find(request.app.state.ledger.database, credentials.credentials)
+    key = credentials.credentials
+    caller = callers.recent(key)
+    if caller is None:
+        # Off the event loop: a lookup may note the key's use, a write that
+        # can wait for the lock.
+        database = request.app.state.ledger.database
+        caller = await run_in_threadpool(callers.find, database, key)
     if isinstance(caller, KeyRefusal):
         raise ProblemError(caller.status, caller.code, caller.title, caller.detail)
     return caller
