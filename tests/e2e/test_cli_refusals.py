@@ -143,8 +143,8 @@ def interchange(tmp_path: Path) -> Path:
     """A file of two lines: one accepted, one rejected (its parent unknown)."""
     path = tmp_path / "lines.jsonl"
     lines = [
-        line("register_venue", venue_id=v, name=v, level="station", parent_id=parent)
-        for v, parent in (("S1", "C"), ("S9", "X"))
+        line("register_venue", venue_id=v, name=v, level=level, parent_id=parent)
+        for v, level, parent in (("I1", "institute", "C"), ("S9", "station", "X"))
     ]
     path.write_bytes(b"".join(orjson.dumps(each) + b"\n" for each in lines))
     return path
