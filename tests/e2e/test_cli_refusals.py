@@ -135,6 +135,29 @@ def test_a_key_cannot_expire_in_the_past_or_at_no_time(
     assert one_line_refusal(refused, ExitCode.BAD_INPUT), refused.output
 
 
+# --- reads ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("query", "hours", "V1", "--as-of", "0001-01-01T00:00:00+08:00"),
+        ("query", "activity", "C", "--as-of", "9" * 30),
+        ("query", "explain-activity", "C", "--after", str(2**63)),
+        ("audit", "events", "--since", "9999-12-31T23:59:59-14:00"),
+        ("audit", "events", "--after", str(2**63)),
+        ("audit", "session", "S1", "--as-of", str(2**63)),
+    ],
+)
+def test_a_read_outside_what_a_ledger_holds_is_refused_without_a_traceback(
+    database: Database, arguments: tuple[str, ...]
+) -> None:
+    # (Typer refuses an option out of its range in its own box, also exit 2.)
+    refused = ledger_cli(database, *arguments)
+    assert refused.exit_code == ExitCode.BAD_INPUT, refused.output
+    assert isinstance(refused.exception, SystemExit), refused.exception
+
+
 # --- import reports ----------------------------------------------------------
 
 

@@ -118,6 +118,23 @@ def test_a_revoked_key_is_refused_within_a_second_by_a_running_server(
     assert time.monotonic() - revoked_at <= 1.0
 
 
+def test_a_key_deleted_by_hand_is_refused_within_a_second(api: Api) -> None:
+    key = api.key("auditor")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert api.client.get("/audit/events", headers=headers).status_code == 200
+    with api.ledger.database.writing() as conn:
+        conn.execute(
+            api_keys_table.delete().where(api_keys_table.c.key_prefix == key[:12])
+        )
+    deleted_at = time.monotonic()
+    while True:
+        response = api.client.get("/audit/events", headers=headers)
+        if response.status_code != 200 or time.monotonic() - deleted_at > 1.0:
+            break
+    assert is_problem(response, 401, "unknown_key"), response.text
+    assert time.monotonic() - deleted_at <= 1.0
+
+
 def test_a_key_past_its_expiry_is_refused(api: Api) -> None:
     expires_at = datetime.now(UTC) + timedelta(seconds=1)
     key = create_key(api.ledger.database, "auditor", expires_at=expires_at)
