@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.api.http.access import CallerCache
+from ledger.api.http.dashboard import mount_dashboard
 from ledger.api.http.problems import HANDLERS, problem_response
 from ledger.api.http.routes import audit, commands, reads
 from ledger.bootstrap import LedgerComponents
@@ -62,6 +63,7 @@ def create_app(settings: LedgerSettings) -> FastAPI:
     app.include_router(reads.router)
     app.include_router(audit.router)
     app.include_router(commands.router)
+    mount_dashboard(app)
     return app
 
 
