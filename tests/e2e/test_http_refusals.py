@@ -66,6 +66,7 @@ def test_a_write_of_the_right_role_outside_its_scope_is_out_of_scope(api: Api) -
         ("/venues/I1/activity", "as_of", "0001-01-01T00:00:00+08:00"),
         ("/venues/I1/fulfilment", "as_of", str(2**63)),
         ("/venues/I1/children", "as_of", "0001-01-01T00:00:00+08:00"),
+        ("/venues", "as_of", str(2**63)),
         ("/leaderboards/hours", "as_of", str(2**64)),
     ],
 )

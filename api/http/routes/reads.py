@@ -180,7 +180,7 @@ async def list_centres(
     as_of: AsOfQuery = None,
 ) -> VenueChildren:
     """The centres: the roots of the venue tree, where a dashboard starts."""
-    return reads.venue_children(None, parse_as_of(as_of))
+    return reads.venue_children(None, as_of)
 
 
 @router.get("/venues/{venue_id}/children")
