@@ -16,7 +16,9 @@ append lock (``BEGIN IMMEDIATE`` on SQLite, ``LOCK TABLE … IN EXCLUSIVE
 MODE`` on PostgreSQL), as ``max(position) + 1``. Appends are therefore
 serialised: position N+1 is only chosen after the transaction holding N has
 committed, so positions have no gaps and a reader can never see N+1 before N.
-See docs/architecture.md.
+A writer waits for the lock a bounded time (``WaitLimits``) and then raises
+``LedgerBusyError``; a database out of reach raises
+``DatabaseUnavailableError``. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -292,9 +294,10 @@ class WaitLimits:
 
 DEFAULT_LIMITS = WaitLimits()
 
-# PostgreSQL's SQLSTATEs for a lock not had in time and a statement (or idle
-# transaction) stopped by its timeout; for the database refusing or losing
-# the connection (classes 08 and 57P0x) or not existing; for a full disk.
+# PostgreSQL's SQLSTATEs for a lock not had in time and a statement stopped
+# by its timeout; for the database refusing or losing the connection (class
+# 08, 57P0x, 25P03: this writer's idle transaction ended), not existing, or
+# its disk full.
 _BUSY_STATES = frozenset({"55P03", "57014"})
 _UNAVAILABLE_STATES = frozenset({"3D000", "53100", "57P01", "57P02", "57P03", "25P03"})
 
@@ -305,7 +308,7 @@ BUSY_MESSAGE = (
 )
 
 
-def named_failure(error: BaseException) -> Exception | None:
+def _named_failure(error: BaseException) -> Exception | None:
     """``error`` as a ``LedgerBusyError`` or ``DatabaseUnavailableError``
     when it is one of those (None otherwise), with a one-line message."""
     if isinstance(error, sa.exc.DBAPIError):
@@ -331,10 +334,9 @@ def named_failure(error: BaseException) -> Exception | None:
         or (state or "").startswith("08")
         or (isinstance(error, sa.exc.OperationalError) and state is None)
     ):
-        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        return DatabaseUnavailableError(
-            f"the database cannot be reached: {first_line or type(cause).__name__}"
-        )
+        lines = str(cause).strip().splitlines()
+        detail = lines[0] if lines else type(cause).__name__
+        return DatabaseUnavailableError(f"the database cannot be reached: {detail}")
     return None
 
 
@@ -345,7 +347,7 @@ def _failures_named() -> Iterator[None]:
     try:
         yield
     except (sa.exc.DBAPIError, sqlite3.OperationalError) as error:
-        named = named_failure(error)
+        named = _named_failure(error)
         if named is None:
             raise
         raise named from error
@@ -364,7 +366,6 @@ class Database:
 
     def __init__(self, url: str, limits: WaitLimits = DEFAULT_LIMITS) -> None:
         self.url = normalise_database_url(url)
-        self.limits = limits
         self.engine: Engine = _create_engine(self.url, limits)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         # One statement, sent as it is: the append's limits, then its lock.
@@ -467,7 +468,7 @@ class Database:
 
 def _add_missing_columns(conn: Connection, tables: Sequence[sa.Table]) -> None:
     """Add the nullable columns a table was declared with since an older
-    schema created it (the only change to a table made in place)."""
+    release created it (like the widening of integers, a change in place)."""
     inspector = sa.inspect(conn)
     for table in tables:
         present = {column["name"] for column in inspector.get_columns(table.name)}
