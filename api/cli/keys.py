@@ -125,8 +125,9 @@ def _listed(key: KeyListing) -> tuple[str, ...]:
 def list_keys_command(ctx: typer.Context) -> None:
     """List the keys: prefix, role, scope, created, last used, expiry,
     revocation (UTC); never the key itself."""
+    keys = list_keys(components_of(ctx).database)
     typer.echo(_row(tuple(name for name, _ in LISTED)))
-    for key in list_keys(components_of(ctx).database):
+    for key in keys:
         typer.echo(_row(_listed(key)))
 
 

@@ -246,3 +246,4 @@ def test_an_unreachable_database_exits_in_one_line(
     result = CliRunner().invoke(app, ["--db", url, *arguments])
     assert one_line_refusal(result, ExitCode.DATABASE_UNAVAILABLE), result.output
     assert "cannot be" in result.stderr
+    assert result.stdout == ""
