@@ -27,7 +27,13 @@ from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.reads.queries import LedgerReads
 from ledger.settings import LedgerSettings
 from ledger.store.api_keys import api_keys_table
-from ledger.store.event_store import STORE_TABLES, Database, metadata
+from ledger.store.event_store import (
+    DEFAULT_LIMITS,
+    STORE_TABLES,
+    Database,
+    WaitLimits,
+    metadata,
+)
 from ledger.store.integrity import checkpoints_table
 from ledger.store.schema import prepare_schema, write_revision
 
@@ -46,12 +52,14 @@ LEDGER_SCHEMA: tuple[sa.Table, ...] = (
 )
 
 
-def open_database(url: str, *, auto_migrate: bool = True) -> Database:
+def open_database(
+    url: str, limits: WaitLimits = DEFAULT_LIMITS, *, auto_migrate: bool = True
+) -> Database:
     """The database at ``url``, its schema this release's: made in an empty
     database, upgraded in an older ledger (refused with a pointer to
     ``ledger migrate`` unless ``auto_migrate``; see ``ledger.store.schema``).
     The revisions make ``LEDGER_SCHEMA`` exactly, as a test holds."""
-    database = Database(url)
+    database = Database(url, limits)
     try:
         prepare_schema(database, auto_migrate=auto_migrate)
     except BaseException:
@@ -82,8 +90,11 @@ class LedgerComponents:
 
     @cached_property
     def database(self) -> Database:
+        settings = self.settings
         return open_database(
-            self.settings.database_url, auto_migrate=self.settings.auto_migrate
+            settings.database_url,
+            WaitLimits(settings.lock_wait_seconds, settings.append_timeout_seconds),
+            auto_migrate=settings.auto_migrate,
         )
 
     @cached_property

@@ -20,6 +20,12 @@ class LedgerSettings(BaseSettings):
     # mode 0700. Unset: beside a SQLite database file (ledger.db keeps
     # ledger.keys/); a ledger in PostgreSQL must set it.
     key_directory: Path | None = None
+    # How long a writer waits for the ledger's append lock before it gives
+    # up with "ledger busy" (HTTP 503 ledger_busy, a CLI exit code), and how
+    # long an append may hold the lock (PostgreSQL ends a longer one, so a
+    # writer stopped while holding it cannot block the others for ever).
+    lock_wait_seconds: float = 10.0
+    append_timeout_seconds: float = 60.0
     # Upgrade an older ledger's schema when this release first opens it;
     # false: refuse, in one line, until `ledger migrate` has run (for sites
     # that back up first, docs/operations.md).

@@ -19,6 +19,14 @@ from alembic.migration import MigrationContext
 from typer.testing import CliRunner
 
 from ledger.api.cli.app import app
+from ledger.api.http.access import (
+    Caller,
+    Role,
+    create_key,
+    find_caller,
+    list_keys,
+    revoke_key,
+)
 from ledger.bootstrap import LEDGER_SCHEMA, open_database, write_schema_revision
 from ledger.store.event_store import (
     SCHEMA_VERSION_TABLE,
@@ -145,7 +153,7 @@ def test_with_auto_migrate_off_an_old_ledger_is_refused_until_ledger_migrate(
     # When a verb opens it, it is refused in one line naming `ledger migrate`,
     # and the ledger is left as it was
     code, output = ledger(database_url, "query", "hours", "V0000001", **by_hand)
-    assert code == 1
+    assert code == 8  # ExitCode.SCHEMA_NOT_CURRENT (docs/cli.md)
     assert len(output.strip().splitlines()) == 1
     assert "run `ledger migrate` first" in output
     assert recorded_revisions(database_url) is None
@@ -155,7 +163,7 @@ def test_with_auto_migrate_off_an_old_ledger_is_refused_until_ledger_migrate(
     assert (code, output.strip()) == (
         1,
         "schema at unversioned (a ledger of release bb41d98); this release "
-        f"needs {head_revision()}; pending: record it as 0001",
+        f"needs {head_revision()}; pending: record it as 0001, 0002",
     )
     assert recorded_revisions(database_url) is None
 
@@ -223,7 +231,7 @@ def test_two_processes_opening_an_old_ledger_at_once_upgrade_it_once(
         f"was: schema at {head_revision()}; this release needs {head_revision()}; "
         "pending: nothing",
         "was: schema at unversioned (a ledger of release bb41d98); this release "
-        f"needs {head_revision()}; pending: record it as 0001",
+        f"needs {head_revision()}; pending: record it as 0001, 0002",
     ]
     assert recorded_revisions(database_url) == [head_revision()]
 
@@ -254,7 +262,7 @@ def test_an_unversioned_ledger_unlike_the_release_is_refused(
 
     # When this release opens it, it refuses in one line and changes nothing
     code, output = ledger(database_url, "query", "hours", "V0000001")
-    assert code == 1
+    assert code == 8  # ExitCode.SCHEMA_NOT_CURRENT (docs/cli.md)
     assert len(output.strip().splitlines()) == 1
     assert "are not those of release bb41d98" in output
     assert "proj_venue_tree_entries" in output
@@ -271,7 +279,7 @@ def test_a_ledger_of_a_newer_release_is_refused(database_url: str) -> None:
 
     # When this release opens it, it refuses in one line
     code, output = ledger(database_url, "import", str(CITY))
-    assert code == 1
+    assert code == 8  # ExitCode.SCHEMA_NOT_CURRENT (docs/cli.md)
     assert len(output.strip().splitlines()) == 1
     assert "revision 9999, which this release does not know" in output
 
@@ -290,3 +298,28 @@ def test_a_new_revision_written_for_unchanged_tables_holds_no_operation() -> Non
     upgrade = text.split("def upgrade() -> None:")[1]
     assert "pass" in upgrade
     assert "op." not in upgrade
+
+
+def test_revision_0002_gives_the_release_keys_their_use_expiry_and_revocation(
+    database_url: str,
+) -> None:
+    # Given the release's ledger, whose one admin key has none of them
+    restore_release_ledger(database_url)
+    # When this release opens it
+    database = open_database(database_url)
+    try:
+        # Then the old key is listed, never used, without expiry, and revocable
+        (old,) = list_keys(database)
+        assert (old.role, old.last_used_at, old.expires_at, old.revoked_at) == (
+            "admin",
+            None,
+            None,
+            None,
+        )
+        assert revoke_key(database, old.prefix).revoked_at is not None
+        # And new keys are made and found as in a new ledger
+        key = create_key(database, "auditor")
+        caller = find_caller(database, key)
+        assert isinstance(caller, Caller) and caller.role is Role.AUDITOR
+    finally:
+        database.dispose()

@@ -16,12 +16,15 @@ append lock (``BEGIN IMMEDIATE`` on SQLite, ``LOCK TABLE … IN EXCLUSIVE
 MODE`` on PostgreSQL), as ``max(position) + 1``. Appends are therefore
 serialised: position N+1 is only chosen after the transaction holding N has
 committed, so positions have no gaps and a reader can never see N+1 before N.
-See docs/architecture.md.
+A writer waits for the lock a bounded time (``WaitLimits``) and then raises
+``LedgerBusyError``; a database out of reach raises
+``DatabaseUnavailableError``. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -269,6 +272,89 @@ class KeyUse:
     last_event: int
 
 
+class LedgerBusyError(RuntimeError):
+    """Another writer held the ledger's append lock for longer than a writer
+    waits (``WaitLimits``): nothing was written, and trying again later is
+    safe (with the same idempotency key)."""
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """The database cannot be reached, or cannot write (its disk is full):
+    nothing was written; the operator must act before a retry can succeed."""
+
+
+@dataclass(frozen=True)
+class WaitLimits:
+    """How long a writer waits for the append lock, and how long an append
+    may hold it (on PostgreSQL the lock is released when the holder's
+    transaction runs, or sits idle, longer: a writer stopped while holding it
+    blocks the others for that long at most, not for ever)."""
+
+    lock_seconds: float = 10.0
+    append_seconds: float = 60.0
+
+
+DEFAULT_LIMITS = WaitLimits()
+
+# PostgreSQL's SQLSTATEs for a lock not had in time and a statement stopped
+# by its timeout; for the database refusing or losing the connection (class
+# 08, 57P0x, 25P03: this writer's idle transaction ended), not existing, or
+# its disk full.
+_BUSY_STATES = frozenset({"55P03", "57014"})
+_UNAVAILABLE_STATES = frozenset({"3D000", "53100", "57P01", "57P02", "57P03", "25P03"})
+
+
+BUSY_MESSAGE = (
+    "the ledger is busy: another writer held its lock too long; nothing was "
+    "written, retry in a few seconds"
+)
+
+
+def _named_failure(error: BaseException) -> Exception | None:
+    """``error`` as a ``LedgerBusyError`` or ``DatabaseUnavailableError``
+    when it is one of those (None otherwise), with a one-line message."""
+    if isinstance(error, sa.exc.DBAPIError):
+        cause: BaseException | None = error.orig
+        invalidated = error.connection_invalidated
+    else:
+        cause, invalidated = error, False
+    if isinstance(cause, sqlite3.OperationalError):
+        text = str(cause)
+        if "locked" in text or "busy" in text:
+            return LedgerBusyError(BUSY_MESSAGE)
+        if "unable to open" in text or "disk is full" in text:
+            return DatabaseUnavailableError(
+                f"the SQLite database cannot be used: {text}"
+            )
+        return None
+    state = getattr(cause, "sqlstate", None)
+    if state in _BUSY_STATES:
+        return LedgerBusyError(BUSY_MESSAGE)
+    if (
+        invalidated
+        or state in _UNAVAILABLE_STATES
+        or (state or "").startswith("08")
+        or (isinstance(error, sa.exc.OperationalError) and state is None)
+    ):
+        lines = str(cause).strip().splitlines()
+        detail = lines[0] if lines else type(cause).__name__
+        return DatabaseUnavailableError(f"the database cannot be reached: {detail}")
+    return None
+
+
+@contextmanager
+def _failures_named() -> Iterator[None]:
+    """Raise a busy ledger or an unreachable database as the store's own
+    errors, which callers answer in a line (HTTP 503, a CLI exit code)."""
+    try:
+        yield
+    except (sa.exc.DBAPIError, sqlite3.OperationalError) as error:
+        named = _named_failure(error)
+        if named is None:
+            raise
+        raise named from error
+
+
 def normalise_database_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver."""
     for prefix in ("postgresql://", "postgres://"):
@@ -280,10 +366,18 @@ def normalise_database_url(url: str) -> str:
 class Database:
     """One ledger database: its engine, its schema and its append lock."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, limits: WaitLimits = DEFAULT_LIMITS) -> None:
         self.url = normalise_database_url(url)
-        self.engine: Engine = _create_engine(self.url)
+        self.engine: Engine = _create_engine(self.url, limits)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        # One statement, sent as it is: the append's limits, then its lock.
+        self._lock_statement = (
+            f"SET LOCAL lock_timeout = {_milliseconds(limits.lock_seconds)}; "
+            f"SET LOCAL statement_timeout = {_milliseconds(limits.append_seconds)}; "
+            "SET LOCAL idle_in_transaction_session_timeout = "
+            f"{_milliseconds(limits.append_seconds)}; "
+            "LOCK TABLE ledger_events IN EXCLUSIVE MODE"
+        )
 
     def drop_schema(self, tables: Sequence[sa.Table]) -> None:
         """Drop those of ``tables`` that exist, and the schema's recorded
@@ -295,10 +389,12 @@ class Database:
 
     @contextmanager
     def appending(self) -> Iterator[Connection]:
-        """A write transaction holding the ledger's append lock until commit."""
+        """A write transaction holding the ledger's append lock until commit.
+        A writer that cannot have the lock within ``limits.lock_seconds``
+        raises ``LedgerBusyError``."""
         with self.writing() as conn:
             if not self.is_sqlite:
-                conn.exec_driver_sql("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
+                conn.exec_driver_sql(self._lock_statement)
             yield conn
 
     @contextmanager
@@ -310,22 +406,27 @@ class Database:
         ``durable=False`` lets SQLite skip the fsync at commit (WAL with
         synchronous=NORMAL: still atomic and consistent, but the last commits
         may be lost on power failure). Projections use it: they can always
-        be replayed from the events, which are always written durably."""
+        be replayed from the events, which are always written durably.
+
+        A lock not had in time raises ``LedgerBusyError``; a database that
+        cannot be reached (or written), ``DatabaseUnavailableError``."""
         if self.is_sqlite:
             options = {"sqlite_begin": "IMMEDIATE", "sqlite_durable": durable}
             with (
+                _failures_named(),
                 self.engine.connect().execution_options(**options) as conn,
                 conn.begin(),
             ):
                 yield conn
         else:
-            with self.engine.begin() as conn:
+            with _failures_named(), self.engine.begin() as conn:
                 yield conn
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A read transaction: one consistent snapshot of the ledger."""
-        with self.engine.connect() as conn:
+        """A read transaction: one consistent snapshot of the ledger (a
+        database that cannot be reached raises ``DatabaseUnavailableError``)."""
+        with _failures_named(), self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
@@ -335,10 +436,16 @@ class Database:
         self.engine.dispose()
 
 
-def _create_engine(url: str) -> Engine:
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _create_engine(url: str, limits: WaitLimits) -> Engine:
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 60})
+    # SQLite's one write lock is the append lock: its busy timeout is the wait.
+    engine = sa.create_engine(url, connect_args={"timeout": limits.lock_seconds})
+    busy_timeout = _milliseconds(limits.lock_seconds)
 
     # pysqlite's own transaction handling would defer BEGIN and cannot take
     # the write lock up front; take control of BEGIN so that writers start
@@ -348,7 +455,7 @@ def _create_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")
