@@ -89,6 +89,8 @@ def import_command(
     ledger = components_of(ctx).ledger
     report_path = report or default_report_path(file)
     summary = _import_with_progress(ledger, file, report_path, batch_size)
+    for note in summary.notes:
+        console.print(f"note: {note}")
     if summary.rejected:
         console.print(f"rejected lines are listed in {report_path}")
     typer.echo(summary.summary_line())
