@@ -19,6 +19,7 @@ from ledger.reads.queries import LedgerReads
 from ledger.store.event_store import Database, head_position
 from ledger.store.integrity import verify_ledger
 from tests.factories import id_number, line, record_all, small_city, submission
+from tests.integration.projection_helpers import run_cli
 
 WEST = timezone(timedelta(hours=-12))
 EAST = timezone(timedelta(hours=14))
@@ -390,3 +391,17 @@ def test_values_at_the_edge_of_every_bound_project_rebuild_and_verify(
     # 1,439 corrected minutes in 2000, 180 in CST's 1999, the make-up 1,439
     # in 2099; the voided 2100 session counts nothing.
     assert hours.by_year == {"1999": 180, "2000": 1439, "2099": 1439}
+
+
+def test_ledger_import_notes_a_byte_order_mark_and_ends_with_the_summary(
+    database: Database, tmp_path: Path
+) -> None:
+    file = tmp_path / "with-bom.jsonl"
+    first = line("register_team", team_id="T1", name="t", level="corps")
+    file.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(first) + b"\n")
+
+    result = run_cli(database, "import", str(file))
+
+    assert result.exit_code == 0, result.output
+    assert "note: the file starts with a UTF-8 byte order mark (BOM)" in result.output
+    assert result.stdout.splitlines()[-1] == "accepted=1 duplicate=0 rejected=0"
