@@ -89,10 +89,7 @@ class Within:
         elif isinstance(bound, bounds.ListBound):
             stated["maxItems"] = bound.longest
         else:
-            stated["description"] = (
-                f"ISO 8601 with a UTC offset from -12:00 to +14:00, in the years "
-                f"{bound.earliest}–{bound.latest}"
-            )
+            stated["description"] = str(bound)
         return stated
 
 

@@ -92,6 +92,13 @@ class TimeBound:
     westmost: timedelta
     eastmost: timedelta
 
+    def __str__(self) -> str:
+        return (
+            f"ISO 8601 text with a UTC offset from {_offset_text(self.westmost)} "
+            f"to {_offset_text(self.eastmost)}, in the years {self.earliest}–"
+            f"{self.latest}"
+        )
+
     def read(self, value: object) -> datetime:
         """The moment ``value`` states: a datetime, or ISO 8601 text read as
         the domain reads recorded times back. A number is not a time."""
