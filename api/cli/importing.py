@@ -97,6 +97,8 @@ def import_command(
         )
     ledger = components_of(ctx).ledger
     summary = _import_with_progress(ledger, file, report_path, batch_size)
+    for note in summary.notes:
+        console.print(f"note: {note}")
     if summary.rejected:
         console.print(f"rejected lines are listed in {report_path}")
     typer.echo(summary.summary_line())

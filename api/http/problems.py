@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.application.commands import refusal_code
 from ledger.application.ledger import ConcurrencyConflictError
 from ledger.domain.errors import DomainError
 from ledger.reads.queries import InvalidReadError, NotFoundError
@@ -153,7 +154,7 @@ async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
     ]
     detail = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" for e in errors)
     in_body = any(e.loc[:1] == ["body"] for e in errors)
-    code = "invalid_command" if in_body else "invalid_read"
+    code = refusal_code(e.type for e in errors) if in_body else "invalid_read"
     return problem_response(422, code, "The request is not well formed", detail, errors)
 
 
