@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from ledger.application.ledger import Ledger
 from ledger.bootstrap import LEDGER_SCHEMA, open_database, open_ledger
 from ledger.store.event_store import Database, normalise_database_url
+from tests.factories import KEY_DIRECTORIES
 
 POSTGRES_URL_VARIABLE = "LEDGER_TEST_POSTGRES_URL"
 
@@ -64,9 +65,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
+def database(database_url: str, key_directory: Path) -> Iterator[Database]:
+    """The ledger database; a CLI run on it is told its key directory."""
     db = open_database(database_url)
+    KEY_DIRECTORIES[db.url] = key_directory
     yield db
+    del KEY_DIRECTORIES[db.url]
     db.dispose()
 
 

@@ -9,30 +9,70 @@ without a name, the sub-commands (``ledger query hours`` …) are named groups.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click import Context as ClickContext  # the type TyperGroup takes
+from typer.core import TyperGroup
 
 from ledger.api.cli import (
     audit,
+    backup,
     certificates,
     honours,
     importing,
     integrity,
     keys,
+    migrate,
     projections,
     query,
     serving,
 )
+from ledger.api.cli.output import ExitCode, fail
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
+from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
+from ledger.store.schema import SchemaVersionError
+
+
+class LedgerCommands(TyperGroup):
+    """The root group: what stops any verb and is not the caller's mistake
+    in the verb's own terms — a busy ledger, an unreachable database, a
+    schema this release cannot use as it stands (an older one with
+    LEDGER_AUTO_MIGRATE false, a newer one), a file that cannot be written —
+    ends it with one line and its exit code (``ExitCode``), not a
+    traceback, whichever verb met it."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerBusyError as error:
+            fail(error, ExitCode.LEDGER_BUSY)
+        except DatabaseUnavailableError as error:
+            fail(error, ExitCode.DATABASE_UNAVAILABLE)
+        except SchemaVersionError as error:
+            fail(error, ExitCode.SCHEMA_NOT_CURRENT)
+        except OSError as error:
+            where = f": {error.filename}" if error.filename else ""
+            fail(f"{error.strerror or error}{where}", ExitCode.FILE_ERROR)
+
 
 app = typer.Typer(
+    cls=LedgerCommands,
     help="新时代文明实践 ledger: volunteer service recorded as immutable events.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-for verbs in (importing, projections, integrity, serving, honours, certificates):
+for verbs in (
+    importing,
+    projections,
+    integrity,
+    serving,
+    honours,
+    certificates,
+    migrate,
+    backup,
+):
     app.add_typer(verbs.app)
 app.add_typer(query.app, name="query")
 app.add_typer(audit.app, name="audit")

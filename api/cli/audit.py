@@ -23,8 +23,12 @@ from ledger.reads.audit import (
     parse_subject,
     session_story,
 )
-from ledger.reads.queries import InvalidReadError, parse_as_of
+from ledger.reads.queries import LAST_POSITION, InvalidReadError, parse_as_of
 from ledger.services.exports import AUDIT_EVENT_COLUMNS, audit_event_rows
+
+PositionOption = Annotated[
+    int | None, typer.Option("--as-of", min=0, max=LAST_POSITION)
+]
 
 app = typer.Typer(help="Audit queries over the ledger itself.", no_args_is_help=True)
 
@@ -52,9 +56,12 @@ def audit_events(
     until: Annotated[str | None, typer.Option(help="Business time before.")] = None,
     recorded_since: Annotated[str | None, typer.Option()] = None,
     recorded_until: Annotated[str | None, typer.Option()] = None,
-    after: Annotated[int, typer.Option(help="Page on after this position.")] = 0,
+    after: Annotated[
+        int,
+        typer.Option(min=0, max=LAST_POSITION, help="Page on after this position."),
+    ] = 0,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-    as_of: Annotated[int | None, typer.Option("--as-of")] = None,
+    as_of: PositionOption = None,
     reveal_personal_data: Annotated[
         bool, typer.Option(help="Show ID and phone numbers unmasked.")
     ] = False,
@@ -94,7 +101,7 @@ def audit_events(
 def audit_session(
     ctx: typer.Context,
     session_id: str,
-    as_of: Annotated[int | None, typer.Option("--as-of")] = None,
+    as_of: PositionOption = None,
 ) -> None:
     """A session's correction history as a story: original, adjustments, who, why."""
     database = components_of(ctx).database

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.dashboards import show_dashboards
-from ledger.api.cli.output import console
+from ledger.api.cli.output import ExitCode, console, fail
 from ledger.application.importer import ImportSummary, default_report_path, import_file
 from ledger.application.ledger import Ledger
 from ledger.services.synthetic_city import DEFAULT_SCALE, write_city
@@ -86,9 +86,19 @@ def import_command(
     ] = 2000,
 ) -> None:
     """Append an interchange file (JSON Lines) to the ledger."""
-    ledger = ledger_of(ctx)
     report_path = report or default_report_path(file)
+    if report_path.resolve() == file.resolve() or (
+        report_path.exists() and report_path.samefile(file)
+    ):
+        fail(
+            f"the report {report_path} is the file to import: choose another "
+            "--report (nothing was read)",
+            ExitCode.BAD_INPUT,
+        )
+    ledger = ledger_of(ctx)
     summary = _import_with_progress(ledger, file, report_path, batch_size)
+    for note in summary.notes:
+        console.print(f"note: {note}")
     if summary.rejected:
         console.print(f"rejected lines are listed in {report_path}")
     typer.echo(summary.summary_line())

@@ -4,6 +4,7 @@ progress and refusals on standard error."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -16,6 +17,21 @@ from ledger.reads.answers import CitedAnswer
 from ledger.services.exports import Column, write_export
 
 console = Console(stderr=True)
+
+
+class ExitCode(IntEnum):
+    """What a ``ledger`` command's exit status means (docs/cli.md)."""
+
+    OK = 0
+    CHECK_FAILED = 1  # verify, verify-certificate, verify-export found a problem
+    BAD_INPUT = 2  # an option, argument or file the caller gave is refused
+    NEEDS_ATTENTION = 3  # events parked as dead letters, awards incomplete
+    NOT_FOUND = 4  # the volunteer, venue, session or key is unknown
+    LEDGER_BUSY = 5  # another writer held the append lock too long: retry
+    DATABASE_UNAVAILABLE = 6  # the database cannot be reached (or is full)
+    FILE_ERROR = 7  # a file could not be read or written (disk full, no access)
+    SCHEMA_NOT_CURRENT = 8  # the schema needs `ledger migrate`, or is newer
+
 
 ExportOption = Annotated[
     Path | None,

@@ -8,8 +8,10 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.api.http.access import CallerCache
+from ledger.api.http.body_limit import RefuseLargeBodies
+from ledger.api.http.dashboard import mount_dashboard
 from ledger.api.http.problems import HANDLERS, problem_response
-from ledger.api.http.routes import audit, commands, reads
+from ledger.api.http.routes import audit, commands, reads, verification
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
 
@@ -58,10 +60,13 @@ def create_app(settings: LedgerSettings) -> FastAPI:
     for error, handler in HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.add_middleware(RefuseNulCharacters)
+    app.add_middleware(RefuseLargeBodies)
     # Reads first: routes are matched in order, and reads are most requests.
     app.include_router(reads.router)
     app.include_router(audit.router)
     app.include_router(commands.router)
+    app.include_router(verification.router)
+    mount_dashboard(app)
     return app
 
 

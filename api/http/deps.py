@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ledger.api.http.access import Caller, CallerCache, Role
+from ledger.api.http.access import Caller, CallerCache, KeyRefusal, Role
 from ledger.api.http.problems import ProblemError
 from ledger.application.ledger import Ledger
 from ledger.reads.queries import LedgerReads
@@ -44,11 +45,15 @@ async def get_caller(
             "send Authorization: Bearer KEY",
         )
     callers: CallerCache = request.app.state.callers
-    caller = callers.find(request.app.state.ledger.database, credentials.credentials)
+    key = credentials.credentials
+    caller = callers.recent(key)
     if caller is None:
-        raise ProblemError(
-            401, "unknown_key", "Unknown API key", "the API key is not known"
-        )
+        # Off the event loop: a lookup may note the key's use, a write that
+        # can wait for the lock.
+        database = request.app.state.ledger.database
+        caller = await run_in_threadpool(callers.find, database, key)
+    if isinstance(caller, KeyRefusal):
+        raise ProblemError(caller.status, caller.code, caller.title, caller.detail)
     return caller
 
 

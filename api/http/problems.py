@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.application.commands import refusal_code
 from ledger.application.ledger import ConcurrencyConflictError
 from ledger.domain.errors import DomainError
 from ledger.reads.queries import InvalidReadError, NotFoundError
+from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
 
 PROBLEM_TYPE_BASE = "https://wenming-ledger.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -93,6 +95,32 @@ async def on_conflict(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+# Seconds a client should wait before sending again: a busy ledger frees
+# its lock within the lock wait; an unreachable database takes longer.
+RETRY_BUSY_AFTER = "2"
+RETRY_UNAVAILABLE_AFTER = "10"
+
+
+async def on_busy(_: Request, error: Exception) -> JSONResponse:
+    return problem_response(
+        503,
+        "ledger_busy",
+        "The ledger is busy",
+        f"{error} (with the same Idempotency-Key).",
+        headers={"Retry-After": RETRY_BUSY_AFTER},
+    )
+
+
+async def on_unavailable(_: Request, error: Exception) -> JSONResponse:
+    return problem_response(
+        503,
+        "database_unavailable",
+        "The ledger's database cannot be used now",
+        str(error),
+        headers={"Retry-After": RETRY_UNAVAILABLE_AFTER},
+    )
+
+
 async def on_not_found(_: Request, error: Exception) -> JSONResponse:
     return problem_response(404, "not_found", "Not found", str(error))
 
@@ -126,7 +154,7 @@ async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
     ]
     detail = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" for e in errors)
     in_body = any(e.loc[:1] == ["body"] for e in errors)
-    code = "invalid_command" if in_body else "invalid_read"
+    code = refusal_code(e.type for e in errors) if in_body else "invalid_read"
     return problem_response(422, code, "The request is not well formed", detail, errors)
 
 
@@ -134,6 +162,8 @@ HANDLERS = {
     ProblemError: on_problem,
     DomainError: on_domain_error,
     ConcurrencyConflictError: on_conflict,
+    LedgerBusyError: on_busy,
+    DatabaseUnavailableError: on_unavailable,
     NotFoundError: on_not_found,
     InvalidReadError: on_invalid_read,
     RequestValidationError: on_validation_error,
@@ -153,5 +183,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Unknown volunteer, venue or session"),
         (409, "Concurrent change, or a rule about uniqueness or order"),
         (422, "The command is malformed or breaks a rule"),
+        (503, "The ledger is busy or its database cannot be used: retry later"),
     )
 }

@@ -3,11 +3,13 @@
 The CLI's root callback and the HTTP app factory each read the settings
 once and hand them here; nothing below them reads the environment. The
 schema is assembled here too: every table the ledger uses, listed, so that
-creating a database never depends on which modules happened to be imported.
+a new schema revision is written against all of them, never against those
+some imports happened to define (docs/migrations.md).
 """
 
 from __future__ import annotations
 
+import tempfile
 from functools import cached_property
 from pathlib import Path
 
@@ -26,13 +28,20 @@ from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.reads.queries import LedgerReads
 from ledger.settings import LedgerSettings
 from ledger.store.api_keys import api_keys_table
-from ledger.store.event_store import STORE_TABLES, Database
+from ledger.store.event_store import (
+    DEFAULT_LIMITS,
+    STORE_TABLES,
+    Database,
+    WaitLimits,
+    metadata,
+)
 from ledger.store.integrity import (
     checkpoints_table,
     key_directory,
     ledger_id_number_secret,
     secret_id,
 )
+from ledger.store.schema import prepare_schema, write_revision
 
 # Every table of a ledger database: the events and what is stored beside
 # them, the checkpoints, the projection engine's bookkeeping, each
@@ -49,10 +58,19 @@ LEDGER_SCHEMA: tuple[sa.Table, ...] = (
 )
 
 
-def open_database(url: str) -> Database:
-    """The database at ``url``, with every table of the schema in place."""
-    database = Database(url)
-    database.create_schema(LEDGER_SCHEMA)
+def open_database(
+    url: str, limits: WaitLimits = DEFAULT_LIMITS, *, auto_migrate: bool = True
+) -> Database:
+    """The database at ``url``, its schema this release's: made in an empty
+    database, upgraded in an older ledger (refused with a pointer to
+    ``ledger migrate`` unless ``auto_migrate``; see ``ledger.store.schema``).
+    The revisions make ``LEDGER_SCHEMA`` exactly, as a test holds."""
+    database = Database(url, limits)
+    try:
+        prepare_schema(database, auto_migrate=auto_migrate)
+    except BaseException:
+        database.dispose()
+        raise
     return database
 
 
@@ -60,11 +78,23 @@ def open_ledger(database: Database, keys: Path) -> Ledger:
     """The ledger writing to ``database``, digesting ID numbers with the
     secret kept in the key directory ``keys`` (created on first need); its
     ID-number claims made again with that secret if they were made with
-    another digest (a ledger of the first release)."""
+    another digest (a ledger made before revision 0003)."""
     secret = ledger_id_number_secret(database, keys)
     ledger = Ledger(database, IdNumberDigest(secret))
     ledger.digest_id_numbers_with(secret_id(secret))
     return ledger
+
+
+def write_schema_revision(message: str) -> Path:
+    """For developers: a new revision file, holding what ``LEDGER_SCHEMA``
+    differs from the schema the revisions make (built in a scratch SQLite
+    database), to review and complete before committing (docs/migrations.md)."""
+    with tempfile.TemporaryDirectory() as folder:
+        database = open_database(f"sqlite:///{Path(folder) / 'head.db'}")
+        try:
+            return write_revision(database, message, metadata)
+        finally:
+            database.dispose()
 
 
 class LedgerComponents:
@@ -77,13 +107,19 @@ class LedgerComponents:
 
     @cached_property
     def database(self) -> Database:
-        return open_database(self.settings.database_url)
+        settings = self.settings
+        return open_database(
+            settings.database_url,
+            WaitLimits(settings.lock_wait_seconds, settings.append_timeout_seconds),
+            auto_migrate=settings.auto_migrate,
+        )
 
     @cached_property
     def ledger(self) -> Ledger:
         settings = self.settings
+        database = self.database  # a database that cannot be opened says so first
         keys = key_directory(settings.database_url, settings.key_directory)
-        return open_ledger(self.database, keys)
+        return open_ledger(database, keys)
 
     @cached_property
     def projection_engine(self) -> ProjectionEngine:

@@ -222,11 +222,12 @@ class Api:
 
 
 @contextmanager
-def open_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+def open_api(database_url: str, tmp_path: Path, **more: Any) -> Iterator[Api]:
     """An app on ``database_url`` holding the city, projected, with a key
-    for every role (venue_staff scoped to I1, volunteer to V1)."""
+    for every role (venue_staff scoped to I1, volunteer to V1); ``more``
+    are further ``LedgerSettings`` fields."""
     settings = LedgerSettings(
-        database_url=database_url, key_directory=tmp_path / "keys"
+        database_url=database_url, key_directory=tmp_path / "keys", **more
     )
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:

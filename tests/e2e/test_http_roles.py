@@ -71,6 +71,7 @@ HOURS = "GET /volunteers/{volunteer_id}/hours"
 ACTIVITY = "GET /venues/{venue_id}/activity"
 FULFILMENT = "GET /venues/{venue_id}/fulfilment"
 CHILDREN = "GET /venues/{venue_id}/children"
+CENTRES = "GET /venues"
 LEADERBOARD = "GET /leaderboards/hours"
 AUDIT_EVENTS = "GET /audit/events"
 EXPLAIN = "GET /audit/explain/volunteer-hours/{volunteer_id}"
@@ -79,7 +80,7 @@ EXPLAIN_FULFILMENT = "GET /audit/explain/venue-fulfilment/{venue_id}"
 VENUE_EXPLANATIONS = frozenset({EXPLAIN_ACTIVITY, EXPLAIN_FULFILMENT})
 SESSION_STORY = "GET /audit/sessions/{session_id}"
 VERIFY = "GET /audit/verify"
-AGGREGATES = frozenset({ACTIVITY, FULFILMENT, CHILDREN, LEADERBOARD})
+AGGREGATES = frozenset({ACTIVITY, FULFILMENT, CHILDREN, CENTRES, LEADERBOARD})
 EVERY_READ = (
     AGGREGATES
     | VENUE_EXPLANATIONS
@@ -92,7 +93,8 @@ READS: dict[str, frozenset[str]] = {
     "dispatcher": AGGREGATES | {HOURS},
     # A volunteer's hours span venues, so they are no venue's to read: a
     # venue_staff key reads its subtree's figures only; no audit, no
-    # leaderboard. Explanations name residents and raters: auditors only.
+    # leaderboard, no list of centres. Explanations name residents and
+    # raters: auditors only.
     "venue_staff": frozenset({ACTIVITY, FULFILMENT, CHILDREN}),
     "volunteer": frozenset({HOURS, EXPLAIN}),
     "dashboard": AGGREGATES,
@@ -105,6 +107,7 @@ READ_PATHS = {
     ACTIVITY: "/venues/I1/activity",
     FULFILMENT: "/venues/I1/fulfilment",
     CHILDREN: "/venues/I1/children",
+    CENTRES: "/venues",
     LEADERBOARD: "/leaderboards/hours",
     AUDIT_EVENTS: "/audit/events",
     EXPLAIN: "/audit/explain/volunteer-hours/V1",

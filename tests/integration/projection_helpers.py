@@ -69,7 +69,7 @@ from ledger.store.event_store import (
     idempotency_keys_table,
     utc_text,
 )
-from tests.factories import T0, activity, small_city, submission
+from tests.factories import KEY_DIRECTORIES, T0, activity, small_city, submission
 
 CITY_SCALE = 0.001
 CITY_SEED = 11
@@ -611,7 +611,9 @@ def run_cli(database: Database, *arguments: str) -> Any:
 
     from ledger.api.cli.app import app  # imported here: only the CLI tests need it
 
-    return CliRunner().invoke(app, ["--db", database.url, *arguments])
+    keys = KEY_DIRECTORIES.get(database.url)
+    environment = {"LEDGER_KEY_DIRECTORY": str(keys)} if keys else {}
+    return CliRunner().invoke(app, ["--db", database.url, *arguments], env=environment)
 
 
 # --- child processes to kill ---------------------------------------------------

@@ -1,5 +1,6 @@
-"""A ledger made by the first release opens in this one, upgraded in place, on
-real SQLite and PostgreSQL: its events gain the caller and fingerprint
+"""A ledger made by the release before this one (schema revision 0002) opens
+in this one, upgraded in place by revision 0003, on real SQLite and
+PostgreSQL: its events gain the caller and fingerprint
 columns (their chain unchanged), its idempotency keys move into the key
 spaces of the sources that sent them, and its ID-number claims — plain
 SHA-256 then — are made again with the ledger's keyed digest. It verifies
@@ -18,6 +19,7 @@ from ledger.bootstrap import open_database, open_ledger
 from ledger.domain.volunteers import Volunteer
 from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 from ledger.store.event_store import (
+    SCHEMA_VERSION_TABLE,
     Database,
     claims_table,
     events_table,
@@ -78,6 +80,8 @@ def as_the_first_release_left_it(database: Database, ledger: Ledger) -> None:
                 .values(value=plain.hexdigest())
             )
         properties_table.drop(conn)
+        # the schema revision of the release before caller-bound keys
+        conn.exec_driver_sql(f"UPDATE {SCHEMA_VERSION_TABLE} SET version_num = '0002'")
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from tests.factories import activity, id_number, submission
 CHINA = timezone(timedelta(hours=8))
 DAY = timedelta(days=1)
 MINUTE = timedelta(minutes=1)
+MAX_SESSION_MINUTES = 24 * 60
 
 
 # --- building volunteers and their service ------------------------------------
@@ -65,6 +66,9 @@ class Town:
     sessions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     session_minutes: dict[str, int] = field(default_factory=dict)
     session_ends: dict[str, datetime] = field(default_factory=dict)
+    made_up: set[tuple[str, str]] = field(default_factory=set)
+    # The sessions a make-up is spread over, by the first one's id.
+    spread: dict[str, list[str]] = field(default_factory=dict)
 
     def record(self, submissions: list[Submission]) -> int:
         """Record commands that must all be accepted; the head position after."""
@@ -104,26 +108,42 @@ class Town:
             self.makeup(volunteer_id, "LONG", counted)
 
     def makeup(self, volunteer_id: str, activity_id: str, minutes: int) -> str:
-        """Approved make-up minutes at an activity (dated at its start)."""
-        session_id = f"M{next(self.sessions)}-{volunteer_id}"
+        """Approved make-up minutes at an activity (dated at its start), once
+        per volunteer and activity. A session holds at most 1,440 minutes
+        (CONTRACT §1.3): more are spread over sessions at copies of the
+        activity that start with it ("LONG", "LONG+1" …). Returns the id of
+        the first session."""
+        assert (volunteer_id, activity_id) not in self.made_up, "one per activity"
+        self.made_up.add((volunteer_id, activity_id))
         start = self.activities[activity_id]
-        self.record(
-            [
-                submission(
-                    "record_makeup_hours",
-                    start,
-                    session_id=session_id,
-                    volunteer_id=volunteer_id,
-                    activity_id=activity_id,
-                    minutes=minutes,
-                    reason="补录: paper sign-in sheet",
-                ),
-                submission("approve_session", start + MINUTE, session_id=session_id),
-            ]
-        )
-        self.session_minutes[session_id] = minutes
-        self.session_ends[session_id] = start + MINUTE
-        return session_id
+        session_ids = []
+        for part, first in enumerate(range(0, minutes, MAX_SESSION_MINUTES)):
+            at_activity = activity_id if part == 0 else f"{activity_id}+{part}"
+            if at_activity not in self.activities:
+                self.activity(at_activity, start, hours=24)
+            session_id = f"M{next(self.sessions)}-{volunteer_id}"
+            counted = min(minutes - first, MAX_SESSION_MINUTES)
+            self.record(
+                [
+                    submission(
+                        "record_makeup_hours",
+                        start,
+                        session_id=session_id,
+                        volunteer_id=volunteer_id,
+                        activity_id=at_activity,
+                        minutes=counted,
+                        reason="补录: paper sign-in sheet",
+                    ),
+                    submission(
+                        "approve_session", start + MINUTE, session_id=session_id
+                    ),
+                ]
+            )
+            self.session_minutes[session_id] = counted
+            self.session_ends[session_id] = start + MINUTE
+            session_ids.append(session_id)
+        self.spread[session_ids[0]] = session_ids
+        return session_ids[0]
 
     def served(
         self, volunteer_id: str, activity_id: str, checked_in: datetime, minutes: int
@@ -165,30 +185,43 @@ class Town:
         return session_id
 
     def void(self, session_id: str, at: datetime, *, fraud: bool) -> int:
+        """Void a session, or all a make-up is spread over (``makeup``)."""
         return self.record(
             [
                 submission(
                     "void_session",
                     at,
-                    session_id=session_id,
+                    session_id=spread_id,
                     reason="伪造签到 forged sign-in" if fraud else "entered twice",
                     fraud=fraud,
                 )
+                for spread_id in self.spread.get(session_id, [session_id])
             ]
         )
 
     def correct(self, session_id: str, minutes: int, at: datetime) -> int:
-        return self.record(
-            [
-                submission(
-                    "correct_session",
-                    at,
-                    session_id=session_id,
-                    minutes=minutes,
-                    reason="recount",
+        """Correct a session to ``minutes``; make-up spread over sessions
+        (``makeup``) to that many in all, each of its sessions as full as
+        the first ones can be."""
+        sessions = self.spread.get(session_id, [session_id])
+        corrections = []
+        left = minutes
+        for index, spread_id in enumerate(sessions):
+            still_to_fill = len(sessions) - index - 1  # a minute at least each
+            counted = max(1, min(MAX_SESSION_MINUTES, left - still_to_fill))
+            left -= counted
+            if counted != self.session_minutes[spread_id]:
+                self.session_minutes[spread_id] = counted
+                corrections.append(
+                    submission(
+                        "correct_session",
+                        at,
+                        session_id=spread_id,
+                        minutes=counted,
+                        reason="recount",
+                    )
                 )
-            ]
-        )
+        return self.record(corrections)
 
     # --- running honours -------------------------------------------------------
 
@@ -1107,7 +1140,7 @@ def test_a_run_repeated_after_hours_were_rebuilt_records_what_they_show(
     rebuild_refusing(
         engine,
         VOLUNTEER_HOURS,
-        lambda event: event.payload.get("session_id") == parked,
+        lambda event: event.payload.get("session_id") in town.spread[parked],
         monkeypatch,
     )
     first = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")

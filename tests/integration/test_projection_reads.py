@@ -495,6 +495,9 @@ def test_every_query_verb_prints_the_json_of_its_read_now_and_as_of(
 NEW_YEAR_START = datetime(2023, 1, 1, 3, 0, tzinfo=CHINA)  # 2022-12-31T19:00Z
 MIDSUMMER = datetime(2022, 6, 10, 9, 0, tzinfo=CHINA)
 WEEK_LONG = datetime(2023, 2, 1, 8, 0, tzinfo=CHINA)
+# V4's make-up minutes by activity: 5,999 in all, a session holding at most
+# 1,440 (CONTRACT §1.3); the session at A3 is the one corrected.
+V4_MAKEUP = {"A3": 239, "A4": 1_440, "A5": 1_440, "A6": 1_440, "A7": 1_440}
 
 
 def scenario() -> list[Any]:
@@ -506,7 +509,8 @@ def scenario() -> list[Any]:
       January 2023).
     - V2: 90 min at A1, approved then voided; a pending session at A2.
     - V3: 45 min at A2, approved.
-    - V4: a make-up session of 5,999 min at a week-long activity A3 (S2).
+    - V4: make-up of 5,999 min in all at week-long activities at S2: 239 min
+      at A3, and 1,440 (a session's most) at each of A4–A7.
     - Orders at S1/P1 (posted January 2023 CST): O1 wish fulfilled, rated 5
       and 3; O2 service withdrawn; O3 wish fulfilled, rated 4; O4 service
       open; O5 wish rejected. At S2: O6 service withdrawn.
@@ -568,7 +572,10 @@ def scenario() -> list[Any]:
         activity("A0", "P1", starts_at=MIDSUMMER, hours=3),
         activity("A1", "S1", starts_at=NEW_YEAR_START, hours=4),
         activity("A2", "P1", starts_at=a2, hours=3, category="health"),
-        activity("A3", "S2", starts_at=WEEK_LONG, hours=120),
+        *(
+            activity(activity_id, "S2", starts_at=WEEK_LONG, hours=120)
+            for activity_id in V4_MAKEUP
+        ),
         # V1: make-up at A0, verified at A1 (corrected), verified at A2
         submission(
             "record_makeup_hours",
@@ -605,17 +612,25 @@ def scenario() -> list[Any]:
         # V3: 45 minutes at A2
         *check("V3", "S-V3-A2", "A2", a2 + 15 * MINUTE, a2 + HOUR),
         submission("approve_session", a2 + DAY, session_id="S-V3-A2"),
-        # V4: a week-long make-up, one minute short of 100 hours
-        submission(
-            "record_makeup_hours",
-            WEEK_LONG + 6 * DAY,
-            session_id="M-V4-A3",
-            volunteer_id="V4",
-            activity_id="A3",
-            minutes=5_999,
-            reason="camp log",
+        # V4: week-long make-up, one minute short of 100 hours
+        *(
+            submission(
+                "record_makeup_hours",
+                WEEK_LONG + 6 * DAY,
+                session_id=f"M-V4-{activity_id}",
+                volunteer_id="V4",
+                activity_id=activity_id,
+                minutes=minutes,
+                reason="camp log",
+            )
+            for activity_id, minutes in V4_MAKEUP.items()
         ),
-        submission("approve_session", WEEK_LONG + 7 * DAY, session_id="M-V4-A3"),
+        *(
+            submission(
+                "approve_session", WEEK_LONG + 7 * DAY, session_id=f"M-V4-{activity_id}"
+            )
+            for activity_id in V4_MAKEUP
+        ),
         # Orders
         order("O1", "wish", "S1", o1_posted),
         *fulfil("O1", o1_posted),
@@ -679,7 +694,7 @@ def test_a_star_is_reached_exactly_at_its_threshold(
     # Given V4 with 5,999 minutes: one short of 100 hours
     short = town.volunteer_hours("V4")
     assert (short.total_minutes, short.stars) == (5_999, 0)
-    # When the session is corrected to exactly 6,000 minutes
+    # When the session at A3 is corrected to make exactly 6,000 minutes
     record_all(
         ledger,
         [
@@ -687,7 +702,7 @@ def test_a_star_is_reached_exactly_at_its_threshold(
                 "correct_session",
                 WEEK_LONG + 8 * DAY,
                 session_id="M-V4-A3",
-                minutes=6_000,
+                minutes=240,
                 reason="recount",
             )
         ],
@@ -697,7 +712,7 @@ def test_a_star_is_reached_exactly_at_its_threshold(
     reached = town.volunteer_hours("V4")
     assert (reached.total_minutes, reached.stars) == (6_000, 1)
     assert reached.makeup_minutes == 6_000
-    assert reached.sessions == 1
+    assert reached.sessions == len(V4_MAKEUP)
     before = town.volunteer_hours("V4", as_of=reached.position - 1)
     assert (before.total_minutes, before.stars) == (5_999, 0)
 
@@ -734,7 +749,7 @@ def test_venue_activity_rolls_up_the_subtree_counting_each_volunteer_once(
     assert (station.venues, own.venues) == (2, 1)
     # Activities count by the month of their start, whether or not anyone served
     whole = town.venue_activity(VenueQuery("C"))
-    assert (whole.activities, whole.sessions, whole.volunteers) == (4, 5, 3)
+    assert (whole.activities, whole.sessions, whole.volunteers) == (8, 9, 3)
     assert whole.makeup_minutes == 120 + 5_999
     assert whole.by_month["2022-06"].makeup_minutes == 120
     empty = town.venue_activity(VenueQuery("S2", "2023-01", "2023-01"))
@@ -920,7 +935,7 @@ def test_reads_keep_their_figures_while_the_ledger_moves_on_elsewhere(
                 "correct_session",
                 WEEK_LONG + 10 * DAY,
                 session_id="M-V4-A3",
-                minutes=6_100,
+                minutes=340,
                 reason="recount",
             )
         ],

@@ -11,7 +11,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from ledger.api.http.access import Caller, Role
 from ledger.api.http.deps import LedgerDep, ReadsDep, allow, ensure_own_volunteer
 from ledger.api.http.problems import PROBLEM_RESPONSES, ProblemError
-from ledger.api.http.routes.reads import OrdersQueryDep, VenueQueryDep
+from ledger.api.http.routes.reads import (
+    AsOfQuery,
+    OrdersQueryDep,
+    VenueQueryDep,
+    read_parameter,
+)
 from ledger.api.http.schemas import (
     CheckpointCheck,
     DerivedTableCheck,
@@ -34,39 +39,50 @@ from ledger.reads.audit import (
 )
 from ledger.reads.queries import (
     EXPLAINED_EVENTS,
+    LAST_POSITION,
     MOST_EXPLAINED_EVENTS,
+    AsOf,
     LedgerReads,
-    parse_as_of,
+    parse_read_time,
 )
 from ledger.store.integrity import own_public_key, verify_ledger
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 
 AuditorDep = Annotated[Caller, Depends(allow(Role.AUDITOR))]
-AfterQuery = Annotated[int, Query(ge=0, description="Continue after this position.")]
+AfterQuery = Annotated[
+    int, Query(ge=0, le=LAST_POSITION, description="Continue after this position.")
+]
 LimitQuery = Annotated[
     int, Query(ge=1, le=MOST_EXPLAINED_EVENTS, description="Events per answer.")
 ]
 
 
-def _moment(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    moment = parse_as_of(text)
-    if not isinstance(moment, datetime):
-        raise ProblemError(
-            400,
-            "invalid_read",
-            "Invalid read parameters",
-            f"{name} must be a time with a UTC offset",
-        )
-    return moment
+SinceQuery = Annotated[
+    datetime | None,
+    read_parameter("since", parse_read_time),
+    Query(description="Business time from (inclusive)."),
+]
+UntilQuery = Annotated[
+    datetime | None,
+    read_parameter("until", parse_read_time),
+    Query(description="Business time before."),
+]
+RecordedSinceQuery = Annotated[
+    datetime | None,
+    read_parameter("recorded_since", parse_read_time),
+    Query(description="Recording time from."),
+]
+RecordedUntilQuery = Annotated[
+    datetime | None,
+    read_parameter("recorded_until", parse_read_time),
+    Query(description="Recording time before."),
+]
 
 
-def _position(reads: LedgerReads, as_of: str | None) -> int | None:
+def _position(reads: LedgerReads, wanted: AsOf) -> int | None:
     """``as_of`` as a position: a recording time reads the last position
     recorded by then."""
-    wanted = parse_as_of(as_of)
     if wanted is None or isinstance(wanted, int):
         return wanted
     with reads.database.reading() as conn:
@@ -82,17 +98,13 @@ def list_audit_events(
     ] = None,
     actor: str | None = None,
     event_type: Annotated[list[str] | None, Query(alias="type")] = None,
-    since: Annotated[
-        str | None, Query(description="Business time from (inclusive).")
-    ] = None,
-    until: Annotated[str | None, Query(description="Business time before.")] = None,
-    recorded_since: str | None = None,
-    recorded_until: str | None = None,
-    after: Annotated[int, Query(ge=0, description="Continue after this position.")] = 0,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    recorded_since: RecordedSinceQuery = None,
+    recorded_until: RecordedUntilQuery = None,
+    after: AfterQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    as_of: Annotated[
-        str | None, Query(description="A ledger position, or a recording time.")
-    ] = None,
+    as_of: AsOfQuery = None,
 ) -> AuditPage:
     """Events by subject, actor, type and period, in ledger order, paged."""
     position = _position(reads, as_of)
@@ -101,10 +113,10 @@ def list_audit_events(
             subject=parse_subject(subject) if subject else None,
             actor_id=actor,
             types=tuple(event_type or ()),
-            occurred_since=_moment("since", since),
-            occurred_until=_moment("until", until),
-            recorded_since=_moment("recorded_since", recorded_since),
-            recorded_until=_moment("recorded_until", recorded_until),
+            occurred_since=since,
+            occurred_until=until,
+            recorded_since=recorded_since,
+            recorded_until=recorded_until,
             after_position=after,
             limit=limit,
             as_of=position,
@@ -123,11 +135,11 @@ def explain_volunteer_hours(
     volunteer_id: str,
     reads: ReadsDep,
     caller: Annotated[Caller, Depends(allow(Role.AUDITOR, Role.VOLUNTEER))],
-    as_of: str | None = None,
+    as_of: AsOfQuery = None,
 ) -> HoursExplanation:
     """The events that make up a volunteer's hours; they sum to the figures."""
     ensure_own_volunteer(caller, volunteer_id)
-    return reads.explain_volunteer_hours(volunteer_id, parse_as_of(as_of))
+    return reads.explain_volunteer_hours(volunteer_id, as_of)
 
 
 @router.get("/explain/venue-activity/{venue_id}")
@@ -163,9 +175,7 @@ def get_session_story(
     session_id: str,
     reads: ReadsDep,
     caller: AuditorDep,
-    as_of: Annotated[
-        str | None, Query(description="A ledger position, or a recording time.")
-    ] = None,
+    as_of: AsOfQuery = None,
 ) -> SessionStory:
     """A session's correction history: original, adjustments, who, why."""
     try:

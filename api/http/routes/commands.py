@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Response
 
 from ledger.api.http.access import Caller, Role
 from ledger.api.http.deps import LedgerDep, forbid, get_caller
-from ledger.api.http.problems import PROBLEM_RESPONSES
+from ledger.api.http.problems import PROBLEM_RESPONSES, ProblemError
 from ledger.api.http.schemas import CommandAccepted
 from ledger.application import commands as c
 from ledger.application.ledger import Outcome, Submission
@@ -102,7 +102,12 @@ def _make_route(command_type: str, model: type[c.BaseCommand]) -> None:
         ] = None,
     ) -> CommandAccepted:
         if not may_write(caller, model):
-            raise forbid(f"a {caller.role.value} key may not send {command_type}")
+            raise ProblemError(
+                403,
+                "forbidden",
+                "Not allowed for this role",
+                f"a {caller.role.value} key may not send {command_type}",
+            )
         _ensure_in_scope(caller, command, ledger)
         key = idempotency_key or command.key
         result = ledger.execute(
@@ -113,7 +118,8 @@ def _make_route(command_type: str, model: type[c.BaseCommand]) -> None:
                     actor_role=command.actor.role,
                     at=command.at,
                     source="api",
-                    correlation_id=f"api-{caller.key_prefix}-{uuid.uuid4().hex}",
+                    # Nothing of the caller's key: the events outlive it.
+                    correlation_id=f"api-{uuid.uuid4().hex}",
                     caller=caller.key_space,
                     idempotency_key=key,
                 ),

@@ -9,10 +9,12 @@ gets 304 while nothing it reads has changed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BeforeValidator
 
 from ledger.api.http.access import Caller, Role
 from ledger.api.http.deps import (
@@ -29,12 +31,33 @@ from ledger.reads.answers import (
     VenueFulfilment,
     VolunteerHours,
 )
-from ledger.reads.queries import MONTH, VenueQuery, parse_as_of
+from ledger.reads.queries import (
+    MONTH,
+    AsOf,
+    InvalidReadError,
+    VenueQuery,
+    parse_as_of,
+)
 
 router = APIRouter(tags=["reads"], responses=PROBLEM_RESPONSES)
 
+
+def read_parameter(name: str, parse: Callable[[str, str], Any]) -> BeforeValidator:
+    """A query parameter parsed as the reads parse it: what they refuse is a
+    422 naming the parameter, like every malformed parameter."""
+
+    def parsed(text: Any) -> Any:
+        try:
+            return parse(text, name) if isinstance(text, str) else text
+        except InvalidReadError as error:
+            raise ValueError(str(error)) from None
+
+    return BeforeValidator(parsed)
+
+
 AsOfQuery = Annotated[
-    str | None,
+    AsOf,
+    read_parameter("as_of", parse_as_of),
     Query(
         description="A ledger position, or a recording time with a UTC offset "
         "(what the ledger knew then). Default: the latest state."
@@ -60,7 +83,7 @@ async def venue_query(
     as_of: AsOfQuery = None,
 ) -> VenueQuery:
     """The venue read a request asks for."""
-    return VenueQuery(venue_id, from_month, to_month, subtree, as_of=parse_as_of(as_of))
+    return VenueQuery(venue_id, from_month, to_month, subtree, as_of=as_of)
 
 
 async def orders_query(
@@ -74,6 +97,8 @@ VenueQueryDep = Annotated[VenueQuery, Depends(venue_query)]
 OrdersQueryDep = Annotated[VenueQuery, Depends(orders_query)]
 
 VENUE_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD, Role.VENUE_STAFF)
+# City-wide reads: no venue_staff key, whose scope is one subtree.
+CITY_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD)
 # A volunteer's hours span venues: no venue_staff key reads them.
 HOURS_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.VOLUNTEER)
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified"}}
@@ -113,7 +138,7 @@ async def get_volunteer_hours(
 ) -> Response:
     """A volunteer's approved verified and make-up minutes, by year and category."""
     ensure_own_volunteer(caller, volunteer_id)
-    return etagged(request, reads.volunteer_hours(volunteer_id, parse_as_of(as_of)))
+    return etagged(request, reads.volunteer_hours(volunteer_id, as_of))
 
 
 @router.get(
@@ -148,6 +173,16 @@ async def get_venue_fulfilment(
     return etagged(request, reads.venue_fulfilment(query))
 
 
+@router.get("/venues")
+async def list_centres(
+    reads: ReadsDep,
+    caller: Annotated[Caller, Depends(allow(*CITY_READERS))],
+    as_of: AsOfQuery = None,
+) -> VenueChildren:
+    """The centres: the roots of the venue tree, where a dashboard starts."""
+    return reads.venue_children(None, as_of)
+
+
 @router.get("/venues/{venue_id}/children")
 async def list_venue_children(
     venue_id: str,
@@ -157,7 +192,7 @@ async def list_venue_children(
 ) -> VenueChildren:
     """The venues directly under a venue."""
     ensure_venue_in_scope(caller, reads, venue_id)
-    return reads.venue_children(venue_id, parse_as_of(as_of))
+    return reads.venue_children(venue_id, as_of)
 
 
 @router.get(
@@ -168,13 +203,11 @@ async def list_venue_children(
 def get_hours_leaderboard(
     request: Request,
     reads: ReadsDep,
-    caller: Annotated[
-        Caller, Depends(allow(Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD))
-    ],
+    caller: Annotated[Caller, Depends(allow(*CITY_READERS))],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     as_of: AsOfQuery = None,
 ) -> Response:
     """The volunteers with the most approved hours, and counts by star level."""
     # Not async: every approval anywhere changes it, and computing it afresh
     # sums every volunteer's entries, which must not hold up the event loop.
-    return etagged(request, reads.hours_leaderboard(limit, parse_as_of(as_of)))
+    return etagged(request, reads.hours_leaderboard(limit, as_of))

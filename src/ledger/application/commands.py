@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
@@ -23,26 +23,126 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StrictBool,
     StrictInt,
     StringConstraints,
     TypeAdapter,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from ledger.domain import bounds
 from ledger.domain.activities import Activity, Category
+from ledger.domain.errors import (
+    CapacityOutOfRangeError,
+    DomainError,
+    InvalidMinutesError,
+    InvalidTimeError,
+    ListTooLongError,
+    NumberOutOfRangeError,
+    TextTooLongError,
+    TimeOutOfRangeError,
+)
 from ledger.domain.honours import Honours
 from ledger.domain.orders import Order
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
 from ledger.domain.volunteers import Volunteer
 
+# One command, as a line of an interchange file or as an HTTP body, is at
+# most this long (CONTRACT §1.3): longer input is refused unread.
+LONGEST_COMMAND_BYTES = 64 * 1024
+
+Bound = bounds.TextBound | bounds.NumberBound | bounds.ListBound | bounds.TimeBound
+
+
+@dataclass(frozen=True)
+class Within:
+    """A field checked by a bound of the domain (``ledger.domain.bounds``):
+    the domain's own check runs when the command is parsed, a refusal keeps
+    the domain's code as its error type, and the JSON schema (so OpenAPI)
+    states the bound. A time is read by the bound itself, before pydantic
+    sees it, so that a number is never taken for one."""
+
+    bound: Bound
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        if isinstance(self.bound, bounds.TimeBound):
+            return core_schema.no_info_before_validator_function(
+                _coded(self.bound.read), handler(source)
+            )
+        return core_schema.no_info_after_validator_function(
+            _coded(self.bound.check), handler(source)
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        stated = handler(schema)
+        bound = self.bound
+        if isinstance(bound, bounds.TextBound):
+            stated["maxLength"] = bound.longest
+        elif isinstance(bound, bounds.NumberBound):
+            stated.update(minimum=bound.least, maximum=bound.most)
+        elif isinstance(bound, bounds.ListBound):
+            stated["maxItems"] = bound.longest
+        else:
+            stated["description"] = str(bound)
+        return stated
+
+
+def _coded(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``check`` raising pydantic's error, typed with the domain error's code."""
+
+    def checked(value: Any) -> Any:
+        try:
+            return check(value)
+        except DomainError as error:
+            raise PydanticCustomError(
+                error.code, "{reason}", {"reason": str(error)}
+            ) from None
+
+    return checked
+
+
+# The codes of the bounds' refusals, which name the rule a line broke.
+BOUND_CODES = frozenset(
+    error.code
+    for error in (
+        InvalidTimeError,
+        TimeOutOfRangeError,
+        TextTooLongError,
+        ListTooLongError,
+        NumberOutOfRangeError,
+        CapacityOutOfRangeError,
+        InvalidMinutesError,
+    )
+)
+
+
+def refusal_code(error_types: Iterable[str]) -> str:
+    """The code a malformed command is refused with: the first bound it
+    breaks, or ``invalid_command``."""
+    return next((t for t in error_types if t in BOUND_CODES), "invalid_command")
+
+
 Id = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    str, StringConstraints(strip_whitespace=True, min_length=1), Within(bounds.ID)
 ]
-Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), Within(bounds.NAME)
 ]
+# A reason may be blank here: the domain refuses that with its own code.
+Text = Annotated[str, StringConstraints(strip_whitespace=True), Within(bounds.TEXT)]
+Ids = Annotated[list[Id], Within(bounds.IDS)]
+BusinessTime = Annotated[AwareDatetime, Within(bounds.BUSINESS_TIME)]
+Capacity = Annotated[StrictInt, Within(bounds.CAPACITY)]
+Minutes = Annotated[StrictInt, Within(bounds.SESSION_MINUTES)]
 
 
 @dataclass(frozen=True)
@@ -95,7 +195,7 @@ class BaseCommand(BaseModel):
     # Other platforms export extra fields; they are ignored, never an error.
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    at: AwareDatetime
+    at: BusinessTime
     actor: Actor
     key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
@@ -169,10 +269,10 @@ class RegisterVenue(BaseCommand):
     acts_in = "parent_id"
 
     venue_id: Id
-    name: Text
+    name: Name
     level: str
     parent_id: Id | None = None
-    kind: str | None = None
+    kind: Text | None = None
 
 
 class RegisterTeam(BaseCommand):
@@ -182,7 +282,7 @@ class RegisterTeam(BaseCommand):
     refers_to = {"team_id": Team, "parent_id": Team}
 
     team_id: Id
-    name: Text
+    name: Name
     level: str
     parent_id: Id | None = None
 
@@ -199,12 +299,12 @@ class RegisterVolunteer(BaseCommand):
     acts_for = "volunteer_id"
 
     volunteer_id: Id
-    name: Text
+    name: Name
     id_number: str
     phone: (
         Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None
     ) = None
-    team_ids: list[Id] = Field(default_factory=list)
+    team_ids: Ids = Field(default_factory=list)
 
 
 class PublishActivity(BaseCommand):
@@ -217,10 +317,10 @@ class PublishActivity(BaseCommand):
     activity_id: Id
     venue_id: Id
     category: Category
-    title: Text
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    capacity: StrictInt
+    title: Name
+    starts_at: BusinessTime
+    ends_at: BusinessTime
+    capacity: Capacity
 
 
 class SignUp(BaseCommand):
@@ -290,8 +390,8 @@ class RecordMakeupHours(BaseCommand):
     session_id: Id
     volunteer_id: Id
     activity_id: Id
-    minutes: StrictInt
-    reason: str
+    minutes: Minutes
+    reason: Text
 
 
 class ApproveSession(BaseCommand):
@@ -314,7 +414,7 @@ class RejectSession(BaseCommand):
     acts_for = "session_id"
 
     session_id: Id
-    reason: str
+    reason: Text
 
 
 class RequestCorrection(BaseCommand):
@@ -326,8 +426,8 @@ class RequestCorrection(BaseCommand):
     acts_for = "session_id"
 
     session_id: Id
-    minutes: StrictInt
-    reason: str
+    minutes: Minutes
+    reason: Text
 
 
 class DeclineCorrection(BaseCommand):
@@ -339,7 +439,7 @@ class DeclineCorrection(BaseCommand):
     acts_for = "session_id"
 
     session_id: Id
-    reason: str
+    reason: Text
 
 
 class CorrectSession(BaseCommand):
@@ -351,8 +451,8 @@ class CorrectSession(BaseCommand):
     acts_for = "session_id"
 
     session_id: Id
-    minutes: StrictInt
-    reason: str
+    minutes: Minutes
+    reason: Text
 
 
 class VoidSession(BaseCommand):
@@ -364,7 +464,7 @@ class VoidSession(BaseCommand):
     acts_for = "session_id"
 
     session_id: Id
-    reason: str
+    reason: Text
     fraud: StrictBool = False
 
 
@@ -379,9 +479,7 @@ class PostOrder(BaseCommand):
     kind: Literal["wish", "service"]
     venue_id: Id
     category: Category
-    description: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=2000)
-    ]
+    description: Text
 
 
 class DispatchOrder(BaseCommand):
@@ -410,7 +508,7 @@ class AcceptOrder(BaseCommand):
     acts_in = "order_id"
 
     order_id: Id
-    volunteer_ids: list[Id] | None = None
+    volunteer_ids: Ids | None = None
     team_id: Id | None = None
 
     @model_validator(mode="after")
@@ -441,7 +539,7 @@ class WithdrawOrder(BaseCommand):
     acts_in = "order_id"
 
     order_id: Id
-    reason: str
+    reason: Text
 
 
 class RejectOrder(BaseCommand):
@@ -452,7 +550,7 @@ class RejectOrder(BaseCommand):
     acts_in = "order_id"
 
     order_id: Id
-    reason: str
+    reason: Text
 
 
 class ExpireOrder(BaseCommand):
@@ -479,7 +577,7 @@ class Rate(BaseCommand):
     subject_id: Id
     rater_id: Id
     stars: StrictInt
-    comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    comment: Text | None = None
 
 
 class RecordHonours(BaseCommand):
@@ -497,10 +595,16 @@ class RecordHonours(BaseCommand):
     # None for cumulative rules; never empty, which the awards read as None.
     cycle: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
     stars: StrictInt
-    benefits: list[Text] = Field(default_factory=list)
-    points: StrictInt = 0
+    benefits: list[
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, min_length=1),
+            Within(bounds.TEXT),
+        ]
+    ] = Field(default_factory=list)
+    points: Annotated[StrictInt, Within(bounds.POINTS)] = 0
     as_of: date
-    position: StrictInt
+    position: Annotated[StrictInt, Within(bounds.POSITION)]
 
 
 Command = Annotated[

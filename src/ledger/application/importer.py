@@ -5,20 +5,31 @@ gathered into batches and recorded through the same application code as the
 HTTP API (``Ledger.execute_batch``), many aggregates per transaction.
 Rejected lines go to a JSON Lines report with their line number, key and
 reason.
+
+Every line is judged on its own, however malformed: a line over 64 KiB is
+rejected unread (``line_too_long``), one that is not UTF-8 as such
+(``invalid_encoding``), one that is not a JSON object or breaks a bound by
+the rule it breaks. A UTF-8 byte order mark at the start of the file is
+skipped, and the summary notes it.
 """
 
 from __future__ import annotations
 
+import codecs
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import orjson
 from pydantic import ValidationError
 
-from ledger.application.commands import parse_command
+from ledger.application.commands import (
+    LONGEST_COMMAND_BYTES,
+    parse_command,
+    refusal_code,
+)
 from ledger.application.ledger import Ledger, Outcome, Submission
 from ledger.application.unit_of_work import AggregateCache
 from ledger.store.event_store import Envelope
@@ -27,6 +38,12 @@ from ledger.store.memory import cyclic_gc_paused
 DEFAULT_BATCH_SIZE = 2_000
 # ``ledger import`` has one idempotency key space of its own (CONTRACT §1.2).
 IMPORT_CALLER = "import"
+# How much of an over-long line is read at a time, to pass over it.
+_SKIP_CHUNK_BYTES = 1024 * 1024
+BOM_NOTE = (
+    "the file starts with a UTF-8 byte order mark (BOM); it was skipped and "
+    "line 1 read without it"
+)
 
 
 @dataclass
@@ -34,6 +51,8 @@ class ImportSummary:
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
+    # What the operator should know about the file as a whole.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def lines(self) -> int:
@@ -81,8 +100,12 @@ def import_file(
         (report_path or default_report_path(path)).open("wb") as report,
         cyclic_gc_paused(),
     ):
+        if source.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+            summary.notes.append(BOM_NOTE)
+        else:
+            source.seek(0)
         batch: list[_ParsedLine] = []
-        for item, size in _read_lines(source, run_id):
+        for item, size in _judge_lines(source, run_id):
             if on_progress:
                 on_progress(size)
             if isinstance(item, _RejectedLine):
@@ -98,20 +121,57 @@ def import_file(
     return summary
 
 
-def _read_lines(
+def _read_lines(source: IO[bytes]) -> Iterator[tuple[int, bytes | None, int]]:
+    """Each line's number, text (None for one over the limit, passed over in
+    pieces, never held whole) and size in bytes."""
+    number = 0
+    while line := source.readline(LONGEST_COMMAND_BYTES + 1):
+        number += 1
+        if len(line) <= LONGEST_COMMAND_BYTES or line.endswith(b"\n"):
+            yield number, line, len(line)
+            continue
+        size = len(line)
+        while line and not line.endswith(b"\n"):
+            line = source.readline(_SKIP_CHUNK_BYTES)
+            size += len(line)
+        yield number, None, size
+
+
+def _judge_lines(
     source: IO[bytes], run_id: str
 ) -> Iterator[tuple[_ParsedLine | _RejectedLine, int]]:
-    for number, raw in enumerate(source, start=1):
+    for number, raw, size in _read_lines(source):
+        if raw is None:
+            reason = (
+                f"the line is longer than {LONGEST_COMMAND_BYTES:,} bytes "
+                "(64 KiB); it was not read"
+            )
+            yield _RejectedLine(number, None, "line_too_long", reason), size
+            continue
         if not raw.strip():
             continue  # a blank line holds no command
+        if raw.startswith(codecs.BOM_UTF8):
+            reason = (
+                "the line starts with a UTF-8 byte order mark (BOM), which only "
+                "the start of a file may carry; remove it"
+            )
+            yield _RejectedLine(number, None, "byte_order_mark", reason), size
+            continue
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            reason = (
+                f"the line is not UTF-8: byte {raw[error.start]:#04x} at byte "
+                f"offset {error.start} cannot be decoded; save the file as UTF-8"
+            )
+            yield _RejectedLine(number, None, "invalid_encoding", reason), size
+            continue
         try:
             command = parse_command(raw)
         except ValidationError as error:
+            code = refusal_code(problem["type"] for problem in error.errors())
             reason = describe_validation_error(error)
-            yield (
-                _RejectedLine(number, _key_of(raw), "invalid_command", reason),
-                len(raw),
-            )
+            yield _RejectedLine(number, _key_of(raw), code, reason), size
             continue
         envelope = Envelope(
             actor_id=command.actor.id,
@@ -122,7 +182,7 @@ def _read_lines(
             caller=IMPORT_CALLER,
             idempotency_key=command.key,
         )
-        yield _ParsedLine(number, Submission(command, envelope)), len(raw)
+        yield _ParsedLine(number, Submission(command, envelope)), size
 
 
 def _record(

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ledger.domain.bounds import CAPACITY, ID, NAME, TEXT
 from ledger.domain.common import (
     ensure_in_time_order,
     from_iso,
@@ -99,18 +100,14 @@ class Activity(Aggregate):
                 f"the activity ends at {ends_at.isoformat()}, which is not after "
                 f"its start {starts_at.isoformat()}"
             )
-        if capacity < 1:
-            raise InvalidScheduleError(
-                f"capacity must be at least 1 volunteer, not {capacity}"
-            )
         return cls(
-            activity_id=activity_id,
+            activity_id=ID.check(activity_id),
             venue_id=venue.venue_id,
             category=parse_category(category).value,
-            title=title,
+            title=NAME.check(title),
             starts_at=to_iso(starts_at),
             ends_at=to_iso(ends_at),
-            capacity=capacity,
+            capacity=CAPACITY.check(capacity),
             at=to_iso(at),
         )
 
@@ -231,6 +228,9 @@ class Activity(Aggregate):
     ) -> None:
         """群众评单 on an activity: one rating per rater, once it has begun."""
         require_stars(stars)
+        ID.check(rater_id)
+        if comment is not None:
+            TEXT.check(comment)
         if at < self.starts_at:
             raise ActivityClosedError(
                 f"activity '{self.activity_id}' starts at "

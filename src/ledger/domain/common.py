@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain.bounds import BUSINESS_TIME, TEXT
 from ledger.domain.errors import (
-    InvalidCommandError,
     MissingReasonError,
     OutOfOrderError,
     StarsOutOfRangeError,
@@ -46,18 +46,18 @@ def topic_of(aggregate: type[Aggregate], event_name: str) -> str:
 
 
 def require_reason(reason: str) -> str:
-    """Return the reason stripped of surrounding blanks, refusing a blank one."""
+    """Return the reason stripped of surrounding blanks, refusing a blank one
+    or one over its bound."""
     stripped = reason.strip()
     if not stripped:
         raise MissingReasonError("a non-blank reason is required for this command")
-    return stripped
+    return TEXT.check(stripped)
 
 
 def to_iso(moment: datetime) -> str:
-    """Business times travel in events as ISO 8601 text with their offset."""
-    if moment.utcoffset() is None:
-        raise InvalidCommandError(f"timestamp {moment!r} has no UTC offset")
-    return moment.isoformat()
+    """Business times travel in events as ISO 8601 text with their offset;
+    every one an event records passes here, so none is outside its bound."""
+    return BUSINESS_TIME.check(moment).isoformat()
 
 
 def from_iso(text: str) -> datetime:

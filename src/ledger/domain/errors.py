@@ -58,6 +58,12 @@ class InvalidScheduleError(DomainError):
     code = "invalid_schedule"
 
 
+class CapacityOutOfRangeError(InvalidScheduleError):
+    """An activity's capacity is outside 1–10,000 (CONTRACT §1.3)."""
+
+    code = "capacity_out_of_range"
+
+
 class CapacityReachedError(DomainError):
     """A sign-up would take an activity past its capacity."""
 
@@ -170,3 +176,39 @@ class InvalidCommandError(DomainError):
     """A command's shape is wrong (missing field, bad type, naive timestamp)."""
 
     code = "invalid_command"
+
+
+# --- the bounds of CONTRACT §1.3 (``ledger.domain.bounds``) -----------------
+
+
+class InvalidTimeError(InvalidCommandError):
+    """A business time is not ISO 8601 text with a UTC offset (a number, a
+    date alone or a time without an offset is not one)."""
+
+    code = "invalid_time"
+
+
+class TimeOutOfRangeError(DomainError):
+    """A business time lies outside the years 2000–2099, or its offset
+    outside −12:00 to +14:00."""
+
+    code = "time_out_of_range"
+
+
+class TextTooLongError(DomainError):
+    """An id, name, title, reason, description, comment or kind is longer than
+    its bound."""
+
+    code = "text_too_long"
+
+
+class ListTooLongError(DomainError):
+    """A list of ids holds more items than its bound."""
+
+    code = "list_too_long"
+
+
+class NumberOutOfRangeError(DomainError):
+    """A number is outside the range the ledger records."""
+
+    code = "number_out_of_range"

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ledger.domain.bounds import POINTS, POSITION
 from ledger.domain.common import stream_id
 from ledger.domain.errors import InvalidCommandError, NothingToChangeError
 
@@ -55,8 +56,9 @@ def awards_due(
 ) -> AwardsDue | None:
     """What is due, or None when everything is held already (a run asks for
     hundreds of thousands of volunteers, most of whom hold it all)."""
-    if not 0 <= stars <= 5 or points < 0:
-        raise InvalidCommandError("stars are 0–5 and points are not negative")
+    if not 0 <= stars <= 5:
+        raise InvalidCommandError(f"stars are 0–5, not {stars}")
+    POINTS.check(points)
     if (
         stars <= held.stars
         and points <= held.points
@@ -115,6 +117,7 @@ class Honours(Aggregate):
     ) -> None:
         """Record what a run decided that is not recorded yet. Cyclic rules
         (counting within a calendar year) award afresh in every cycle."""
+        POSITION.check(position)
         due = awards_due(
             self.held(rules, cycle), stars=stars, benefits=benefits, points=points
         )

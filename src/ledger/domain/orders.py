@@ -12,6 +12,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.activities import Category, parse_category
+from ledger.domain.bounds import ID, IDS, TEXT
 from ledger.domain.common import (
     ensure_in_time_order,
     from_iso,
@@ -84,11 +85,11 @@ class Order(Aggregate):
                 f"unknown order kind '{kind}': use wish or service"
             ) from None
         return cls(
-            order_id=order_id,
+            order_id=ID.check(order_id),
             kind=order_kind.value,
             venue_id=venue.venue_id,
             category=parse_category(category).value,
-            description=description,
+            description=TEXT.check(description),
             at=to_iso(at),
         )
 
@@ -192,6 +193,7 @@ class Order(Aggregate):
             raise InvalidCommandError(
                 "an order is accepted by one or more volunteers or by a team"
             )
+        IDS.check(volunteer_ids)
         self._ensure("accepted", at, OrderStatus.DISPATCHED, OrderStatus.ACCEPTED)
         newcomers = [v for v in volunteer_ids if v not in self.accepting_volunteers]
         if volunteer_ids and not newcomers:
@@ -274,6 +276,9 @@ class Order(Aggregate):
     ) -> None:
         """群众评单: one rating per rater, only once the order is fulfilled."""
         require_stars(stars)
+        ID.check(rater_id)
+        if comment is not None:
+            TEXT.check(comment)
         if self.status is not OrderStatus.FULFILLED or self.fulfilled_at is None:
             raise InvalidTransitionError(
                 f"order '{self.order_id}' is {self.status.value}; only a fulfilled "

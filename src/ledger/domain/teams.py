@@ -7,6 +7,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ledger.domain.bounds import ID, NAME
 from ledger.domain.common import stream_id
 from ledger.domain.errors import InvalidCommandError, WrongParentLevelError
 
@@ -65,8 +66,8 @@ class Team(Aggregate):
                     f"'{parent.team_id}': its parent must be a {expected}"
                 )
         return cls(
-            team_id=team_id,
-            name=name,
+            team_id=ID.check(team_id),
+            name=NAME.check(name),
             level=team_level.value,
             parent_id=parent.team_id if parent else None,
         )

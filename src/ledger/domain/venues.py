@@ -10,6 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ledger.domain.bounds import ID, NAME, TEXT
 from ledger.domain.common import stream_id
 from ledger.domain.errors import InvalidCommandError, WrongParentLevelError
 
@@ -77,11 +78,11 @@ class Venue(Aggregate):
                 f"'{parent.venue_id}': its parent must be {expected}"
             )
         return cls(
-            venue_id=venue_id,
-            name=name,
+            venue_id=ID.check(venue_id),
+            name=NAME.check(name),
             level=venue_level.value,
             parent_id=parent.venue_id if parent else None,
-            kind=kind,
+            kind=None if kind is None else TEXT.check(kind),
         )
 
     @event("Registered", topic="Venue.Registered")

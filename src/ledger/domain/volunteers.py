@@ -19,6 +19,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.activities import Activity
+from ledger.domain.bounds import ID, IDS, NAME, SESSION_MINUTES
 from ledger.domain.common import (
     ensure_in_time_order,
     from_iso,
@@ -31,7 +32,6 @@ from ledger.domain.errors import (
     CheckOutBeforeCheckInError,
     DuplicateIdError,
     InvalidIdNumberError,
-    InvalidMinutesError,
     InvalidTransitionError,
     MakeupExceedsScheduleError,
     NothingToChangeError,
@@ -42,8 +42,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.teams import Team
 
-MAX_SESSION = timedelta(hours=24)
-MAX_SESSION_MINUTES = whole_minutes(MAX_SESSION)
+MAX_SESSION = timedelta(minutes=SESSION_MINUTES.most)
 
 _ID_NUMBER_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
 _ID_NUMBER_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -142,11 +141,11 @@ class Volunteer(Aggregate):
     ) -> Volunteer:
         """Register a volunteer with their personal data and team memberships."""
         return cls(
-            volunteer_id=volunteer_id,
-            name=name,
+            volunteer_id=ID.check(volunteer_id),
+            name=NAME.check(name),
             id_number=validate_id_number(id_number),
             phone=phone,
-            team_ids=[team.team_id for team in teams],
+            team_ids=[team.team_id for team in IDS.check(teams)],
         )
 
     @event("Registered", topic="Volunteer.Registered")
@@ -185,6 +184,7 @@ class Volunteer(Aggregate):
         return session
 
     def _ensure_new_session_id(self, session_id: str) -> None:
+        ID.check(session_id)
         if session_id in self.sessions:
             raise DuplicateIdError(f"session '{session_id}' is already recorded")
 
@@ -557,11 +557,8 @@ def _ensure_session_minutes(
     """New minutes for a session: in range for its kind, and a real change."""
     if session.kind is SessionKind.MAKEUP:
         _ensure_makeup_minutes(minutes, activity)
-    elif not 1 <= minutes <= MAX_SESSION_MINUTES:
-        raise InvalidMinutesError(
-            f"a session's minutes must be from 1 to {MAX_SESSION_MINUTES}, "
-            f"not {minutes}"
-        )
+    else:
+        SESSION_MINUTES.check(minutes)
     if minutes == session.minutes:
         raise NothingToChangeError(
             f"session '{session.session_id}' already has {minutes} minutes"
@@ -569,8 +566,7 @@ def _ensure_session_minutes(
 
 
 def _ensure_makeup_minutes(minutes: int, activity: Activity) -> None:
-    if minutes < 1:
-        raise InvalidMinutesError(f"make-up minutes must be at least 1, not {minutes}")
+    SESSION_MINUTES.check(minutes)
     if minutes > activity.scheduled_minutes:
         raise MakeupExceedsScheduleError(
             f"{minutes} make-up minutes exceed the {activity.scheduled_minutes} "

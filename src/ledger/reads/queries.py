@@ -77,20 +77,41 @@ class InvalidReadError(ValueError):
     """A read's parameters are malformed."""
 
 
-def parse_as_of(text: str | None) -> AsOf:
-    """``as_of`` as given on the command line or in a query string."""
+# What a read can be asked: positions are 64-bit; times lie in these years
+# (the ledger records none outside 2000-2099, CONTRACT §1.3: a wider span
+# only asks for more than there is, and keeps every time convertible to UTC).
+LAST_POSITION = 2**63 - 1
+READ_YEARS = (1900, 2999)
+
+
+def parse_as_of(text: str | None, name: str = "as_of") -> AsOf:
+    """``as_of`` (or the read parameter ``name``) as given on the command
+    line or in a query string: a ledger position or a time with an offset."""
     if text is None or text == "":
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
+        if len(text) > len(str(LAST_POSITION)) or int(text) > LAST_POSITION:
+            raise InvalidReadError(
+                f"{name} {text} is past the last position a ledger can have"
+            )
         return int(text)
+    return parse_read_time(text, name)
+
+
+def parse_read_time(text: str, name: str) -> datetime:
+    """A read's time (``as_of``, ``since`` …): ISO 8601 with a UTC offset, in
+    ``READ_YEARS``."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidReadError(
-            f"as_of '{text}' is neither a ledger position nor an ISO 8601 time"
+            f"{name} '{text}' is neither a ledger position nor an ISO 8601 time"
         ) from None
     if moment.utcoffset() is None:
-        raise InvalidReadError(f"as_of '{text}' needs a UTC offset")
+        raise InvalidReadError(f"{name} '{text}' needs a UTC offset")
+    first, last = READ_YEARS
+    if not first <= moment.year <= last:
+        raise InvalidReadError(f"{name} must be in the years {first}-{last}")
     return moment
 
 
@@ -212,8 +233,8 @@ MOST_EXPLAINED_EVENTS = 10_000
 
 
 def check_page(after: int, limit: int) -> None:
-    if after < 0:
-        raise InvalidReadError("after must not be negative")
+    if not 0 <= after <= LAST_POSITION:
+        raise InvalidReadError(f"after must be a position from 0 to {LAST_POSITION}")
     if not 1 <= limit <= MOST_EXPLAINED_EVENTS:
         raise InvalidReadError(f"limit must be from 1 to {MOST_EXPLAINED_EVENTS:,}")
 

@@ -32,21 +32,21 @@ CHAINED_FIELDS = (
     "source",
     "idempotency_key",
     "correlation_id",
-    # Added by the second release: hashed only when they hold a value, so
+    # Added by schema revision 0003: hashed only when they hold a value, so
     # that the hashes of the events recorded before them stay as they were.
     "caller",
     "fingerprint",
 )
-FIRST_RELEASE_WIDTH = CHAINED_FIELDS.index("caller")
+WIDTH_BEFORE_0003 = CHAINED_FIELDS.index("caller")
 
 
 def chain_hash(previous_hash: str, chained: Sequence[Any]) -> str:
     """The hash of one stored event, given the hash of the event before it;
     ``chained`` holds the event's values of ``CHAINED_FIELDS``, in order
-    (trailing nulls among the fields added since the first release are left
+    (trailing nulls among the fields added since revision 0001 are left
     out of the hash)."""
     width = len(chained)
-    while width > FIRST_RELEASE_WIDTH and chained[width - 1] is None:
+    while width > WIDTH_BEFORE_0003 and chained[width - 1] is None:
         width -= 1
     content = orjson.dumps(tuple(chained[:width]))
     return hashlib.sha256(previous_hash.encode("ascii") + content).hexdigest()

@@ -18,12 +18,15 @@ append lock (``BEGIN IMMEDIATE`` on SQLite, ``LOCK TABLE … IN EXCLUSIVE
 MODE`` on PostgreSQL), as ``max(position) + 1``. Appends are therefore
 serialised: position N+1 is only chosen after the transaction holding N has
 committed, so positions have no gaps and a reader can never see N+1 before N.
-See docs/architecture.md.
+A writer waits for the lock a bounded time (``WaitLimits``) and then raises
+``LedgerBusyError``; a database out of reach raises
+``DatabaseUnavailableError``. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,8 +49,10 @@ from sqlalchemy.engine import Connection, Engine
 from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 
 # What SQLAlchemy needs to define tables with; no schema is created from
-# it (see ``Database.create_schema``).
+# it: the revisions in ``ledger.store.migrations`` make the schema.
 metadata = sa.MetaData()
+# Where Alembic records the schema's revision (``ledger.store.schema``).
+SCHEMA_VERSION_TABLE = "alembic_version"
 
 events_table = sa.Table(
     "ledger_events",
@@ -66,8 +71,8 @@ events_table = sa.Table(
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("correlation_id", sa.String(64), nullable=False),
     sa.Column("chain_hash", sa.String(64), nullable=False),
-    # Added by the second release (appended, as ALTER TABLE adds them to a
-    # ledger of the first): who sent the command — its key space — and the
+    # Added by schema revision 0003 (appended, as ALTER TABLE adds them to an
+    # older ledger): who sent the command — its key space — and the
     # fingerprint of a keyed command. Null on events recorded before.
     sa.Column("caller", sa.String(40)),
     sa.Column("fingerprint", sa.String(64)),
@@ -321,39 +326,87 @@ class AcceptedKey:
     fingerprint: str | None
 
 
-def upgrade_first_release(conn: Connection) -> None:
-    """Bring the store's tables of a ledger made by the first release up to
-    this one, in place: the events gain their ``caller`` and ``fingerprint``
-    columns (null on the events already recorded, whose chain hashes do not
-    cover them), and idempotency keys move into their callers' key spaces —
-    a key already accepted belongs to the source that sent it (``import``,
-    ``api``, ``cli``), with no fingerprint to compare a retry's content with.
-    """
-    inspector = sa.inspect(conn)
-    event_columns = {c["name"] for c in inspector.get_columns(events_table.name)}
-    for column in ("caller", "fingerprint"):
-        if column not in event_columns:
-            kind = events_table.c[column].type.compile(conn.dialect)
-            conn.exec_driver_sql(
-                f"ALTER TABLE {events_table.name} ADD COLUMN {column} {kind}"
+class LedgerBusyError(RuntimeError):
+    """Another writer held the ledger's append lock for longer than a writer
+    waits (``WaitLimits``): nothing was written, and trying again later is
+    safe (with the same idempotency key)."""
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """The database cannot be reached, or cannot write (its disk is full):
+    nothing was written; the operator must act before a retry can succeed."""
+
+
+@dataclass(frozen=True)
+class WaitLimits:
+    """How long a writer waits for the append lock, and how long an append
+    may hold it (on PostgreSQL the lock is released when the holder's
+    transaction runs, or sits idle, longer: a writer stopped while holding it
+    blocks the others for that long at most, not for ever)."""
+
+    lock_seconds: float = 10.0
+    append_seconds: float = 60.0
+
+
+DEFAULT_LIMITS = WaitLimits()
+
+# PostgreSQL's SQLSTATEs for a lock not had in time and a statement stopped
+# by its timeout; for the database refusing or losing the connection (class
+# 08, 57P0x, 25P03: this writer's idle transaction ended), not existing, or
+# its disk full.
+_BUSY_STATES = frozenset({"55P03", "57014"})
+_UNAVAILABLE_STATES = frozenset({"3D000", "53100", "57P01", "57P02", "57P03", "25P03"})
+
+
+BUSY_MESSAGE = (
+    "the ledger is busy: another writer held its lock too long; nothing was "
+    "written, retry in a few seconds"
+)
+
+
+def _named_failure(error: BaseException) -> Exception | None:
+    """``error`` as a ``LedgerBusyError`` or ``DatabaseUnavailableError``
+    when it is one of those (None otherwise), with a one-line message."""
+    if isinstance(error, sa.exc.DBAPIError):
+        cause: BaseException | None = error.orig
+        invalidated = error.connection_invalidated
+    else:
+        cause, invalidated = error, False
+    if isinstance(cause, sqlite3.OperationalError):
+        text = str(cause)
+        if "locked" in text or "busy" in text:
+            return LedgerBusyError(BUSY_MESSAGE)
+        if "unable to open" in text or "disk is full" in text:
+            return DatabaseUnavailableError(
+                f"the SQLite database cannot be used: {text}"
             )
-    keys = idempotency_keys_table.name
-    if "caller" in {c["name"] for c in inspector.get_columns(keys)}:
-        return
-    conn.exec_driver_sql(f"ALTER TABLE {keys} RENAME TO {keys}_first_release")
-    if conn.dialect.name == "postgresql":  # its key's index keeps its name
-        conn.exec_driver_sql(
-            f"ALTER TABLE {keys}_first_release RENAME CONSTRAINT {keys}_pkey "
-            f"TO {keys}_first_release_pkey"
-        )
-    idempotency_keys_table.create(conn)
-    conn.exec_driver_sql(
-        f"INSERT INTO {keys} (caller, key, fingerprint, first_position, "
-        "last_position) SELECT e.source, k.key, NULL, k.first_position, "
-        f"k.last_position FROM {keys}_first_release k "
-        f"JOIN {events_table.name} e ON e.position = k.first_position"
-    )
-    conn.exec_driver_sql(f"DROP TABLE {keys}_first_release")
+        return None
+    state = getattr(cause, "sqlstate", None)
+    if state in _BUSY_STATES:
+        return LedgerBusyError(BUSY_MESSAGE)
+    if (
+        invalidated
+        or state in _UNAVAILABLE_STATES
+        or (state or "").startswith("08")
+        or (isinstance(error, sa.exc.OperationalError) and state is None)
+    ):
+        lines = str(cause).strip().splitlines()
+        detail = lines[0] if lines else type(cause).__name__
+        return DatabaseUnavailableError(f"the database cannot be reached: {detail}")
+    return None
+
+
+@contextmanager
+def _failures_named() -> Iterator[None]:
+    """Raise a busy ledger or an unreachable database as the store's own
+    errors, which callers answer in a line (HTTP 503, a CLI exit code)."""
+    try:
+        yield
+    except (sa.exc.DBAPIError, sqlite3.OperationalError) as error:
+        named = _named_failure(error)
+        if named is None:
+            raise
+        raise named from error
 
 
 def normalise_database_url(url: str) -> str:
@@ -367,57 +420,35 @@ def normalise_database_url(url: str) -> str:
 class Database:
     """One ledger database: its engine, its schema and its append lock."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, limits: WaitLimits = DEFAULT_LIMITS) -> None:
         self.url = normalise_database_url(url)
-        self.engine: Engine = _create_engine(self.url)
+        self.engine: Engine = _create_engine(self.url, limits)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-
-    def create_schema(self, tables: Sequence[sa.Table]) -> None:
-        """Create those of ``tables`` that do not exist yet. The caller names
-        every table (``ledger.bootstrap.LEDGER_SCHEMA``): the store knows only
-        its own (``STORE_TABLES``), and a database is never shaped by which
-        modules happened to be imported."""
-        with self.writing() as conn:
-            for table in tables:
-                table.create(conn, checkfirst=True)
-            upgrade_first_release(conn)
-        if not self.is_sqlite:
-            self._widen_integer_columns(tables)
+        # One statement, sent as it is: the append's limits, then its lock.
+        self._lock_statement = (
+            f"SET LOCAL lock_timeout = {_milliseconds(limits.lock_seconds)}; "
+            f"SET LOCAL statement_timeout = {_milliseconds(limits.append_seconds)}; "
+            "SET LOCAL idle_in_transaction_session_timeout = "
+            f"{_milliseconds(limits.append_seconds)}; "
+            "LOCK TABLE ledger_events IN EXCLUSIVE MODE"
+        )
 
     def drop_schema(self, tables: Sequence[sa.Table]) -> None:
-        """Drop those of ``tables`` that exist: a fresh start, for tests and
-        benchmarks."""
+        """Drop those of ``tables`` that exist, and the schema's recorded
+        version with them: a fresh start, for tests and benchmarks."""
         with self.writing() as conn:
             for table in reversed(tables):
                 table.drop(conn, checkfirst=True)
-
-    def _widen_integer_columns(self, tables: Sequence[sa.Table]) -> None:
-        """Make 64-bit the columns declared so that an earlier schema made
-        32-bit (PostgreSQL only: SQLite's integers are all 64-bit)."""
-        declared = {
-            (table.name, column.name)
-            for table in tables
-            for column in table.columns
-            if isinstance(column.type, sa.BigInteger)
-        }
-        with self.engine.begin() as conn:
-            narrow = conn.exec_driver_sql(
-                "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND data_type = 'integer' "
-                "ORDER BY table_name, column_name"
-            ).all()
-            for table, column in narrow:
-                if (table, column) in declared:
-                    conn.exec_driver_sql(
-                        f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE BIGINT'
-                    )
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SCHEMA_VERSION_TABLE}")
 
     @contextmanager
     def appending(self) -> Iterator[Connection]:
-        """A write transaction holding the ledger's append lock until commit."""
+        """A write transaction holding the ledger's append lock until commit.
+        A writer that cannot have the lock within ``limits.lock_seconds``
+        raises ``LedgerBusyError``."""
         with self.writing() as conn:
             if not self.is_sqlite:
-                conn.exec_driver_sql("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
+                conn.exec_driver_sql(self._lock_statement)
             yield conn
 
     @contextmanager
@@ -429,22 +460,27 @@ class Database:
         ``durable=False`` lets SQLite skip the fsync at commit (WAL with
         synchronous=NORMAL: still atomic and consistent, but the last commits
         may be lost on power failure). Projections use it: they can always
-        be replayed from the events, which are always written durably."""
+        be replayed from the events, which are always written durably.
+
+        A lock not had in time raises ``LedgerBusyError``; a database that
+        cannot be reached (or written), ``DatabaseUnavailableError``."""
         if self.is_sqlite:
             options = {"sqlite_begin": "IMMEDIATE", "sqlite_durable": durable}
             with (
+                _failures_named(),
                 self.engine.connect().execution_options(**options) as conn,
                 conn.begin(),
             ):
                 yield conn
         else:
-            with self.engine.begin() as conn:
+            with _failures_named(), self.engine.begin() as conn:
                 yield conn
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A read transaction: one consistent snapshot of the ledger."""
-        with self.engine.connect() as conn:
+        """A read transaction: one consistent snapshot of the ledger (a
+        database that cannot be reached raises ``DatabaseUnavailableError``)."""
+        with _failures_named(), self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
@@ -454,10 +490,16 @@ class Database:
         self.engine.dispose()
 
 
-def _create_engine(url: str) -> Engine:
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _create_engine(url: str, limits: WaitLimits) -> Engine:
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 60})
+    # SQLite's one write lock is the append lock: its busy timeout is the wait.
+    engine = sa.create_engine(url, connect_args={"timeout": limits.lock_seconds})
+    busy_timeout = _milliseconds(limits.lock_seconds)
 
     # pysqlite's own transaction handling would defer BEGIN and cannot take
     # the write lock up front; take control of BEGIN so that writers start
@@ -467,7 +509,7 @@ def _create_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")

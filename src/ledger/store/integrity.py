@@ -357,7 +357,7 @@ def _key_used(
     key: str | None, source: str, caller: str | None, fingerprint: str | None
 ) -> tuple[str, str, str | None] | None:
     """The (caller, key, fingerprint) an event was recorded under, if keyed.
-    An event recorded before callers were (the first release) has its
+    An event recorded before callers were (before revision 0003) has its
     source for caller, and no fingerprint."""
     return None if key is None else (caller or source, key, fingerprint)
 
@@ -1018,7 +1018,7 @@ def verify_exported_events(
     def rows() -> Iterator[list[Any]]:
         for line in lines:
             document = orjson.loads(line)
-            # .get: exports of the first release lack the fields added since
+            # .get: exports made before revision 0003 lack the fields added since
             row = [document.get(name) for name in CHAINED_FIELDS]
             row.append(document["chain_hash"])
             if row[0] == checkpoint.position:
