@@ -15,6 +15,7 @@ import typer
 
 from ledger.api.cli import (
     audit,
+    calendar,
     certificates,
     honours,
     importing,
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 for verbs in (importing, projections, integrity, serving, honours, certificates):
     app.add_typer(verbs.app)
+app.add_typer(calendar.app)
 app.add_typer(query.app, name="query")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")

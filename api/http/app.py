@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.api.http.access import CallerCache
 from ledger.api.http.problems import HANDLERS, problem_response
-from ledger.api.http.routes import audit, commands, reads
+from ledger.api.http.routes import audit, calendar, commands, reads
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
 
@@ -61,6 +61,7 @@ def create_app(settings: LedgerSettings) -> FastAPI:
     # Reads first: routes are matched in order, and reads are most requests.
     app.include_router(reads.router)
     app.include_router(audit.router)
+    app.include_router(calendar.router)
     app.include_router(commands.router)
     return app
 

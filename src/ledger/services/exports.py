@@ -170,11 +170,14 @@ def monthly_source(read: MonthlyAnswer) -> ExportSource:
     return ExportSource(asked, read.position, read.chain_hash)
 
 
-def check_export_path(path: Path) -> None:
-    """Refuse, before anything is read, a file type no export writes."""
-    if path.suffix.lower() not in EXPORT_SUFFIXES:
+def check_export_path(path: Path, also: Sequence[str] = ()) -> None:
+    """Refuse, before anything is read, a file type no export writes (nor
+    any of the suffixes ``also`` names, e.g. ``.pdf``)."""
+    suffixes = (*EXPORT_SUFFIXES, *also)
+    if path.suffix.lower() not in suffixes:
+        *others, last = suffixes
         raise ValueError(
-            f"export to .csv, .jsonl or .xlsx, not '{path.suffix or path.name}'"
+            f"export to {', '.join(others)} or {last}, not '{path.suffix or path.name}'"
         )
 
 
