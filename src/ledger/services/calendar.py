@@ -135,6 +135,7 @@ def write_calendar_pdf(path: Path, calendar: ActivityCalendar) -> None:
         topMargin=16 * mm,
         bottomMargin=16 * mm,
         title=f"{calendar.month} 活动安排",
+        initialFontName=font,  # so that no font is named but not embedded
     )
     document.build(story)
 
