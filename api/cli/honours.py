@@ -1,5 +1,6 @@
 """``ledger honours``: the honours run — every volunteer's stars, benefits
-and points under a rule set as of a day, the new awards recorded as events."""
+and points under a rule set as of a day, the new awards recorded as events,
+and (``--roster``) the 表彰名单 of those newly reaching a level."""
 
 from __future__ import annotations
 
