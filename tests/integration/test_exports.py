@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import orjson
 import pytest
 from openpyxl import load_workbook
 
+from ledger.api.cli.exporting import PROGRESS_FROM
 from ledger.application.ledger import Ledger
 from ledger.domain.privacy import mask_id_number, mask_phone
 from ledger.engine import ProjectionEngine
@@ -417,6 +421,51 @@ def test_an_audit_export_capped_by_limit_says_how_many_matched(
     assert f"10 of {MANY + 2:,} matching events, as --limit asked" in outcome.stdout
     _, rows = read_back(path)
     assert len(rows) == 10
+
+
+def test_a_long_export_shows_its_progress_on_a_terminal(
+    ledger: Ledger, database: Database, tmp_path: Path
+) -> None:
+    # Given more registrations than an export shows progress from
+    record_all(
+        ledger,
+        [
+            submission(
+                "register_volunteer",
+                volunteer_id=f"P{serial:05d}",
+                name=f"志愿者{serial}",
+                id_number=id_number(serial, birth=f"1970{1 + serial // 1000:02d}01"),
+            )
+            for serial in range(PROGRESS_FROM)
+        ],
+    )
+    # When they are exported with standard error on a terminal
+    path = tmp_path / "registered.csv"
+    outcome = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledger.api.cli.app",
+            "--db",
+            database.url,
+            "audit",
+            "events",
+            "--type",
+            "Volunteer.Registered",
+            "--export",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "100"},
+        check=False,
+    )
+    # Then the export says how far it has got, there, and only its result
+    # goes to standard output
+    assert outcome.returncode == 0, outcome.stderr
+    assert "exporting events" in outcome.stderr
+    assert f"/{PROGRESS_FROM}" in outcome.stderr
+    assert outcome.stdout == f"exported {PROGRESS_FROM:,} events to {path}\n"
 
 
 def test_an_audit_answer_without_export_is_still_one_page(crowded: Database) -> None:
