@@ -209,15 +209,12 @@ def write_export(
         return _write_xlsx(
             path, cited_rows(), every_column, source, sheet, chinese_headers
         )
-    with path.open("wb" if suffix == ".jsonl" else "w", **_text(suffix)) as file:
-        if suffix == ".jsonl":
-            return _write_jsonl(file, cited_rows(), every_column)
-        return _write_csv(file, cited_rows(), every_column, chinese_headers)
-
-
-def _text(suffix: str) -> dict[str, Any]:
+    if suffix == ".jsonl":
+        with path.open("wb") as binary:
+            return _write_jsonl(binary, cited_rows(), every_column)
     # UTF-8 with a BOM, so that Excel opens a CSV's Chinese correctly
-    return {} if suffix == ".jsonl" else {"newline": "", "encoding": "utf-8-sig"}
+    with path.open("w", newline="", encoding="utf-8-sig") as text:
+        return _write_csv(text, cited_rows(), every_column, chinese_headers)
 
 
 def _write_jsonl(
