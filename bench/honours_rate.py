@@ -57,6 +57,7 @@ from ledger.services.honours import (
 )
 from ledger.store.event_store import Database, head_position, insert_rows
 from ledger.store.memory import cyclic_gc_paused
+from ledger.store.schema import upgrade_schema
 
 OUT = Path(__file__).parent / "out"
 PREPARED = OUT / "honours-prepared.db"
@@ -217,7 +218,7 @@ def main() -> None:
         shutil.copyfile(PREPARED, path)
     else:
         database.drop_schema(LEDGER_SCHEMA)
-        database.create_schema(LEDGER_SCHEMA)
+        upgrade_schema(database)
         prepare(database, args.volunteers, args.seed)
         if database.is_sqlite:
             PREPARED.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from ledger.application.ledger import Ledger
 from ledger.bootstrap import LEDGER_SCHEMA
 from ledger.services.synthetic_city import write_city
 from ledger.store.event_store import Database
+from ledger.store.schema import upgrade_schema
 
 OUT = Path(__file__).parent / "out"
 
@@ -37,7 +38,7 @@ def main() -> None:
         print(f"generated {lines:,} lines in {time.perf_counter() - started:.1f} s")
     database = Database(args.db)
     database.drop_schema(LEDGER_SCHEMA)
-    database.create_schema(LEDGER_SCHEMA)
+    upgrade_schema(database)
     ledger = Ledger(database)
     for attempt in ("first import", "second import"):
         started = time.perf_counter()

@@ -1,5 +1,6 @@
 """``ledger certificate`` writes a 志愿服务记录证明 (PDF and HTML);
-``ledger verify-certificate`` checks one against the ledger."""
+``ledger verify-certificate`` checks one: with the public key alone, and
+against the ledger when a database is named."""
 
 from __future__ import annotations
 
@@ -15,30 +16,56 @@ from ledger.api.cli.output import console, fail
 from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.projections.registry import VOLUNTEER_HOURS
 from ledger.services.certificates import (
+    SHIPPED_FONT,
     CertificateError,
-    Issuer,
+    IssuerProfileError,
+    hours,
     issue_certificate,
-    read_certificate,
-    verify_certificate,
+    issuer_profile,
+    qr_text,
+    read_ledger_today,
+    verify_document,
     write_certificate,
 )
+from ledger.settings import LedgerSettings
+from ledger.store.integrity import load_public_key
 
 app = typer.Typer()
+
+
+def configured_issuer(settings: LedgerSettings) -> dict[str, str | None]:
+    """The issuer's fields as the settings give them (unset: None)."""
+    seal = settings.certificate_seal_image
+    return {
+        "organisation": settings.certificate_organisation,
+        "person_in_charge": settings.certificate_person_in_charge,
+        "handler": settings.certificate_handler,
+        "contact": settings.certificate_contact,
+        "seal_image": str(seal) if seal else None,
+    }
 
 
 @app.command()
 def certificate(
     ctx: typer.Context,
-    volunteer_id: str,
+    volunteer_id: Annotated[
+        str, typer.Argument(help="The volunteer number (volunteer_id).")
+    ],
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Service up to this day (default: today)."),
+        typer.Option(
+            "--as-of",
+            help="Business date YYYY-MM-DD: service dated up to this day (CST) "
+            "counts (default: today).",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="PDF path (HTML is written beside it).")
     ] = None,
 ) -> None:
-    """Write a 志愿服务记录证明 (PDF and HTML); print the PDF's path last."""
+    """Write a 志愿服务记录证明 (PDF and HTML); print the PDF's path last.
+    Refuses (exit 2) while the organisation profile (LEDGER_CERTIFICATE_*)
+    is incomplete."""
     try:
         day = (
             date.fromisoformat(as_of)
@@ -48,15 +75,15 @@ def certificate(
     except ValueError:
         fail(f"--as-of must be a day YYYY-MM-DD, not '{as_of}'", 2)
     components = components_of(ctx)
+    settings = components.settings
+    try:
+        issuer = issuer_profile(
+            configured_issuer(settings), settings.certificate_profile
+        )
+    except IssuerProfileError as error:
+        fail(error, 2)
     ledger, engine = components.ledger, components.projection_engine
     engine.catch_up()
-    settings = components.settings
-    issuer = Issuer(
-        organisation=settings.certificate_organisation,
-        person_in_charge=settings.certificate_person_in_charge,
-        handler=settings.certificate_handler,
-        contact=settings.certificate_contact,
-    )
     key = signing_key(components)
     with ledger.database.reading() as conn:
         live = engine.live_version(conn, VOLUNTEER_HOURS.name)
@@ -74,7 +101,17 @@ def certificate(
             )
         except LookupError as error:
             fail(error, 4)
-    path = write_certificate(content, out or Path(f"certificate-{volunteer_id}.pdf"))
+    path = out or Path(f"certificate-{volunteer_id}.pdf")
+    try:
+        write_certificate(
+            content,
+            path,
+            qr=qr_text(content["token"], settings.public_base_url),
+            seal_image=issuer.seal_image,
+            font_file=settings.certificate_font or SHIPPED_FONT,
+        )
+    except (CertificateError, OSError) as error:
+        fail(error, 1)
     console.print(f"certificate {content['certificate_number']}, HTML beside it")
     typer.echo(str(path))
 
@@ -82,29 +119,81 @@ def certificate(
 @app.command("verify-certificate")
 def verify_certificate_command(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="The certificate: its PDF or HTML file."
+        ),
+    ],
     public_key: Annotated[
-        Path | None, typer.Option(help="PEM public key (default: the ledger's own).")
+        Path | None,
+        typer.Option(
+            help="The ledger's public key (PEM, from `ledger public-key` or "
+            "`ledger checkpoint --public-key-out`): checks the certificate "
+            "without a database unless --db or LEDGER_DATABASE_URL names one. "
+            "Default: the ledger's own key, and the ledger is consulted."
+        ),
     ] = None,
 ) -> None:
-    """Exit 0 when the certificate matches the ledger, non-zero otherwise."""
+    """Check a certificate's signatures and printed figures (exit 0 when
+    genuine, 1 with the reason when not); with a database, also that the
+    ledger agrees at its position and whether its hours were corrected since."""
     components = components_of(ctx)
-    database = components.database
-    key = checking_key(components.settings, public_key)
-    if key is None:
-        fail("no public key: pass --public-key", 2)
+    settings = components.settings
+    if public_key is not None:
+        try:
+            key = load_public_key(public_key.read_bytes())
+        except (OSError, ValueError) as error:
+            fail(f"--public-key {public_key}: {error}", 2)
+    else:
+        own = checking_key(settings, None)
+        if own is None:
+            fail(
+                "no public key: pass --public-key PEM "
+                "(`ledger public-key` prints the ledger's)",
+                2,
+            )
+        key = own
+    try:
+        content = verify_document(path, key)
+    except CertificateError as error:
+        typer.echo(f"证明无效 certificate does NOT verify: {error}")
+        raise typer.Exit(1) from None
+    number, position = content["certificate_number"], content["position"]
+    total = hours(content["figures"]["total_minutes"])
+    typer.echo(
+        f"证明有效 certificate {number} is genuine: {content['volunteer_id']}, "
+        f"{total} h of service up to {content['as_of']}, ledger position {position}"
+    )
+    if public_key is not None and "database_url" not in settings.model_fields_set:
+        return
     engine = components.projection_engine
     engine.catch_up()
-    try:
-        content = read_certificate(path)
-        with database.reading() as conn:
-            live = engine.live_version(conn, VOLUNTEER_HOURS.name)
-            assert live is not None
-            verify_certificate(content, conn, live.version, key)
-    except CertificateError as error:
-        typer.echo(f"certificate does NOT match the ledger: {error}")
-        raise typer.Exit(1) from None
-    typer.echo(
-        f"certificate {content['certificate_number']} matches the ledger at "
-        f"position {content['position']}"
-    )
+    with components.database.reading() as conn:
+        live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+        assert live is not None
+        today = read_ledger_today(
+            conn,
+            live.version,
+            content["volunteer_id"],
+            content["as_of"],
+            position,
+            live.position,
+        )
+    problem = today.problem(content["chain_hash"], position, content["figures"])
+    if problem is not None:
+        typer.echo(f"certificate does NOT match the ledger: {problem}")
+        raise typer.Exit(1)
+    corrected = today.corrected_minutes()
+    if corrected:
+        typer.echo(
+            f"the ledger matches at position {position}; corrected since: today it "
+            f"counts {hours(today.figures_now['total_minutes'])} h for service up "
+            f"to {content['as_of']} ({corrected:+d} min, at position "
+            f"{today.position_now})"
+        )
+    else:
+        typer.echo(
+            f"the ledger matches at position {position} and still agrees today "
+            f"(position {today.position_now})"
+        )

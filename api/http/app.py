@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.api.http.access import CallerCache
+from ledger.api.http.dashboard import mount_dashboard
 from ledger.api.http.problems import HANDLERS, problem_response
-from ledger.api.http.routes import audit, calendar, commands, reads
+from ledger.api.http.routes import audit, calendar, commands, reads, verification
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
 
@@ -63,6 +64,8 @@ def create_app(settings: LedgerSettings) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(calendar.router)
     app.include_router(commands.router)
+    app.include_router(verification.router)
+    mount_dashboard(app)
     return app
 
 

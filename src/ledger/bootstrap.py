@@ -3,12 +3,15 @@
 The CLI's root callback and the HTTP app factory each read the settings
 once and hand them here; nothing below them reads the environment. The
 schema is assembled here too: every table the ledger uses, listed, so that
-creating a database never depends on which modules happened to be imported.
+a new schema revision is written against all of them, never against those
+some imports happened to define (docs/migrations.md).
 """
 
 from __future__ import annotations
 
+import tempfile
 from functools import cached_property
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -24,8 +27,9 @@ from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.reads.queries import LedgerReads
 from ledger.settings import LedgerSettings
 from ledger.store.api_keys import api_keys_table
-from ledger.store.event_store import STORE_TABLES, Database
+from ledger.store.event_store import STORE_TABLES, Database, metadata
 from ledger.store.integrity import checkpoints_table
+from ledger.store.schema import prepare_schema, write_revision
 
 # Every table of a ledger database: the events and what is stored beside
 # them, the checkpoints, the projection engine's bookkeeping, each
@@ -42,11 +46,30 @@ LEDGER_SCHEMA: tuple[sa.Table, ...] = (
 )
 
 
-def open_database(url: str) -> Database:
-    """The database at ``url``, with every table of the schema in place."""
+def open_database(url: str, *, auto_migrate: bool = True) -> Database:
+    """The database at ``url``, its schema this release's: made in an empty
+    database, upgraded in an older ledger (refused with a pointer to
+    ``ledger migrate`` unless ``auto_migrate``; see ``ledger.store.schema``).
+    The revisions make ``LEDGER_SCHEMA`` exactly, as a test holds."""
     database = Database(url)
-    database.create_schema(LEDGER_SCHEMA)
+    try:
+        prepare_schema(database, auto_migrate=auto_migrate)
+    except BaseException:
+        database.dispose()
+        raise
     return database
+
+
+def write_schema_revision(message: str) -> Path:
+    """For developers: a new revision file, holding what ``LEDGER_SCHEMA``
+    differs from the schema the revisions make (built in a scratch SQLite
+    database), to review and complete before committing (docs/migrations.md)."""
+    with tempfile.TemporaryDirectory() as folder:
+        database = open_database(f"sqlite:///{Path(folder) / 'head.db'}")
+        try:
+            return write_revision(database, message, metadata)
+        finally:
+            database.dispose()
 
 
 class LedgerComponents:
@@ -59,7 +82,9 @@ class LedgerComponents:
 
     @cached_property
     def database(self) -> Database:
-        return open_database(self.settings.database_url)
+        return open_database(
+            self.settings.database_url, auto_migrate=self.settings.auto_migrate
+        )
 
     @cached_property
     def ledger(self) -> Ledger:

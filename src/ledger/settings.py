@@ -20,11 +20,28 @@ class LedgerSettings(BaseSettings):
     # mode 0700. Unset: beside a SQLite database file (ledger.db keeps
     # ledger.keys/); a ledger in PostgreSQL must set it.
     key_directory: Path | None = None
-    # Who issues 志愿服务记录证明 certificates.
-    certificate_organisation: str = "昆山市新时代文明实践中心"
-    certificate_person_in_charge: str = "中心负责人"
-    certificate_handler: str = "志愿服务记录专员"
-    certificate_contact: str = "0512-00000000"
+    # Upgrade an older ledger's schema when this release first opens it;
+    # false: refuse, in one line, until `ledger migrate` has run (for sites
+    # that back up first, docs/operations.md).
+    auto_migrate: bool = True
+    # Who issues 志愿服务记录证明 certificates: the organisation profile. Each
+    # value is set here or in the TOML file ``certificate_profile`` names (keys
+    # organisation, person_in_charge, handler, contact, seal_image); `ledger
+    # certificate` refuses while any is unset or a placeholder.
+    certificate_organisation: str | None = None
+    certificate_person_in_charge: str | None = None
+    certificate_handler: str | None = None
+    certificate_contact: str | None = None
+    certificate_profile: Path | None = None
+    # An image of the organisation's seal (PNG with transparency), printed in
+    # the seal area; unset, the area is left to be stamped.
+    certificate_seal_image: Path | None = None
+    # A TrueType font to print certificates with instead of the shipped one
+    # (GB 2312): for names with characters outside it.
+    certificate_font: Path | None = None
+    # The ledger's public address (https://…): certificates' QR codes then
+    # hold the URL of its `/verify` page; unset, they hold the bare token.
+    public_base_url: str | None = None
 
     def as_environment(self) -> dict[str, str]:
         """These settings as the ``LEDGER_*`` variables that read back as

@@ -424,6 +424,29 @@ def test_venue_children_list_the_venues_directly_under_a_venue(api: Api) -> None
     assert api.get("/venues/P1/children").json()["children"] == []
 
 
+def test_the_venues_path_lists_the_centres_where_a_dashboard_starts(
+    api: Api,
+) -> None:
+    before = api.head()
+    added = api.post(
+        "register_venue", venue_id="C2", name="second", level="centre", parent_id=None
+    )
+    assert added.status_code == 201
+    api.project()
+    now = api.get("/venues", "dashboard").json()
+    then = api.get("/venues", "dashboard", as_of=before).json()
+    assert now["venue_id"] is None
+    assert [c["venue_id"] for c in now["children"]] == ["C", "C2"]
+    assert [c["venue_id"] for c in then["children"]] == ["C"]
+    assert then["children"][0] == {
+        "venue_id": "C",
+        "name": "venue C",
+        "level": "centre",
+    }
+    assert (now["position"], then["position"]) == (api.head(), before)
+    assert then["chain_hash"] == api.chain_hash_at(before)
+
+
 def test_venue_children_as_of_a_position_omit_later_venues(api: Api) -> None:
     before = api.head()
     added = api.post(

@@ -71,6 +71,7 @@ HOURS = "GET /volunteers/{volunteer_id}/hours"
 ACTIVITY = "GET /venues/{venue_id}/activity"
 FULFILMENT = "GET /venues/{venue_id}/fulfilment"
 CHILDREN = "GET /venues/{venue_id}/children"
+CENTRES = "GET /venues"
 LEADERBOARD = "GET /leaderboards/hours"
 AUDIT_EVENTS = "GET /audit/events"
 EXPLAIN = "GET /audit/explain/volunteer-hours/{volunteer_id}"
@@ -81,7 +82,7 @@ SESSION_STORY = "GET /audit/sessions/{session_id}"
 VERIFY = "GET /audit/verify"
 # The monthly calendar names no one: every key reads it.
 CALENDAR = "GET /calendar"
-AGGREGATES = frozenset({ACTIVITY, FULFILMENT, CHILDREN, LEADERBOARD})
+AGGREGATES = frozenset({ACTIVITY, FULFILMENT, CHILDREN, CENTRES, LEADERBOARD})
 EVERY_READ = (
     AGGREGATES
     | VENUE_EXPLANATIONS
@@ -94,7 +95,8 @@ READS: dict[str, frozenset[str]] = {
     "dispatcher": AGGREGATES | {HOURS, CALENDAR},
     # A volunteer's hours span venues, so they are no venue's to read: a
     # venue_staff key reads its subtree's figures only; no audit, no
-    # leaderboard. Explanations name residents and raters: auditors only.
+    # leaderboard, no list of centres. Explanations name residents and
+    # raters: auditors only.
     "venue_staff": frozenset({ACTIVITY, FULFILMENT, CHILDREN, CALENDAR}),
     "volunteer": frozenset({HOURS, EXPLAIN, CALENDAR}),
     "dashboard": AGGREGATES | {CALENDAR},
@@ -107,6 +109,7 @@ READ_PATHS = {
     ACTIVITY: "/venues/I1/activity",
     FULFILMENT: "/venues/I1/fulfilment",
     CHILDREN: "/venues/I1/children",
+    CENTRES: "/venues",
     LEADERBOARD: "/leaderboards/hours",
     AUDIT_EVENTS: "/audit/events",
     EXPLAIN: "/audit/explain/volunteer-hours/V1",

@@ -14,15 +14,16 @@ from typer.testing import CliRunner
 from ledger.api.cli.app import app
 from ledger.bootstrap import LEDGER_SCHEMA
 from ledger.settings import LedgerSettings
-from ledger.store.event_store import Database, metadata
+from ledger.store.event_store import SCHEMA_VERSION_TABLE, Database, metadata
 
 SCHEMA_TABLES = {table.name for table in LEDGER_SCHEMA}
 
 
-def test_a_new_database_holds_exactly_the_tables_of_the_schema(
+def test_a_new_database_holds_exactly_the_tables_of_the_schema_and_its_version(
     database: Database,
 ) -> None:
-    assert set(sa.inspect(database.engine).get_table_names()) == SCHEMA_TABLES
+    tables = set(sa.inspect(database.engine).get_table_names())
+    assert tables == SCHEMA_TABLES | {SCHEMA_VERSION_TABLE}
 
 
 def test_the_schema_lists_every_table_the_cli_and_the_api_define() -> None:

@@ -18,7 +18,6 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
-from ledger.bootstrap import open_database
 from ledger.engine import (
     BUILDING,
     LIVE,
@@ -883,29 +882,6 @@ def test_an_event_that_cannot_be_projected_is_parked_and_the_projection_goes_on(
     ]
     assert reads.volunteer_hours("V2").dead_letters == 1
     assert not all(result.ok for result in engine.verify())
-
-
-def test_measures_an_earlier_schema_made_32_bit_are_widened_on_opening(
-    database: Database,
-) -> None:
-    if database.is_sqlite:
-        pytest.skip("SQLite's integers are all 64-bit")
-    # Given a database whose entries' minutes were made 32-bit
-    with database.writing() as conn:
-        conn.exec_driver_sql(
-            "ALTER TABLE proj_volunteer_hours_entries ALTER COLUMN minutes TYPE integer"
-        )
-    # When the ledger opens it
-    reopened = open_database(database.url)
-    reopened.dispose()
-    # Then the column is 64-bit again
-    with database.reading() as conn:
-        stored = conn.exec_driver_sql(
-            "SELECT data_type FROM information_schema.columns "
-            "WHERE table_name = 'proj_volunteer_hours_entries' "
-            "AND column_name = 'minutes'"
-        ).scalar()
-    assert stored == "bigint"
 
 
 def test_an_event_whose_rows_the_database_refuses_is_parked_and_all_go_on(

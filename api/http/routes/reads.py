@@ -74,6 +74,8 @@ VenueQueryDep = Annotated[VenueQuery, Depends(venue_query)]
 OrdersQueryDep = Annotated[VenueQuery, Depends(orders_query)]
 
 VENUE_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD, Role.VENUE_STAFF)
+# City-wide reads: no venue_staff key, whose scope is one subtree.
+CITY_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD)
 # A volunteer's hours span venues: no venue_staff key reads them.
 HOURS_READERS = (Role.AUDITOR, Role.DISPATCHER, Role.VOLUNTEER)
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified"}}
@@ -148,6 +150,16 @@ async def get_venue_fulfilment(
     return etagged(request, reads.venue_fulfilment(query))
 
 
+@router.get("/venues")
+async def list_centres(
+    reads: ReadsDep,
+    caller: Annotated[Caller, Depends(allow(*CITY_READERS))],
+    as_of: AsOfQuery = None,
+) -> VenueChildren:
+    """The centres: the roots of the venue tree, where a dashboard starts."""
+    return reads.venue_children(None, parse_as_of(as_of))
+
+
 @router.get("/venues/{venue_id}/children")
 async def list_venue_children(
     venue_id: str,
@@ -168,9 +180,7 @@ async def list_venue_children(
 def get_hours_leaderboard(
     request: Request,
     reads: ReadsDep,
-    caller: Annotated[
-        Caller, Depends(allow(Role.AUDITOR, Role.DISPATCHER, Role.DASHBOARD))
-    ],
+    caller: Annotated[Caller, Depends(allow(*CITY_READERS))],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     as_of: AsOfQuery = None,
 ) -> Response:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.reads.answers import ActivityCalendar
-from ledger.services.certificates import cjk_font
+from ledger.services.certificates import SHIPPED_FONT
 from ledger.services.exports import Column, ExportSource, Sheet
 
 CALENDAR_SHEET = Sheet("calendar", "活动安排")
@@ -69,7 +69,7 @@ def write_calendar_pdf(path: Path, calendar: ActivityCalendar) -> None:
         TableStyle,
     )
 
-    font = cjk_font()
+    font = _shipped_font()
     title = ParagraphStyle("title", fontName=font, fontSize=18, leading=24)
     heading = ParagraphStyle("heading", fontName=font, fontSize=12, leading=16)
     small = ParagraphStyle("small", fontName=font, fontSize=8, leading=11)
@@ -135,9 +135,21 @@ def write_calendar_pdf(path: Path, calendar: ActivityCalendar) -> None:
         topMargin=16 * mm,
         bottomMargin=16 * mm,
         title=f"{calendar.month} 活动安排",
-        initialFontName=font,  # so that no font is named but not embedded
+        initialFontName=font,  # not Helvetica: every font the PDF names is embedded
     )
     document.build(story)
+
+
+def _shipped_font() -> str:
+    """The CJK font shipped with the package (GB 2312), registered once:
+    embedded in the PDF, it prints the same in every reader."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    name = f"Calendar-{SHIPPED_FONT.stem}"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont(name, str(SHIPPED_FONT)))
+    return name
 
 
 def _time_of(starts_at: str, ends_at: str) -> str:

@@ -44,8 +44,10 @@ from sqlalchemy.engine import Connection, Engine
 from ledger.store.chain import GENESIS_HASH, chain_hash
 
 # What SQLAlchemy needs to define tables with; no schema is created from
-# it (see ``Database.create_schema``).
+# it: the revisions in ``ledger.store.migrations`` make the schema.
 metadata = sa.MetaData()
+# Where Alembic records the schema's revision (``ledger.store.schema``).
+SCHEMA_VERSION_TABLE = "alembic_version"
 
 events_table = sa.Table(
     "ledger_events",
@@ -283,44 +285,13 @@ class Database:
         self.engine: Engine = _create_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
 
-    def create_schema(self, tables: Sequence[sa.Table]) -> None:
-        """Create those of ``tables`` that do not exist yet. The caller names
-        every table (``ledger.bootstrap.LEDGER_SCHEMA``): the store knows only
-        its own (``STORE_TABLES``), and a database is never shaped by which
-        modules happened to be imported."""
-        with self.writing() as conn:
-            for table in tables:
-                table.create(conn, checkfirst=True)
-        if not self.is_sqlite:
-            self._widen_integer_columns(tables)
-
     def drop_schema(self, tables: Sequence[sa.Table]) -> None:
-        """Drop those of ``tables`` that exist: a fresh start, for tests and
-        benchmarks."""
+        """Drop those of ``tables`` that exist, and the schema's recorded
+        version with them: a fresh start, for tests and benchmarks."""
         with self.writing() as conn:
             for table in reversed(tables):
                 table.drop(conn, checkfirst=True)
-
-    def _widen_integer_columns(self, tables: Sequence[sa.Table]) -> None:
-        """Make 64-bit the columns declared so that an earlier schema made
-        32-bit (PostgreSQL only: SQLite's integers are all 64-bit)."""
-        declared = {
-            (table.name, column.name)
-            for table in tables
-            for column in table.columns
-            if isinstance(column.type, sa.BigInteger)
-        }
-        with self.engine.begin() as conn:
-            narrow = conn.exec_driver_sql(
-                "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND data_type = 'integer' "
-                "ORDER BY table_name, column_name"
-            ).all()
-            for table, column in narrow:
-                if (table, column) in declared:
-                    conn.exec_driver_sql(
-                        f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE BIGINT'
-                    )
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SCHEMA_VERSION_TABLE}")
 
     @contextmanager
     def appending(self) -> Iterator[Connection]:

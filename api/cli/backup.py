@@ -1,0 +1,44 @@
+"""``ledger backup FILE``: a consistent copy of the ledger, taken while it
+runs, with its key material beside it (docs/operations.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ledger.api.cli.context import components_of
+from ledger.api.cli.output import fail
+from ledger.store.backup import BackupError, back_up
+from ledger.store.integrity import KeyMaterialError, key_directory
+
+app = typer.Typer()
+
+
+@app.command()
+def backup(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The backup to write (must not exist).")],
+) -> None:
+    """Back up the ledger while it runs: SQLite through its online backup API,
+    PostgreSQL through pg_dump (custom format, for pg_restore); the key
+    directory is copied to FILE's name with .keys beside it. Prints the
+    backup's path last."""
+    settings = components_of(ctx).settings
+    try:
+        keys: Path | None = key_directory(settings.database_url, settings.key_directory)
+    except KeyMaterialError:
+        keys = None  # a PostgreSQL ledger without a configured key directory
+    try:
+        report = back_up(settings.database_url, file, keys)
+    except BackupError as error:
+        fail(error, 1)
+    held = (
+        ""
+        if report.head_position is None
+        else f", up to position {report.head_position}"
+    )
+    typer.echo(f"backed up by {report.method}{held}")
+    typer.echo(report.keys_note)
+    typer.echo(str(report.path))

@@ -1,0 +1,46 @@
+"""``ledger migrate`` upgrades the ledger's schema to this release's;
+``--check`` reports what is pending and changes nothing (docs/migrations.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ledger.api.cli.context import components_of
+from ledger.api.cli.output import fail
+from ledger.store.event_store import Database
+from ledger.store.schema import SchemaVersionError, schema_status, upgrade_schema
+
+app = typer.Typer()
+
+
+@app.command()
+def migrate(
+    ctx: typer.Context,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Report the schema's revision and what is pending; change "
+            "nothing; exit 1 when an upgrade is pending.",
+        ),
+    ] = False,
+) -> None:
+    """Upgrade the ledger's schema to this release's (back it up first:
+    `ledger backup`); a ledger of release bb41d98 is recognised and recorded
+    as its revision first. Safe to run while others open the ledger."""
+    # Not the components' database: opening it upgrades, or refuses to.
+    database = Database(components_of(ctx).settings.database_url)
+    try:
+        if check:
+            status = schema_status(database)
+            typer.echo(status.describe())
+            raise typer.Exit(0 if status.up_to_date else 1)
+        before = upgrade_schema(database)
+    except SchemaVersionError as error:
+        fail(error, 1)
+    finally:
+        database.dispose()
+    typer.echo(f"was: {before.describe()}")
+    typer.echo(f"schema now at {before.head}")
