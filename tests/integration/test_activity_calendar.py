@@ -14,11 +14,13 @@ from typing import Any
 import orjson
 import pytest
 from openpyxl import load_workbook
+from reportlab.pdfbase.ttfonts import TTFont
 
 from ledger.application.ledger import Ledger
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.reads.queries import InvalidReadError, LedgerReads, NotFoundError
+from ledger.services.certificates import SHIPPED_FONT
 from ledger.store.event_store import Database
 from tests.e2e.http_helpers import is_problem, open_api
 from tests.factories import T0, activity, record_all, small_city, submission
@@ -183,8 +185,8 @@ def test_the_calendar_exports_to_xlsx_by_venue_and_date(
         else ["阵地", "地点", "日期", "时间", "活动"]
     )
     assert [row[:4] for row in rows] == [
-        ["S1", "venue I1 / venue S1", "2024-03-01", "09:00–12:00"],
-        ["P1", "venue I1 / venue S1 / venue P1", "2024-03-15", "09:00–11:00"],
+        ["S1", "venue I1 / venue S1", "2024-03-01", "09:00-12:00"],
+        ["P1", "venue I1 / venue S1 / venue P1", "2024-03-15", "09:00-11:00"],
     ]
     assert [row[7:10] for row in rows] == [[10, 0, 10], [2, 2, 0]]
     assert data.freeze_panes == "A2"
@@ -202,7 +204,11 @@ def test_the_calendar_exports_to_a_pdf_to_publish(
         ["pdftotext", str(path), "-"], capture_output=True, text=True, check=False
     )
     if text.returncode == 0:  # poppler-utils installed
-        assert "2024年3月" in text.stdout and "activity A2" in text.stdout
+        assert "2024年3月" in text.stdout and "09:00-11:00" in text.stdout
+        # And the shipped font has a glyph for every character drawn
+        glyphs = TTFont("shipped", str(SHIPPED_FONT)).face.charToGlyph
+        drawn = {char for char in text.stdout if not char.isspace()}
+        assert {char for char in drawn if ord(char) not in glyphs} == set()
 
 
 def test_the_cli_refuses_a_calendar_export_to_an_unknown_file_type(

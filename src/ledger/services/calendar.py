@@ -153,8 +153,9 @@ def _shipped_font() -> str:
 
 
 def _time_of(starts_at: str, ends_at: str) -> str:
-    """``09:00–12:00`` (China Standard Time, as the answer gives it)."""
+    """``09:00-12:00`` (China Standard Time, as the answer gives it; a
+    hyphen: the shipped font, GB 2312, has no en dash)."""
     start, end = datetime.fromisoformat(starts_at), datetime.fromisoformat(ends_at)
     if start.date() == end.date():
-        return f"{start:%H:%M}–{end:%H:%M}"
-    return f"{start:%H:%M}–{end:%m-%d %H:%M}"
+        return f"{start:%H:%M}-{end:%H:%M}"
+    return f"{start:%H:%M}-{end:%m-%d %H:%M}"
