@@ -135,6 +135,8 @@ def test_an_honours_run_writes_the_volunteers_newly_reaching_each_level(
     personal = "个人信息" if headers == "chinese" else "personal data"
     assert stated[personal] == "masked"
     assert stated["规则" if headers == "chinese" else "rules"] == "kunshan@1"
+    as_of_day = "截至日期" if headers == "chinese" else "as of day"
+    assert stated[as_of_day] == "2024-12-31"
 
 
 def test_the_roster_shows_id_and_phone_numbers_only_when_revealed(

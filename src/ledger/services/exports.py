@@ -326,6 +326,7 @@ _QUERY_LABELS_ZH = {
     "recorded until": "记录时间止",
     "after": "起始位置之后",
     "as of": "截至位置",
+    "as of day": "截至日期",
     "venue": "阵地",
     "subtree": "含下级",
     "from": "起始月份",

@@ -72,7 +72,7 @@ def roster_source(
     return ExportSource(
         [
             ("rules", run.rules),
-            ("as of", run.as_of.isoformat()),
+            ("as of day", run.as_of.isoformat()),
             ("personal data", "revealed" if reveal_personal_data else "masked"),
         ],
         run.position,
