@@ -11,7 +11,7 @@ from ledger.api.http.access import CallerCache
 from ledger.api.http.body_limit import RefuseLargeBodies
 from ledger.api.http.dashboard import mount_dashboard
 from ledger.api.http.problems import HANDLERS, problem_response
-from ledger.api.http.routes import audit, commands, reads, verification
+from ledger.api.http.routes import audit, calendar, commands, reads, verification
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
 
@@ -64,6 +64,7 @@ def create_app(settings: LedgerSettings) -> FastAPI:
     # Reads first: routes are matched in order, and reads are most requests.
     app.include_router(reads.router)
     app.include_router(audit.router)
+    app.include_router(calendar.router)
     app.include_router(commands.router)
     app.include_router(verification.router)
     mount_dashboard(app)
