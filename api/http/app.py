@@ -60,7 +60,12 @@ class RefuseNulCharacters:
 
 
 # What a browser page on an allowed origin may send and read (CORS).
-CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-None-Match",
+)
 CORS_EXPOSED_HEADERS = ("ETag", "Idempotent-Replayed")
 
 
