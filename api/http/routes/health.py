@@ -60,7 +60,7 @@ def _unavailable(error: sa.exc.SQLAlchemyError) -> str:
     return f"the database does not answer ({type(error).__name__})"
 
 
-@router.get("/healthz", responses={503: {"model": Liveness}})
+@router.get("/healthz", response_model=Liveness, responses={503: {"model": Liveness}})
 def get_liveness(request: Request) -> JSONResponse:
     """Liveness: 200 while the server can read the ledger."""
     try:
