@@ -62,7 +62,6 @@ def startup_line(
 ) -> str:
     """What is about to be served, in one line for the operator's log."""
     engine = components.projection_engine
-    engine.ensure_live_versions()
     with engine.database.reading() as conn:
         lags = engine.lags(conn, datetime.now(UTC))
     database = sa.make_url(components.settings.database_url)
