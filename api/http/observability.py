@@ -2,10 +2,11 @@
 (``GET /metrics``) and one JSON line of access log per request.
 
 Counted per request, by route *template* (``/volunteers/{volunteer_id}/hours``,
-never the path a caller sent) and status: requests, their latency, and each
-command's outcome. Read from the database at each scrape, so every worker
-reports the same: the head, each projection's position, lag (events and
-seconds) and parked events, and the last verification.
+never the path a caller sent) and status: requests, their latency, each
+command's outcome and the events it appended. Read from the database at
+each scrape, so every worker reports the same: the head, each projection's
+position, lag (events and seconds) and parked events, and the last
+verification.
 
 Several workers (``ledger serve --workers N``) pool their counters through
 prometheus-client's multiprocess mode: ``ledger serve`` gives them one
@@ -62,6 +63,12 @@ COMMANDS = Counter(
     ["command", "outcome"],
     registry=None,
 )
+APPENDED = Counter(
+    "ledger_events_appended",
+    "Events appended by commands answered here, by command.",
+    ["command"],
+    registry=None,
+)
 FOLLOWERS = Gauge(
     "ledger_projection_followers",
     "Processes of this server following the projections (at most 1 across "
@@ -69,7 +76,7 @@ FOLLOWERS = Gauge(
     multiprocess_mode="livesum",
     registry=None,
 )
-PER_PROCESS = (REQUESTS, LATENCY, COMMANDS, FOLLOWERS)
+PER_PROCESS = (REQUESTS, LATENCY, COMMANDS, APPENDED, FOLLOWERS)
 
 
 def command_outcome(status: int, replayed: bool) -> str:
@@ -78,6 +85,16 @@ def command_outcome(status: int, replayed: bool) -> str:
     if status >= 400:
         return "refused"
     return "replayed" if replayed else "appended"
+
+
+def count_appended(scope: Scope, body: bytes) -> None:
+    """Count the events a command's 201 answer says it appended (its first
+    and last positions; one small JSON body)."""
+    route = getattr(scope.get("route"), "path", "")
+    if route.startswith(COMMANDS_PREFIX) and body:
+        answer = orjson.loads(body)
+        appended = answer["last_position"] - answer["first_position"] + 1
+        APPENDED.labels(route.removeprefix(COMMANDS_PREFIX)).inc(appended)
 
 
 class ObserveRequests:
@@ -101,6 +118,8 @@ class ObserveRequests:
                     name.lower() == b"idempotent-replayed"
                     for name, _ in message.get("headers", ())
                 )
+            elif answer["status"] == 201 and not answer["replayed"]:
+                count_appended(scope, message.get("body", b""))
             await send(message)
 
         try:

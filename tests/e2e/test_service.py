@@ -169,6 +169,8 @@ def test_metrics_count_commands_by_outcome(api: Api) -> None:
         1,
         1,
     )
+    appended = ("ledger_events_appended_total", (("command", "register_venue"),))
+    assert after[appended] - before.get(appended, 0) == 1
 
 
 def test_metrics_report_each_projections_lag_dead_letters_and_the_last_verify(
