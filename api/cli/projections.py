@@ -60,9 +60,9 @@ def project(
         float, typer.Option(help="Seconds between polls when following.")
     ] = 0.2,
 ) -> None:
-    """Bring every projection up to date with the ledger; with ``--follow``,
-    keep them so, as the one follower of the database (``ledger serve``
-    follows too: whichever holds the lock follows, the other waits)."""
+    """Bring every projection up to date with the ledger; with --follow,
+    keep them so, as the one follower of the database (ledger serve follows
+    too: whichever holds the lock follows, the others wait to take over)."""
     engine = components_of(ctx).projection_engine
     if follow:
         try:
