@@ -44,7 +44,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Run the HTTP API."""
+    """Run the HTTP API, keeping the projections current (one follower per
+    database across workers and servers); see docs/http-api.md."""
     components = components_of(ctx)
     typer.echo(startup_line(components, host, port, workers), err=True)
     if workers > 1:
