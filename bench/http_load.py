@@ -5,7 +5,7 @@ throughput for single commands.
     python bench/http_load.py [--scale 0.01] [--workers 2] [--writes 300]
                               [--concurrency 32] [--requests 10000]
                               [--rate 500] [--warm-up 10] [--seconds 30]
-                              [--writing 0]
+                              [--writing 0] [--separate-follower]
 
 Builds the demo city in bench/out/http-bench-SCALE.db (once), starts
 ``ledger serve`` on a free loopback port and drives it with a lean HTTP/1.1
@@ -325,7 +325,8 @@ async def bench(args: argparse.Namespace, port: int, key: str, db_url: str) -> N
         # answered the mix for a while (its first answers are reported above).
         name = f"open loop, {args.rate:.0f} req/s offered"
         if args.writing:
-            name += f", {args.writing:g} writes/s, the server following"
+            follower = "`project --follow`" if args.separate_follower else "the server"
+            name += f", {args.writing:g} writes/s, {follower} following"
         # Venue staff write meanwhile (from the warm-up on), and the
         # server's follower projects what they write
         writing = args.warm_up + args.seconds
@@ -366,6 +367,13 @@ def main() -> None:
     parser.add_argument(
         "--writing", type=float, default=0, help="Writes/s during the open loop."
     )
+    parser.add_argument(
+        "--separate-follower",
+        action="store_true",
+        help="Follow in a `ledger project --follow` process started first (it "
+        "holds the follower's lock, so the server's followers wait), as before "
+        "the server followed itself.",
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     database = OUT / f"http-bench-{args.scale}.db"
@@ -382,7 +390,16 @@ def main() -> None:
     key = run_ledger(db_url, "keys", "create", "--role", "admin")
     port = free_port()
     serve = ["serve", "--port", str(port), "--workers", str(args.workers)]
-    server = subprocess.Popen([*LEDGER, "--db", db_url, *serve])
+    # The server's startup line and access log (a JSON line a request), kept
+    server_log = (OUT / "serve.log").open("w")
+    follower = None
+    if args.separate_follower:
+        follow = [*LEDGER, "--db", db_url, "project", "--follow"]
+        follower_log = OUT / "follow.log"
+        follower = subprocess.Popen(follow, stdout=follower_log.open("w"))
+        while "following" not in follower_log.read_text():
+            time.sleep(0.1)
+    server = subprocess.Popen([*LEDGER, "--db", db_url, *serve], stderr=server_log)
     try:
         wait_until_serving(port)
         print(f"before: {load()}")
@@ -391,6 +408,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server_log.close()
+        if follower is not None:
+            follower.terminate()
+            follower.wait(timeout=30)
 
 
 if __name__ == "__main__":
