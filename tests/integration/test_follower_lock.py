@@ -8,7 +8,11 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
+import sqlalchemy as sa
+
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import open_database
 from ledger.engine import FOLLOWER_LOCK, ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.store.event_store import Database
@@ -78,3 +82,53 @@ def test_a_follower_waits_while_another_follows_then_takes_over(
     # And having stopped, it let the lock go
     assert holder.try_acquire()
     holder.release()
+
+
+ADVISORY_LOCKS = sa.text(
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+@pytest.mark.postgres
+def test_a_follower_whose_lock_connection_is_lost_takes_the_lock_again(
+    empty_postgres_url: str,
+) -> None:
+    # Given a follower on PostgreSQL, holding the advisory lock
+    database = open_database(empty_postgres_url)
+    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=engine.follow, kwargs={"poll_seconds": 0.05, "should_stop": stop.is_set}
+    )
+    try:
+        thread.start()
+        deadline = time.monotonic() + TAKE_OVER_BOUND
+        while not (holders := advisory_lock_holders(database)):
+            assert time.monotonic() < deadline, "the follower took no lock"
+            time.sleep(0.05)
+        # When the server ends the connection that holds the lock
+        with database.engine.connect() as conn:
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": holders[0]}
+            )
+        # Then the follower takes the lock again, on a connection of its own
+        deadline = time.monotonic() + TAKE_OVER_BOUND
+        while advisory_lock_holders(database) in ([], holders):
+            assert time.monotonic() < deadline, "the lock was not taken again"
+            time.sleep(0.05)
+        # And goes on following
+        record_all(Ledger(database), [register_venue("C", "centre", None)])
+        while behind(engine):
+            assert time.monotonic() < deadline, "the follower stopped following"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        database.dispose()
+
+
+def advisory_lock_holders(database: Database) -> list[int]:
+    """The backends holding an advisory lock on the database."""
+    with database.engine.connect() as conn:
+        return list(conn.execute(ADVISORY_LOCKS).scalars())

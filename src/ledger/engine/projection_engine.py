@@ -117,8 +117,9 @@ class ProjectionEngine:
         """Keep the live projections current until ``should_stop`` says so,
         as the one follower of this database: while another process holds
         the follower's lock (``RunnerLock``), wait, trying every
-        ``TAKE_OVER_SECONDS`` to take over. ``on_leading`` hears True when
-        this one starts following, False when it starts waiting."""
+        ``TAKE_OVER_SECONDS`` to take over; should this one lose the lock
+        (its connection lost), stop following and try again. ``on_leading``
+        hears True when this one starts following, False when it stops."""
         with RunnerLock(self.database, FOLLOWER_LOCK) as lock:
             leading: bool | None = None
             while not should_stop():
@@ -129,11 +130,11 @@ class ProjectionEngine:
                 if leading:
                     self._catching_up.follow(
                         poll_seconds=poll_seconds,
-                        should_stop=should_stop,
+                        should_stop=lambda: should_stop() or not lock.still_held(),
                         on_report=on_report,
                     )
-                    return
-                _pause(TAKE_OVER_SECONDS, poll_seconds, should_stop)
+                else:
+                    _pause(TAKE_OVER_SECONDS, poll_seconds, should_stop)
 
     def rebuild(
         self,

@@ -59,6 +59,19 @@ class RunnerLock:
             self.held = self._try_flock(path)
         return self.held
 
+    def still_held(self) -> bool:
+        """Whether the lock is still held: on PostgreSQL, whether the
+        connection holding it still answers (if it was lost, the server let
+        the lock go, and so does this object)."""
+        if self._connection is not None:
+            try:
+                self._connection.execute(sa.text("SELECT 1"))
+            except sa.exc.DBAPIError:
+                self._connection.invalidate()
+                self._connection = None
+                self.held = False
+        return self.held
+
     def _try_advisory_lock(self) -> bool:
         connection = self.database.engine.connect().execution_options(
             isolation_level="AUTOCOMMIT"
