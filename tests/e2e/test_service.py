@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tomllib
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import httpx
 import pytest
@@ -16,8 +17,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.api.http.app import create_app
+from ledger.api.http.docs import ASSETS
 from ledger.settings import LedgerSettings
 from tests.e2e.http_helpers import V1_ID_NUMBER, V1_PHONE, Api, open_api
+from tests.e2e.test_dashboard_page import packaged
 from tests.factories import id_number as make_id_number
 from tests.factories import register_venue
 
@@ -266,3 +269,18 @@ def test_the_documentation_pages_load_nothing_from_another_host(
     assert re.findall(r"(?:https?:)?//[\w.-]+", response.text) == []
     for asset in re.findall(r"""(?:src|href)=["']([^"']+)["']""", response.text):
         assert api.client.get(asset).status_code == 200, asset
+
+
+def test_a_wheel_carries_every_documentation_asset() -> None:
+    """Each vendored asset matches a ``package-data`` pattern of
+    pyproject.toml: an installed server serves the pages whole."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    patterns = package_data["ledger.api.http"]
+    files = [f for f in ASSETS.rglob("*") if f.is_file()]
+    assert len(files) >= 10
+    for file in files:
+        path = PurePosixPath(file.relative_to(ASSETS.parent).as_posix())
+        assert any(packaged(path, pattern) for pattern in patterns), path
