@@ -34,15 +34,16 @@ from ledger.store.event_store import (
     WaitLimits,
     metadata,
 )
-from ledger.store.integrity import checkpoints_table
+from ledger.store.integrity import checkpoints_table, verifications_table
 from ledger.store.schema import prepare_schema, write_revision
 
 # Every table of a ledger database: the events and what is stored beside
-# them, the checkpoints, the projection engine's bookkeeping, each
-# projection's entries, and the HTTP API's keys.
+# them, the checkpoints and verifications, the projection engine's
+# bookkeeping, each projection's entries, and the HTTP API's keys.
 LEDGER_SCHEMA: tuple[sa.Table, ...] = (
     *STORE_TABLES,
     checkpoints_table,
+    verifications_table,
     projection_versions_table,
     dead_letters_table,
     projection_changes_table,

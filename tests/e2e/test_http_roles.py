@@ -185,10 +185,12 @@ IN_SCOPE_COMMANDS: dict[str, dict[str, Any]] = {
         "position": 1,
     },
 }
-PUBLIC_PATHS = ("/openapi.json", "/docs")
-# Documented operations that need no key: a certificate's QR code opens the
-# verification page (tests/e2e/test_certificate_verification.py).
-PUBLIC_OPERATIONS = {"GET /verify"}
+# The operators' paths: documented, and answered without a key.
+OPERATOR_PATHS = ("/healthz", "/readyz", "/metrics")
+PUBLIC_PATHS = ("/openapi.json", "/docs", "/redoc", *OPERATOR_PATHS)
+# Other documented operations that need no key: a certificate's QR code
+# opens the verification page (tests/e2e/test_certificate_verification.py).
+PUBLIC_OPERATIONS = {"GET /verify"} | {f"GET {path}" for path in OPERATOR_PATHS}
 
 
 def route_keys(api: Api) -> set[str]:

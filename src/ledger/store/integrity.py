@@ -73,6 +73,20 @@ checkpoints_table = sa.Table(
     sa.Column("signature", sa.String(128), nullable=False),
 )
 
+# One row per whole verification (``ledger verify``, ``GET /audit/verify``):
+# its outcome, the head it checked and when, so that a server can report the
+# last one (``/metrics``) without running it.
+verifications_table = sa.Table(
+    "ledger_verifications",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    ),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("verified_at", sa.String(27), nullable=False),
+)
+
 CHECKPOINT_DOMAIN = b"wenming-ledger checkpoint v1\n"
 VERIFY_PAGE = 50_000
 
@@ -820,6 +834,39 @@ def list_checkpoints(database: Database) -> list[Checkpoint]:
             sa.select(checkpoints_table).order_by(checkpoints_table.c.position)
         )
         return [Checkpoint(**row._asdict()) for row in rows]
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    """A whole verification's outcome, the head it checked, and when."""
+
+    position: int
+    ok: bool
+    verified_at: datetime
+
+
+def record_verification(database: Database, position: int, ok: bool) -> None:
+    """Note a whole verification's outcome (chain, checkpoints, derived
+    tables and projections) at the head ``position`` it checked."""
+    with database.writing() as conn:
+        conn.execute(
+            verifications_table.insert().values(
+                position=position, ok=ok, verified_at=utc_text(datetime.now(UTC))
+            )
+        )
+
+
+def last_verification(conn: Connection) -> VerificationRecord | None:
+    """The latest noted verification, if any."""
+    t = verifications_table.c
+    row = conn.execute(
+        sa.select(t.position, t.ok, t.verified_at).order_by(t.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    return VerificationRecord(
+        row.position, bool(row.ok), datetime.fromisoformat(row.verified_at)
+    )
 
 
 @dataclass(frozen=True)
