@@ -5,7 +5,7 @@ throughput for single commands.
     python bench/http_load.py [--scale 0.01] [--workers 2] [--writes 300]
                               [--concurrency 32] [--requests 10000]
                               [--rate 500] [--warm-up 10] [--seconds 30]
-                              [--writing 0]
+                              [--writing 0] [--separate-follower]
 
 Builds the demo city in bench/out/http-bench-SCALE.db (once), starts
 ``ledger serve`` on a free loopback port and drives it with a lean HTTP/1.1
@@ -17,8 +17,9 @@ venue's activity and fulfilment over a year (25 % each, whole subtrees).
 Each path is read once first ("first reads", each computed afresh), then
 the open loop runs a warm-up (10 s) so that every worker has answered the
 mix, then the measured phase; with ``--writing W``, orders are posted at W
-per second meanwhile and ``ledger project --follow`` keeps the projections
-current, as when venue staff write while dashboards read. The open loop
+per second meanwhile and the server's own follower keeps the projections
+current, as when venue staff write while dashboards read (each run reports
+how far behind the projections were at the end, and the machine's load). The open loop
 sends at the offered rate whatever the answers, and times each answer from
 the moment it was due, so a server that falls behind cannot hide its queue
 (no coordinated omission).
@@ -30,6 +31,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import random
 import socket
 import sqlite3
@@ -252,6 +254,25 @@ async def paced_writes(
     return latencies
 
 
+async def lag(port: int) -> str:
+    """The largest projection lag ``/readyz`` reports, in events and seconds."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    answer = await reader.read()
+    writer.close()
+    projections = json.loads(answer.split(b"\r\n\r\n", 1)[1])["projections"]
+    events = max(p["lag_events"] for p in projections)
+    seconds = max(p["lag_seconds"] for p in projections)
+    return f"{events} events, {seconds:.2f} s behind at most"
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
+
+
 def run_ledger(db_url: str, *args: str) -> str:
     done = subprocess.run(
         [*LEDGER, "--db", db_url, *args], check=True, capture_output=True, text=True
@@ -304,32 +325,23 @@ async def bench(args: argparse.Namespace, port: int, key: str, db_url: str) -> N
         # answered the mix for a while (its first answers are reported above).
         name = f"open loop, {args.rate:.0f} req/s offered"
         if args.writing:
-            name += f", {args.writing:g} writes/s with `project --follow`"
+            follower = "`project --follow`" if args.separate_follower else "the server"
+            name += f", {args.writing:g} writes/s, {follower} following"
         # Venue staff write meanwhile (from the warm-up on), and the
-        # projections follow them
-        follow = [*LEDGER, "--db", db_url, "project", "--follow"]
-        follower = (
-            subprocess.Popen(follow, stdout=subprocess.DEVNULL)
-            if args.writing
-            else None
+        # server's follower projects what they write
+        writing = args.warm_up + args.seconds
+        writes = asyncio.create_task(
+            paced_writes(port, key, venues, args.writing, writing)
         )
-        try:
-            writing = args.warm_up + args.seconds
-            writes = asyncio.create_task(
-                paced_writes(port, key, venues, args.writing, writing)
-            )
-            await open_loop(port, key, paths, args.rate, args.warm_up)
-            latencies, seconds, failures = await open_loop(
-                port, key, paths, args.rate, args.seconds
-            )
-            print(summary(name, latencies, seconds, failures))
-            written = await writes
-        finally:
-            if follower is not None:
-                follower.terminate()
-                follower.wait(timeout=30)
+        await open_loop(port, key, paths, args.rate, args.warm_up)
+        latencies, seconds, failures = await open_loop(
+            port, key, paths, args.rate, args.seconds
+        )
+        print(summary(name, latencies, seconds, failures))
+        written = await writes
         if written:
             print(summary("  its writes", written, writing, 0))
+            print(f"  projections at the end: {await lag(port)}")
     else:
         stream = [paths[i % len(paths)] for i in range(args.requests)]
         latencies, seconds, failures = await closed_loop(
@@ -355,6 +367,13 @@ def main() -> None:
     parser.add_argument(
         "--writing", type=float, default=0, help="Writes/s during the open loop."
     )
+    parser.add_argument(
+        "--separate-follower",
+        action="store_true",
+        help="Follow in a `ledger project --follow` process started first (it "
+        "holds the follower's lock, so the server's followers wait), as before "
+        "the server followed itself.",
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     database = OUT / f"http-bench-{args.scale}.db"
@@ -371,13 +390,28 @@ def main() -> None:
     key = run_ledger(db_url, "keys", "create", "--role", "admin")
     port = free_port()
     serve = ["serve", "--port", str(port), "--workers", str(args.workers)]
-    server = subprocess.Popen([*LEDGER, "--db", db_url, *serve])
+    # The server's startup line and access log (a JSON line a request), kept
+    server_log = (OUT / "serve.log").open("w")
+    follower = None
+    if args.separate_follower:
+        follow = [*LEDGER, "--db", db_url, "project", "--follow"]
+        follower_log = OUT / "follow.log"
+        follower = subprocess.Popen(follow, stdout=follower_log.open("w"))
+        while "following" not in follower_log.read_text():
+            time.sleep(0.1)
+    server = subprocess.Popen([*LEDGER, "--db", db_url, *serve], stderr=server_log)
     try:
         wait_until_serving(port)
+        print(f"before: {load()}")
         uvloop.run(bench(args, port, key, db_url))
+        print(f"after: {load()}")
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server_log.close()
+        if follower is not None:
+            follower.terminate()
+            follower.wait(timeout=30)
 
 
 if __name__ == "__main__":

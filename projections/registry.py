@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger.engine import Projection
+from ledger.projections.activity_calendar import ActivityCalendarProjection
 from ledger.projections.honours_awards import HonoursAwardsProjection
 from ledger.projections.order_fulfilment import OrderFulfilmentProjection
 from ledger.projections.venue_activity import VenueActivityProjection
@@ -14,6 +15,7 @@ VOLUNTEER_HOURS = VolunteerHoursProjection()
 VENUE_ACTIVITY = VenueActivityProjection()
 ORDER_FULFILMENT = OrderFulfilmentProjection()
 HONOURS_AWARDS = HonoursAwardsProjection()
+ACTIVITY_CALENDAR = ActivityCalendarProjection()
 
 ALL_PROJECTIONS: tuple[Projection, ...] = (
     VENUE_TREE,
@@ -21,4 +23,5 @@ ALL_PROJECTIONS: tuple[Projection, ...] = (
     VENUE_ACTIVITY,
     ORDER_FULFILMENT,
     HONOURS_AWARDS,
+    ACTIVITY_CALENDAR,
 )

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from ledger.api.cli import (
     audit,
     backup,
+    calendar,
     certificates,
     honours,
     importing,
@@ -74,6 +75,7 @@ for verbs in (
     backup,
 ):
     app.add_typer(verbs.app)
+app.add_typer(calendar.app)
 app.add_typer(query.app, name="query")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")

@@ -3,34 +3,43 @@ actor, type and period, and a session's correction history."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from itertools import chain, islice
 from typing import Annotated
 
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import (
-    ChineseOption,
-    ExportOption,
-    fail,
-    print_json,
-    print_or_export,
-)
+from ledger.api.cli.exporting import export_rows
+from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json
 from ledger.reads.audit import (
+    MAX_PAGE,
     AuditQuery,
     InvalidAuditQueryError,
+    count_events,
+    event_pages,
     find_events,
     parse_subject,
     session_story,
+    subject_names,
 )
 from ledger.reads.queries import LAST_POSITION, InvalidReadError, parse_as_of
-from ledger.services.exports import AUDIT_EVENT_COLUMNS, audit_event_rows
+from ledger.services.exports import (
+    AUDIT_EVENT_COLUMNS,
+    AUDIT_EVENTS,
+    ExportSource,
+    audit_event_rows,
+    check_export_path,
+)
 
 PositionOption = Annotated[
     int | None, typer.Option("--as-of", min=0, max=LAST_POSITION)
 ]
 
 app = typer.Typer(help="Audit queries over the ledger itself.", no_args_is_help=True)
+
+DEFAULT_PAGE = 100
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -60,7 +69,15 @@ def audit_events(
         int,
         typer.Option(min=0, max=LAST_POSITION, help="Page on after this position."),
     ] = 0,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_PAGE,
+            help=f"Events per JSON page (default {DEFAULT_PAGE}); with --export, "
+            "at most this many (default: every matching event).",
+        ),
+    ] = None,
     as_of: PositionOption = None,
     reveal_personal_data: Annotated[
         bool, typer.Option(help="Show ID and phone numbers unmasked.")
@@ -68,7 +85,8 @@ def audit_events(
     export: ExportOption = None,
     chinese_headers: ChineseOption = False,
 ) -> None:
-    """Events by subject, actor, type and period, in ledger order, paged."""
+    """Events by subject, actor, type and period, in ledger order, paged; or
+    every one of them exported."""
     try:
         query = AuditQuery(
             subject=parse_subject(subject) if subject else None,
@@ -79,22 +97,59 @@ def audit_events(
             recorded_since=_moment(recorded_since),
             recorded_until=_moment(recorded_until),
             after_position=after,
-            limit=limit,
+            limit=limit or DEFAULT_PAGE,
             as_of=as_of,
         )
-    except (InvalidAuditQueryError, InvalidReadError) as error:
+        if export is not None:
+            check_export_path(export)
+    except (InvalidAuditQueryError, InvalidReadError, ValueError) as error:
         fail(error, 2)
-    page = find_events(
-        components_of(ctx).database, query, reveal_personal_data=reveal_personal_data
+    database = components_of(ctx).database
+    if export is None:
+        print_json(
+            find_events(database, query, reveal_personal_data=reveal_personal_data)
+        )
+        return
+    pages = event_pages(database, query, reveal_personal_data=reveal_personal_data)
+    first = next(pages)
+    # Counted at the position the pages are read at, so the count is theirs.
+    matching = count_events(database, replace(query, as_of=first.position))
+    wanted = matching if limit is None else min(limit, matching)
+    events = islice(
+        chain.from_iterable(page.events for page in chain([first], pages)), wanted
     )
-    print_or_export(
-        page,
-        audit_event_rows(page) if export else [],
-        AUDIT_EVENT_COLUMNS,
+    asked = {
+        "subject": subject,
+        "actor": actor,
+        "type": ", ".join(event_type or ()) or None,
+        "since": since,
+        "until": until,
+        "recorded since": recorded_since,
+        "recorded until": recorded_until,
+        "after": str(after) if after else None,
+        "as of": None if as_of is None else str(as_of),
+        "limit": None if limit is None else str(limit),
+    }
+    source = ExportSource(
+        [
+            *((label, value) for label, value in asked.items() if value is not None),
+            ("personal data", "revealed" if reveal_personal_data else "masked"),
+        ],
+        first.position,
+        first.chain_hash,
+    )
+    export_rows(
         export,
-        chinese_headers,
-        "events",
+        audit_event_rows(events, subject_names(database, first.position)),
+        AUDIT_EVENT_COLUMNS,
+        source,
+        sheet=AUDIT_EVENTS,
+        chinese_headers=chinese_headers,
+        what="events",
+        total=wanted,
     )
+    if wanted < matching:
+        typer.echo(f"  {wanted:,} of {matching:,} matching events, as --limit asked")
 
 
 @app.command("session")

@@ -1,22 +1,32 @@
 """``ledger honours``: the honours run — every volunteer's stars, benefits
-and points under a rule set as of a day, the new awards recorded as events."""
+and points under a rule set as of a day, the new awards recorded as events,
+and (``--roster``) the 表彰名单 of those newly reaching a level."""
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.output import fail
+from ledger.api.cli.exporting import export_rows
+from ledger.api.cli.output import ChineseOption, fail
 from ledger.projections.honours_awards import IncompleteAwardsError
 from ledger.projections.registry import VOLUNTEER_HOURS
+from ledger.services.exports import check_export_path
 from ledger.services.honours import (
     UnknownRuleSetError,
     load_rule_set,
     plan_honours,
     record_honours,
+)
+from ledger.services.roster import (
+    ROSTER_COLUMNS,
+    ROSTER_SHEET,
+    roster_rows,
+    roster_source,
 )
 
 app = typer.Typer()
@@ -42,11 +52,28 @@ def honours(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Decide, but record nothing.")
     ] = False,
+    roster: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the volunteers newly reaching each level (表彰名单) to "
+            "a .xlsx, .csv or .jsonl file."
+        ),
+    ] = None,
+    reveal_personal_data: Annotated[
+        bool,
+        typer.Option(
+            help="Show ID and phone numbers unmasked in the roster (for an "
+            "admin: whoever runs this holds the database)."
+        ),
+    ] = False,
+    chinese_headers: ChineseOption = False,
 ) -> None:
     """Compute every volunteer's honours and record the new awards as events."""
     try:
         day = date.fromisoformat(as_of)
         rule_set = load_rule_set(rules, day)
+        if roster is not None:
+            check_export_path(roster)
     except (ValueError, UnknownRuleSetError) as error:
         fail(error, 2)
     components = components_of(ctx)
@@ -62,6 +89,16 @@ def honours(
             run = plan_honours(conn, live.version, rule_set, day, read_at)
         except IncompleteAwardsError as error:
             fail(error, 3)
+        if roster is not None:
+            export_rows(
+                roster,
+                roster_rows(conn, run, reveal_personal_data=reveal_personal_data),
+                ROSTER_COLUMNS,
+                roster_source(conn, run, reveal_personal_data=reveal_personal_data),
+                sheet=ROSTER_SHEET,
+                chinese_headers=chinese_headers,
+                what="volunteers newly reaching a level",
+            )
     typer.echo(
         f"honours under {run.rules} as of {day.isoformat()} at position {read_at}: "
         f"{run.volunteers} volunteers with counted service"

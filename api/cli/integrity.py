@@ -27,6 +27,7 @@ from ledger.store.integrity import (
     own_public_key,
     public_key_pem,
     read_checkpoint,
+    record_verification,
     sign_checkpoint,
     verify_exported_events,
     verify_ledger,
@@ -142,6 +143,7 @@ def verify(
         if len(result.differences) > 10:
             typer.echo(f"  … {len(result.differences) - 10} more differences")
         failed = failed or not result.ok
+    record_verification(engine.database, chain.head_position, not failed)
     if failed:
         raise typer.Exit(1)
 

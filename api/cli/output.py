@@ -3,18 +3,14 @@ progress and refusals on standard error."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import orjson
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-
-from ledger.reads.answers import CitedAnswer
-from ledger.services.exports import Column, write_export
 
 console = Console(stderr=True)
 
@@ -35,10 +31,16 @@ class ExitCode(IntEnum):
 
 ExportOption = Annotated[
     Path | None,
-    typer.Option("--export", help="Write a .csv or .xlsx file instead of JSON."),
+    typer.Option(
+        "--export",
+        help="Write every row to a .csv, .jsonl or .xlsx file instead of JSON.",
+    ),
 ]
 ChineseOption = Annotated[
-    bool, typer.Option("--chinese-headers", help="Chinese column headers in exports.")
+    bool,
+    typer.Option(
+        "--chinese-headers", help="Chinese headers and sheet names in exports."
+    ),
 ]
 
 
@@ -52,29 +54,3 @@ def fail(problem: object, exit_code: int) -> NoReturn:
     """Name the problem on standard error, in red, and exit with ``exit_code``."""
     console.print(f"[red]{problem}[/red]", soft_wrap=True)
     raise typer.Exit(exit_code)
-
-
-def print_or_export(
-    document: CitedAnswer,
-    rows: Sequence[dict[str, Any]],
-    columns: Sequence[Column],
-    export: Path | None,
-    chinese_headers: bool,
-    what: str,
-) -> None:
-    """Print an answer as JSON, or export its rows citing its ledger state."""
-    if export is None:
-        print_json(document)
-        return
-    try:
-        write_export(
-            export,
-            rows,
-            columns,
-            position=document.position,
-            chain_hash=document.chain_hash,
-            chinese_headers=chinese_headers,
-        )
-    except ValueError as error:
-        fail(error, 2)
-    typer.echo(f"exported {len(rows)} {what} to {export}")

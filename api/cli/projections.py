@@ -29,6 +29,14 @@ def _print_catch_up(report: CatchUpReport) -> None:
     typer.echo(f"position={report.position} seconds={report.seconds:.2f}")
 
 
+def _print_leading(leading: bool) -> None:
+    typer.echo(
+        "following"
+        if leading
+        else "another process (a server, say) follows this ledger: waiting"
+    )
+
+
 def _exit_on_dead_letters(engine: ProjectionEngine) -> None:
     with engine.database.reading() as conn:
         letters = list_dead_letters(conn)
@@ -52,11 +60,15 @@ def project(
         float, typer.Option(help="Seconds between polls when following.")
     ] = 0.2,
 ) -> None:
-    """Bring every projection up to date with the ledger."""
+    """Bring every projection up to date with the ledger; with --follow,
+    keep them so, as the one follower of the database (ledger serve follows
+    too: whichever holds the lock follows, the others wait to take over)."""
     engine = components_of(ctx).projection_engine
     if follow:
         try:
-            engine.follow(poll_seconds=poll, on_report=_print_catch_up)
+            engine.follow(
+                poll_seconds=poll, on_report=_print_catch_up, on_leading=_print_leading
+            )
         except KeyboardInterrupt:
             return
     _print_catch_up(engine.catch_up())

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_or_export
+from ledger.api.cli.exporting import export_months
+from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json
 from ledger.reads.answers import CitedAnswer
 from ledger.reads.queries import (
     EXPLAINED_EVENTS,
@@ -25,7 +26,6 @@ from ledger.services.exports import (
     MONTHLY_FULFILMENT_COLUMNS,
     Column,
     MonthlyAnswer,
-    monthly_rows,
 )
 
 app = typer.Typer(help="Read projections as JSON (CONTRACT §5).", no_args_is_help=True)
@@ -57,17 +57,15 @@ def _run_read(
     columns: Sequence[Column] = (),
     chinese_headers: bool = False,
 ) -> None:
-    """Print a read as JSON, or export its months as CSV or xlsx."""
+    """Print a read as JSON, or export its months."""
     reads = components_of(ctx).reads
     try:
         document = read(reads)
         # only venue reads have months; no other read is exported
-        rows = (
-            monthly_rows(document)
-            if export is not None and isinstance(document, MonthlyAnswer)
-            else []
-        )
-        print_or_export(document, rows, columns, export, chinese_headers, "months")
+        if export is not None and isinstance(document, MonthlyAnswer):
+            export_months(reads.database, document, export, columns, chinese_headers)
+        else:
+            print_json(document)
     except NotFoundError as error:
         fail(error, 4)
     except InvalidReadError as error:

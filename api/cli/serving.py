@@ -6,16 +6,25 @@ starts, each building the app from an import string, so they cannot be
 handed that settings object: this process then becomes uvicorn
 (``os.execve``, ``python -m uvicorn``), started with an environment whose
 ``LEDGER_*`` variables are exactly these settings, ``--db`` included, which
-each worker reads once (``app_from_environment``). No process's
+each worker reads once (``app_from_environment``), and a new directory where
+they pool their metrics (``ledger.api.http.observability``). No process's
 ``os.environ`` is changed along the way.
+
+Before serving, one line on standard error says what is served: address,
+database (its password masked), version, head and projection positions.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
 from typing import Annotated, NoReturn
 
+import sqlalchemy as sa
 import typer
 import uvicorn
 
@@ -35,11 +44,13 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Run the HTTP API."""
+    """Run the HTTP API, keeping the projections current (one follower per
+    database across workers and servers); see docs/http-api.md."""
     components = components_of(ctx)
     # Once, before any worker starts: the ledger's key material is checked
-    # (a refusal is one line), and a ledger of the first release upgraded.
+    # (a refusal is one line), and an older ledger's claims made anew.
     ledger_of(ctx)
+    typer.echo(startup_line(components, host, port, workers), err=True)
     if workers > 1:
         _become_uvicorn(components, host, port, workers)
     # Imported here: only this command needs the web framework, and every
@@ -47,7 +58,24 @@ def serve(
     from ledger.api.http.app import served_app
 
     api = served_app(components.settings)
-    uvicorn.run(api, host=host, port=port, log_level=LOG_LEVEL)
+    uvicorn.run(api, host=host, port=port, log_level=LOG_LEVEL, access_log=False)
+
+
+def startup_line(
+    components: LedgerComponents, host: str, port: int, workers: int
+) -> str:
+    """What is about to be served, in one line for the operator's log."""
+    engine = components.projection_engine
+    with engine.database.reading() as conn:
+        lags = engine.lags(conn, datetime.now(UTC))
+    database = sa.make_url(components.settings.database_url)
+    positions = ", ".join(f"{lag.name} {lag.position}" for lag in lags)
+    return (
+        f"ledger serve: wenming-ledger {version('wenming-ledger')} at "
+        f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
+        f"database {database.render_as_string(hide_password=True)}; "
+        f"head {lags[0].head if lags else 0}; projections: {positions}"
+    )
 
 
 def _become_uvicorn(
@@ -59,7 +87,17 @@ def _become_uvicorn(
     components.database.dispose()
     server = [sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory"]
     options = ["--host", host, "--port", str(port), "--workers", str(workers)]
-    environment = {**os.environ, **components.settings.as_environment()}
-    os.execve(
-        sys.executable, [*server, *options, "--log-level", LOG_LEVEL], environment
+    # The workers' pooled metrics (prometheus-client reads the directory
+    # from its own variable); a new one per server, left in the temporary
+    # directory when it stops.
+    metrics = tempfile.mkdtemp(prefix="ledger-metrics-")
+    settings = components.settings.model_copy(
+        update={"metrics_directory": Path(metrics)}
     )
+    environment = {
+        **os.environ,
+        **settings.as_environment(),
+        "PROMETHEUS_MULTIPROC_DIR": metrics,
+    }
+    logging = ["--log-level", LOG_LEVEL, "--no-access-log"]
+    os.execve(sys.executable, [*server, *options, *logging], environment)

@@ -5,13 +5,24 @@ from __future__ import annotations
 import gc
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.api.http.access import CallerCache
 from ledger.api.http.body_limit import RefuseLargeBodies
 from ledger.api.http.dashboard import mount_dashboard
+from ledger.api.http.docs import add_documentation
+from ledger.api.http.follower import following_projections
+from ledger.api.http.observability import ObserveRequests, log_access_to_stderr
 from ledger.api.http.problems import HANDLERS, problem_response
-from ledger.api.http.routes import audit, commands, reads, verification
+from ledger.api.http.routes import (
+    audit,
+    calendar,
+    commands,
+    health,
+    reads,
+    verification,
+)
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
 
@@ -48,10 +59,30 @@ class RefuseNulCharacters:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: LedgerSettings) -> FastAPI:
+# What a browser page on an allowed origin may send and read (CORS).
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-None-Match",
+)
+CORS_EXPOSED_HEADERS = ("ETag", "Idempotent-Replayed")
+
+
+def create_app(
+    settings: LedgerSettings, *, follow_projections: bool = False
+) -> FastAPI:
     """The API over the ledger that ``settings`` describe (its database
-    opened, and its schema created, now)."""
-    app = FastAPI(title="文明实践 ledger", version="0.1.0", description=DESCRIPTION)
+    opened, and its schema created, now); with ``follow_projections``, it
+    keeps the projections current while it serves (``follower``)."""
+    app = FastAPI(
+        title="文明实践 ledger",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=following_projections if follow_projections else None,
+    )
     components = LedgerComponents(settings)
     app.state.settings = settings
     app.state.ledger = components.ledger
@@ -61,18 +92,33 @@ def create_app(settings: LedgerSettings) -> FastAPI:
         app.add_exception_handler(error, handler)
     app.add_middleware(RefuseNulCharacters)
     app.add_middleware(RefuseLargeBodies)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    # Outermost: it counts and logs every answer, refusals included.
+    app.add_middleware(ObserveRequests)
     # Reads first: routes are matched in order, and reads are most requests.
     app.include_router(reads.router)
     app.include_router(audit.router)
+    app.include_router(calendar.router)
     app.include_router(commands.router)
     app.include_router(verification.router)
+    app.include_router(health.router)
+    add_documentation(app)
     mount_dashboard(app)
     return app
 
 
 def served_app(settings: LedgerSettings) -> FastAPI:
     """The app as a server process keeps it for its lifetime."""
-    app = create_app(settings)
+    app = create_app(settings, follow_projections=True)
+    log_access_to_stderr()
     # What exists now lives as long as the process: keep it out of the
     # collector's full passes, which would otherwise pause answers.
     gc.collect()

@@ -40,15 +40,17 @@ from ledger.store.integrity import (
     key_directory,
     ledger_id_number_secret,
     secret_id,
+    verifications_table,
 )
 from ledger.store.schema import prepare_schema, write_revision
 
 # Every table of a ledger database: the events and what is stored beside
-# them, the checkpoints, the projection engine's bookkeeping, each
-# projection's entries, and the HTTP API's keys.
+# them, the checkpoints and verifications, the projection engine's
+# bookkeeping, each projection's entries, and the HTTP API's keys.
 LEDGER_SCHEMA: tuple[sa.Table, ...] = (
     *STORE_TABLES,
     checkpoints_table,
+    verifications_table,
     projection_versions_table,
     dead_letters_table,
     projection_changes_table,
@@ -78,7 +80,7 @@ def open_ledger(database: Database, keys: Path) -> Ledger:
     """The ledger writing to ``database``, digesting ID numbers with the
     secret kept in the key directory ``keys`` (created on first need); its
     ID-number claims made again with that secret if they were made with
-    another digest (a ledger made before revision 0003)."""
+    another digest (a ledger made before revision 0005)."""
     secret = ledger_id_number_secret(database, keys)
     ledger = Ledger(database, IdNumberDigest(secret))
     ledger.digest_id_numbers_with(secret_id(secret))

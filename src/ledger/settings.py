@@ -3,6 +3,7 @@ point (the CLI's root callback, the HTTP app's factory), and passed in."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,15 @@ class LedgerSettings(BaseSettings):
     # The ledger's public address (https://…): certificates' QR codes then
     # hold the URL of its `/verify` page; unset, they hold the bare token.
     public_base_url: str | None = None
+    # Browser origins (``https://dash.example.gov.cn``) whose pages may call
+    # the HTTP API (CORS); none by default. As a variable, a JSON list.
+    cors_origins: list[str] = []
+    # ``/readyz`` answers 503 while any projection's oldest unprocessed
+    # event has waited longer than this.
+    ready_max_lag_seconds: float = 5.0
+    # Where the workers of ``ledger serve --workers N`` pool their metrics
+    # (prometheus-client's multiprocess mode); set by ``ledger serve``.
+    metrics_directory: Path | None = None
 
     def as_environment(self) -> dict[str, str]:
         """These settings as the ``LEDGER_*`` variables that read back as
@@ -56,7 +66,9 @@ class LedgerSettings(BaseSettings):
         this one (the server ``ledger serve`` starts)."""
         prefix = self.model_config.get("env_prefix", "")
         return {
-            f"{prefix}{name}".upper(): str(value)
-            for name, value in self.model_dump().items()
+            f"{prefix}{name}".upper(): (
+                json.dumps(value) if isinstance(value, list) else str(value)
+            )
+            for name, value in self.model_dump(mode="json").items()
             if value is not None
         }

@@ -3,12 +3,16 @@
 demo city: it loads from the server alone with no console errors, shows the
 API's figures, drills down the venue tree, shows what the ledger knew at a
 chosen position or time, shows the last verification, and refreshes as
-events land. Each view is written to docs/screenshots/ for docs/dashboard.md.
+events land. Each view is photographed: into docs/screenshots/ for
+docs/dashboard.md when ``LEDGER_WRITE_SCREENSHOTS=1`` (run it so after
+changing the page, and look at them), otherwise into a temporary folder, so
+that a test run leaves the checkout as it found it.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +39,12 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCUMENTED_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = (
+    DOCUMENTED_SCREENSHOTS
+    if os.environ.get("LEDGER_WRITE_SCREENSHOTS") == "1"
+    else Path(tempfile.mkdtemp(prefix="ledger-screenshots-"))
+)
 DEMO_SCALE = "0.002"
 WAIT_SECONDS = 30
 

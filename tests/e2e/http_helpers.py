@@ -196,10 +196,11 @@ class Api:
         **params: Any,
     ) -> httpx.Response:
         """GET ``path``; ``query`` holds parameters that are not names in
-        Python (``from``), ``params`` the others."""
+        Python (``from``), ``params`` the others (none given: those the path
+        itself carries, ``/calendar?month=2024-03``)."""
         response: httpx.Response = self.client.get(
             path,
-            params={**(query or {}), **params},
+            params={**(query or {}), **params} or None,
             headers={**self.headers(caller), **(headers or {})},
         )
         return response

@@ -719,6 +719,7 @@ CITED_READS = (
     "/audit/explain/venue-fulfilment/I1",
     "/audit/sessions/V1-A1",
     "/venues/I1/children",
+    "/calendar?month=2024-03",
     "/audit/verify",
 )
 

@@ -80,24 +80,26 @@ EXPLAIN_FULFILMENT = "GET /audit/explain/venue-fulfilment/{venue_id}"
 VENUE_EXPLANATIONS = frozenset({EXPLAIN_ACTIVITY, EXPLAIN_FULFILMENT})
 SESSION_STORY = "GET /audit/sessions/{session_id}"
 VERIFY = "GET /audit/verify"
+# The monthly calendar names no one: every key reads it.
+CALENDAR = "GET /calendar"
 AGGREGATES = frozenset({ACTIVITY, FULFILMENT, CHILDREN, CENTRES, LEADERBOARD})
 EVERY_READ = (
     AGGREGATES
     | VENUE_EXPLANATIONS
-    | {HOURS, AUDIT_EVENTS, EXPLAIN, SESSION_STORY, VERIFY}
+    | {HOURS, AUDIT_EVENTS, EXPLAIN, SESSION_STORY, VERIFY, CALENDAR}
 )
 
 READS: dict[str, frozenset[str]] = {
     "admin": EVERY_READ,
     "auditor": EVERY_READ,
-    "dispatcher": AGGREGATES | {HOURS},
+    "dispatcher": AGGREGATES | {HOURS, CALENDAR},
     # A volunteer's hours span venues, so they are no venue's to read: a
     # venue_staff key reads its subtree's figures only; no audit, no
     # leaderboard, no list of centres. Explanations name residents and
     # raters: auditors only.
-    "venue_staff": frozenset({ACTIVITY, FULFILMENT, CHILDREN}),
-    "volunteer": frozenset({HOURS, EXPLAIN}),
-    "dashboard": AGGREGATES,
+    "venue_staff": frozenset({ACTIVITY, FULFILMENT, CHILDREN, CALENDAR}),
+    "volunteer": frozenset({HOURS, EXPLAIN, CALENDAR}),
+    "dashboard": AGGREGATES | {CALENDAR},
 }
 
 # One request per route, inside the scope of the venue_staff key (I1) and
@@ -115,6 +117,7 @@ READ_PATHS = {
     EXPLAIN_FULFILMENT: "/audit/explain/venue-fulfilment/I1",
     SESSION_STORY: "/audit/sessions/V1-A1",
     VERIFY: "/audit/verify",
+    CALENDAR: "/calendar?month=2024-03",
 }
 IN_SCOPE_COMMANDS: dict[str, dict[str, Any]] = {
     "register_venue": {
@@ -182,7 +185,12 @@ IN_SCOPE_COMMANDS: dict[str, dict[str, Any]] = {
         "position": 1,
     },
 }
-PUBLIC_PATHS = ("/openapi.json", "/docs")
+# The operators' paths: documented, and answered without a key.
+OPERATOR_PATHS = ("/healthz", "/readyz", "/metrics")
+PUBLIC_PATHS = ("/openapi.json", "/docs", "/redoc", *OPERATOR_PATHS)
+# Other documented operations that need no key: a certificate's QR code
+# opens the verification page (tests/e2e/test_certificate_verification.py).
+PUBLIC_OPERATIONS = {"GET /verify"} | {f"GET {path}" for path in OPERATOR_PATHS}
 
 
 def route_keys(api: Api) -> set[str]:
@@ -201,7 +209,7 @@ def admitted(status: int) -> bool:
 
 def test_the_matrix_names_every_route(api: Api) -> None:
     written = {f"POST /commands/{command}" for command in IN_SCOPE_COMMANDS}
-    assert route_keys(api) == written | set(READ_PATHS)
+    assert route_keys(api) == written | set(READ_PATHS) | PUBLIC_OPERATIONS
     assert set(IN_SCOPE_COMMANDS) == EVERY_COMMAND
 
 

@@ -140,6 +140,9 @@ def test_generated_requests_meet_no_server_error_and_refusals_write_nothing(
     schema.config.generation.update(allow_x00=True)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 32
+    # The operators' probes take no input, and /readyz answers 503 by design
+    # while the commands sent here wait, unprojected (tests/e2e/test_service.py).
+    operations = [op for op in operations if "operations" not in (op.tags or [])]
     failures: list[str] = []
     for mode in (
         schemathesis.GenerationMode.POSITIVE,

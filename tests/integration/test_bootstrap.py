@@ -41,6 +41,9 @@ def test_settings_handed_on_as_an_environment_read_back_the_same(
         database_url="postgresql://elsewhere/ledger",
         key_directory=tmp_path / "keys",
         certificate_contact="0512-12345678",
+        cors_origins=["https://dash.example", "http://127.0.0.1:8080"],
+        ready_max_lag_seconds=2.5,
+        metrics_directory=tmp_path / "metrics",
     )
     read_back = subprocess.run(
         [

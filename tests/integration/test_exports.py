@@ -1,27 +1,40 @@
-"""CSV and xlsx exports, on real SQLite and PostgreSQL, of an audit answer and
-of a venue's activity and fulfilment reads: English or Chinese headers,
-every row citing the ledger position and chain hash it reflects, personal
-data masked. The files are read back (xlsx with openpyxl)."""
+"""CSV, JSON Lines and xlsx exports, on real SQLite and PostgreSQL, of audit
+queries and of a venue's activity and fulfilment reads: every matching row
+(streamed past the largest page), English or Chinese headers and sheet
+names, names beside ids, every row citing the ledger position and chain
+hash it reflects, personal data masked. The files are read back (xlsx with
+openpyxl: the query sheet first, widths, frozen header, autofilter and
+number formats)."""
 
 from __future__ import annotations
 
 import codecs
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from openpyxl import load_workbook
 
+from ledger.api.cli.exporting import PROGRESS_FROM
 from ledger.application.ledger import Ledger
-from ledger.domain.privacy import mask_id_number
+from ledger.domain.privacy import mask_id_number, mask_phone
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
-from ledger.reads.audit import AuditQuery, find_events
+from ledger.reads.audit import MAX_PAGE, AuditQuery, find_events
 from ledger.reads.queries import LedgerReads, VenueQuery
-from ledger.services.exports import AUDIT_EVENT_COLUMNS, audit_event_rows, write_export
+from ledger.services.exports import (
+    AUDIT_EVENT_COLUMNS,
+    ExportSource,
+    audit_event_rows,
+    write_export,
+)
 from ledger.store.event_store import Database
-from tests.factories import T0, record_all, submission
+from tests.factories import T0, id_number, record_all, small_city, submission
 from tests.integration.projection_helpers import DAY, chain_hash_at, run_cli
 from tests.integration.test_audit_queries import (
     HEAD,
@@ -35,6 +48,8 @@ AUDIT_HEADERS = {
         "position",
         "event",
         "subjects",
+        "venue name",
+        "team name",
         "actor",
         "role",
         "occurred at",
@@ -49,6 +64,8 @@ AUDIT_HEADERS = {
         "位置",
         "事件",
         "涉及对象",
+        "阵地名称",
+        "队伍名称",
         "操作人",
         "角色",
         "发生时间",
@@ -63,25 +80,27 @@ AUDIT_HEADERS = {
 ACTIVITY_HEADERS = {
     "english": [
         "venue",
+        "venue name",
         "month",
         "activities",
         "sessions",
         "volunteers",
-        "verified minutes",
-        "make-up minutes",
-        "volunteer minutes",
+        "verified hours",
+        "make-up hours",
+        "volunteer hours",
         "ledger position",
         "chain hash",
     ],
     "chinese": [
         "阵地",
+        "阵地名称",
         "月份",
         "活动数",
         "服务人次",
         "志愿者人数",
-        "签到时长(分钟)",
-        "补录时长(分钟)",
-        "服务总时长(分钟)",
+        "签到时长(小时)",
+        "补录时长(小时)",
+        "服务总时长(小时)",
         "账本位置",
         "链哈希",
     ],
@@ -89,6 +108,7 @@ ACTIVITY_HEADERS = {
 FULFILMENT_HEADERS = {
     "english": [
         "venue",
+        "venue name",
         "month",
         "posted",
         "dispatched",
@@ -106,6 +126,7 @@ FULFILMENT_HEADERS = {
     ],
     "chinese": [
         "阵地",
+        "阵地名称",
         "月份",
         "点单数",
         "派单数",
@@ -122,10 +143,13 @@ FULFILMENT_HEADERS = {
         "链哈希",
     ],
 }
-DATA_SHEET = {"english": "data", "chinese": "数据"}
-SOURCE_SHEET = {
-    "english": ("source", "ledger position", "chain hash"),
-    "chinese": ("来源", "账本位置", "链哈希"),
+EVENTS_SHEET = {"english": "events", "chinese": "事件"}
+MONTHS_SHEET = {"english": "months", "chinese": "月度"}
+QUERY_SHEET = {"english": "query", "chinese": "查询"}
+# How the query sheet labels the ledger state and the rows written.
+STATED = {
+    "english": ("ledger position", "chain hash", "rows"),
+    "chinese": ("账本位置", "链哈希", "行数"),
 }
 
 FORMATS = [
@@ -145,24 +169,26 @@ def city(ledger: Ledger, database: Database) -> Database:
 
 
 def read_back(path: Path) -> tuple[list[Any], list[dict[str, Any]]]:
-    """An export's headers, and its rows as dicts by header."""
+    """An export's headers, and its rows as dicts by header (an xlsx's data
+    sheet is its second, after the query sheet)."""
     table: list[list[Any]]
     if path.suffix == ".csv":
         assert path.read_bytes().startswith(codecs.BOM_UTF8)  # Excel reads UTF-8
         with path.open(encoding="utf-8-sig", newline="") as file:
             table = list(csv.reader(file))
     else:
-        sheet = load_workbook(path).worksheets[0]
+        sheet = load_workbook(path).worksheets[1]
         table = [list(row) for row in sheet.iter_rows(values_only=True)]
     header, *rows = table
     return header, [dict(zip(header, row, strict=True)) for row in rows]
 
 
-def xlsx_source(path: Path) -> list[list[Any]]:
-    """The rows of an xlsx export's second sheet (what it was read from)."""
+def xlsx_query(path: Path) -> dict[str, Any]:
+    """What an xlsx export's first sheet states, by label (its title first)."""
     workbook = load_workbook(path)
     assert len(workbook.worksheets) == 2
-    return [list(row) for row in workbook.worksheets[1].iter_rows(values_only=True)]
+    title, *pairs = workbook.worksheets[0].iter_rows(values_only=True)
+    return {"title": title[0], **{label: value for label, value in pairs}}
 
 
 def same(cell: Any, value: Any) -> bool:
@@ -193,14 +219,31 @@ def assert_cites(
 
 
 def assert_xlsx_layout(
-    path: Path, headers: str, position: int, chain_hash: str
+    path: Path,
+    headers: str,
+    data_sheet: dict[str, str],
+    position: int,
+    chain_hash: str,
+    rows: int,
 ) -> None:
+    """The query sheet first, stating the ledger state and the rows; then
+    the data, its header bold and frozen, filtered, every column wide enough
+    for its header."""
     workbook = load_workbook(path)
-    assert workbook.worksheets[0].title == DATA_SHEET[headers]
-    title, position_label, hash_label = SOURCE_SHEET[headers]
-    assert workbook.worksheets[1].title == title
-    assert xlsx_source(path) == [[position_label, position], [hash_label, chain_hash]]
-    assert workbook.worksheets[0]["A1"].font.bold
+    about, data = workbook.worksheets
+    assert (about.title, data.title) == (QUERY_SHEET[headers], data_sheet[headers])
+    stated = xlsx_query(path)
+    assert stated["title"] == data_sheet[headers]
+    position_label, hash_label, rows_label = STATED[headers]
+    assert (stated[position_label], stated[hash_label]) == (position, chain_hash)
+    assert stated[rows_label] == rows
+    assert data.freeze_panes == "A2"
+    last = data.cell(row=1, column=data.max_column).column_letter
+    assert data.auto_filter.ref == f"A1:{last}{rows + 1}"
+    for header in data[1]:
+        assert header.font.bold
+        width = data.column_dimensions[header.column_letter].width
+        assert width >= len(str(header.value)), header.value
 
 
 # --- an audit answer ---------------------------------------------------------------
@@ -222,20 +265,22 @@ def test_an_audit_answer_exports_each_event_citing_its_position_and_chain_hash(
     # ledger order, each with the event's own chain hash
     header, rows = read_back(path)
     assert header == AUDIT_HEADERS[headers]
-    position, event, *_, event_hash = AUDIT_HEADERS[headers][:10]
+    position, event, *_, event_hash = AUDIT_HEADERS[headers][:12]
     assert [int(row[position]) for row in rows] == list(range(1, HEAD + 1))
     for row in rows:
         assert row[event_hash] == chain_hash_at(city, int(row[position]))
     assert rows[27][event] == "Volunteer.SessionVoided"
+    venue_name, team_name = AUDIT_HEADERS[headers][3:5]
+    assert (rows[0][venue_name], rows[4][team_name]) == ("venue C", "team 1")
 
     # And every row cites the ledger state the whole export reflects
     head_hash = chain_hash_at(city, HEAD)
     assert_cites(rows, header, HEAD, head_hash)
     if suffix == "xlsx":
-        assert_xlsx_layout(path, headers, HEAD, head_hash)
+        assert_xlsx_layout(path, headers, EVENTS_SHEET, HEAD, head_hash, HEAD)
 
     # And V3's ID and phone numbers appear only masked
-    details = AUDIT_HEADERS[headers][8]
+    details = AUDIT_HEADERS[headers][10]
     registered = rows[22][details]
     assert f"id_number={mask_id_number(V3_ID_NUMBER)}" in registered
     assert "phone=138****5678" in registered
@@ -297,6 +342,140 @@ def test_an_audit_export_as_of_an_earlier_position_cites_that_position(
     assert_cites(rows, header, 13, chain_hash_at(city, 13))
 
 
+# --- every matching event, past the largest page --------------------------------
+
+MANY = MAX_PAGE + 150  # more volunteers registered than an answer's largest page
+
+
+@pytest.fixture
+def crowded(ledger: Ledger, database: Database) -> Database:
+    """A small city and 1,150 more volunteers: 1,157 registrations that an
+    export has to read in two pages."""
+    registrations = [
+        submission(
+            "register_volunteer",
+            volunteer_id=f"M{serial:04d}",
+            name=f"志愿者{serial}",
+            id_number=id_number(serial, birth=f"1985{1 + serial // 1000:02d}01"),
+            phone=f"139{serial:08d}",
+        )
+        for serial in range(MANY)
+    ]
+    record_all(ledger, [*small_city(), *registrations])
+    return database
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "xlsx"])
+def test_an_audit_export_writes_every_matching_event_not_one_page(
+    crowded: Database, tmp_path: Path, suffix: str
+) -> None:
+    # When every registration is exported, more than the largest page
+    path = tmp_path / f"registered.{suffix}"
+    outcome = run_cli(
+        crowded,
+        "audit",
+        "events",
+        "--type",
+        "Volunteer.Registered",
+        "--export",
+        str(path),
+    )
+    assert outcome.exit_code == 0, outcome.output
+
+    # Then every one of them is in the file, once, in ledger order
+    registered = MANY + 2
+    assert f"exported {registered:,} events to {path}" in outcome.stdout
+    if suffix == "jsonl":
+        rows = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        positions = [row["position"] for row in rows]
+        # the details stay an object, personal data masked
+        assert rows[-1]["payload"]["phone"] == mask_phone(f"139{MANY - 1:08d}")
+        assert rows[-1]["as_of_position"] == registered + 5
+    else:
+        _, table = read_back(path)
+        positions = [int(row["position"]) for row in table]
+    assert positions == [6, 7, *range(8, 8 + MANY)]
+    if suffix == "xlsx":
+        stated = xlsx_query(path)
+        assert stated["type"] == "Volunteer.Registered"
+        assert stated["rows"] == registered
+        assert stated["personal data"] == "masked"
+
+
+def test_an_audit_export_capped_by_limit_says_how_many_matched(
+    crowded: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "first.csv"
+    outcome = run_cli(
+        crowded,
+        "audit",
+        "events",
+        "--type",
+        "Volunteer.Registered",
+        "--limit",
+        "10",
+        "--export",
+        str(path),
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert f"10 of {MANY + 2:,} matching events, as --limit asked" in outcome.stdout
+    _, rows = read_back(path)
+    assert len(rows) == 10
+
+
+def test_a_long_export_shows_its_progress_on_a_terminal(
+    ledger: Ledger, database: Database, tmp_path: Path
+) -> None:
+    # Given more registrations than an export shows progress from
+    record_all(
+        ledger,
+        [
+            submission(
+                "register_volunteer",
+                volunteer_id=f"P{serial:05d}",
+                name=f"志愿者{serial}",
+                id_number=id_number(serial, birth=f"1970{1 + serial // 1000:02d}01"),
+            )
+            for serial in range(PROGRESS_FROM)
+        ],
+    )
+    # When they are exported with standard error on a terminal
+    path = tmp_path / "registered.csv"
+    outcome = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledger.api.cli.app",
+            "--db",
+            database.url,
+            "audit",
+            "events",
+            "--type",
+            "Volunteer.Registered",
+            "--export",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "100"},
+        check=False,
+    )
+    # Then the export says how far it has got, there, and only its result
+    # goes to standard output
+    assert outcome.returncode == 0, outcome.stderr
+    assert "exporting events" in outcome.stderr
+    assert f"/{PROGRESS_FROM}" in outcome.stderr
+    assert outcome.stdout == f"exported {PROGRESS_FROM:,} events to {path}\n"
+
+
+def test_an_audit_answer_without_export_is_still_one_page(crowded: Database) -> None:
+    outcome = run_cli(crowded, "audit", "events", "--type", "Volunteer.Registered")
+    assert outcome.exit_code == 0, outcome.output
+    page = orjson.loads(outcome.stdout)
+    assert len(page["events"]) == 100
+    assert page["next_after"] == page["events"][-1]["position"]
+
+
 # --- venue reads -------------------------------------------------------------------
 
 
@@ -318,13 +497,21 @@ def test_a_venue_activity_read_exports_its_months_citing_the_ledger_state(
     assert (read.by_month["2024-03"].verified_minutes, len(rows)) == (135, 1)
     for row, (month, figures) in zip(rows, read.by_month.items(), strict=True):
         values = list(row.values())
-        assert values[:2] == ["C", month]
+        assert values[:3] == ["C", "venue C", month]
         expected = [getattr(figures, key) for key in ACTIVITY_KEYS]
-        assert all(same(v, e) for v, e in zip(values[2:8], expected, strict=True))
+        # hours: exact in an xlsx (shown to one decimal), rounded in a CSV
+        hours = [minutes / 60 for minutes in expected[3:]]
+        expected[3:] = [round(h, 1) for h in hours] if suffix == "csv" else hours
+        assert all(same(v, e) for v, e in zip(values[3:9], expected, strict=True))
     assert_cites(rows, header, read.position, read.chain_hash)
     assert (read.position, read.chain_hash) == (HEAD, chain_hash_at(city, HEAD))
     if suffix == "xlsx":
-        assert_xlsx_layout(path, headers, HEAD, read.chain_hash)
+        assert_xlsx_layout(path, headers, MONTHS_SHEET, HEAD, read.chain_hash, 1)
+        # Hours to one decimal: 135 minutes are 2.25 hours, shown as 2.3
+        verified_hours = load_workbook(path).worksheets[1]["G2"]
+        assert (verified_hours.value, verified_hours.number_format) == (2.25, "0.0")
+    else:
+        assert rows[0][header[6]] == "2.2"  # 2.25 rounded half to even
 
 
 ACTIVITY_KEYS = [
@@ -368,12 +555,17 @@ def test_a_venue_fulfilment_read_exports_its_months_citing_the_ledger_state(
     assert len(rows) == len(read.by_month) == 1
     for row, (month, figures) in zip(rows, read.by_month.items(), strict=True):
         values = list(row.values())
-        assert values[:2] == ["C", month]
+        assert values[:3] == ["C", "venue C", month]
         expected = [getattr(figures, key) for key in FULFILMENT_KEYS]
-        assert all(same(v, e) for v, e in zip(values[2:13], expected, strict=True))
+        assert all(same(v, e) for v, e in zip(values[3:14], expected, strict=True))
     assert_cites(rows, header, HEAD, chain_hash_at(city, HEAD))
     if suffix == "xlsx":
-        assert_xlsx_layout(path, headers, HEAD, read.chain_hash)
+        assert_xlsx_layout(path, headers, MONTHS_SHEET, HEAD, read.chain_hash, 1)
+        # Rates as percentages
+        data = load_workbook(path).worksheets[1]
+        rate, satisfaction = data["L2"], data["N2"]
+        assert (rate.value, rate.number_format) == (1.0, "0.0%")
+        assert (satisfaction.value, satisfaction.number_format) == (1.0, "0.0%")
 
 
 def test_a_venue_read_exported_as_of_an_earlier_position_cites_that_position(
@@ -386,14 +578,14 @@ def test_a_venue_read_exported_as_of_an_earlier_position_cites_that_position(
     )
     assert outcome.exit_code == 0, outcome.output
     header, [march] = read_back(path)
-    assert march["verified minutes"] == 120
+    assert march["verified hours"] == 2
     assert_cites([march], header, 20, chain_hash_at(city, 20))
 
 
-def test_an_export_is_csv_or_xlsx(database: Database, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"export to \.csv or \.xlsx"):
+def test_an_export_is_csv_jsonl_or_xlsx(database: Database, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"export to \.csv, \.jsonl or \.xlsx"):
         write_export(
-            tmp_path / "audit.txt", [], AUDIT_EVENT_COLUMNS, position=0, chain_hash=""
+            tmp_path / "audit.txt", [], AUDIT_EVENT_COLUMNS, ExportSource([], 0, "")
         )
 
 
@@ -403,7 +595,7 @@ def test_the_cli_refuses_an_export_to_an_unsupported_file_type(
     outcome = run_cli(database, "audit", "events", "--export", str(tmp_path / "a.txt"))
     assert isinstance(outcome.exception, SystemExit), outcome.exception
     assert outcome.exit_code == 2
-    assert "export to .csv or .xlsx" in outcome.output
+    assert "export to .csv, .jsonl or .xlsx" in outcome.output
 
 
 # --- values that spreadsheets treat specially ---------------------------------------
@@ -430,12 +622,11 @@ def test_a_value_that_looks_like_a_formula_is_exported_as_text(
     page = find_events(database, AuditQuery())
     write_export(
         path,
-        audit_event_rows(page),
+        audit_event_rows(page.events),
         AUDIT_EVENT_COLUMNS,
-        position=page.position,
-        chain_hash=page.chain_hash,
+        ExportSource([], page.position, page.chain_hash),
     )
-    actor = load_workbook(path).worksheets[0]["D2"]
+    actor = load_workbook(path).worksheets[1]["F2"]
     assert actor.value == FORMULA
     assert actor.data_type == "s"
 
@@ -462,10 +653,9 @@ def test_a_reason_with_a_control_character_still_exports_to_xlsx(
     page = find_events(database, AuditQuery(subject=("order", "O9")))
     write_export(
         path,
-        audit_event_rows(page),
+        audit_event_rows(page.events),
         AUDIT_EVENT_COLUMNS,
-        position=page.position,
-        chain_hash=page.chain_hash,
+        ExportSource([], page.position, page.chain_hash),
     )
     _, rows = read_back(path)
     assert "moved" in rows[-1]["details"] and "away" in rows[-1]["details"]

@@ -1,5 +1,5 @@
-"""A ledger made by the release before this one (schema revision 0002) opens
-in this one, upgraded in place by revision 0003, on real SQLite and
+"""A ledger made by the release before this one (schema revision 0004) opens
+in this one, upgraded in place by revision 0005, on real SQLite and
 PostgreSQL: its events gain the caller and fingerprint
 columns (their chain unchanged), its idempotency keys move into the key
 spaces of the sources that sent them, and its ID-number claims — plain
@@ -81,7 +81,7 @@ def as_the_first_release_left_it(database: Database, ledger: Ledger) -> None:
             )
         properties_table.drop(conn)
         # the schema revision of the release before caller-bound keys
-        conn.exec_driver_sql(f"UPDATE {SCHEMA_VERSION_TABLE} SET version_num = '0002'")
+        conn.exec_driver_sql(f"UPDATE {SCHEMA_VERSION_TABLE} SET version_num = '0004'")
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ from ledger.store.integrity import (
     checkpoints_table,
     export_events,
     key_id,
+    last_verification,
     list_checkpoints,
     load_or_create_signing_key,
     load_public_key,
@@ -321,6 +322,13 @@ TAMPERINGS = {
 # --- tampering is found at its first bad position ------------------------------------
 
 
+def noted_verification(database: Database) -> tuple[bool, int] | None:
+    """The last verification's outcome and the head it checked, as noted."""
+    with database.reading() as conn:
+        noted = last_verification(conn)
+    return (noted.ok, noted.position) if noted else None
+
+
 def test_an_untouched_ledger_verifies(
     ledger: Ledger, city: Database, key: Ed25519PrivateKey, key_directory: Path
 ) -> None:
@@ -336,6 +344,8 @@ def test_an_untouched_ledger_verifies(
     assert exited_cleanly_with(outcome, 0), outcome.output
     assert f"chain: ok, {HEAD} events, head {chain.head_hash}" in outcome.stdout
     assert f"checkpoint at position {HEAD}: ok" in outcome.stdout
+    # And the verification is noted, for a server to report (/metrics)
+    assert noted_verification(city) == (True, HEAD)
 
 
 @pytest.mark.parametrize("tampering", TAMPERINGS.values(), ids=TAMPERINGS.keys())
@@ -370,6 +380,7 @@ def test_tampering_is_found_at_the_first_bad_position(
     outcome = ledger_cli(city, key_directory, "verify")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert f"chain: BROKEN at position {bad}: {chain.problem}" in outcome.stdout
+    assert noted_verification(city) == (False, bad - 1)
 
 
 def test_deleting_the_last_event_is_caught_only_by_a_checkpoint_signed_before(

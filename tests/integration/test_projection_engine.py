@@ -843,6 +843,7 @@ def test_an_event_that_cannot_be_projected_is_parked_and_the_projection_goes_on(
         * 2
     )
     assert report.dead_letters == {
+        "activity_calendar": 0,
         "honours_awards": 0,
         "order_fulfilment": 0,
         "venue_activity": 1,

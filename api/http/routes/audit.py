@@ -45,7 +45,11 @@ from ledger.reads.queries import (
     LedgerReads,
     parse_read_time,
 )
-from ledger.store.integrity import own_public_key, verify_ledger
+from ledger.store.integrity import (
+    own_public_key,
+    record_verification,
+    verify_ledger,
+)
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 
@@ -194,8 +198,10 @@ def get_verification(
     public_key = own_public_key(settings.database_url, settings.key_directory)
     audit = verify_ledger(reads.database, public_key, ledger)
     projections = reads.engine.verify()
+    ok = audit.ok and all(p.ok for p in projections)
+    record_verification(reads.database, audit.chain.head_position, ok)
     return Verification(
-        ok=audit.ok and all(p.ok for p in projections),
+        ok=ok,
         position=audit.chain.head_position,
         chain_hash=audit.chain.head_hash,
         chain_ok=audit.chain.ok,

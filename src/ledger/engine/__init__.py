@@ -44,13 +44,14 @@ from ledger.engine.projection import (
     define_entries_table,
     fingerprint,
 )
-from ledger.engine.projection_engine import ProjectionEngine
+from ledger.engine.projection_engine import FOLLOWER_LOCK, ProjectionEngine
 from ledger.engine.rebuild import REBUILD_WORKERS, SwitchOverHook
 from ledger.engine.tracking import (
     BUILDING,
     LIVE,
     RETIRED,
     LiveState,
+    ProjectionLag,
     VersionInfo,
     dead_letters_table,
     last_change,
@@ -64,6 +65,7 @@ from ledger.engine.verify import Difference, VerificationResult
 __all__ = [
     "BUILDING",
     "DEFAULT_PAGE_SIZE",
+    "FOLLOWER_LOCK",
     "LIVE",
     "REBUILD_WORKERS",
     "RETIRED",
@@ -76,6 +78,7 @@ __all__ = [
     "LiveState",
     "Projection",
     "ProjectionEngine",
+    "ProjectionLag",
     "RecordedEvent",
     "SwitchOverHook",
     "VerificationResult",

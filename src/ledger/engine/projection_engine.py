@@ -3,7 +3,9 @@ follows, rebuilds and verifies a set of projections over one database."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
@@ -14,14 +16,22 @@ from ledger.engine.rebuild import Rebuild, SwitchOverHook
 from ledger.engine.tracking import (
     LIVE,
     LiveState,
+    ProjectionLag,
     VersionInfo,
     ensure_live_versions,
     get_live_state,
     get_live_version,
+    list_projection_lags,
     list_versions,
 )
 from ledger.engine.verify import VerificationResult, verify
 from ledger.store.event_store import Database
+from ledger.store.runner_lock import RunnerLock
+
+# The lock the one follower of a database holds (``ProjectionEngine.follow``).
+FOLLOWER_LOCK = "projection-follower"
+# How often a waiting follower tries to take over from the one following.
+TAKE_OVER_SECONDS = 1.0
 
 
 class ProjectionEngine:
@@ -68,6 +78,10 @@ class ProjectionEngine:
         """One query, as every read starts with it."""
         return get_live_state(conn, name)
 
+    def lags(self, conn: Connection, now: datetime) -> list[ProjectionLag]:
+        """How far each projection stands behind the head at ``now``."""
+        return list_projection_lags(conn, self.projections.keys(), now)
+
     def ensure_live_versions(self) -> None:
         """Give every projection a live version (empty, at position 0)."""
         ensure_live_versions(self.database, self.projections.keys())
@@ -98,11 +112,29 @@ class ProjectionEngine:
         poll_seconds: float = 0.2,
         should_stop: Callable[[], bool] = lambda: False,
         on_report: Callable[[CatchUpReport], None] | None = None,
+        on_leading: Callable[[bool], None] | None = None,
     ) -> None:
-        """Keep the live projections current until ``should_stop`` says so."""
-        self._catching_up.follow(
-            poll_seconds=poll_seconds, should_stop=should_stop, on_report=on_report
-        )
+        """Keep the live projections current until ``should_stop`` says so,
+        as the one follower of this database: while another process holds
+        the follower's lock (``RunnerLock``), wait, trying every
+        ``TAKE_OVER_SECONDS`` to take over; should this one lose the lock
+        (its connection lost), stop following and try again. ``on_leading``
+        hears True when this one starts following, False when it stops."""
+        with RunnerLock(self.database, FOLLOWER_LOCK) as lock:
+            leading: bool | None = None
+            while not should_stop():
+                if lock.try_acquire() != leading:
+                    leading = lock.held
+                    if on_leading:
+                        on_leading(leading)
+                if leading:
+                    self._catching_up.follow(
+                        poll_seconds=poll_seconds,
+                        should_stop=lambda: should_stop() or not lock.still_held(),
+                        on_report=on_report,
+                    )
+                else:
+                    _pause(TAKE_OVER_SECONDS, poll_seconds, should_stop)
 
     def rebuild(
         self,
@@ -122,3 +154,10 @@ class ProjectionEngine:
     def verify(self, names: Sequence[str] | None = None) -> list[VerificationResult]:
         """Compare every live projection with a fresh replay in memory."""
         return verify(self.database, self.projections, names, reader=self._read_events)
+
+
+def _pause(seconds: float, step: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep ``seconds`` in steps, ending early once ``should_stop`` says so."""
+    deadline = time.monotonic() + seconds
+    while not should_stop() and time.monotonic() < deadline:
+        time.sleep(step)

@@ -361,3 +361,57 @@ def list_dead_letters(conn: Connection) -> list[dict[str, Any]]:
         .order_by(t.name, t.position)
     )
     return [dict(row._mapping) for row in rows]
+
+
+@dataclass(frozen=True)
+class ProjectionLag:
+    """How far a projection's live version stands behind the ledger's head:
+    in events, and in seconds since the oldest event it has not processed
+    was recorded (0 when it is current); with the events it has parked."""
+
+    name: str
+    position: int
+    head: int
+    seconds: float
+    dead_letters: int
+
+    @property
+    def events(self) -> int:
+        return max(0, self.head - self.position)
+
+
+def list_projection_lags(
+    conn: Connection, names: Collection[str], now: datetime
+) -> list[ProjectionLag]:
+    """Each named projection's lag at ``now``, in name order; one without a
+    live version yet stands at position 0."""
+    v = projection_versions_table.c
+    d = dead_letters_table.c
+    parked = (
+        sa.select(sa.func.count())
+        .where(d.name == v.name, d.version == v.version)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        sa.select(v.name, v.position, parked).where(v.name.in_(names), v.state == LIVE)
+    ).all()
+    live = {name: (int(position), int(count)) for name, position, count in rows}
+    head = int(
+        conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar() or 0
+    )
+    behind = sorted({live.get(name, (0, 0))[0] + 1 for name in names} - {head + 1})
+    recorded = {
+        position: datetime.fromisoformat(text)
+        for position, text in conn.execute(
+            sa.select(events_table.c.position, events_table.c.recorded_at).where(
+                events_table.c.position.in_([p for p in behind if p <= head])
+            )
+        )
+    }
+    lags = []
+    for name in sorted(names):
+        position, dead_letters = live.get(name, (0, 0))
+        oldest = recorded.get(position + 1)
+        seconds = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+        lags.append(ProjectionLag(name, position, head, seconds, dead_letters))
+    return lags

@@ -306,6 +306,56 @@ class SessionStory(Answer):
     chain_hash: ChainHash
 
 
+class CalendarActivity(Answer):
+    """A published activity on the monthly calendar: what, when, how many
+    places are left."""
+
+    activity_id: str
+    title: str
+    category: str = Field(
+        description="The 5+X platform: theory, education, culture, science, "
+        "health or other."
+    )
+    category_name: str = Field(description="The platform's name, e.g. 文化服务.")
+    date: str = Field(description="The day it starts, YYYY-MM-DD (China time).")
+    starts_at: str = Field(description="ISO 8601 in China Standard Time (+08:00).")
+    ends_at: str = Field(description="ISO 8601 in China Standard Time (+08:00).")
+    capacity: int
+    signed_up: int = Field(description="Current sign-ups (cancelled ones left out).")
+    places_left: int = Field(description="Capacity minus sign-ups.")
+
+
+class CalendarVenue(Answer):
+    """A venue's activities in the month, by date and time."""
+
+    venue_id: str
+    name: str
+    level: str
+    place: str = Field(
+        description="Where it is: its venues' names from the town down, "
+        "e.g. 玉山镇 / 城北社区 / 城北社区新时代文明实践站."
+    )
+    activities: list[CalendarActivity]
+
+
+class ActivityCalendar(Answer):
+    """The month's published activities of every venue in a subtree (or the
+    whole city), by venue and date (每月活动汇总). No personal data."""
+
+    month: str
+    venue_id: str | None = Field(description="The subtree's venue; null: the city.")
+    activities: int
+    capacity: int = Field(description="Places offered in all.")
+    places_left: int
+    venues: list[CalendarVenue] = Field(
+        description="The venues with activities that month, in the tree's "
+        "order (a venue before those under it)."
+    )
+    position: Position
+    chain_hash: ChainHash
+    dead_letters: DeadLetters
+
+
 # Every answer: each cites the position it reflects and the chain hash there.
 CitedAnswer = (
     VolunteerHours
@@ -318,4 +368,5 @@ CitedAnswer = (
     | FulfilmentExplanation
     | AuditPage
     | SessionStory
+    | ActivityCalendar
 )

@@ -9,7 +9,8 @@ and the chain hash there, and mask personal data unless asked not to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,8 @@ from sqlalchemy.engine import Connection
 
 from ledger.domain.common import topic_of
 from ledger.domain.privacy import mask_personal_data
+from ledger.domain.teams import Team
+from ledger.domain.venues import Venue
 from ledger.domain.volunteers import Volunteer
 from ledger.reads.answers import (
     Actor,
@@ -87,30 +90,7 @@ def find_events(
     t = events_table.c
     with database.reading() as conn:
         position = _position(conn, query.as_of)
-        select = sa.select(events_table).where(
-            t.position > query.after_position, t.position <= position
-        )
-        if query.subject is not None:
-            s = event_subjects_table.c
-            select = select.where(
-                t.position.in_(
-                    sa.select(s.position).where(
-                        s.kind == query.subject[0], s.subject_id == query.subject[1]
-                    )
-                )
-            )
-        if query.actor_id is not None:
-            select = select.where(t.actor_id == query.actor_id)
-        if query.types:
-            select = select.where(t.topic.in_(query.types))
-        for column, since, until in (
-            (t.occurred_utc, query.occurred_since, query.occurred_until),
-            (t.recorded_at, query.recorded_since, query.recorded_until),
-        ):
-            if since is not None:
-                select = select.where(column >= utc_text(since))
-            if until is not None:
-                select = select.where(column < utc_text(until))
+        select = sa.select(events_table).where(*_selected(query, position))
         rows = conn.execute(select.order_by(t.position).limit(query.limit + 1)).all()
         subjects = _subjects_of(conn, [row.position for row in rows[: query.limit]])
         chain_hash = chain_hash_at(conn, position)
@@ -125,6 +105,90 @@ def find_events(
         position=position,
         chain_hash=chain_hash,
     )
+
+
+def event_pages(
+    database: Database, query: AuditQuery, *, reveal_personal_data: bool = False
+) -> Iterator[AuditPage]:
+    """Every page of the events ``query`` selects after its
+    ``after_position``, the largest pages allowed, all read at the position
+    of the first: what an export streams (``limit`` is ignored)."""
+    page = find_events(
+        database,
+        replace(query, limit=MAX_PAGE),
+        reveal_personal_data=reveal_personal_data,
+    )
+    yield page
+    while page.next_after is not None:
+        following = replace(
+            query, after_position=page.next_after, as_of=page.position, limit=MAX_PAGE
+        )
+        page = find_events(
+            database, following, reveal_personal_data=reveal_personal_data
+        )
+        yield page
+
+
+def count_events(database: Database, query: AuditQuery) -> int:
+    """How many events ``query`` selects after its ``after_position``,
+    however many pages they take."""
+    with database.reading() as conn:
+        position = _position(conn, query.as_of)
+        selected = sa.select(sa.func.count()).where(*_selected(query, position))
+        return int(conn.execute(selected.select_from(events_table)).scalar_one())
+
+
+def subject_names(database: Database, position: int) -> dict[str, str]:
+    """The names of the venues and teams registered up to ``position``, by
+    ``KIND:ID`` as audit events name their subjects (a city has thousands,
+    read through the topic index)."""
+    t = events_table.c
+    with database.reading() as conn:
+        rows = conn.execute(
+            sa.select(t.topic, t.payload).where(
+                t.topic.in_(_NAMED_BY), t.position <= position
+            )
+        )
+        names = {}
+        for topic, payload in rows:
+            fields = orjson.loads(payload)
+            kind, id_field = _NAMED_BY[topic]
+            names[f"{kind}:{fields[id_field]}"] = fields["name"]
+    return names
+
+
+_NAMED_BY = {
+    topic_of(Venue, "Registered"): ("venue", "venue_id"),
+    topic_of(Team, "Registered"): ("team", "team_id"),
+}
+
+
+def _selected(query: AuditQuery, position: int) -> list[sa.ColumnElement[bool]]:
+    """The conditions on stored events that ``query`` sets, at ``position``."""
+    t = events_table.c
+    conditions = [t.position > query.after_position, t.position <= position]
+    if query.subject is not None:
+        s = event_subjects_table.c
+        conditions.append(
+            t.position.in_(
+                sa.select(s.position).where(
+                    s.kind == query.subject[0], s.subject_id == query.subject[1]
+                )
+            )
+        )
+    if query.actor_id is not None:
+        conditions.append(t.actor_id == query.actor_id)
+    if query.types:
+        conditions.append(t.topic.in_(query.types))
+    for column, since, until in (
+        (t.occurred_utc, query.occurred_since, query.occurred_until),
+        (t.recorded_at, query.recorded_since, query.recorded_until),
+    ):
+        if since is not None:
+            conditions.append(column >= utc_text(since))
+        if until is not None:
+            conditions.append(column < utc_text(until))
+    return conditions
 
 
 def session_story(

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from ledger.domain.volunteers import Volunteer
 from ledger.engine import ExplainedPage, LiveState, ProjectionEngine, last_change
 from ledger.projections.registry import (
+    ACTIVITY_CALENDAR,
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
     VENUE_ACTIVITY,
@@ -35,6 +36,7 @@ from ledger.projections.venue_selection import VenueSelection
 from ledger.projections.venue_tree import VenueTree
 from ledger.projections.volunteer_hours import stars_for_minutes
 from ledger.reads.answers import (
+    ActivityCalendar,
     ActivityContribution,
     ActivityExplanation,
     FulfilmentContribution,
@@ -50,6 +52,7 @@ from ledger.reads.answers import (
     VenueSummary,
     VolunteerHours,
 )
+from ledger.reads.calendar import build_calendar, venues_in_order
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
@@ -500,6 +503,27 @@ class LedgerReads:
             next_after=page.next_after,
             **scope.cited.fields(),
         )
+
+    def activity_calendar(
+        self, month: str, venue_id: str | None = None, as_of: AsOf = None
+    ) -> ActivityCalendar:
+        """The month's published activities of every venue under
+        ``venue_id`` (None: the whole city), by venue and date, with the
+        places each has left (每月活动汇总)."""
+        if not MONTH.match(month):
+            raise InvalidReadError(f"month must be a month YYYY-MM, not '{month}'")
+        with self.database.reading() as conn:
+            live, cited = self._cite(
+                conn, ACTIVITY_CALENDAR.name, as_of, rolled_up=True
+            )
+            tree, _ = self._tree(conn, cited.position)
+            if venue_id is not None and venue_id not in tree:
+                raise NotFoundError(f"venue '{venue_id}' is not registered")
+            ordered = venues_in_order(tree, venue_id)
+            entries = ACTIVITY_CALENDAR.list_activities(
+                conn, live.version, cited.position, month, ordered
+            )
+        return build_calendar(month, venue_id, tree, ordered, entries, **cited.fields())
 
     # --- the venue read, whatever it counts ------------------------------
 

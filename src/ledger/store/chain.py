@@ -32,12 +32,12 @@ CHAINED_FIELDS = (
     "source",
     "idempotency_key",
     "correlation_id",
-    # Added by schema revision 0003: hashed only when they hold a value, so
+    # Added by schema revision 0005: hashed only when they hold a value, so
     # that the hashes of the events recorded before them stay as they were.
     "caller",
     "fingerprint",
 )
-WIDTH_BEFORE_0003 = CHAINED_FIELDS.index("caller")
+WIDTH_BEFORE_0005 = CHAINED_FIELDS.index("caller")
 
 
 def chain_hash(previous_hash: str, chained: Sequence[Any]) -> str:
@@ -46,7 +46,7 @@ def chain_hash(previous_hash: str, chained: Sequence[Any]) -> str:
     (trailing nulls among the fields added since revision 0001 are left
     out of the hash)."""
     width = len(chained)
-    while width > WIDTH_BEFORE_0003 and chained[width - 1] is None:
+    while width > WIDTH_BEFORE_0005 and chained[width - 1] is None:
         width -= 1
     content = orjson.dumps(tuple(chained[:width]))
     return hashlib.sha256(previous_hash.encode("ascii") + content).hexdigest()

@@ -71,7 +71,7 @@ events_table = sa.Table(
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("correlation_id", sa.String(64), nullable=False),
     sa.Column("chain_hash", sa.String(64), nullable=False),
-    # Added by schema revision 0003 (appended, as ALTER TABLE adds them to an
+    # Added by schema revision 0005 (appended, as ALTER TABLE adds them to an
     # older ledger): who sent the command — its key space — and the
     # fingerprint of a keyed command. Null on events recorded before.
     sa.Column("caller", sa.String(40)),

@@ -75,6 +75,20 @@ checkpoints_table = sa.Table(
     sa.Column("signature", sa.String(128), nullable=False),
 )
 
+# One row per whole verification (``ledger verify``, ``GET /audit/verify``):
+# its outcome, the head it checked and when, so that a server can report the
+# last one (``/metrics``) without running it.
+verifications_table = sa.Table(
+    "ledger_verifications",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    ),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("verified_at", sa.String(27), nullable=False),
+)
+
 CHECKPOINT_DOMAIN = b"wenming-ledger checkpoint v1\n"
 VERIFY_PAGE = 50_000
 
@@ -357,7 +371,7 @@ def _key_used(
     key: str | None, source: str, caller: str | None, fingerprint: str | None
 ) -> tuple[str, str, str | None] | None:
     """The (caller, key, fingerprint) an event was recorded under, if keyed.
-    An event recorded before callers were (before revision 0003) has its
+    An event recorded before callers were (before revision 0005) has its
     source for caller, and no fingerprint."""
     return None if key is None else (caller or source, key, fingerprint)
 
@@ -900,6 +914,39 @@ def list_checkpoints(database: Database) -> list[Checkpoint]:
 
 
 @dataclass(frozen=True)
+class VerificationRecord:
+    """A whole verification's outcome, the head it checked, and when."""
+
+    position: int
+    ok: bool
+    verified_at: datetime
+
+
+def record_verification(database: Database, position: int, ok: bool) -> None:
+    """Note a whole verification's outcome (chain, checkpoints, derived
+    tables and projections) at the head ``position`` it checked."""
+    with database.writing() as conn:
+        conn.execute(
+            verifications_table.insert().values(
+                position=position, ok=ok, verified_at=utc_text(datetime.now(UTC))
+            )
+        )
+
+
+def last_verification(conn: Connection) -> VerificationRecord | None:
+    """The latest noted verification, if any."""
+    t = verifications_table.c
+    row = conn.execute(
+        sa.select(t.position, t.ok, t.verified_at).order_by(t.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    return VerificationRecord(
+        row.position, bool(row.ok), datetime.fromisoformat(row.verified_at)
+    )
+
+
+@dataclass(frozen=True)
 class CheckpointVerification:
     checkpoint: Checkpoint
     problem: str | None = None
@@ -1018,7 +1065,7 @@ def verify_exported_events(
     def rows() -> Iterator[list[Any]]:
         for line in lines:
             document = orjson.loads(line)
-            # .get: exports made before revision 0003 lack the fields added since
+            # .get: exports made before revision 0005 lack the fields added since
             row = [document.get(name) for name in CHAINED_FIELDS]
             row.append(document["chain_hash"])
             if row[0] == checkpoint.position:

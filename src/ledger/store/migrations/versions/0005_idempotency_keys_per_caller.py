@@ -1,6 +1,6 @@
 """idempotency keys per caller, bound to content; ledger properties
 
-Revision 0003, after 0002. Events gain ``caller`` and ``fingerprint`` (null
+Revision 0005, after 0004. Events gain ``caller`` and ``fingerprint`` (null
 on the events recorded before, whose chain hashes do not cover them: the
 chain hashes these fields only when they hold a value). Idempotency keys
 move into their callers' key spaces: a key accepted before belongs to the
@@ -17,11 +17,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 
 KEYS = "ledger_idempotency_keys"
-RELEASED_KEYS = f"{KEYS}_0002"
+RELEASED_KEYS = f"{KEYS}_0004"
 
 
 def upgrade() -> None:
