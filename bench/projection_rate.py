@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.application.ledger import Ledger
-from ledger.bootstrap import open_database
+from ledger.bootstrap import open_database, open_ledger
 from ledger.engine import (
     REBUILD_WORKERS,
     EventReader,
@@ -41,6 +41,8 @@ from ledger.projections.registry import (
 from ledger.store.event_store import Database, head_position
 
 OUT = Path(__file__).parent / "out"
+# The benchmarks' ledgers keep their key material (the ID-number secret) here.
+KEYS = OUT / "keys"
 
 
 def library_decoded_events(ledger: Ledger) -> EventReader:
@@ -291,7 +293,7 @@ def main() -> None:
         database,
         "(a) same folds, eventsourcing decoding",
         args.workers,
-        library_decoded_events(Ledger(database)),
+        library_decoded_events(open_ledger(database, KEYS)),
     )
     raw = group_by_rate(database)
     one_field = one_field_group_by_rate(database)

@@ -18,8 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
-from ledger.bootstrap import LEDGER_SCHEMA, open_database
+from ledger.bootstrap import LEDGER_SCHEMA, open_database, open_ledger
 from ledger.store.event_store import Database, normalise_database_url
+from tests.factories import KEY_DIRECTORIES
 
 POSTGRES_URL_VARIABLE = "LEDGER_TEST_POSTGRES_URL"
 
@@ -64,12 +65,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
+def database(database_url: str, key_directory: Path) -> Iterator[Database]:
+    """The ledger database; a CLI run on it is told its key directory."""
     db = open_database(database_url)
+    KEY_DIRECTORIES[db.url] = key_directory
     yield db
+    del KEY_DIRECTORIES[db.url]
     db.dispose()
 
 
 @pytest.fixture
-def ledger(database: Database) -> Ledger:
-    return Ledger(database)
+def key_directory(tmp_path: Path) -> Path:
+    """The test ledger's key directory: its ID-number secret, its signing
+    key. CLI runs in a test name the same directory, so they use the same."""
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def ledger(database: Database, key_directory: Path) -> Ledger:
+    return open_ledger(database, key_directory)

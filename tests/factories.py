@@ -5,11 +5,16 @@ from __future__ import annotations
 import itertools
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from ledger.application.commands import Command, parse_command
 from ledger.application.ledger import Ledger, Submission
 from ledger.store.event_store import Envelope
+
+# Where each test ledger keeps its key material (its ID-number secret), by
+# database URL: a CLI run on it must be told (tests/conftest.py fills it).
+KEY_DIRECTORIES: dict[str, Path] = {}
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=CST)
@@ -48,6 +53,7 @@ def submission(type_: str, at: datetime = T0, **fields: Any) -> Submission:
             at=parsed.at,
             source="cli",
             correlation_id=uuid.uuid4().hex,
+            caller="cli",
             idempotency_key=parsed.key,
         ),
     )

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.api.cli.context import components_of
+from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.integrity import checking_key, signing_key
 from ledger.api.cli.output import console, fail
 from ledger.domain.common import CHINA_STANDARD_TIME
@@ -82,7 +82,7 @@ def certificate(
         )
     except IssuerProfileError as error:
         fail(error, 2)
-    ledger, engine = components.ledger, components.projection_engine
+    ledger, engine = ledger_of(ctx), components.projection_engine
     engine.catch_up()
     key = signing_key(components)
     with ledger.database.reading() as conn:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.api.cli.context import components_of
+from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.exporting import export_rows
 from ledger.api.cli.output import ChineseOption, fail
 from ledger.projections.honours_awards import IncompleteAwardsError
@@ -77,7 +77,7 @@ def honours(
     except (ValueError, UnknownRuleSetError) as error:
         fail(error, 2)
     components = components_of(ctx)
-    ledger, engine = components.ledger, components.projection_engine
+    ledger, engine = ledger_of(ctx), components.projection_engine
     engine.catch_up()
     with ledger.database.reading() as conn:
         live = engine.live_version(conn, VOLUNTEER_HOURS.name)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from ledger.api.cli.context import components_of
+from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.dashboards import show_dashboards
 from ledger.api.cli.output import ExitCode, console, fail
 from ledger.application.importer import ImportSummary, default_report_path, import_file
@@ -33,7 +33,7 @@ def demo(
 ) -> None:
     """Build a synthetic Kunshan-shaped city, project it, show the dashboards."""
     components = components_of(ctx)
-    ledger = components.ledger
+    ledger = ledger_of(ctx)
     with tempfile.TemporaryDirectory() as folder:
         city = Path(folder) / f"city-{scale}-{seed}-{year}.jsonl"
         lines = write_city(city, scale=scale, seed=seed, year=year)
@@ -95,7 +95,7 @@ def import_command(
             "--report (nothing was read)",
             ExitCode.BAD_INPUT,
         )
-    ledger = components_of(ctx).ledger
+    ledger = ledger_of(ctx)
     summary = _import_with_progress(ledger, file, report_path, batch_size)
     for note in summary.notes:
         console.print(f"note: {note}")

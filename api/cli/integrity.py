@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ledger.api.cli.context import components_of
+from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.output import fail, print_json
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
@@ -98,7 +98,7 @@ def verify(
     audit = verify_ledger(
         engine.database,
         checking_key(components.settings, public_key),
-        components.ledger,
+        ledger_of(ctx),
         kept_outside=kept_outside,
     )
     chain = audit.chain

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 import typer
 import uvicorn
 
-from ledger.api.cli.context import components_of
+from ledger.api.cli.context import components_of, ledger_of
 from ledger.bootstrap import LedgerComponents
 
 APP_FACTORY = "ledger.api.http.app:app_from_environment"
@@ -47,6 +47,9 @@ def serve(
     """Run the HTTP API, keeping the projections current (one follower per
     database across workers and servers); see docs/http-api.md."""
     components = components_of(ctx)
+    # Once, before any worker starts: the ledger's key material is checked
+    # (a refusal is one line), and an older ledger's claims made anew.
+    ledger_of(ctx)
     typer.echo(startup_line(components, host, port, workers), err=True)
     if workers > 1:
         _become_uvicorn(components, host, port, workers)

@@ -31,6 +31,8 @@ from ledger.store.event_store import (
 KEY_PREFIX = "wml_"
 # How many of a key's first characters are stored to name it by.
 PREFIX_LENGTH = 12
+# How many characters of a key's stored SHA-256 name it in its key space.
+KEY_ID_LENGTH = 16
 
 
 class Role(StrEnum):
@@ -50,6 +52,15 @@ class Caller:
     venue_id: str | None = None
     volunteer_id: str | None = None
     key_prefix: str = ""
+    # A stable name of the key that reveals nothing of it: the start of its
+    # stored SHA-256. Its idempotency keys are a space of their own.
+    key_id: str = ""
+
+    @property
+    def key_space(self) -> str:
+        """The caller an API write is recorded as: its idempotency keys are
+        its own, apart from every other key's and the importer's."""
+        return f"api:{self.key_id}"
 
     @property
     def sees_personal_data(self) -> bool:
@@ -271,6 +282,7 @@ def find_caller(database: Database, key: str) -> Caller | KeyRefusal:
                 t.last_used_at,
                 t.expires_at,
                 t.revoked_at,
+                t.key_hash,
             ).where(t.key_hash == digest)
         ).first()
     if row is None:
@@ -302,4 +314,10 @@ def find_caller(database: Database, key: str) -> Caller | KeyRefusal:
         )
     if row.last_used_at is None or row.last_used_at < utc_text(now - LAST_USED_EVERY):
         _note_use(database, digest, now)
-    return Caller(role, row.venue_id, row.volunteer_id, row.key_prefix)
+    return Caller(
+        role,
+        row.venue_id,
+        row.volunteer_id,
+        row.key_prefix,
+        key_id=row.key_hash[:KEY_ID_LENGTH],
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ledger.application.handlers import IdNumberDigest
 from ledger.application.ledger import Ledger
 from ledger.engine import (
     ProjectionEngine,
@@ -34,7 +35,13 @@ from ledger.store.event_store import (
     WaitLimits,
     metadata,
 )
-from ledger.store.integrity import checkpoints_table, verifications_table
+from ledger.store.integrity import (
+    checkpoints_table,
+    key_directory,
+    ledger_id_number_secret,
+    secret_id,
+    verifications_table,
+)
 from ledger.store.schema import prepare_schema, write_revision
 
 # Every table of a ledger database: the events and what is stored beside
@@ -69,6 +76,17 @@ def open_database(
     return database
 
 
+def open_ledger(database: Database, keys: Path) -> Ledger:
+    """The ledger writing to ``database``, digesting ID numbers with the
+    secret kept in the key directory ``keys`` (created on first need); its
+    ID-number claims made again with that secret if they were made with
+    another digest (a ledger made before revision 0005)."""
+    secret = ledger_id_number_secret(database, keys)
+    ledger = Ledger(database, IdNumberDigest(secret))
+    ledger.digest_id_numbers_with(secret_id(secret))
+    return ledger
+
+
 def write_schema_revision(message: str) -> Path:
     """For developers: a new revision file, holding what ``LEDGER_SCHEMA``
     differs from the schema the revisions make (built in a scratch SQLite
@@ -100,7 +118,10 @@ class LedgerComponents:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.database)
+        settings = self.settings
+        database = self.database  # a database that cannot be opened says so first
+        keys = key_directory(settings.database_url, settings.key_directory)
+        return open_ledger(database, keys)
 
     @cached_property
     def projection_engine(self) -> ProjectionEngine:

@@ -17,9 +17,10 @@ class LedgerSettings(BaseSettings):
 
     database_url: str = "sqlite:///ledger.db"
     # The directory of the ledger's key material (the Ed25519 key that signs
-    # checkpoints and certificates, created on first use), an absolute path,
-    # mode 0700. Unset: beside a SQLite database file (ledger.db keeps
-    # ledger.keys/); a ledger in PostgreSQL must set it.
+    # checkpoints and certificates, and the secret of the ID-number digest,
+    # each created on first use), an absolute path, mode 0700. Unset: beside
+    # a SQLite database file (ledger.db keeps ledger.keys/); a ledger in
+    # PostgreSQL must set it.
     key_directory: Path | None = None
     # How long a writer waits for the ledger's append lock before it gives
     # up with "ledger busy" (HTTP 503 ledger_busy, a CLI exit code), and how

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from ledger.bootstrap import LedgerComponents
 from ledger.services.certificates import read_certificate
 from ledger.settings import LedgerSettings
 from ledger.store.event_store import Database
+from ledger.store.integrity import ID_NUMBER_SECRET_FILE
 from tests.certificate_helpers import ID_NUMBER, correct_v1, issue, ledger_cli, serve_v1
 from tests.e2e.http_helpers import PROBLEM_JSON
 
@@ -111,7 +113,11 @@ def test_a_token_with_altered_hours_is_shown_as_tampered(issued: Issued) -> None
 def test_a_token_signed_by_another_key_is_shown_as_unknown(
     issued: Issued, database: Database
 ) -> None:
-    other = ledger_cli(database.url, issued.tmp_path / "other-keys")
+    # signed by someone holding the ledger's other key material
+    elsewhere = issued.tmp_path / "other-keys"
+    elsewhere.mkdir()
+    shutil.copy(issued.tmp_path / "keys" / ID_NUMBER_SECRET_FILE, elsewhere)
+    other = ledger_cli(database.url, elsewhere)
     forged = read_certificate(issue(other, issued.tmp_path / "forged.pdf"))["token"]
     page = issued.verify(forged)
     assert verdict_of(page) == "unknown_signature"

@@ -16,23 +16,27 @@ from typer.testing import CliRunner
 
 from ledger.api.cli.app import app
 from ledger.api.cli.output import ExitCode
-from ledger.application.ledger import Ledger
-from ledger.bootstrap import open_database
+from ledger.bootstrap import open_database, open_ledger
 from ledger.store.event_store import Database, WaitLimits, head_position
-from tests.factories import line, record_all, register_venue
+from tests.factories import KEY_DIRECTORIES, line, record_all, register_venue
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
+def database(database_url: str, key_directory: Path) -> Iterator[Database]:
     db = open_database(database_url)
-    record_all(Ledger(db), [register_venue("C", "centre", None)])
+    record_all(open_ledger(db, key_directory), [register_venue("C", "centre", None)])
+    KEY_DIRECTORIES[db.url] = key_directory
     yield db
+    del KEY_DIRECTORIES[db.url]
     db.dispose()
 
 
 def ledger_cli(database: Database, *arguments: str, **env: str) -> Any:
     """``ledger --db URL ARGUMENTS…`` with ``env`` set, as a person runs it."""
-    return CliRunner().invoke(app, ["--db", database.url, *arguments], env=env)
+    keys = {"LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[database.url])}
+    return CliRunner().invoke(
+        app, ["--db", database.url, *arguments], env={**keys, **env}
+    )
 
 
 def one_line_refusal(result: Any, code: ExitCode) -> bool:

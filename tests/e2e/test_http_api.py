@@ -5,11 +5,14 @@ cite the chain, page, and honour ETags."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ledger.application.commands import COMMAND_TYPES
@@ -65,15 +68,21 @@ def test_a_retried_request_returns_the_first_answer_and_writes_nothing(
     assert api.head() == head
 
 
-def test_a_retried_key_is_a_duplicate_whatever_its_content(api: Api) -> None:
+def test_a_key_reused_for_another_command_is_a_422_that_writes_nothing(
+    api: Api,
+) -> None:
     first = api.post("approve_session", idempotency_key="k-1", session_id="V1-A1")
     head = api.head()
     other = api.post(
         "reject_session", idempotency_key="k-1", session_id="V2-A2", reason="gone"
     )
-    assert other.headers["Idempotent-Replayed"] == "true"
-    assert other.json()["first_position"] == first.json()["first_position"]
+    assert is_problem(other, 422, "idempotency_key_reused")
+    assert "Idempotent-Replayed" not in other.headers
     assert api.head() == head
+    # and the first command, sent again, still gets its first answer
+    retried = api.post("approve_session", idempotency_key="k-1", session_id="V1-A1")
+    assert retried.status_code == 201
+    assert retried.json() == first.json()
 
 
 def test_the_key_in_the_body_serves_when_no_header_is_sent(api: Api) -> None:
@@ -95,15 +104,57 @@ def test_a_refused_request_does_not_use_up_its_key(api: Api) -> None:
     assert "Idempotent-Replayed" not in accepted.headers
 
 
-def test_import_and_the_api_share_one_key_space(api: Api) -> None:
+def test_each_api_key_and_the_import_have_key_spaces_of_their_own(
+    api: Api,
+) -> None:
+    # Given the import, and a volunteer's key, each used "shared" already
     imported = api.ledger.execute_batch(
         [submission("approve_session", at=LATER, session_id="V1-A1", key="shared")]
     )[0]
+    assert imported.outcome == "accepted"
+    volunteer = api.post(
+        "sign_up",
+        "volunteer",
+        idempotency_key="shared",
+        activity_id="A2",
+        volunteer_id="V1",
+        at=T0 - timedelta(days=2),
+    )
+    assert volunteer.status_code == 201
     head = api.head()
-    response = api.post("approve_session", idempotency_key="shared", session_id="V1-A1")
-    assert response.headers["Idempotent-Replayed"] == "true"
-    assert response.json()["first_position"] == imported.first_position
-    assert api.head() == head
+    # When the admin key sends its own command under "shared"
+    response = api.post(
+        "reject_session", idempotency_key="shared", session_id="V2-A2", reason="gone"
+    )
+    # Then it is recorded: neither of the others' uses squats the key
+    assert response.status_code == 201
+    assert "Idempotent-Replayed" not in response.headers
+    assert response.json()["first_position"] == head + 1
+
+
+def test_eight_identical_requests_at_once_give_one_acceptance_and_duplicates(
+    api: Api,
+) -> None:
+    api.record([activity("A3", venue_id="S1", starts_at=LATER + timedelta(days=7))])
+    head = api.head()
+    start = threading.Barrier(8)
+
+    def send(_: int) -> httpx.Response:
+        start.wait()
+        return api.post(
+            "sign_up", idempotency_key="k-8", activity_id="A3", volunteer_id="V1"
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(send, range(8)))
+
+    assert [r.status_code for r in responses] == [201] * 8, [
+        r.json() for r in responses
+    ]
+    replayed = [r.headers.get("Idempotent-Replayed") for r in responses]
+    assert sorted(replayed, key=str) == [None] + ["true"] * 7
+    assert {r.json()["first_position"] for r in responses} == {head + 1}
+    assert api.head() == head + 1
 
 
 REFUSALS: tuple[tuple[str, dict[str, Any], int, str], ...] = (
@@ -295,7 +346,7 @@ def test_a_concurrent_change_to_the_same_record_is_a_409_that_writes_nothing(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.record([activity("A3", venue_id="S1", starts_at=LATER)])
-    other_writer = Ledger(api.ledger.database)
+    other_writer = Ledger(api.ledger.database, api.ledger.id_number_digest)
     interference = submission("sign_up", at=T0, activity_id="A3", volunteer_id="V2")
     handlers = InterferingHandlers(api.ledger.handlers, other_writer, interference)
     monkeypatch.setattr(api.ledger, "handlers", handlers)

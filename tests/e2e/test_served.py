@@ -37,13 +37,19 @@ def free_port() -> int:
         return port
 
 
+def keys_in(directory: Path) -> dict[str, str]:
+    """The environment with the ledger's key directory in ``directory``: a
+    ledger in PostgreSQL keeps its key material where it is told."""
+    return {**os.environ, "LEDGER_KEY_DIRECTORY": str(directory / "keys")}
+
+
 def ledger_cli(
     url: str, *args: str, cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(LEDGER), "--db", url, *args],
         cwd=cwd,
-        env=env,
+        env=env or keys_in(cwd),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -80,7 +86,7 @@ def serving(
     server = subprocess.Popen(
         [str(LEDGER), "--db", url, "serve", *address, *options],
         cwd=cwd,
-        env=env,
+        env=env or keys_in(cwd),
         stdout=subprocess.DEVNULL,
         stderr=(cwd / "serve.log").open("w"),
     )
@@ -180,6 +186,7 @@ def test_the_five_orders_told_over_http_read_back_as_the_dashboard_sees_them(
             )
 
         dispatcher.minutes = admin.minutes
+        first_posted_at = dispatcher.minutes
         posted = []
         for order, kind in (("O1", "wish"), ("O2", "service"), ("O3", "wish")):
             posted.append(
@@ -193,6 +200,8 @@ def test_the_five_orders_told_over_http_read_back_as_the_dashboard_sees_them(
                     description=f"order {order}",
                 )
             )
+        # A retry sends the very same request again: the same body, the same time
+        resume_at, dispatcher.minutes = dispatcher.minutes, first_posted_at
         retried = dispatcher.post(
             "post_order",
             key="post-O1",
@@ -204,6 +213,7 @@ def test_the_five_orders_told_over_http_read_back_as_the_dashboard_sees_them(
         )
         assert retried.headers["Idempotent-Replayed"] == "true"
         assert retried.json() == posted[0].json()
+        dispatcher.minutes = resume_at
 
         dispatcher.post("dispatch_order", order_id="O1", venue_id="S1")
         dispatcher.post("accept_order", order_id="O1", volunteer_ids=["V1", "V2"])

@@ -15,7 +15,14 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_served import LEDGER, Caller, last_line, ledger_cli, serving
+from tests.e2e.test_served import (
+    LEDGER,
+    Caller,
+    keys_in,
+    last_line,
+    ledger_cli,
+    serving,
+)
 
 READ_BACK_SECONDS = 1.0  # CONTRACT §4: a write is reflected in reads within 1 s
 
@@ -103,9 +110,11 @@ def test_one_process_follows_among_two_workers_and_a_second_server(
     first.mkdir()
     second.mkdir()
     key = admin_key(ledger_url, tmp_path)
+    # (one ledger: one key directory for both, whatever their working ones)
+    keys = keys_in(tmp_path)
     with (
-        serving(ledger_url, first, "--workers", "2") as first_url,
-        serving(ledger_url, second) as second_url,
+        serving(ledger_url, first, "--workers", "2", env=keys) as first_url,
+        serving(ledger_url, second, env=keys) as second_url,
     ):
         # When their metrics are read, each answer from either worker
         deadline = time.monotonic() + 30

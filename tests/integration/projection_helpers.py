@@ -42,8 +42,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from ledger.application.importer import import_file
-from ledger.application.ledger import Ledger, Submission
-from ledger.bootstrap import open_database
+from ledger.application.ledger import Submission
+from ledger.bootstrap import open_database, open_ledger
 from ledger.engine import (
     BUILDING,
     DEFAULT_PAGE_SIZE,
@@ -69,7 +69,7 @@ from ledger.store.event_store import (
     idempotency_keys_table,
     utc_text,
 )
-from tests.factories import T0, activity, small_city, submission
+from tests.factories import KEY_DIRECTORIES, T0, activity, small_city, submission
 
 CITY_SCALE = 0.001
 CITY_SEED = 11
@@ -113,7 +113,8 @@ def city_log() -> CityLog:
         path = Path(directory) / "city.jsonl"
         lines = write_city(path, scale=CITY_SCALE, seed=CITY_SEED)
         database = open_database(f"sqlite:///{Path(directory) / 'city.db'}")
-        summary = import_file(Ledger(database), path)
+        ledger = open_ledger(database, Path(directory) / "keys")
+        summary = import_file(ledger, path)
         assert (summary.accepted, summary.rejected) == (lines, 0)
         with database.reading() as conn:
 
@@ -225,7 +226,7 @@ def append_raw_event(
 
 def chained_values(row: Mapping[str, Any] | sa.RowMapping) -> list[Any]:
     """A stored row's values of the chained columns, in hashing order."""
-    return [row[name] for name in CHAINED_FIELDS]
+    return [row.get(name) for name in CHAINED_FIELDS]
 
 
 def assert_chain_intact(database: Database) -> None:
@@ -610,7 +611,9 @@ def run_cli(database: Database, *arguments: str) -> Any:
 
     from ledger.api.cli.app import app  # imported here: only the CLI tests need it
 
-    return CliRunner().invoke(app, ["--db", database.url, *arguments])
+    keys = KEY_DIRECTORIES.get(database.url)
+    environment = {"LEDGER_KEY_DIRECTORY": str(keys)} if keys else {}
+    return CliRunner().invoke(app, ["--db", database.url, *arguments], env=environment)
 
 
 # --- child processes to kill ---------------------------------------------------

@@ -158,7 +158,7 @@ def test_a_backup_taken_while_a_writer_appends_restores_to_a_ledger_that_verifie
 
 
 def test_a_sqlite_backup_says_where_its_position_ends(tmp_path: Path) -> None:
-    # Given a SQLite ledger of a few lines, with no key material yet
+    # Given a SQLite ledger of a few lines, never signed
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     city = tmp_path / "city.jsonl"
     write_city(city, scale=0.0001)
@@ -169,12 +169,13 @@ def test_a_sqlite_backup_says_where_its_position_ends(tmp_path: Path) -> None:
     # When it is backed up
     code, output = ledger(url, "backup", str(tmp_path / "copy.db"))
 
-    # Then the backup says how far it holds, and that no key was there to copy
+    # Then the backup says how far it holds, and copies the key material
+    # the import made (the secret its ID numbers are digested with)
     assert code == 0, output
     assert output.splitlines() == [
         "backed up by sqlite online backup, up to position 20",
-        f"no key material yet in {tmp_path / 'ledger.keys'}: nothing signed, "
-        "nothing to copy",
+        f"key material copied from {tmp_path / 'ledger.keys'} to "
+        f"{tmp_path / 'copy.keys'}",
         str(tmp_path / "copy.db"),
     ]
 

@@ -43,6 +43,7 @@ from ledger.services.certificates import (
 )
 from ledger.store.event_store import Database
 from ledger.store.integrity import (
+    ID_NUMBER_SECRET_FILE,
     SIGNING_KEY_FILE,
     load_or_create_signing_key,
     public_key_pem,
@@ -580,8 +581,11 @@ def test_a_certificate_signed_with_another_key_does_not_verify(
     served: Ledger, database: Database, cli: Cli, tmp_path: Path, key_file: Path
 ) -> None:
     # Given the ledger's key, and a certificate signed with some other key
+    # (by someone holding the ledger's other key material)
     load_or_create_signing_key(key_file)
     other = tmp_path / "other-keys"
+    other.mkdir()
+    shutil.copy(key_file.parent / ID_NUMBER_SECRET_FILE, other)
     forged = issue(ledger_cli(database.url, other), tmp_path / "forged.pdf")
     genuine = issue(cli, tmp_path / "genuine.pdf")
     # Then it does not verify against the ledger's key, in either file

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from ledger.api.cli.app import app
+from ledger.application.commands import command_fingerprint
 from ledger.application.ledger import Ledger, Outcome, Submission
 from ledger.domain.volunteers import Volunteer
 from ledger.engine import ProjectionEngine
@@ -73,6 +74,14 @@ def an_award() -> Submission:
         ]
     )
     return replace(award, envelope=replace(award.envelope, idempotency_key="award"))
+
+
+def fingerprint_of(number: int) -> str:
+    """The start of the fingerprint that key k-NUMBER's command is bound to."""
+    return command_fingerprint(keyed(served_city())[number - 1].command)[:12]
+
+
+AWARD_FINGERPRINT = command_fingerprint(an_award().command)[:12]
 
 
 @pytest.fixture
@@ -230,7 +239,8 @@ TAMPERINGS = {
     "a key row deleted": Tampering(
         KEYS,
         lambda db: execute(db, idempotency_keys_table.delete().where(k.key == "k-9")),
-        "at position 9: missing key 'k-9' (positions 9–9)",
+        f"at position 9: missing key 'k-9' of cli (positions 9–9, fingerprint "
+        f"{fingerprint_of(9)})",
     ),
     "a key's span shortened": Tampering(
         KEYS,
@@ -240,18 +250,44 @@ TAMPERINGS = {
             .where(k.key == "award")
             .values(last_position=24),
         ),
-        "at position 23: missing key 'award' (positions 23–26); "
-        "extra key 'award' (positions 23–24)",
+        f"at position 23: missing key 'award' of cli (positions 23–26, fingerprint "
+        f"{AWARD_FINGERPRINT}); extra key 'award' of cli (positions 23–24, "
+        f"fingerprint {AWARD_FINGERPRINT})",
+    ),
+    "a key bound to other content": Tampering(
+        KEYS,
+        lambda db: execute(
+            db,
+            idempotency_keys_table.update()
+            .where(k.key == "k-9")
+            .values(fingerprint="f" * 64),
+        ),
+        f"at position 9: missing key 'k-9' of cli (positions 9–9, fingerprint "
+        f"{fingerprint_of(9)}); extra key 'k-9' of cli (positions 9–9, "
+        "fingerprint ffffffffffff)",
+    ),
+    "a key moved to another caller": Tampering(
+        KEYS,
+        lambda db: execute(
+            db,
+            idempotency_keys_table.update()
+            .where(k.key == "k-9")
+            .values(caller="import"),
+        ),
+        f"at position 9: missing key 'k-9' of cli (positions 9–9, fingerprint "
+        f"{fingerprint_of(9)}); extra key 'k-9' of import (positions 9–9, "
+        f"fingerprint {fingerprint_of(9)})",
     ),
     "a key row inserted": Tampering(
         KEYS,
         lambda db: execute(
             db,
             idempotency_keys_table.insert().values(
-                key="k-ghost", first_position=12, last_position=12
+                caller="cli", key="k-ghost", first_position=12, last_position=12
             ),
         ),
-        "at position 12: extra key 'k-ghost' (positions 12–12)",
+        "at position 12: extra key 'k-ghost' of cli (positions 12–12, fingerprint "
+        "none)",
     ),
 }
 

@@ -52,6 +52,7 @@ LIBRARY_ENVELOPE = Envelope(
     at=datetime(2024, 1, 1, tzinfo=UTC),
     source="cli",
     correlation_id="eventsourcing-conformance",
+    caller="cli",
 )
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from ledger.application.ledger import Ledger
-from ledger.bootstrap import open_database
+from ledger.bootstrap import open_database, open_ledger
 from ledger.engine import FOLLOWER_LOCK, ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.store.event_store import Database
@@ -92,7 +93,7 @@ ADVISORY_LOCKS = sa.text(
 
 @pytest.mark.postgres
 def test_a_follower_whose_lock_connection_is_lost_takes_the_lock_again(
-    empty_postgres_url: str,
+    empty_postgres_url: str, key_directory: Path
 ) -> None:
     # Given a follower on PostgreSQL, holding the advisory lock
     database = open_database(empty_postgres_url)
@@ -118,7 +119,9 @@ def test_a_follower_whose_lock_connection_is_lost_takes_the_lock_again(
             assert time.monotonic() < deadline, "the lock was not taken again"
             time.sleep(0.05)
         # And goes on following
-        record_all(Ledger(database), [register_venue("C", "centre", None)])
+        record_all(
+            open_ledger(database, key_directory), [register_venue("C", "centre", None)]
+        )
         while behind(engine):
             assert time.monotonic() < deadline, "the follower stopped following"
             time.sleep(0.05)

@@ -294,8 +294,8 @@ class Town:
 
 
 @pytest.fixture
-def town(ledger: Ledger, tmp_path: Path) -> Town:
-    t = Town(ledger, tmp_path / "ledger-keys")
+def town(ledger: Ledger, key_directory: Path) -> Town:
+    t = Town(ledger, key_directory)
     t.record(
         [
             submission(

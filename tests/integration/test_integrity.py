@@ -20,6 +20,7 @@ What the chain alone cannot see, and what a checkpoint adds:
 
 from __future__ import annotations
 
+import shutil
 import stat
 import uuid
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from typer.testing import CliRunner, Result
 
 from ledger.api.cli.app import app
 from ledger.application.ledger import Ledger
-from ledger.bootstrap import open_database
+from ledger.bootstrap import open_database, open_ledger
 from ledger.domain.teams import Team
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
@@ -48,6 +49,7 @@ from ledger.store.event_store import (
     utc_text,
 )
 from ledger.store.integrity import (
+    ID_NUMBER_SECRET_FILE,
     KEY_DIRECTORY_SETTING,
     NO_PUBLIC_KEY,
     SIGNING_KEY_FILE,
@@ -905,7 +907,8 @@ def test_a_sqlite_ledger_keeps_its_key_beside_its_file_whatever_the_working_dire
     # Given a ledger in a SQLite file, and no key directory configured
     (tmp_path / "city").mkdir()
     database = open_database(f"sqlite:///{tmp_path / 'city' / 'ledger.db'}")
-    record_city(Ledger(database), upto=EARLY)
+    ledger = open_ledger(database, tmp_path / "city" / "ledger.keys")
+    record_city(ledger, upto=EARLY)
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
@@ -914,7 +917,7 @@ def test_a_sqlite_ledger_keeps_its_key_beside_its_file_whatever_the_working_dire
     # events from another
     monkeypatch.chdir(first)
     assert exited_cleanly_with(ledger_cli(database, None, "checkpoint"), 0)
-    record_city(Ledger(database), start=EARLY)
+    record_city(ledger, start=EARLY)
     monkeypatch.chdir(second)
     assert exited_cleanly_with(ledger_cli(database, None, "checkpoint"), 0)
 
@@ -938,7 +941,7 @@ def test_a_sqlite_ledger_keeps_its_key_beside_its_file_whatever_the_working_dire
 
 
 def test_a_ledger_that_is_no_sqlite_file_signs_only_with_its_key_directory_set(
-    ledger: Ledger, city: Database, key_directory: Path
+    ledger: Ledger, city: Database, key_directory: Path, tmp_path: Path
 ) -> None:
     if city.is_sqlite:
         pytest.skip("a SQLite file keeps its keys beside it")
@@ -950,14 +953,23 @@ def test_a_ledger_that_is_no_sqlite_file_signs_only_with_its_key_directory_set(
         "keeps its keys in the directory that setting names"
     )
     assert list_checkpoints(city) == []
-    # While there is no checkpoint, verify needs no key
-    assert exited_cleanly_with(ledger_cli(city, None, "verify"), 0)
+    # While there is no checkpoint, verify needs no signing key (only the
+    # secret its ID-number claims are derived with)
+    secret_only = tmp_path / "secret-only"
+    secret_only.mkdir()
+    shutil.copy(key_directory / ID_NUMBER_SECRET_FILE, secret_only)
+    assert exited_cleanly_with(ledger_cli(city, secret_only, "verify"), 0)
 
-    # With it, the ledger signs; without it again, verify names the setting
+    # With it, the ledger signs; without its key again, verify names the
+    # setting
     assert exited_cleanly_with(ledger_cli(city, key_directory, "checkpoint"), 0)
-    outcome = ledger_cli(city, None, "verify")
+    outcome = ledger_cli(city, secret_only, "verify")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert f"checkpoint at position {HEAD}: FAILED: {NO_PUBLIC_KEY}" in outcome.stdout
+    # And without the setting at all, verify says it cannot derive the claims
+    outcome = ledger_cli(city, None, "verify")
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert KEY_DIRECTORY_SETTING in outcome.output
 
 
 def test_signing_with_a_key_other_than_the_earlier_checkpoints_is_refused(

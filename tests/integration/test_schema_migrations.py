@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -42,9 +43,22 @@ runner = CliRunner()
 LEDGER_PROCESS = (sys.executable, "-m", "ledger.api.cli.app")
 
 
+@pytest.fixture(autouse=True)
+def key_directory_of_the_test(key_directory: Path) -> Iterator[None]:
+    """The ledgers of a test keep their key material (the ID-number secret)
+    in its key directory: one a ledger in PostgreSQL must be told of."""
+    KEY_DIRECTORIES.append(key_directory)
+    yield
+    KEY_DIRECTORIES.pop()
+
+
+KEY_DIRECTORIES: list[Path] = []
+
+
 def ledger(url: str, *arguments: str, **environment: str) -> tuple[int, str]:
     """Run a ``ledger`` verb on the database at ``url``: exit code, output."""
-    result = runner.invoke(app, ["--db", url, *arguments], env=environment)
+    keys = {"LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[-1])}
+    result = runner.invoke(app, ["--db", url, *arguments], env={**keys, **environment})
     return result.exit_code, result.output
 
 

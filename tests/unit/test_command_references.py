@@ -14,8 +14,8 @@ from eventsourcing.domain import Aggregate
 from ledger.application.commands import BaseCommand, Referent
 from ledger.application.handlers import (
     CommandScope,
+    IdNumberDigest,
     References,
-    id_number_digest,
     references,
     scope_of,
 )
@@ -27,6 +27,8 @@ from ledger.domain.teams import Team
 from ledger.domain.volunteers import SessionStatus, Volunteer
 from tests.factories import command
 from tests.unit.domain_builders import activity, order, session_in, volunteer_at
+
+DIGEST = IdNumberDigest(b"a test ledger's secret, 32 bytes")
 
 
 class AggregatesInMemory:
@@ -66,7 +68,7 @@ def recorded_session() -> AggregatesInMemory:
 def test_a_command_loads_the_record_each_of_its_fields_names() -> None:
     signing_up = command("sign_up", activity_id="A1", volunteer_id="V1")
 
-    assert references(signing_up) == References(
+    assert references(signing_up, DIGEST) == References(
         streams=(Activity.create_id("A1"), Volunteer.create_id("V1"))
     )
 
@@ -74,7 +76,7 @@ def test_a_command_loads_the_record_each_of_its_fields_names() -> None:
 def test_a_list_of_ids_names_a_record_each_and_an_absent_id_none() -> None:
     accepting = command("accept_order", order_id="O1", volunteer_ids=["V1", "V2"])
 
-    assert set(references(accepting).streams) == {
+    assert set(references(accepting, DIGEST).streams) == {
         Order.create_id("O1"),
         Volunteer.create_id("V1"),
         Volunteer.create_id("V2"),
@@ -89,11 +91,11 @@ def test_a_rating_loads_the_kind_of_record_it_rates(
 ) -> None:
     rating = command("rate", subject=subject, subject_id="X1", rater_id="R1", stars=5)
 
-    assert references(rating) == References(streams=(kind.create_id("X1"),))
+    assert references(rating, DIGEST) == References(streams=(kind.create_id("X1"),))
 
 
 def test_a_session_is_found_through_the_claim_on_its_id() -> None:
-    assert references(command("check_out", session_id="S1")) == References(
+    assert references(command("check_out", session_id="S1"), DIGEST) == References(
         claims=(("session", "S1"),)
     )
 
@@ -107,9 +109,9 @@ def test_a_registration_looks_up_the_digest_of_the_normalised_id_number() -> Non
         team_ids=["T1"],
     )
 
-    assert references(registering) == References(
+    assert references(registering, DIGEST) == References(
         streams=(Volunteer.create_id("V1"), Team.create_id("T1")),
-        claims=(("id_number", id_number_digest("32058319900101001X")),),
+        claims=(("id_number", DIGEST("32058319900101001X")),),
     )
 
 
@@ -123,7 +125,7 @@ def test_recording_honours_loads_the_record_and_only_checks_the_volunteer() -> N
         position=10,
     )
 
-    assert references(recording) == References(
+    assert references(recording, DIGEST) == References(
         streams=(Honours.create_id("V1"),), existing=(Volunteer.create_id("V1"),)
     )
 

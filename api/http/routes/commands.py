@@ -94,8 +94,10 @@ def _make_route(command_type: str, model: type[c.BaseCommand]) -> None:
             str | None,
             Header(
                 max_length=200,
-                description="Retrying with the same key returns the first answer "
-                "and writes nothing new.",
+                description="Retrying with the same key and the same command "
+                "returns the first answer and writes nothing new; the same key "
+                "with another command is refused (422 idempotency_key_reused). "
+                "Each API key has its own keys.",
             ),
         ] = None,
     ) -> CommandAccepted:
@@ -118,6 +120,7 @@ def _make_route(command_type: str, model: type[c.BaseCommand]) -> None:
                     source="api",
                     # Nothing of the caller's key: the events outlive it.
                     correlation_id=f"api-{uuid.uuid4().hex}",
+                    caller=caller.key_space,
                     idempotency_key=key,
                 ),
             )

@@ -9,11 +9,14 @@ and for whom it acts (``acts_in``, ``acts_for``), which scoped keys are held to.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from eventsourcing.domain import Aggregate
 from pydantic import (
     AwareDatetime,
@@ -642,3 +645,21 @@ COMMAND_TYPES: dict[str, type[BaseCommand]] = {
 def parse_command(line: str | bytes) -> Command:
     """Validate one JSON line; raises ``pydantic.ValidationError``."""
     return COMMAND_ADAPTER.validate_json(line)
+
+
+def command_fingerprint(command: BaseCommand) -> str:
+    """SHA-256 over the canonical JSON of the validated command (sorted
+    keys, without its idempotency key): what an idempotency key is bound to,
+    so that a retry is recognised by its content, whatever its spacing,
+    field order or ignored extra fields."""
+    document = command.model_dump(mode="json", exclude={"key"})
+    try:
+        canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which a command may hold
+        # until the domain refuses it: the standard library's encoder then
+        # (a choice made by the content alone, so always the same for it).
+        canonical = json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    return hashlib.sha256(canonical).hexdigest()

@@ -9,6 +9,7 @@ refused command leaves all aggregates as they were.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from functools import singledispatchmethod
 from typing import Any, TypeVar
@@ -33,24 +34,32 @@ from ledger.domain.volunteers import Volunteer
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
 
-def id_number_digest(id_number: str) -> str:
-    """Claims hold a digest of the ID number, never the number itself."""
-    return hashlib.sha256(f"id_number:{id_number}".encode()).hexdigest()
+class IdNumberDigest:
+    """Claims hold a keyed digest of an ID number, never the number itself:
+    HMAC-SHA256 under the ledger's secret, so that the ~10^9 plausible
+    numbers cannot be tried against it without that secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def __call__(self, id_number: str) -> str:
+        message = f"id_number:{id_number}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
 
 # The event classes ``@event`` made (mypy does not see them).
 _volunteer_events: Any = Volunteer
 
 
-def claims_of(event: Any) -> list[tuple[str, str]]:
+def claims_of(event: Any, digest: IdNumberDigest) -> list[tuple[str, str]]:
     """The unique values an event takes for its stream: a registration the
-    volunteer's ID number (as a digest), a check-in or make-up hours the
-    session id. The ledger records them with the event (handlers refuse a
-    command whose values are taken), and ``ledger verify`` derives them
+    volunteer's ID number (as its ``digest``), a check-in or make-up hours
+    the session id. The ledger records them with the event (handlers refuse
+    a command whose values are taken), and ``ledger verify`` derives them
     again from the stored events."""
     made_by = type(event)  # by exact type: every event is checked, keep it cheap
     if made_by is _volunteer_events.Registered:
-        return [(c.ID_NUMBER.kind, id_number_digest(event.id_number))]
+        return [(c.ID_NUMBER.kind, digest(event.id_number))]
     if made_by in (_volunteer_events.CheckedIn, _volunteer_events.MakeupHoursRecorded):
         return [(c.SESSION.kind, event.session_id)]
     return []
@@ -107,9 +116,9 @@ class References:
     existing: tuple[UUID, ...] = ()  # only whether they exist
 
 
-def references(command: c.BaseCommand) -> References:
+def references(command: c.BaseCommand, digest: IdNumberDigest) -> References:
     """What ``command`` names, as its class declares, so a batch can load it
-    all in a few queries."""
+    all in a few queries (an ID number by its ``digest``)."""
     streams: list[UUID] = []
     claims: list[tuple[str, str]] = []
     existing: list[UUID] = []
@@ -118,7 +127,9 @@ def references(command: c.BaseCommand) -> References:
         ids: list[str] = [named] if isinstance(named, str) else list(named or ())
         for reference in command.named_by(field):
             if isinstance(reference, c.Claimed):
-                claims.extend((reference.kind, claim_value(reference, i)) for i in ids)
+                claims.extend(
+                    (reference.kind, claim_value(reference, i, digest)) for i in ids
+                )
             elif isinstance(reference, c.Existing):
                 existing.extend(reference.kind.create_id(i) for i in ids)
             else:
@@ -126,16 +137,20 @@ def references(command: c.BaseCommand) -> References:
     return References(tuple(streams), tuple(claims), tuple(existing))
 
 
-def claim_value(claim: c.Claimed, value: str) -> str:
+def claim_value(claim: c.Claimed, value: str, digest: IdNumberDigest) -> str:
     """The value a claim is recorded under: an ID number's digest, of the
     number as registration normalises it."""
     if claim == c.ID_NUMBER:
-        return id_number_digest(value.strip().upper())
+        return digest(value.strip().upper())
     return value
 
 
 class CommandHandlers:
-    """Carries each command out on the aggregate it changes."""
+    """Carries each command out on the aggregate it changes; ID numbers are
+    looked up by ``digest``."""
+
+    def __init__(self, digest: IdNumberDigest) -> None:
+        self.digest = digest
 
     @singledispatchmethod
     def handle(self, command: Any, unit: UnitOfWork) -> Aggregate:
@@ -179,7 +194,7 @@ class CommandHandlers:
             phone=command.phone,
             teams=teams,
         )
-        digest = id_number_digest(volunteer.id_number)
+        digest = self.digest(volunteer.id_number)
         if unit.owner_of(c.ID_NUMBER.kind, digest) is not None:
             raise DuplicateIdNumberError(
                 "another volunteer is already registered with this ID number"

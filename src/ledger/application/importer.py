@@ -36,6 +36,8 @@ from ledger.store.event_store import Envelope
 from ledger.store.memory import cyclic_gc_paused
 
 DEFAULT_BATCH_SIZE = 2_000
+# ``ledger import`` has one idempotency key space of its own (CONTRACT §1.2).
+IMPORT_CALLER = "import"
 # How much of an over-long line is read at a time, to pass over it.
 _SKIP_CHUNK_BYTES = 1024 * 1024
 BOM_NOTE = (
@@ -177,6 +179,7 @@ def _judge_lines(
             at=command.at,
             source="import",
             correlation_id=f"import-{run_id}-{number}",
+            caller=IMPORT_CALLER,
             idempotency_key=command.key,
         )
         yield _ParsedLine(number, Submission(command, envelope)), size

@@ -5,17 +5,19 @@ CLI, goes through ``Ledger.execute`` or ``Ledger.execute_batch``: the command
 is checked against the aggregates it touches, and the events of all accepted
 commands of a batch are appended in one transaction together with their
 envelopes, idempotency keys and claims. A rejected command writes nothing,
-and a duplicate (its idempotency key was already accepted) writes nothing.
+and a duplicate (its caller's idempotency key was already accepted for the
+same command) writes nothing; the same key with another command is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, cast
 from uuid import UUID
 
+import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
@@ -24,26 +26,41 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
-from ledger.application.commands import BaseCommand, Command
+from ledger.application.commands import (
+    ID_NUMBER,
+    BaseCommand,
+    Command,
+    command_fingerprint,
+)
 from ledger.application.handlers import (
     CommandHandlers,
     CommandScope,
+    IdNumberDigest,
     claims_of,
     references,
     scope_of,
 )
 from ledger.application.unit_of_work import AggregateCache, UnitOfWork
+from ledger.domain.common import topic_of
 from ledger.domain.errors import DomainError
 from ledger.domain.venues import Venue
+from ledger.domain.volunteers import Volunteer
 from ledger.store.event_store import (
+    AcceptedKey,
     Claim,
     Database,
     Envelope,
     EventMetadata,
     KeyUse,
     LedgerRecorder,
+    claims_table,
+    events_table,
+    insert_rows,
+    read_property,
+    select_rows,
+    write_property,
 )
-from ledger.store.integrity import RecordedBeside
+from ledger.store.integrity import ID_NUMBER_DIGEST_PROPERTY, RecordedBeside
 
 # Payload fields that name a subject an event concerns, and the subject kind.
 SUBJECT_FIELDS = {
@@ -56,6 +73,8 @@ SUBJECT_FIELDS = {
 }
 
 MAX_ATTEMPTS = 5
+REDERIVE_PAGE = 10_000
+REGISTERED_TOPIC = topic_of(Volunteer, "Registered")
 
 
 class ConcurrencyConflictError(Exception):
@@ -92,6 +111,51 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class _KeyedSubmission:
+    """A submission with its key space — (caller, key) — and the fingerprint
+    of its command, when it has a key."""
+
+    submission: Submission
+    space: tuple[str, str] | None
+    fingerprint: str | None
+
+    @classmethod
+    def of(cls, submission: Submission) -> _KeyedSubmission:
+        envelope = submission.envelope
+        key = envelope.idempotency_key
+        if key is None:
+            return cls(submission, None, None)
+        fingerprint = command_fingerprint(submission.command)
+        return cls(submission, (envelope.caller, key), fingerprint)
+
+    @property
+    def envelope(self) -> Envelope:
+        """The envelope its events are recorded under: the submission's,
+        with the command's fingerprint when it is keyed."""
+        envelope = self.submission.envelope
+        if self.fingerprint is None:
+            return envelope
+        return replace(envelope, fingerprint=self.fingerprint)
+
+    def replay(self, accepted: AcceptedKey) -> CommandResult:
+        """The answer when this command's key was accepted already: the first
+        answer for the same content (or for a key accepted before content
+        was recorded), a refusal for other content."""
+        if accepted.fingerprint in (None, self.fingerprint):
+            return CommandResult(
+                Outcome.DUPLICATE, accepted.first_position, accepted.last_position
+            )
+        return CommandResult(
+            Outcome.REJECTED,
+            error=IdempotencyKeyReusedError(
+                f"the idempotency key '{self.envelope.idempotency_key}' was used "
+                "already for a different command; nothing was written: send this "
+                "command under a key of its own"
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class DecidedEvents:
     """Events an aggregate's own decision produced without a command being
     handled (an honours run decides a whole register from one read), to be
@@ -101,15 +165,27 @@ class DecidedEvents:
     events: Sequence[Aggregate.Event]
 
 
+class IdempotencyKeyReusedError(DomainError):
+    """An idempotency key its caller already used for another command: a key
+    is bound to the content it was first accepted with (CONTRACT §1.2)."""
+
+    code = "idempotency_key_reused"
+    http_status = 422
+
+
 class Ledger(Application[UUID]):
-    """新时代文明实践 volunteer-service ledger: records every fact as events."""
+    """新时代文明实践 volunteer-service ledger: records every fact as events.
+
+    ``id_number_digest`` is the keyed digest, under the ledger's secret, by
+    which the duplicate-ID-number rule finds registrations."""
 
     name = "Ledger"
     recorder: LedgerRecorder
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, id_number_digest: IdNumberDigest) -> None:
         self.database = database
-        self.handlers = CommandHandlers()
+        self.id_number_digest = id_number_digest
+        self.handlers = CommandHandlers(id_number_digest)
         super().__init__(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
 
     def construct_recorder(self) -> ApplicationRecorder:
@@ -120,7 +196,9 @@ class Ledger(Application[UUID]):
 
         A concurrent change to the same aggregate is not retried here: it
         raises ``ConcurrencyConflictError`` and the caller decides (an HTTP
-        client retries with the same idempotency key)."""
+        client retries with the same idempotency key) — unless the other
+        writer recorded this very command under its key, which then answers
+        as a duplicate."""
         return self.execute_batch([submission], retry_conflicts=False)[0]
 
     def execute_batch(
@@ -134,15 +212,22 @@ class Ledger(Application[UUID]):
         rejected on its own. When a concurrent writer changed an aggregate
         first, nothing is written; with ``retry_conflicts`` the whole batch is
         then checked again against the fresh state (so nothing is lost or
-        doubled), otherwise ``ConcurrencyConflictError`` is raised."""
+        doubled), otherwise — and when the retries are spent — the batch
+        answers as duplicates if the other writer recorded every one of its
+        commands under their keys, else ``ConcurrencyConflictError`` is
+        raised."""
+        keyed = [_KeyedSubmission.of(submission) for submission in submissions]
         attempts = MAX_ATTEMPTS if retry_conflicts else 1
         for attempt in range(1, attempts + 1):
             try:
-                return self._try_batch(submissions, cache)
+                return self._try_batch(keyed, cache)
             except IntegrityError as error:
                 if cache is not None:
                     cache.clear()
                 if attempt == attempts:
+                    settled = self._settled_by_others(keyed)
+                    if settled is not None:
+                        return settled
                     raise ConcurrencyConflictError(
                         "another writer recorded a conflicting change to the same "
                         "aggregate, key or claim first; nothing was written, retry "
@@ -150,63 +235,87 @@ class Ledger(Application[UUID]):
                     ) from error
         raise AssertionError("unreachable")
 
+    def _settled_by_others(
+        self, keyed: Sequence[_KeyedSubmission]
+    ) -> list[CommandResult] | None:
+        """The answers to a batch whose every command another writer has
+        recorded under its key (identical requests sent at once), or None."""
+        accepted = self.recorder.select_key_uses(
+            {k.space for k in keyed if k.space is not None}
+        )
+        if not keyed or any(k.space not in accepted for k in keyed):
+            return None
+        return [k.replay(accepted[k.space]) for k in keyed if k.space is not None]
+
     def _try_batch(
-        self, submissions: Sequence[Submission], cache: AggregateCache | None
+        self, keyed: Sequence[_KeyedSubmission], cache: AggregateCache | None
     ) -> list[CommandResult]:
         unit = UnitOfWork(self, cache)
-        keys = {s.envelope.idempotency_key for s in submissions}
-        accepted_keys = self.recorder.select_key_uses(sorted(k for k in keys if k))
+        accepted_keys = self.recorder.select_key_uses(
+            {k.space for k in keyed if k.space is not None}
+        )
         streams: set[UUID] = set()
         claims: set[tuple[str, str]] = set()
         existing: set[UUID] = set()
-        for submission in submissions:
-            if submission.envelope.idempotency_key in accepted_keys:
+        for k in keyed:
+            if k.space in accepted_keys:
                 continue  # a duplicate needs nothing loaded
-            needed = references(submission.command)
+            needed = references(k.submission.command, self.id_number_digest)
             streams.update(needed.streams)
             claims.update(needed.claims)
             existing.update(needed.existing)
         unit.prefetch(streams, claims, existing)
-        # Until the append returns positions, results refer to event indexes.
-        pending: list[tuple[Outcome, int | None, int | None, DomainError | None]] = []
-        pending_keys: dict[str, tuple[int, int]] = {}
+        # Until the append returns positions, results refer to event indexes
+        # (negative: -1 is the first event of this append).
+        pending: list[CommandResult] = []
+        pending_keys: dict[tuple[str, str], AcceptedKey] = {}
+        rejected_keyed: list[int] = []  # indexes into pending
         events: list[Any] = []
         metadata: list[EventMetadata] = []
         key_uses: list[KeyUse] = []
-        for submission in submissions:
-            key = submission.envelope.idempotency_key
-            if key in accepted_keys:
-                first, last = accepted_keys[key]
-                pending.append((Outcome.DUPLICATE, first, last, None))
+        for k in keyed:
+            space = k.space
+            if space is not None and space in accepted_keys:
+                pending.append(k.replay(accepted_keys[space]))
                 continue
-            if key in pending_keys:
-                first, last = pending_keys[key]
-                pending.append((Outcome.DUPLICATE, -first - 1, -last - 1, None))
+            if space is not None and space in pending_keys:
+                pending.append(k.replay(pending_keys[space]))
                 continue
             try:
-                changed = self.handlers.handle(submission.command, unit)
+                changed = self.handlers.handle(k.submission.command, unit)
             except DomainError as error:
                 # Without its traceback: its frames would hold the whole batch
                 # in a reference cycle, which bulk work (run without the
                 # cyclic collector) would keep until the end.
                 error.__traceback__ = error.__context__ = None
-                pending.append((Outcome.REJECTED, None, None, error))
+                if space is not None:
+                    rejected_keyed.append(len(pending))
+                pending.append(CommandResult(Outcome.REJECTED, error=error))
                 continue
             new_events = changed.collect_events()
             for event in new_events:
-                for kind, value in claims_of(event):
+                for kind, value in claims_of(event, self.id_number_digest):
                     unit.claim(kind, value, event.originator_id)
             first_index = len(events)
             events.extend(new_events)
+            envelope = k.envelope
             metadata.extend(
-                EventMetadata(submission.envelope, subjects_of(changed, event))
+                EventMetadata(envelope, subjects_of(changed, event))
                 for event in new_events
             )
             last_index = len(events) - 1
-            if key is not None:
-                key_uses.append(KeyUse(key, first_index, last_index))
-                pending_keys[key] = (first_index, last_index)
-            pending.append((Outcome.ACCEPTED, -first_index - 1, -last_index - 1, None))
+            if space is not None:
+                caller, key = space
+                key_uses.append(
+                    KeyUse(caller, key, k.fingerprint, first_index, last_index)
+                )
+                pending_keys[space] = AcceptedKey(
+                    -first_index - 1, -last_index - 1, k.fingerprint
+                )
+            pending.append(
+                CommandResult(Outcome.ACCEPTED, -first_index - 1, -last_index - 1)
+            )
+        self._recheck_rejected_keys(keyed, pending, rejected_keyed)
 
         positions: list[int] = []
         if events:
@@ -222,16 +331,36 @@ class Ledger(Application[UUID]):
             positions = [recording.notification.id for recording in recordings]
         unit.keep_in_cache()
 
-        def position(ref: int | None) -> int | None:
-            # Negative references are indexes of events appended just now.
-            if ref is None or ref > 0:
-                return ref
-            return positions[-ref - 1]
+        def positioned(result: CommandResult) -> CommandResult:
+            first, last = result.first_position, result.last_position
+            if first is None or last is None or first > 0:
+                return result
+            return CommandResult(
+                result.outcome, positions[-first - 1], positions[-last - 1]
+            )
 
-        return [
-            CommandResult(outcome, position(first), position(last), error)
-            for outcome, first, last, error in pending
-        ]
+        return [positioned(result) for result in pending]
+
+    def _recheck_rejected_keys(
+        self,
+        keyed: Sequence[_KeyedSubmission],
+        pending: list[CommandResult],
+        rejected: Sequence[int],
+    ) -> None:
+        """A keyed command refused by a rule may have been refused for what
+        another writer recorded meanwhile under the same key — the same
+        command sent twice at once. Its key is looked up again now that the
+        other writer's commit is visible (the refusal saw it): if accepted
+        meanwhile, the command is a duplicate (or a reused key), not a
+        rejection."""
+        spaces = {keyed[i].space for i in rejected}
+        accepted = self.recorder.select_key_uses(
+            {space for space in spaces if space is not None}
+        )
+        for index in rejected:
+            space = keyed[index].space
+            if space in accepted:
+                pending[index] = keyed[index].replay(accepted[space])
 
     def append_decided(self, decided: Sequence[DecidedEvents]) -> list[int]:
         """Record already decided events in one transaction; return their
@@ -260,6 +389,46 @@ class Ledger(Application[UUID]):
                 f"a stream changed since its events were decided ({error})"
             ) from error
         return [recording.notification.id for recording in recordings]
+
+    def digest_id_numbers_with(self, digest_id: str) -> None:
+        """Make the ledger's ID-number claims those of this ledger's digest,
+        named ``digest_id``: claims made with another (a ledger of the first
+        release digested ID numbers with plain SHA-256) are derived again
+        from the registrations, under the append lock, and the digest in use
+        is recorded. Claims are derived from events, so nothing is lost."""
+        with self.database.reading() as conn:
+            if read_property(conn, ID_NUMBER_DIGEST_PROPERTY) == digest_id:
+                return
+        t = events_table.c
+        registrations = (
+            sa.select(t.position, t.stream_id, t.stream_version, t.payload)
+            .where(t.topic == REGISTERED_TOPIC)
+            .order_by(t.position)
+            .limit(REDERIVE_PAGE)
+        )
+        with self.database.appending() as conn:
+            if read_property(conn, ID_NUMBER_DIGEST_PROPERTY) == digest_id:
+                return
+            conn.execute(
+                claims_table.delete().where(claims_table.c.kind == ID_NUMBER.kind)
+            )
+            after = 0
+            while page := select_rows(conn, registrations.where(t.position > after)):
+                rows: list[tuple[str, str, str]] = []
+                for _, stream_id, version, payload in page:
+                    event = self.mapper.to_domain_event(
+                        StoredEvent(
+                            stream_id, version, REGISTERED_TOPIC, payload.encode()
+                        )
+                    )
+                    rows.extend(
+                        (kind, value, stream_id)
+                        for kind, value in claims_of(event, self.id_number_digest)
+                    )
+                if rows:
+                    insert_rows(conn, claims_table, rows)
+                after = page[-1][0]
+            write_property(conn, ID_NUMBER_DIGEST_PROPERTY, digest_id)
 
     def scope_of(self, command: BaseCommand) -> CommandScope:
         """The venue and volunteer a command concerns (for authorisation)."""
@@ -314,7 +483,8 @@ class Ledger(Application[UUID]):
         ``ledger verify`` to compare with the stored tables)."""
         domain_event = cast(Aggregate.Event, self.mapper.to_domain_event(event))
         return RecordedBeside(
-            event_subjects(origin, domain_event), tuple(claims_of(domain_event))
+            event_subjects(origin, domain_event),
+            tuple(claims_of(domain_event, self.id_number_digest)),
         )
 
     def find_claims(

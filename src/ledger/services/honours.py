@@ -597,6 +597,7 @@ def _run_envelope(run: HonoursRun, source: str, correlation_id: str) -> Envelope
         at=run.recorded_at,
         source=source,
         correlation_id=correlation_id,
+        caller=source,
     )
 
 

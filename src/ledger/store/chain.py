@@ -32,11 +32,21 @@ CHAINED_FIELDS = (
     "source",
     "idempotency_key",
     "correlation_id",
+    # Added by schema revision 0005: hashed only when they hold a value, so
+    # that the hashes of the events recorded before them stay as they were.
+    "caller",
+    "fingerprint",
 )
+WIDTH_BEFORE_0005 = CHAINED_FIELDS.index("caller")
 
 
 def chain_hash(previous_hash: str, chained: Sequence[Any]) -> str:
     """The hash of one stored event, given the hash of the event before it;
-    ``chained`` holds the event's values of ``CHAINED_FIELDS``, in order."""
-    content = orjson.dumps(chained)
+    ``chained`` holds the event's values of ``CHAINED_FIELDS``, in order
+    (trailing nulls among the fields added since revision 0001 are left
+    out of the hash)."""
+    width = len(chained)
+    while width > WIDTH_BEFORE_0005 and chained[width - 1] is None:
+        width -= 1
+    content = orjson.dumps(tuple(chained[:width]))
     return hashlib.sha256(previous_hash.encode("ascii") + content).hexdigest()

@@ -8,7 +8,9 @@ work unchanged, while each append also writes, in the same transaction:
 - the envelope of every event (actor, business time, source, idempotency
   key, correlation id) as columns, and its chain hash;
 - the subjects each event concerns (for audit queries);
-- the idempotency keys of the commands it records;
+- the idempotency keys of the commands it records, each in its caller's
+  own key space and bound to the fingerprint of the command it was first
+  accepted with;
 - claims: unique values owned by a stream (an ID number, a session id).
 
 Positions are assigned by the writer itself while it holds the ledger's
@@ -44,7 +46,7 @@ from eventsourcing.persistence import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.store.chain import GENESIS_HASH, chain_hash
+from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 
 # What SQLAlchemy needs to define tables with; no schema is created from
 # it: the revisions in ``ledger.store.migrations`` make the schema.
@@ -69,6 +71,11 @@ events_table = sa.Table(
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("correlation_id", sa.String(64), nullable=False),
     sa.Column("chain_hash", sa.String(64), nullable=False),
+    # Added by schema revision 0005 (appended, as ALTER TABLE adds them to an
+    # older ledger): who sent the command — its key space — and the
+    # fingerprint of a keyed command. Null on events recorded before.
+    sa.Column("caller", sa.String(40)),
+    sa.Column("fingerprint", sa.String(64)),
     sa.UniqueConstraint(
         "stream_id", "stream_version", name="ledger_events_stream_version"
     ),
@@ -86,12 +93,26 @@ event_subjects_table = sa.Table(
     sa.Column("position", sa.BigInteger, primary_key=True),
 )
 
+# A key belongs to its caller (each API key, ``import``, ``cli``): one row
+# per (caller, key), with the fingerprint of the command first accepted
+# under it (null for keys accepted before fingerprints were recorded).
 idempotency_keys_table = sa.Table(
     "ledger_idempotency_keys",
     metadata,
+    sa.Column("caller", sa.String(40), primary_key=True),
     sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("fingerprint", sa.String(64)),
     sa.Column("first_position", sa.BigInteger, nullable=False),
     sa.Column("last_position", sa.BigInteger, nullable=False),
+)
+
+# Facts about how the ledger's derived tables were made: the secret its ID
+# number claims are digested with, by its id (``ledger.store.integrity``).
+properties_table = sa.Table(
+    "ledger_properties",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
 )
 
 claims_table = sa.Table(
@@ -108,6 +129,7 @@ STORE_TABLES = (
     event_subjects_table,
     idempotency_keys_table,
     claims_table,
+    properties_table,
 )
 
 
@@ -226,6 +248,18 @@ def stream_versions(conn: Connection, streams: Sequence[UUID]) -> dict[UUID, int
     return versions
 
 
+def read_property(conn: Connection, name: str) -> str | None:
+    """A fact about how the ledger's derived tables were made, if recorded."""
+    t = properties_table.c
+    found = conn.execute(sa.select(t.value).where(t.name == name)).scalar()
+    return None if found is None else str(found)
+
+
+def write_property(conn: Connection, name: str, value: str) -> None:
+    conn.execute(properties_table.delete().where(properties_table.c.name == name))
+    conn.execute(properties_table.insert().values(name=name, value=value))
+
+
 def chain_hash_at(conn: Connection, position: int) -> str:
     """The chain hash of the event at ``position`` (the genesis hash at 0)."""
     if position == 0:
@@ -243,7 +277,13 @@ class Envelope:
     at: datetime
     source: str  # api / import / cli
     correlation_id: str
+    # Who sent it, and so whose key space its idempotency key is in: an API
+    # key's ``api:<key id>``, ``import`` or ``cli``.
+    caller: str
     idempotency_key: str | None = None
+    # The fingerprint of a keyed command, set by the ledger when it records
+    # the command (``ledger.application.commands.command_fingerprint``).
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,11 +305,25 @@ class Claim:
 
 @dataclass(frozen=True)
 class KeyUse:
-    """An idempotency key and the positions its command's events took."""
+    """An idempotency key, in its caller's key space, with the fingerprint
+    of its command and the positions the command's events took."""
 
+    caller: str
     key: str
+    fingerprint: str | None
     first_event: int  # index into the events of the same append
     last_event: int
+
+
+@dataclass(frozen=True)
+class AcceptedKey:
+    """What a key's first acceptance recorded: the positions its command
+    wrote, and the command's fingerprint (None: accepted before
+    fingerprints were recorded)."""
+
+    first_position: int
+    last_position: int
+    fingerprint: str | None
 
 
 class LedgerBusyError(RuntimeError):
@@ -542,13 +596,15 @@ class LedgerRecorder(ApplicationRecorder):
                 envelope.source,
                 envelope.idempotency_key,
                 envelope.correlation_id,
+                envelope.caller,
+                envelope.fingerprint,
             )
             previous_hash = chain_hash(previous_hash, chained)
             rows.append((*chained, previous_hash))
             subject_rows.extend(
                 (kind, subject_id, position) for kind, subject_id in meta.subjects
             )
-        insert_rows(conn, events_table, rows)
+        insert_rows(conn, events_table, rows, (*CHAINED_FIELDS, "chain_hash"))
         if subject_rows:
             insert_rows(conn, event_subjects_table, subject_rows)
         if claims:
@@ -562,7 +618,13 @@ class LedgerRecorder(ApplicationRecorder):
                 conn,
                 idempotency_keys_table,
                 [
-                    (use.key, rows[use.first_event][0], rows[use.last_event][0])
+                    (
+                        use.caller,
+                        use.key,
+                        use.fingerprint,
+                        rows[use.first_event][0],
+                        rows[use.last_event][0],
+                    )
                     for use in key_uses
                 ],
             )
@@ -659,18 +721,36 @@ class LedgerRecorder(ApplicationRecorder):
                     owners.update({(kind, value): UUID(owner) for value, owner in rows})
         return owners
 
-    def select_key_uses(self, keys: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """The positions written by the commands that used these keys."""
+    def select_key_uses(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], AcceptedKey]:
+        """What the first acceptances of these (caller, key) pairs recorded,
+        for those accepted: a lookup by the (caller, key) index, a chunk of
+        one caller's keys at a time."""
+        if not keys:
+            return {}
         t = idempotency_keys_table.c
-        found: dict[str, tuple[int, int]] = {}
+        by_caller: dict[str, list[str]] = {}
+        for caller, key in sorted(keys):
+            by_caller.setdefault(caller, []).append(key)
+        found: dict[tuple[str, str], AcceptedKey] = {}
         with self.database.reading() as conn:
-            for start in range(0, len(keys), LOOKUP_CHUNK):
-                rows = conn.execute(
-                    sa.select(t.key, t.first_position, t.last_position).where(
-                        t.key.in_(keys[start : start + LOOKUP_CHUNK])
+            for caller, wanted in by_caller.items():
+                for start in range(0, len(wanted), LOOKUP_CHUNK):
+                    rows = conn.execute(
+                        sa.select(
+                            t.key, t.first_position, t.last_position, t.fingerprint
+                        ).where(
+                            t.caller == caller,
+                            t.key.in_(wanted[start : start + LOOKUP_CHUNK]),
+                        )
                     )
-                )
-                found.update({key: (first, last) for key, first, last in rows})
+                    found.update(
+                        {
+                            (caller, key): AcceptedKey(first, last, fingerprint)
+                            for key, first, last, fingerprint in rows
+                        }
+                    )
         return found
 
     def select_notifications(

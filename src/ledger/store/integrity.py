@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -59,6 +60,7 @@ from ledger.store.event_store import (
     metadata,
     normalise_database_url,
     placeholder,
+    read_property,
     select_rows_among,
     utc_text,
 )
@@ -317,6 +319,9 @@ _EVENT_COLUMNS = (
     "topic",
     "payload",
     "idempotency_key",
+    "source",
+    "caller",
+    "fingerprint",
 )
 
 
@@ -329,13 +334,16 @@ def _walk_events(
     claims: _ClaimComparison,
 ) -> None:
     """Derive every event's subjects and claims, and the commands' key spans
-    (a key spans the positions whose envelope carries it), and hand them on
-    in position order."""
+    (a key spans the positions whose envelope carries it, in its caller's
+    key space and with its command's fingerprint), and hand them on in
+    position order."""
     origins = _Origins(conn, derivation)
-    span: tuple[str, int, int] | None = None  # key, first and last position
+    # (caller, key, fingerprint), and the span's first and last position
+    span: tuple[tuple[str, str, str | None], int, int] | None = None
     for page in stored_event_pages(conn, _EVENT_COLUMNS, page_size=page_size):
         origins.load({row[1] for row in page})
-        for position, stream_id, version, topic, payload, key in page:
+        for row in page:
+            position, stream_id, version, topic, payload = row[:5]
             event = StoredEvent(stream_id, version, topic, payload.encode())
             try:
                 beside = origins.derive(stream_id, event)
@@ -347,15 +355,25 @@ def _walk_events(
                 subjects.push(position, beside.subjects)
                 if beside.claims:
                     claims.add(position, stream_id, beside.claims)
-            if span and key == span[0] and position == span[2] + 1:
-                span = (key, span[1], position)
+            used = _key_used(*row[5:])
+            if span and used == span[0] and position == span[2] + 1:
+                span = (used, span[1], position)
                 continue
             if span:
-                keys.push(span[1], frozenset({(span[0], span[2])}))
-            span = (key, position, position) if key is not None else None
+                keys.push(span[1], frozenset({(*span[0], span[2])}))
+            span = (used, position, position) if used is not None else None
         claims.flush()
     if span:
-        keys.push(span[1], frozenset({(span[0], span[2])}))
+        keys.push(span[1], frozenset({(*span[0], span[2])}))
+
+
+def _key_used(
+    key: str | None, source: str, caller: str | None, fingerprint: str | None
+) -> tuple[str, str, str | None] | None:
+    """The (caller, key, fingerprint) an event was recorded under, if keyed.
+    An event recorded before callers were (before revision 0005) has its
+    source for caller, and no fingerprint."""
+    return None if key is None else (caller or source, key, fingerprint)
 
 
 class UnderivableEventError(Exception):
@@ -420,8 +438,8 @@ _STORED_SUBJECTS = (
     "ORDER BY position"
 )
 _STORED_KEYS = (
-    f"SELECT first_position, key, last_position FROM {idempotency_keys_table.name} "
-    "ORDER BY first_position"
+    "SELECT first_position, caller, key, fingerprint, last_position "
+    f"FROM {idempotency_keys_table.name} ORDER BY first_position"
 )
 
 
@@ -429,7 +447,7 @@ _STORED_KEYS = (
 def _stored_by_position(
     conn: Connection, name: str, query: str
 ) -> Iterator[Iterator[tuple[int, Rows]]]:
-    """The rows of ``query`` (a position, ordered by, and two columns)
+    """The rows of ``query`` (a position, ordered by, and other columns)
     grouped by position, streamed through the driver's cursor as they are
     consumed (on PostgreSQL a server-side cursor, named ``name``)."""
     driver = conn.connection.dbapi_connection
@@ -437,9 +455,8 @@ def _stored_by_position(
     cursor = driver.cursor() if conn.dialect.name == "sqlite" else driver.cursor(name)
     try:
         cursor.execute(query)
-        content = itemgetter(1, 2)
         yield (
-            (position, frozenset(map(content, group)))
+            (position, frozenset(row[1:] for row in group))
             for position, group in groupby(_fetched(cursor), key=itemgetter(0))
         )
     finally:
@@ -516,7 +533,11 @@ def _subject_names(_position: int, rows: Rows) -> str:
 
 def _key_spans(first: int, rows: Rows) -> str:
     return ", ".join(
-        sorted(f"key {key!r} (positions {first}–{last})" for key, last in rows)
+        sorted(
+            f"key {key!r} of {caller} (positions {first}–{last}, fingerprint "
+            f"{fingerprint[:12] if fingerprint else 'none'})"
+            for caller, key, fingerprint, last in rows
+        )
     )
 
 
@@ -606,10 +627,15 @@ class _ClaimComparison:
 
 # --- key material ------------------------------------------------------------
 
-# The setting naming the directory of the ledger's key material: the signing
-# key now, the ledger's other secrets beside it later.
+# The setting naming the directory of the ledger's key material: the key
+# that signs checkpoints, and the secret ID numbers are digested with.
 KEY_DIRECTORY_SETTING = "LEDGER_KEY_DIRECTORY"
 SIGNING_KEY_FILE = "signing-key.pem"
+ID_NUMBER_SECRET_FILE = "id-number-secret"
+# The property naming the secret the ledger's ID-number claims were made
+# with (by ``secret_id``); absent on a new ledger and on one of the first
+# release, whose claims are plain SHA-256.
+ID_NUMBER_DIGEST_PROPERTY = "id_number_digest"
 
 
 class KeyMaterialError(Exception):
@@ -671,6 +697,57 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     with os.fdopen(descriptor, "wb") as file:
         file.write(pem)
     return key
+
+
+def secret_id(secret: bytes) -> str:
+    """A name for a secret that does not reveal it: its SHA-256 (hex, 16
+    bytes), under a label of its own."""
+    return hashlib.sha256(b"wenming-ledger secret id\n" + secret).hexdigest()[:32]
+
+
+def id_number_digest_in_use(database: Database) -> str | None:
+    """The id of the secret the ledger's ID-number claims were made with."""
+    with database.reading() as conn:
+        return read_property(conn, ID_NUMBER_DIGEST_PROPERTY)
+
+
+def ledger_id_number_secret(database: Database, directory: Path) -> bytes:
+    """The secret the ledger digests ID numbers with (HMAC-SHA256), from its
+    key directory: 32 random bytes as hex, created on first need for its
+    owner only (the file 0600, a directory made for it 0700). Never created
+    for a ledger whose claims were made with a secret already: that secret
+    is missing then, and a new one would let duplicate ID numbers in."""
+    path = directory / ID_NUMBER_SECRET_FILE
+    if path.exists():
+        try:
+            secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            secret = b""
+        if len(secret) != 32:
+            raise KeyMaterialError(f"{path} does not hold a 32-byte secret as hex")
+        return secret
+    in_use = id_number_digest_in_use(database)
+    if in_use is not None:
+        raise KeyMaterialError(
+            f"no {ID_NUMBER_SECRET_FILE} in {directory}, but the ledger's ID "
+            f"numbers were digested with secret id {in_use}: put that secret "
+            f"there, or set {KEY_DIRECTORY_SETTING} to where it is"
+        )
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+        directory.chmod(0o700)  # whatever the umask left of it
+    # Written whole under another name, then linked into place: a process
+    # opening the ledger at the same moment reads one secret or the other's.
+    descriptor, written = tempfile.mkstemp(dir=directory, prefix=".secret-")
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(os.urandom(32).hex() + "\n")
+        os.link(written, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(written)
+    return ledger_id_number_secret(database, directory)
 
 
 def ledger_signing_key(database: Database, directory: Path) -> Ed25519PrivateKey:
@@ -988,7 +1065,9 @@ def verify_exported_events(
     def rows() -> Iterator[list[Any]]:
         for line in lines:
             document = orjson.loads(line)
-            row = [document[name] for name in CHAINED_FIELDS] + [document["chain_hash"]]
+            # .get: exports made before revision 0005 lack the fields added since
+            row = [document.get(name) for name in CHAINED_FIELDS]
+            row.append(document["chain_hash"])
             if row[0] == checkpoint.position:
                 hashes[row[0]] = row[-1]
             yield row
