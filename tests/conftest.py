@@ -25,6 +25,16 @@ from tests.factories import KEY_DIRECTORIES
 POSTGRES_URL_VARIABLE = "LEDGER_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_data_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's data directory, where a server database's keys go when no
+    key directory is configured: the session's own, for this process and
+    the processes it starts, never the real one."""
+    directory = tmp_path_factory.mktemp("user-data")
+    os.environ["XDG_DATA_HOME"] = str(directory)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""

@@ -29,7 +29,7 @@ def backup(
     try:
         keys: Path | None = key_directory(settings.database_url, settings.key_directory)
     except KeyMaterialError:
-        keys = None  # a PostgreSQL ledger without a configured key directory
+        keys = None  # a ledger in memory has no key directory
     try:
         report = back_up(settings.database_url, file, keys)
     except BackupError as error:

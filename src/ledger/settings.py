@@ -19,8 +19,9 @@ class LedgerSettings(BaseSettings):
     # The directory of the ledger's key material (the Ed25519 key that signs
     # checkpoints and certificates, and the secret of the ID-number digest,
     # each created on first use), an absolute path, mode 0700. Unset: beside
-    # a SQLite database file (ledger.db keeps ledger.keys/); a ledger in
-    # PostgreSQL must set it.
+    # a SQLite database file (ledger.db keeps ledger.keys/); for PostgreSQL,
+    # in the user's data directory under the database's name
+    # ($XDG_DATA_HOME or ~/.local/share, then ledger/HOST-PORT-DB.keys).
     key_directory: Path | None = None
     # How long a writer waits for the ledger's append lock before it gives
     # up with "ledger busy" (HTTP 503 ledger_busy, a CLI exit code), and how

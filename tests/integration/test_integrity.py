@@ -940,19 +940,38 @@ def test_a_sqlite_ledger_keeps_its_key_beside_its_file_whatever_the_working_dire
     database.dispose()
 
 
-def test_a_ledger_that_is_no_sqlite_file_signs_only_with_its_key_directory_set(
+def test_a_server_ledger_without_the_setting_keeps_its_keys_in_the_users_data(
+    city: Database,
+    key_directory: Path,
+    user_data_directory: Path,
+    tmp_path: Path,
+    monkeypatch: Any,
+) -> None:
+    if city.is_sqlite:
+        pytest.skip("a SQLite file keeps its keys beside it")
+    # Given the ledger's secret where its keys go without the setting: the
+    # user's data directory, under the database's name
+    url = sa.engine.make_url(city.url)
+    kept = user_data_directory / "ledger" / f"{url.host}-{url.port}-{url.database}.keys"
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy(key_directory / ID_NUMBER_SECRET_FILE, kept)
+    # When it signs a checkpoint without the setting, the key is made there
+    monkeypatch.chdir(tmp_path)
+    assert exited_cleanly_with(ledger_cli(city, None, "checkpoint"), 0)
+    assert (kept / SIGNING_KEY_FILE).is_file()
+    # And verify finds it from any working directory
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    outcome = ledger_cli(city, None, "verify")
+    assert exited_cleanly_with(outcome, 0), outcome.output
+
+
+def test_a_server_ledger_verifies_its_checkpoints_only_with_its_signing_key(
     ledger: Ledger, city: Database, key_directory: Path, tmp_path: Path
 ) -> None:
     if city.is_sqlite:
         pytest.skip("a SQLite file keeps its keys beside it")
-    # Without the setting, nothing is signed, and the error names it in a line
-    outcome = ledger_cli(city, None, "checkpoint")
-    assert exited_cleanly_with(outcome, 1), outcome.output
-    assert outcome.output.strip() == (
-        f"{KEY_DIRECTORY_SETTING} is not set: a ledger that is not a SQLite file "
-        "keeps its keys in the directory that setting names"
-    )
-    assert list_checkpoints(city) == []
     # While there is no checkpoint, verify needs no signing key (only the
     # secret its ID-number claims are derived with)
     secret_only = tmp_path / "secret-only"
@@ -966,10 +985,6 @@ def test_a_ledger_that_is_no_sqlite_file_signs_only_with_its_key_directory_set(
     outcome = ledger_cli(city, secret_only, "verify")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert f"checkpoint at position {HEAD}: FAILED: {NO_PUBLIC_KEY}" in outcome.stdout
-    # And without the setting at all, verify says it cannot derive the claims
-    outcome = ledger_cli(city, None, "verify")
-    assert exited_cleanly_with(outcome, 1), outcome.output
-    assert KEY_DIRECTORY_SETTING in outcome.output
 
 
 def test_signing_with_a_key_other_than_the_earlier_checkpoints_is_refused(

@@ -48,7 +48,7 @@ def keys_beside(backup: Path) -> Path:
 def back_up(database_url: str, destination: Path, keys: Path | None) -> BackupReport:
     """Back up the ledger at ``database_url`` to ``destination`` (which must
     not exist yet), and copy the key directory ``keys`` beside it (None: the
-    ledger has none configured)."""
+    ledger has none: it lives in memory)."""
     destination = destination.expanduser().absolute()
     keys_copy = keys_beside(destination)
     for path in (destination, keys_copy):

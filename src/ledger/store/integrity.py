@@ -644,11 +644,12 @@ class KeyMaterialError(Exception):
 
 
 def key_directory(database_url: str, configured: Path | None) -> Path:
-    """Where the ledger keeps its key material: the configured directory,
-    else the one beside its SQLite database file (``ledger.db`` keeps its
-    keys in ``ledger.keys/``), so that every command finds the same keys
-    whatever its working directory. A ledger in PostgreSQL (or in memory)
-    has no such place: its key directory must be configured."""
+    """Where the ledger keeps its key material: the configured directory;
+    else beside its SQLite database file (``ledger.db`` keeps its keys in
+    ``ledger.keys/``); else, for a server database, in the user's data
+    directory under a name of the database (``$XDG_DATA_HOME`` or
+    ``~/.local/share``, then ``ledger/<host>-<port>-<database>.keys``). Every
+    command finds the same keys whatever its working directory."""
     if configured is not None:
         directory = configured.expanduser()
         if not directory.is_absolute():
@@ -658,14 +659,30 @@ def key_directory(database_url: str, configured: Path | None) -> Path:
             )
         return directory
     url = sa.engine.make_url(normalise_database_url(database_url))
-    file = url.database if url.get_backend_name() == "sqlite" else None
+    if url.get_backend_name() != "sqlite":
+        return _user_data_directory() / "ledger" / _server_database_name(url)
+    file = url.database
     if not file or file == ":memory:" or file.startswith("file:"):
         raise KeyMaterialError(
-            f"{KEY_DIRECTORY_SETTING} is not set: a ledger that is not a SQLite "
-            "file keeps its keys in the directory that setting names"
+            f"{KEY_DIRECTORY_SETTING} is not set: a ledger in memory has no place "
+            "of its own for its keys"
         )
     database_file = Path(file).expanduser().absolute()
     return database_file.with_name(f"{database_file.stem}.keys")
+
+
+def _user_data_directory() -> Path:
+    configured = os.environ.get("XDG_DATA_HOME")
+    if configured and Path(configured).is_absolute():
+        return Path(configured)
+    return Path.home() / ".local" / "share"
+
+
+def _server_database_name(url: sa.engine.URL) -> str:
+    """``host-port-database.keys``, in characters safe in a file name."""
+    parts = (url.host or "localhost", str(url.port or ""), url.database or "")
+    name = "-".join(part for part in parts if part)
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) + ".keys"
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
