@@ -79,7 +79,8 @@ EDGE_QUERY: tuple[str, ...] = (
 )
 TIME_FIELDS = {"at", "starts_at", "ends_at", "as_of", "since", "until"}
 NUMBER_FIELDS = {"capacity", "minutes", "stars", "score", "after", "limit", "year"}
-LONG_TEXT = "长" * 20_000
+# One character past the longest text field, and a body past 64 KiB.
+LONG_TEXTS = ("长" * 501, "x" * 70_000)
 # The sweep's base request: valid times and numbers, so that each edge value
 # alone decides the answer, and a new id for what a command creates.
 SWEEP_BASE: dict[str, Any] = {
@@ -166,7 +167,7 @@ def aim_at_the_edges(case: Any, data: st.DataObject) -> None:
             elif name in NUMBER_FIELDS:
                 fields[name] = data.draw(st.sampled_from(EDGE_NUMBERS))
             elif isinstance(fields[name], str):
-                fields[name] = LONG_TEXT
+                fields[name] = data.draw(st.sampled_from(LONG_TEXTS))
 
 
 @dataclass
@@ -303,7 +304,7 @@ def sweep_the_edges(api: Api, operation: Any, tally: Tally) -> None:
                 elif name in NUMBER_FIELDS:
                     edges = EDGE_NUMBERS
                 else:
-                    edges = (LONG_TEXT,)
+                    edges = LONG_TEXTS
                 for edge in edges:
                     fields[name] = edge
                     if created and isinstance(case.body, dict):
