@@ -118,6 +118,7 @@ def print_table(
         table.add_column(
             column.header(_chinese()),
             justify="left" if column.key in TEXT_KEYS else "right",
+            overflow="fold",  # a narrow terminal wraps a header, never cuts it
         )
     for row in rows:
         table.add_row(*(_text(row.get(c.key), c) for c in columns))
