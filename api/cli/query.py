@@ -29,7 +29,6 @@ from ledger.services.exports import (
     MONTHLY_FULFILMENT_COLUMNS,
     Column,
     MonthlyAnswer,
-    monthly_rows,
 )
 
 app = typer.Typer(help="Read projections as JSON (CONTRACT §5).", no_args_is_help=True)
@@ -102,7 +101,7 @@ def _print_for_people(
     if isinstance(document, MonthlyAnswer):
         venue = f"venue:{document.venue_id}"
         name = subject_names(reads.database, document.position).get(venue, "")
-        rows = tables.month_rows_with_total(document, monthly_rows(document, name))
+        rows = tables.month_rows_with_total(document, name)
         title = f"{translate('venue')} {document.venue_id} {name}".strip()
     else:
         assert isinstance(document, VolunteerHours)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ledger.domain.messages import CHINESE, current_language, translate
 from ledger.reads.answers import VolunteerHours
-from ledger.services.exports import HOURS, PERCENT, Column, MonthlyAnswer
+from ledger.services.exports import HOURS, PERCENT, Column, MonthlyAnswer, monthly_rows
 
 
 class OutputFormat(StrEnum):
@@ -63,18 +63,17 @@ def _text(value: Any, column: Column) -> str:
     return str(value)
 
 
-def month_rows_with_total(
-    read: MonthlyAnswer, rows: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def month_rows_with_total(read: MonthlyAnswer, venue_name: str) -> list[dict[str, Any]]:
     """The months of a venue read and, last, the whole period's figures."""
-    total: dict[str, Any] = {"venue_id": read.venue_id}
-    total.update(rows[-1] if rows else {})
-    total.update(read.model_dump(exclude={"by_month", "by_category"}))
-    total["month"] = translate(TOTAL)
+    total = {
+        **read.model_dump(exclude={"by_month", "by_category"}),
+        "venue_name": venue_name,
+        "month": translate(TOTAL),
+    }
     for measure in ("verified", "makeup", "volunteer"):
         if f"{measure}_minutes" in total:
             total[f"{measure}_hours"] = total[f"{measure}_minutes"] / 60
-    return [*rows, total]
+    return [*monthly_rows(read, venue_name), total]
 
 
 def hours_figures(read: VolunteerHours) -> list[tuple[Column, Any]]:
@@ -119,6 +118,7 @@ def print_table(
             column.header(_chinese()),
             justify="left" if column.key in TEXT_KEYS else "right",
             overflow="fold",  # a narrow terminal wraps a header, never cuts it
+            no_wrap=column.key in ("venue_id", "month"),
         )
     for row in rows:
         table.add_row(*(_text(row.get(c.key), c) for c in columns))
