@@ -88,3 +88,13 @@ def test_a_bound_broken_in_a_body_is_told_in_chinese(api: Api) -> None:
     )
     assert is_problem(response, 422, "text_too_long"), response.text
     assert "名称或标题最多 100 个字符，现有 101 个，请缩短" in response.json()["detail"]
+
+
+def test_a_command_models_own_check_is_told_in_chinese(api: Api) -> None:
+    response = send(
+        api, "dispatch_order", "zh-CN", order_id="O1", venue_id="S1", team_id="T1"
+    )
+    assert is_problem(response, 422, "invalid_command"), response.text
+    assert response.json()["detail"] == (
+        "body: dispatch_order 须且只能有 venue_id 或 team_id 之一"
+    )

@@ -37,19 +37,22 @@ ERRORS = [DomainError, *_subclasses(DomainError)]
 
 
 def _templates_in_source() -> set[str]:
-    """The literal first argument of every ``XxxError(...)`` of the domain and
-    every ``Message(...)``/``translate(...)`` in the package, and the literal
-    title of every HTTP problem."""
+    """The literal first argument of every ``XxxError(...)`` of the domain,
+    of every ``Message(...)``/``translate(...)`` in the package and of the
+    command models' ``ValueError``, and the literal title of every HTTP
+    problem."""
     message_at = {cls.__name__: 0 for cls in ERRORS}
     message_at |= {"Message": 0, "translate": 0, "problem_response": 2}
     message_at["ProblemError"] = 2
     found = set()
     for path in [*SOURCE.rglob("*.py"), *(SOURCE / "api").rglob("*.py")]:
+        # The command models' own checks raise ValueError with a message id.
+        models = {"ValueError": 0} if path.name == "commands.py" else {}
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", getattr(node.func, "attr", None))
-            at = message_at.get(name or "")
+            at = {**message_at, **models}.get(name or "")
             if at is not None and len(node.args) > at:
                 argument = node.args[at]
                 if isinstance(argument, ast.Constant):

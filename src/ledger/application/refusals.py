@@ -5,9 +5,9 @@ pydantic words its errors in English (``Input should have timezone info``);
 the common kinds — a missing or extra field, a wrong type, text too long or
 not matching its pattern, a number out of range, a time without an offset —
 have a template of their own here, translated by the catalogs
-(``ledger.domain.messages``). A refusal raised by a bound of the domain
-already carries its reason in the reader's language; any other kind keeps
-pydantic's English.
+(``ledger.domain.messages``), and so are the command models' own checks. A
+refusal raised by a bound of the domain already carries its reason in the
+reader's language; any other kind keeps pydantic's English.
 """
 
 from __future__ import annotations
@@ -59,7 +59,11 @@ TEMPLATES: dict[str, str] = {
 
 
 def describe_problem(problem: ErrorDetails) -> str:
-    """What is wrong with one field, in the current language."""
+    """What is wrong with one field, in the current language. A command
+    model's own check (``value_error``) raises its English text, which is
+    its message id."""
+    if problem["type"] == "value_error":
+        return translate(str((problem.get("ctx") or {})["error"]))
     template = TEMPLATES.get(problem["type"])
     if template is None:
         return problem["msg"]
