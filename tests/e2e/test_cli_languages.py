@@ -167,3 +167,10 @@ def test_query_stays_json_by_default(city: Database) -> None:
     assert ledger_cli(city, CHINESE, "project").exit_code == 0
     result = ledger_cli(city, CHINESE, "query", "hours", "V1")
     assert orjson.loads(result.stdout)["volunteer_id"] == "V1"
+
+
+def test_an_unknown_volunteer_is_told_in_chinese(city: Database) -> None:
+    assert ledger_cli(city, CHINESE, "project").exit_code == 0
+    result = ledger_cli(city, CHINESE, "query", "hours", "NOPE")
+    assert result.exit_code == 4
+    assert result.stderr.strip() == "志愿者“NOPE”未登记"

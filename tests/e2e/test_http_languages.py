@@ -98,3 +98,18 @@ def test_a_command_models_own_check_is_told_in_chinese(api: Api) -> None:
     assert response.json()["detail"] == (
         "body: dispatch_order 须且只能有 venue_id 或 team_id 之一"
     )
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "detail"),
+    [
+        ("zh-CN", "未找到", "志愿者“NOPE”未登记"),
+        ("en", "Not found", "volunteer 'NOPE' is not registered"),
+    ],
+)
+def test_an_unknown_volunteer_is_told_in_the_language_asked(
+    api: Api, language: str, title: str, detail: str
+) -> None:
+    response = api.get("/volunteers/NOPE/hours", headers={"Accept-Language": language})
+    assert is_problem(response, 404, "not_found"), response.text
+    assert (response.json()["title"], response.json()["detail"]) == (title, detail)
