@@ -3,7 +3,8 @@
 Sets the language of ``ledger.domain.messages`` for the whole request, so a
 domain error, a malformed body and a problem's title all render in it,
 wherever they are raised (the routes run in a thread pool that copies the
-context). ``Content-Language`` says which language was chosen.
+context). ``Content-Language`` says which language was chosen, and
+``Vary: Accept-Language`` tells caches that the answer depends on it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class AnswerInRequestedLanguage:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"content-language", CONTENT_LANGUAGE[language]))
+                headers.append((b"vary", b"Accept-Language"))
                 message = {**message, "headers": headers}
             await send(message)
 

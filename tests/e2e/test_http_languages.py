@@ -40,6 +40,7 @@ def test_a_rule_broken_is_told_in_chinese_to_a_chinese_reader(api: Api) -> None:
     assert problem["title"] == "已经报名"
     assert problem["detail"] == "志愿者“V1”已报名活动“A1”"
     assert response.headers["content-language"] == "zh-CN"
+    assert "Accept-Language" in response.headers["vary"]
 
 
 @pytest.mark.parametrize("language", ["en", "en-GB,zh;q=0.5", None])
