@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ast
 import io
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
+from string import Formatter
 
 import pytest
 from babel.messages.mofile import read_mo, write_mo
@@ -17,8 +19,8 @@ import ledger
 from ledger.application.ledger import IdempotencyKeyReusedError
 from ledger.application.refusals import TEMPLATES
 from ledger.domain import bounds
-from ledger.domain.errors import DomainError
-from ledger.domain.messages import LANGUAGES, LOCALE_DIRECTORY
+from ledger.domain.errors import CapacityReachedError, DomainError
+from ledger.domain.messages import LANGUAGES, LOCALE_DIRECTORY, use_language
 from ledger.domain.orders import OrderStatus
 from ledger.domain.teams import TeamLevel
 from ledger.domain.venues import VenueLevel
@@ -105,8 +107,6 @@ def test_the_chinese_text_of_a_template_keeps_its_parameters() -> None:
 
 
 def _formatter_fields(text: str) -> list[tuple[str, str, str | None, str | None]]:
-    from string import Formatter
-
     return [
         (literal, name, spec, conversion)
         for literal, name, spec, conversion in Formatter().parse(text)
@@ -124,3 +124,15 @@ def test_the_shipped_mo_is_compiled_from_its_po(language: str) -> None:
         shipped_messages = {(m.id, m.string) for m in read_mo(shipped) if m.id}
     compiled.seek(0)
     assert shipped_messages == {(m.id, m.string) for m in read_mo(compiled) if m.id}
+
+
+def test_a_domain_error_keeps_its_parameters_when_pickled() -> None:
+    error = CapacityReachedError(
+        "activity '{activity_id}' is full: all {capacity} places are taken",
+        activity_id="A1",
+        capacity=30,
+    )
+    copied = pickle.loads(pickle.dumps(error))
+    assert type(copied) is CapacityReachedError
+    with use_language("zh_CN"):
+        assert str(copied) == "活动“A1”名额已满：30 个名额均已报满"

@@ -10,7 +10,8 @@ reader's language from the catalogs (``ledger.domain.messages``).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from functools import partial
+from typing import Any, ClassVar
 
 from ledger.domain.messages import Message
 
@@ -29,6 +30,11 @@ class DomainError(Exception):
     def __str__(self) -> str:
         """The message in the reader's language (``ledger.domain.messages``)."""
         return str(self.message)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        """Pickled with its parameters, which ``args`` does not hold."""
+        message = self.message
+        return partial(type(self), message.template, **message.params), ()
 
 
 class UnknownReferenceError(DomainError):
