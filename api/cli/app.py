@@ -9,6 +9,7 @@ without a name, the sub-commands (``ledger query hours`` …) are named groups.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +32,7 @@ from ledger.api.cli import (
 )
 from ledger.api.cli.output import ExitCode, fail
 from ledger.bootstrap import LedgerComponents
+from ledger.domain.messages import language_from_environment, use_language
 from ledger.settings import LedgerSettings
 from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
 from ledger.store.schema import SchemaVersionError
@@ -92,6 +94,9 @@ def main(
         ),
     ] = None,
 ) -> None:
+    # The locale is the reader's, not a setting of the ledger: messages follow
+    # it for this run (docs/i18n.md).
+    ctx.with_resource(use_language(language_from_environment(os.environ)))
     settings = LedgerSettings(database_url=db) if db else LedgerSettings()
     components = LedgerComponents(settings)
     ctx.obj = components

@@ -12,7 +12,10 @@ import typer
 from ledger.api.cli.context import components_of
 from ledger.api.cli.exporting import export_months
 from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json
-from ledger.reads.answers import CitedAnswer
+from ledger.api.cli.tables import OutputFormat
+from ledger.domain.messages import translate
+from ledger.reads.answers import CitedAnswer, VolunteerHours
+from ledger.reads.audit import subject_names
 from ledger.reads.queries import (
     EXPLAINED_EVENTS,
     InvalidReadError,
@@ -50,35 +53,80 @@ SubtreeOption = Annotated[
 ]
 
 
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format",
+        help="json (the default, for scripts); table (hours with one decimal, "
+        "rates in %, venue names, in your language); csv (the table's rows).",
+    ),
+]
+
+
 def _run_read(
     ctx: typer.Context,
     read: Callable[[LedgerReads], CitedAnswer],
     export: Path | None = None,
     columns: Sequence[Column] = (),
     chinese_headers: bool = False,
+    output: OutputFormat = OutputFormat.JSON,
 ) -> None:
-    """Print a read as JSON, or export its months."""
+    """Print a read as JSON (or as a table or CSV), or export its months."""
     reads = components_of(ctx).reads
     try:
         document = read(reads)
         # only venue reads have months; no other read is exported
         if export is not None and isinstance(document, MonthlyAnswer):
             export_months(reads.database, document, export, columns, chinese_headers)
-        else:
+        elif output is OutputFormat.JSON:
             print_json(document)
+        else:
+            _print_for_people(reads, document, columns, output)
     except NotFoundError as error:
         fail(error, 4)
     except InvalidReadError as error:
         fail(error, 2)
 
 
+def _print_for_people(
+    reads: LedgerReads,
+    document: CitedAnswer,
+    columns: Sequence[Column],
+    output: OutputFormat,
+) -> None:
+    """A volunteer's figures, or a venue's months and their total, as a
+    table or CSV (``ledger.api.cli.tables``)."""
+    from ledger.api.cli import tables
+
+    if isinstance(document, MonthlyAnswer):
+        venue = f"venue:{document.venue_id}"
+        name = subject_names(reads.database, document.position).get(venue, "")
+        rows = tables.month_rows_with_total(document, name)
+        title = f"{translate('venue')} {document.venue_id} {name}".strip()
+    else:
+        assert isinstance(document, VolunteerHours)
+        figures = tables.hours_figures(document)
+        columns = (tables.FIGURE, tables.VALUE)
+        rows = tables.figures_as_rows(figures, as_text=output is OutputFormat.TABLE)
+        title = f"{translate('volunteer')} {document.volunteer_id}"
+    if output is OutputFormat.TABLE:
+        tables.print_table(title, columns, rows)
+    else:
+        tables.print_csv(columns, rows)
+
+
 @app.command("hours")
 def query_hours(
-    ctx: typer.Context, volunteer_id: str, as_of: AsOfOption = None
+    ctx: typer.Context,
+    volunteer_id: str,
+    as_of: AsOfOption = None,
+    output: FormatOption = OutputFormat.JSON,
 ) -> None:
     """A volunteer's approved hours."""
     _run_read(
-        ctx, lambda reads: reads.volunteer_hours(volunteer_id, parse_as_of(as_of))
+        ctx,
+        lambda reads: reads.volunteer_hours(volunteer_id, parse_as_of(as_of)),
+        output=output,
     )
 
 
@@ -92,6 +140,7 @@ def query_activity(
     as_of: AsOfOption = None,
     export: ExportOption = None,
     chinese_headers: ChineseOption = False,
+    output: FormatOption = OutputFormat.JSON,
 ) -> None:
     """A venue's activities, sessions, volunteers and minutes."""
     _run_read(
@@ -102,6 +151,7 @@ def query_activity(
         export,
         MONTHLY_ACTIVITY_COLUMNS,
         chinese_headers,
+        output,
     )
 
 
@@ -116,6 +166,7 @@ def query_fulfilment(
     as_of: AsOfOption = None,
     export: ExportOption = None,
     chinese_headers: ChineseOption = False,
+    output: FormatOption = OutputFormat.JSON,
 ) -> None:
     """A venue's orders: counts, fulfilment rate and satisfaction."""
     _run_read(
@@ -126,6 +177,7 @@ def query_fulfilment(
         export,
         MONTHLY_FULFILMENT_COLUMNS,
         chinese_headers,
+        output,
     )
 
 

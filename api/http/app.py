@@ -13,6 +13,7 @@ from ledger.api.http.body_limit import RefuseLargeBodies
 from ledger.api.http.dashboard import mount_dashboard
 from ledger.api.http.docs import add_documentation
 from ledger.api.http.follower import following_projections
+from ledger.api.http.language import AnswerInRequestedLanguage
 from ledger.api.http.observability import ObserveRequests, log_access_to_stderr
 from ledger.api.http.problems import HANDLERS, problem_response
 from ledger.api.http.routes import (
@@ -92,6 +93,7 @@ def create_app(
         app.add_exception_handler(error, handler)
     app.add_middleware(RefuseNulCharacters)
     app.add_middleware(RefuseLargeBodies)
+    app.add_middleware(AnswerInRequestedLanguage)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -12,7 +12,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.application.commands import refusal_code
 from ledger.application.ledger import ConcurrencyConflictError
+from ledger.application.refusals import describe_problem, describe_problems
 from ledger.domain.errors import DomainError
+from ledger.domain.messages import translate
 from ledger.reads.queries import InvalidReadError, NotFoundError
 from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
 
@@ -29,7 +31,10 @@ class InvalidInput(BaseModel):
 
 
 class Problem(BaseModel):
-    """What went wrong: ``type`` names the rule broken, ``detail`` says how."""
+    """What went wrong: ``type`` names the rule broken, ``detail`` says how.
+    ``title`` and ``detail`` are in the language ``Accept-Language`` asks for
+    (``language.AnswerInRequestedLanguage``); ``code`` and ``type`` never
+    change."""
 
     type: str
     title: str
@@ -57,7 +62,7 @@ def problem_response(
 ) -> JSONResponse:
     body = Problem(
         type=PROBLEM_TYPE_BASE + code,
-        title=title,
+        title=translate(title),
         status=status,
         detail=detail,
         code=code,
@@ -81,9 +86,7 @@ async def on_problem(_: Request, error: Exception) -> JSONResponse:
 
 async def on_domain_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
-    return problem_response(
-        error.http_status, error.code, "The command breaks a rule", str(error)
-    )
+    return problem_response(error.http_status, error.code, error.title, str(error))
 
 
 async def on_conflict(_: Request, error: Exception) -> JSONResponse:
@@ -146,13 +149,12 @@ async def on_http_error(_: Request, error: Exception) -> JSONResponse:
 
 async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
+    problems = error.errors()
     errors = [
-        InvalidInput(
-            loc=list(e.get("loc", ())), msg=e.get("msg", ""), type=e.get("type", "")
-        )
-        for e in error.errors()
+        InvalidInput(loc=list(e["loc"]), msg=describe_problem(e), type=e["type"])
+        for e in problems
     ]
-    detail = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" for e in errors)
+    detail = describe_problems(problems)
     in_body = any(e.loc[:1] == ["body"] for e in errors)
     code = refusal_code(e.type for e in errors) if in_body else "invalid_read"
     return problem_response(422, code, "The request is not well formed", detail, errors)

@@ -26,6 +26,7 @@ from ledger.domain.errors import (
     UnknownReferenceError,
 )
 from ledger.domain.honours import Honours
+from ledger.domain.messages import Message
 from ledger.domain.orders import Order
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
@@ -65,26 +66,32 @@ def claims_of(event: Any, digest: IdNumberDigest) -> list[tuple[str, str]]:
     return []
 
 
-def _kind(cls: type[Aggregate]) -> str:
-    return str(cls.TOPIC).lower()  # type: ignore[attr-defined]
+def _kind(cls: type[Aggregate]) -> Message:
+    return Message(str(cls.TOPIC).lower())  # type: ignore[attr-defined]
 
 
 def require(unit: UnitOfWork, cls: type[TAggregate], domain_id: str) -> TAggregate:
     found = unit.find(cls, domain_id)
     if found is None:
-        raise UnknownReferenceError(f"{_kind(cls)} '{domain_id}' is not registered")
+        raise UnknownReferenceError(
+            "{kind} '{id}' is not registered", kind=_kind(cls), id=domain_id
+        )
     return found
 
 
 def require_existing(unit: UnitOfWork, cls: type[Aggregate], domain_id: str) -> None:
     """Like ``require``, for a command that only names the aggregate."""
     if not unit.exists(cls, domain_id):
-        raise UnknownReferenceError(f"{_kind(cls)} '{domain_id}' is not registered")
+        raise UnknownReferenceError(
+            "{kind} '{id}' is not registered", kind=_kind(cls), id=domain_id
+        )
 
 
 def ensure_new(unit: UnitOfWork, cls: type[Aggregate], domain_id: str) -> None:
     if unit.find(cls, domain_id) is not None:
-        raise DuplicateIdError(f"{_kind(cls)} '{domain_id}' is already registered")
+        raise DuplicateIdError(
+            "{kind} '{id}' is already registered", kind=_kind(cls), id=domain_id
+        )
 
 
 def session_holder(unit: UnitOfWork, session_id: str) -> Volunteer | None:
@@ -98,13 +105,17 @@ def session_owner(unit: UnitOfWork, session_id: str) -> Volunteer:
     """The volunteer whose record holds ``session_id``; it must be recorded."""
     volunteer = session_holder(unit, session_id)
     if volunteer is None:
-        raise UnknownReferenceError(f"session '{session_id}' is not recorded")
+        raise UnknownReferenceError(
+            "session '{session_id}' is not recorded", session_id=session_id
+        )
     return volunteer
 
 
 def ensure_new_session(unit: UnitOfWork, session_id: str) -> None:
     if unit.owner_of(c.SESSION.kind, session_id) is not None:
-        raise DuplicateIdError(f"session '{session_id}' is already recorded")
+        raise DuplicateIdError(
+            "session '{session_id}' is already recorded", session_id=session_id
+        )
 
 
 @dataclass(frozen=True)

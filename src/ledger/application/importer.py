@@ -31,7 +31,9 @@ from ledger.application.commands import (
     refusal_code,
 )
 from ledger.application.ledger import Ledger, Outcome, Submission
+from ledger.application.refusals import describe_validation_error
 from ledger.application.unit_of_work import AggregateCache
+from ledger.domain.messages import translate
 from ledger.store.event_store import Envelope
 from ledger.store.memory import cyclic_gc_paused
 
@@ -142,16 +144,16 @@ def _judge_lines(
 ) -> Iterator[tuple[_ParsedLine | _RejectedLine, int]]:
     for number, raw, size in _read_lines(source):
         if raw is None:
-            reason = (
-                f"the line is longer than {LONGEST_COMMAND_BYTES:,} bytes "
-                "(64 KiB); it was not read"
+            reason = translate(
+                "the line is longer than {longest:,} bytes (64 KiB); it was not read",
+                {"longest": LONGEST_COMMAND_BYTES},
             )
             yield _RejectedLine(number, None, "line_too_long", reason), size
             continue
         if not raw.strip():
             continue  # a blank line holds no command
         if raw.startswith(codecs.BOM_UTF8):
-            reason = (
+            reason = translate(
                 "the line starts with a UTF-8 byte order mark (BOM), which only "
                 "the start of a file may carry; remove it"
             )
@@ -160,9 +162,10 @@ def _judge_lines(
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            reason = (
-                f"the line is not UTF-8: byte {raw[error.start]:#04x} at byte "
-                f"offset {error.start} cannot be decoded; save the file as UTF-8"
+            reason = translate(
+                "the line is not UTF-8: byte {byte:#04x} at byte offset {offset} "
+                "cannot be decoded; save the file as UTF-8",
+                {"byte": raw[error.start], "offset": error.start},
             )
             yield _RejectedLine(number, None, "invalid_encoding", reason), size
             continue
@@ -233,12 +236,3 @@ def _key_of(raw: bytes) -> str | None:
         return None
     key = document.get("key") if isinstance(document, dict) else None
     return key if isinstance(key, str) else None
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """A short, readable reason: each wrong field and what was wrong with it."""
-    parts = []
-    for problem in error.errors(include_url=False):
-        location = ".".join(str(part) for part in problem["loc"])
-        parts.append(f"{location}: {problem['msg']}" if location else problem["msg"])
-    return "; ".join(parts)

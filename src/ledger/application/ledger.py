@@ -148,9 +148,10 @@ class _KeyedSubmission:
         return CommandResult(
             Outcome.REJECTED,
             error=IdempotencyKeyReusedError(
-                f"the idempotency key '{self.envelope.idempotency_key}' was used "
-                "already for a different command; nothing was written: send this "
-                "command under a key of its own"
+                "the idempotency key '{key}' was used already for a different "
+                "command; nothing was written: send this command under a key of "
+                "its own",
+                key=self.envelope.idempotency_key,
             ),
         )
 
@@ -170,6 +171,7 @@ class IdempotencyKeyReusedError(DomainError):
     is bound to the content it was first accepted with (CONTRACT §1.2)."""
 
     code = "idempotency_key_reused"
+    title = "Idempotency key reused"
     http_status = 422
 
 

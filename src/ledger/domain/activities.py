@@ -27,6 +27,7 @@ from ledger.domain.errors import (
     NotSignedUpError,
     OutsideActivityWindowError,
 )
+from ledger.domain.messages import Message
 from ledger.domain.venues import Venue
 
 
@@ -57,7 +58,9 @@ def parse_category(category: str) -> Category:
     except ValueError:
         names = ", ".join(c.value for c in Category)
         raise InvalidCommandError(
-            f"unknown category '{category}': use one of {names}"
+            "unknown category '{category}': use one of {names}",
+            category=category,
+            names=names,
         ) from None
 
 
@@ -97,8 +100,10 @@ class Activity(Aggregate):
         """Publish an activity at ``venue`` to the calendar."""
         if ends_at <= starts_at:
             raise InvalidScheduleError(
-                f"the activity ends at {ends_at.isoformat()}, which is not after "
-                f"its start {starts_at.isoformat()}"
+                "the activity ends at {ends_at}, which is not after its start "
+                "{starts_at}",
+                ends_at=ends_at.isoformat(),
+                starts_at=starts_at.isoformat(),
             )
         return cls(
             activity_id=ID.check(activity_id),
@@ -139,28 +144,40 @@ class Activity(Aggregate):
     def scheduled_minutes(self) -> int:
         return whole_minutes(self.ends_at - self.starts_at)
 
+    def _sign_up_of(self, volunteer_id: str) -> Message:
+        return Message(
+            "the sign-up of '{volunteer_id}' to '{activity_id}'",
+            volunteer_id=volunteer_id,
+            activity_id=self.activity_id,
+        )
+
     def sign_up(self, volunteer_id: str, at: datetime) -> None:
         """报名: take a place, refusing a second sign-up or one past capacity."""
-        ensure_in_time_order(at, self.published_at, f"activity '{self.activity_id}'")
+        ensure_in_time_order(
+            at, self.published_at, Message("activity '{id}'", id=self.activity_id)
+        )
         if at >= self.ends_at:
             raise ActivityClosedError(
-                f"activity '{self.activity_id}' ended at {self.ends_at.isoformat()}; "
-                "sign-ups are closed"
+                "activity '{activity_id}' ended at {ends_at}; sign-ups are closed",
+                activity_id=self.activity_id,
+                ends_at=self.ends_at.isoformat(),
             )
         ensure_in_time_order(
             at,
             self.sign_up_changed_at.get(volunteer_id),
-            f"the sign-up of '{volunteer_id}' to '{self.activity_id}'",
+            self._sign_up_of(volunteer_id),
         )
         if volunteer_id in self.signed_up:
             raise AlreadySignedUpError(
-                f"volunteer '{volunteer_id}' is already signed up for "
-                f"'{self.activity_id}'"
+                "volunteer '{volunteer_id}' is already signed up for '{activity_id}'",
+                volunteer_id=volunteer_id,
+                activity_id=self.activity_id,
             )
         if len(self.signed_up) >= self.capacity:
             raise CapacityReachedError(
-                f"activity '{self.activity_id}' is full: all {self.capacity} "
-                "places are taken"
+                "activity '{activity_id}' is full: all {capacity} places are taken",
+                activity_id=self.activity_id,
+                capacity=self.capacity,
             )
         self._signed_up(volunteer_id=volunteer_id, at=to_iso(at))
 
@@ -173,18 +190,22 @@ class Activity(Aggregate):
         """Give a place back, before the activity is over."""
         if at >= self.ends_at:
             raise ActivityClosedError(
-                f"activity '{self.activity_id}' ended at {self.ends_at.isoformat()}; "
-                "a sign-up can no longer be cancelled"
+                "activity '{activity_id}' ended at {ends_at}; a sign-up can no "
+                "longer be cancelled",
+                activity_id=self.activity_id,
+                ends_at=self.ends_at.isoformat(),
             )
         ensure_in_time_order(
             at,
             self.sign_up_changed_at.get(volunteer_id),
-            f"the sign-up of '{volunteer_id}' to '{self.activity_id}'",
+            self._sign_up_of(volunteer_id),
         )
         if volunteer_id not in self.signed_up:
             raise NotSignedUpError(
-                f"volunteer '{volunteer_id}' has no sign-up for "
-                f"'{self.activity_id}' to cancel"
+                "volunteer '{volunteer_id}' has no sign-up for '{activity_id}' to "
+                "cancel",
+                volunteer_id=volunteer_id,
+                activity_id=self.activity_id,
             )
         self._sign_up_cancelled(volunteer_id=volunteer_id, at=to_iso(at))
 
@@ -202,25 +223,33 @@ class Activity(Aggregate):
             or at < signed_up_at
         ):
             raise NotSignedUpError(
-                f"volunteer '{volunteer_id}' must sign up for "
-                f"'{self.activity_id}' before checking in"
+                "volunteer '{volunteer_id}' must sign up for '{activity_id}' before "
+                "checking in",
+                volunteer_id=volunteer_id,
+                activity_id=self.activity_id,
             )
         earliest = self.starts_at - WINDOW_TOLERANCE
         if not earliest <= at < self.ends_at:
             raise OutsideActivityWindowError(
-                f"check-in at {at.isoformat()} is outside activity "
-                f"'{self.activity_id}' ({self.starts_at.isoformat()} to "
-                f"{self.ends_at.isoformat()}, check-in from "
-                f"{earliest.isoformat()})"
+                "check-in at {at} is outside activity '{activity_id}' ({starts_at} "
+                "to {ends_at}, check-in from {earliest})",
+                at=at.isoformat(),
+                activity_id=self.activity_id,
+                starts_at=self.starts_at.isoformat(),
+                ends_at=self.ends_at.isoformat(),
+                earliest=earliest.isoformat(),
             )
 
     def ensure_check_out_allowed(self, at: datetime) -> None:
         latest = self.ends_at + WINDOW_TOLERANCE
         if at > latest:
             raise OutsideActivityWindowError(
-                f"check-out at {at.isoformat()} is after activity "
-                f"'{self.activity_id}' ended ({self.ends_at.isoformat()}, "
-                f"check-out until {latest.isoformat()})"
+                "check-out at {at} is after activity '{activity_id}' ended "
+                "({ends_at}, check-out until {latest})",
+                at=at.isoformat(),
+                activity_id=self.activity_id,
+                ends_at=self.ends_at.isoformat(),
+                latest=latest.isoformat(),
             )
 
     def rate(
@@ -233,12 +262,16 @@ class Activity(Aggregate):
             TEXT.check(comment)
         if at < self.starts_at:
             raise ActivityClosedError(
-                f"activity '{self.activity_id}' starts at "
-                f"{self.starts_at.isoformat()}; it cannot be rated before then"
+                "activity '{activity_id}' starts at {starts_at}; it cannot be rated "
+                "before then",
+                activity_id=self.activity_id,
+                starts_at=self.starts_at.isoformat(),
             )
         if rater_id in self.raters:
             raise AlreadyRatedError(
-                f"'{rater_id}' has already rated activity '{self.activity_id}'"
+                "'{rater_id}' has already rated activity '{activity_id}'",
+                rater_id=rater_id,
+                activity_id=self.activity_id,
             )
         self._rated(rater_id=rater_id, stars=stars, comment=comment)
 

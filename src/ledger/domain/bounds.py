@@ -27,6 +27,7 @@ from ledger.domain.errors import (
     TextTooLongError,
     TimeOutOfRangeError,
 )
+from ledger.domain.messages import Message
 
 Item = TypeVar("Item")
 
@@ -41,8 +42,11 @@ class TextBound:
     def check(self, text: str) -> str:
         if len(text) > self.longest:
             raise TextTooLongError(
-                f"{self.what} may be at most {self.longest} characters, not "
-                f"{len(text):,}; shorten it"
+                "{what} may be at most {longest} characters, not {length:,}; "
+                "shorten it",
+                what=Message(self.what),
+                longest=self.longest,
+                length=len(text),
             )
         return text
 
@@ -59,8 +63,11 @@ class NumberBound:
     def check(self, number: int) -> int:
         if not self.least <= number <= self.most:
             raise self.error(
-                f"{self.what} must be from {self.least:,} to {self.most:,}, "
-                f"not {number:,}"
+                "{what} must be from {least:,} to {most:,}, not {number:,}",
+                what=Message(self.what),
+                least=self.least,
+                most=self.most,
+                number=number,
             )
         return number
 
@@ -75,8 +82,11 @@ class ListBound:
     def check(self, items: Sequence[Item]) -> Sequence[Item]:
         if len(items) > self.longest:
             raise ListTooLongError(
-                f"{self.what} may hold at most {self.longest} items, not "
-                f"{len(items):,}; split it into several commands"
+                "{what} may hold at most {longest} items, not {length:,}; split it "
+                "into several commands",
+                what=Message(self.what),
+                longest=self.longest,
+                length=len(items),
             )
         return items
 
@@ -108,13 +118,15 @@ class TimeBound:
                 value = datetime.fromisoformat(text)
             except ValueError:
                 raise InvalidTimeError(
-                    f"'{text[:40]}' is not an ISO 8601 time; write it like "
-                    "2024-03-01T09:00:00+08:00"
+                    "'{text}' is not an ISO 8601 time; write it like "
+                    "2024-03-01T09:00:00+08:00",
+                    text=text[:40],
                 ) from None
         if not isinstance(value, datetime):
             raise InvalidTimeError(
                 "a time is ISO 8601 text with an offset, like "
-                f"2024-03-01T09:00:00+08:00, not {value!r:.40}"
+                "2024-03-01T09:00:00+08:00, not {value}",
+                value=f"{value!r:.40}",
             )
         return self.check(value)
 
@@ -122,18 +134,25 @@ class TimeBound:
         offset = moment.utcoffset()
         if offset is None:
             raise InvalidTimeError(
-                f"{moment.isoformat()} has no UTC offset; add one, like +08:00"
+                "{moment} has no UTC offset; add one, like +08:00",
+                moment=moment.isoformat(),
             )
         if not self.westmost <= offset <= self.eastmost:
             raise TimeOutOfRangeError(
-                f"{moment.isoformat()} has the UTC offset {_offset_text(offset)}; "
-                f"offsets run from {_offset_text(self.westmost)} to "
-                f"{_offset_text(self.eastmost)}"
+                "{moment} has the UTC offset {offset}; offsets run from {westmost} "
+                "to {eastmost}",
+                moment=moment.isoformat(),
+                offset=_offset_text(offset),
+                westmost=_offset_text(self.westmost),
+                eastmost=_offset_text(self.eastmost),
             )
         if not self.earliest <= moment.year <= self.latest:
             raise TimeOutOfRangeError(
-                f"{moment.isoformat()} is not in the years {self.earliest} to "
-                f"{self.latest} the ledger records"
+                "{moment} is not in the years {earliest} to {latest} the ledger "
+                "records",
+                moment=moment.isoformat(),
+                earliest=self.earliest,
+                latest=self.latest,
             )
         return moment
 

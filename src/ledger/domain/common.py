@@ -22,6 +22,7 @@ from ledger.domain.errors import (
     OutOfOrderError,
     StarsOutOfRangeError,
 )
+from ledger.domain.messages import Message
 
 LEDGER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:wenming-shijian-ledger")
 CHINA_STANDARD_TIME = ZoneInfo("Asia/Shanghai")
@@ -70,14 +71,16 @@ def whole_minutes(duration: timedelta) -> int:
 
 
 def ensure_in_time_order(
-    at: datetime, last_changed_at: datetime | None, what: str
+    at: datetime, last_changed_at: datetime | None, what: Message
 ) -> None:
     """Refuse a command dated before the latest recorded change of ``what``."""
     if last_changed_at is not None and at < last_changed_at:
         raise OutOfOrderError(
-            f"this command is dated {at.isoformat()} but {what} last changed at "
-            f"{last_changed_at.isoformat()}; facts about one subject are recorded "
-            "in time order"
+            "this command is dated {at} but {what} last changed at {last}; facts "
+            "about one subject are recorded in time order",
+            at=at.isoformat(),
+            what=what,
+            last=last_changed_at.isoformat(),
         )
 
 
@@ -85,6 +88,6 @@ def require_stars(stars: int) -> int:
     """Ratings are whole stars from 1 to 5."""
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise StarsOutOfRangeError(
-            f"stars must be a whole number from 1 to 5, not {stars!r}"
+            "stars must be a whole number from 1 to 5, not {stars}", stars=repr(stars)
         )
     return stars

@@ -3,19 +3,38 @@
 A command that breaks a rule raises one of these before any event is
 triggered, so a rejected command never changes an aggregate or writes a row.
 Each error has a stable ``code`` (used in rejection reports and HTTP problem
-details) and a message that says what was wrong and how to put it right.
+details), a short ``title`` and a message that says what was wrong and how to
+put it right: an English template with named parameters, rendered in the
+reader's language from the catalogs (``ledger.domain.messages``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from functools import partial
+from typing import Any, ClassVar
+
+from ledger.domain.messages import Message
 
 
 class DomainError(Exception):
     """A command broke a rule of the domain; nothing was written."""
 
     code: ClassVar[str] = "domain_rule_broken"
+    title: ClassVar[str] = "The command breaks a rule"
     http_status: ClassVar[int] = 422
+
+    def __init__(self, template: str, /, **params: object) -> None:
+        super().__init__(template)
+        self.message = Message(template, **params)
+
+    def __str__(self) -> str:
+        """The message in the reader's language (``ledger.domain.messages``)."""
+        return str(self.message)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        """Pickled with its parameters, which ``args`` does not hold."""
+        message = self.message
+        return partial(type(self), message.template, **message.params), ()
 
 
 class UnknownReferenceError(DomainError):
@@ -23,6 +42,7 @@ class UnknownReferenceError(DomainError):
     that the ledger has never registered."""
 
     code = "unknown_reference"
+    title = "Unknown record"
     http_status = 404
 
 
@@ -30,6 +50,7 @@ class DuplicateIdError(DomainError):
     """An id that is unique per kind was registered a second time."""
 
     code = "duplicate_id"
+    title = "The id is already in use"
     http_status = 409
 
 
@@ -37,6 +58,7 @@ class DuplicateIdNumberError(DomainError):
     """A second volunteer was registered with an ID number already in use."""
 
     code = "duplicate_id_number"
+    title = "The ID number is already registered"
     http_status = 409
 
 
@@ -44,30 +66,35 @@ class InvalidIdNumberError(DomainError):
     """A resident ID number is not 18 characters with a valid check digit."""
 
     code = "invalid_id_number"
+    title = "Invalid resident ID number"
 
 
 class WrongParentLevelError(DomainError):
     """A venue or team was placed under a parent of the wrong level."""
 
     code = "wrong_parent_level"
+    title = "Wrong parent level"
 
 
 class InvalidScheduleError(DomainError):
     """An activity's time window or capacity makes no sense."""
 
     code = "invalid_schedule"
+    title = "Invalid schedule"
 
 
 class CapacityOutOfRangeError(InvalidScheduleError):
     """An activity's capacity is outside 1–10,000 (CONTRACT §1.3)."""
 
     code = "capacity_out_of_range"
+    title = "Capacity out of range"
 
 
 class CapacityReachedError(DomainError):
     """A sign-up would take an activity past its capacity."""
 
     code = "capacity_reached"
+    title = "The activity is full"
     http_status = 409
 
 
@@ -75,6 +102,7 @@ class AlreadySignedUpError(DomainError):
     """A volunteer tried to sign up twice for one activity."""
 
     code = "already_signed_up"
+    title = "Already signed up"
     http_status = 409
 
 
@@ -82,36 +110,42 @@ class NotSignedUpError(DomainError):
     """A volunteer cancelled, or checked in to, an activity without a sign-up."""
 
     code = "not_signed_up"
+    title = "Not signed up"
 
 
 class ActivityClosedError(DomainError):
     """A sign-up arrived after the activity had ended."""
 
     code = "activity_closed"
+    title = "The activity is closed"
 
 
 class OutsideActivityWindowError(DomainError):
     """A check-in or check-out lies outside the activity window and its tolerance."""
 
     code = "outside_activity_window"
+    title = "Outside the activity's time window"
 
 
 class CheckOutBeforeCheckInError(DomainError):
     """A check-out is dated at or before its check-in."""
 
     code = "check_out_before_check_in"
+    title = "Check-out before check-in"
 
 
 class SessionTooLongError(DomainError):
     """A session would last more than 24 hours."""
 
     code = "session_too_long"
+    title = "The session is too long"
 
 
 class OverlappingSessionError(DomainError):
     """A session would overlap another live session of the same volunteer."""
 
     code = "overlapping_session"
+    title = "Overlapping sessions"
     http_status = 409
 
 
@@ -119,12 +153,14 @@ class MakeupExceedsScheduleError(DomainError):
     """Make-up minutes exceed the activity's scheduled duration."""
 
     code = "makeup_exceeds_schedule"
+    title = "Make-up hours exceed the schedule"
 
 
 class InvalidMinutesError(DomainError):
     """A number of minutes is not a positive whole number in range."""
 
     code = "invalid_minutes"
+    title = "Invalid minutes"
 
 
 class InvalidTransitionError(DomainError):
@@ -132,6 +168,7 @@ class InvalidTransitionError(DomainError):
     (for example fulfilling an order that was never accepted)."""
 
     code = "invalid_transition"
+    title = "Not allowed in the current state"
     http_status = 409
 
 
@@ -143,6 +180,7 @@ class OutOfOrderError(DomainError):
     """
 
     code = "out_of_order"
+    title = "Dated before the latest change"
     http_status = 409
 
 
@@ -150,6 +188,7 @@ class NothingToChangeError(DomainError):
     """A command would record a change that changes nothing."""
 
     code = "nothing_to_change"
+    title = "Nothing to change"
     http_status = 409
 
 
@@ -157,12 +196,14 @@ class StarsOutOfRangeError(DomainError):
     """A rating is not a whole number of stars from 1 to 5."""
 
     code = "stars_out_of_range"
+    title = "Stars out of range"
 
 
 class AlreadyRatedError(DomainError):
     """The rater has already rated this subject."""
 
     code = "already_rated"
+    title = "Already rated"
     http_status = 409
 
 
@@ -170,12 +211,14 @@ class MissingReasonError(DomainError):
     """A command that needs a reason was given a blank one."""
 
     code = "missing_reason"
+    title = "A reason is required"
 
 
 class InvalidCommandError(DomainError):
     """A command's shape is wrong (missing field, bad type, naive timestamp)."""
 
     code = "invalid_command"
+    title = "Invalid command"
 
 
 # --- the bounds of CONTRACT §1.3 (``ledger.domain.bounds``) -----------------
@@ -186,6 +229,7 @@ class InvalidTimeError(InvalidCommandError):
     date alone or a time without an offset is not one)."""
 
     code = "invalid_time"
+    title = "Invalid time"
 
 
 class TimeOutOfRangeError(DomainError):
@@ -193,6 +237,7 @@ class TimeOutOfRangeError(DomainError):
     outside −12:00 to +14:00."""
 
     code = "time_out_of_range"
+    title = "Time out of range"
 
 
 class TextTooLongError(DomainError):
@@ -200,15 +245,18 @@ class TextTooLongError(DomainError):
     its bound."""
 
     code = "text_too_long"
+    title = "Text too long"
 
 
 class ListTooLongError(DomainError):
     """A list of ids holds more items than its bound."""
 
     code = "list_too_long"
+    title = "List too long"
 
 
 class NumberOutOfRangeError(DomainError):
     """A number is outside the range the ledger records."""
 
     code = "number_out_of_range"
+    title = "Number out of range"

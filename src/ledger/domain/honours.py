@@ -57,7 +57,7 @@ def awards_due(
     """What is due, or None when everything is held already (a run asks for
     hundreds of thousands of volunteers, most of whom hold it all)."""
     if not 0 <= stars <= 5:
-        raise InvalidCommandError(f"stars are 0–5, not {stars}")
+        raise InvalidCommandError("stars are 0–5, not {stars}", stars=stars)
     POINTS.check(points)
     if (
         stars <= held.stars
@@ -123,8 +123,9 @@ class Honours(Aggregate):
         )
         if due is None:
             raise NothingToChangeError(
-                f"volunteer '{self.volunteer_id}' already holds these honours "
-                f"under {award_scope(rules, cycle)}"
+                "volunteer '{volunteer_id}' already holds these honours under {scope}",
+                volunteer_id=self.volunteer_id,
+                scope=award_scope(rules, cycle),
             )
         who = self.volunteer_id
         for level in due.levels:

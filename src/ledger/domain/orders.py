@@ -28,6 +28,7 @@ from ledger.domain.errors import (
     NothingToChangeError,
     OutOfOrderError,
 )
+from ledger.domain.messages import Message
 from ledger.domain.venues import Venue
 
 
@@ -82,7 +83,7 @@ class Order(Aggregate):
             order_kind = OrderKind(kind)
         except ValueError:
             raise InvalidCommandError(
-                f"unknown order kind '{kind}': use wish or service"
+                "unknown order kind '{kind}': use wish or service", kind=kind
             ) from None
         return cls(
             order_id=ID.check(order_id),
@@ -132,12 +133,17 @@ class Order(Aggregate):
         }
 
     def _ensure(self, action: str, at: datetime, *allowed: OrderStatus) -> None:
-        ensure_in_time_order(at, self.last_changed_at, f"order '{self.order_id}'")
+        ensure_in_time_order(
+            at, self.last_changed_at, Message("order '{id}'", id=self.order_id)
+        )
         if self.status not in allowed:
-            names = " or ".join(s.value for s in allowed)
             raise InvalidTransitionError(
-                f"order '{self.order_id}' is {self.status.value}; only an order "
-                f"that is {names} can be {action}"
+                "order '{order_id}' is {status}; only an order that is {allowed} "
+                "can be {action}",
+                order_id=self.order_id,
+                status=Message(self.status.value),
+                allowed=" / ".join(str(Message(s.value)) for s in allowed),
+                action=Message(action),
             )
 
     def dispatch(
@@ -152,8 +158,10 @@ class Order(Aggregate):
         )
         if self.dispatched_to == target:
             raise NothingToChangeError(
-                f"order '{self.order_id}' is already dispatched to {target[0]} "
-                f"'{target[1]}'"
+                "order '{order_id}' is already dispatched to {kind} '{target_id}'",
+                order_id=self.order_id,
+                kind=Message(target[0]),
+                target_id=target[1],
             )
         if self.dispatched_to is None:
             self._dispatched(
@@ -198,12 +206,15 @@ class Order(Aggregate):
         newcomers = [v for v in volunteer_ids if v not in self.accepting_volunteers]
         if volunteer_ids and not newcomers:
             raise NothingToChangeError(
-                f"order '{self.order_id}' is already accepted by "
-                f"{', '.join(sorted(volunteer_ids))}"
+                "order '{order_id}' is already accepted by {volunteer_ids}",
+                order_id=self.order_id,
+                volunteer_ids=", ".join(sorted(volunteer_ids)),
             )
         if team_id is not None and team_id in self.accepting_teams:
             raise NothingToChangeError(
-                f"order '{self.order_id}' is already accepted by team '{team_id}'"
+                "order '{order_id}' is already accepted by team '{team_id}'",
+                order_id=self.order_id,
+                team_id=team_id,
             )
         self._accepted(
             volunteer_ids=newcomers,
@@ -281,17 +292,23 @@ class Order(Aggregate):
             TEXT.check(comment)
         if self.status is not OrderStatus.FULFILLED or self.fulfilled_at is None:
             raise InvalidTransitionError(
-                f"order '{self.order_id}' is {self.status.value}; only a fulfilled "
-                "order can be rated"
+                "order '{order_id}' is {status}; only a fulfilled order can be rated",
+                order_id=self.order_id,
+                status=Message(self.status.value),
             )
         if at < self.fulfilled_at:
             raise OutOfOrderError(
-                f"this rating is dated {at.isoformat()}, before order "
-                f"'{self.order_id}' was fulfilled at {self.fulfilled_at.isoformat()}"
+                "this rating is dated {at}, before order '{order_id}' was fulfilled "
+                "at {fulfilled_at}",
+                at=at.isoformat(),
+                order_id=self.order_id,
+                fulfilled_at=self.fulfilled_at.isoformat(),
             )
         if rater_id in self.raters:
             raise AlreadyRatedError(
-                f"'{rater_id}' has already rated order '{self.order_id}'"
+                "'{rater_id}' has already rated order '{order_id}'",
+                rater_id=rater_id,
+                order_id=self.order_id,
             )
         self._rated(rater_id=rater_id, stars=stars, comment=comment, order=self.facts())
 

@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate, event
 from ledger.domain.bounds import ID, NAME
 from ledger.domain.common import stream_id
 from ledger.domain.errors import InvalidCommandError, WrongParentLevelError
+from ledger.domain.messages import Message
 
 
 class TeamLevel(StrEnum):
@@ -52,18 +53,25 @@ class Team(Aggregate):
         except ValueError:
             levels = ", ".join(t.value for t in TeamLevel)
             raise InvalidCommandError(
-                f"unknown team level '{level}': use one of {levels}"
+                "unknown team level '{level}': use one of {levels}",
+                level=level,
+                levels=levels,
             ) from None
         if parent is not None:
             expected = TEAM_PARENT_LEVEL[team_level]
             if expected is None:
                 raise WrongParentLevelError(
-                    f"a corps is a root unit and cannot hang under '{parent.team_id}'"
+                    "a corps is a root unit and cannot hang under '{parent_id}'",
+                    parent_id=parent.team_id,
                 )
             if parent.level != expected:
                 raise WrongParentLevelError(
-                    f"a {team_level} cannot hang under {parent.level} "
-                    f"'{parent.team_id}': its parent must be a {expected}"
+                    "a {level} cannot hang under {parent_level} '{parent_id}': its "
+                    "parent must be a {expected}",
+                    level=Message(team_level),
+                    parent_level=Message(parent.level),
+                    parent_id=parent.team_id,
+                    expected=Message(expected),
                 )
         return cls(
             team_id=ID.check(team_id),

@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate, event
 from ledger.domain.bounds import ID, NAME, TEXT
 from ledger.domain.common import stream_id
 from ledger.domain.errors import InvalidCommandError, WrongParentLevelError
+from ledger.domain.messages import Message
 
 
 class VenueLevel(StrEnum):
@@ -69,13 +70,18 @@ class Venue(Aggregate):
         allowed = ALLOWED_VENUE_PARENTS[venue_level]
         if parent is None and allowed:
             raise WrongParentLevelError(
-                f"a {venue_level} needs a parent venue of level {' or '.join(allowed)}"
+                "a {level} needs a parent venue of level {allowed}",
+                level=Message(venue_level),
+                allowed=" / ".join(allowed),
             )
         if parent is not None and parent.level not in allowed:
-            expected = " or ".join(allowed) if allowed else "no parent at all"
             raise WrongParentLevelError(
-                f"a {venue_level} cannot hang under {parent.level} "
-                f"'{parent.venue_id}': its parent must be {expected}"
+                "a {level} cannot hang under {parent_level} '{parent_id}': its "
+                "parent must be {expected}",
+                level=Message(venue_level),
+                parent_level=Message(parent.level),
+                parent_id=parent.venue_id,
+                expected=" / ".join(allowed) if allowed else Message("no parent"),
             )
         return cls(
             venue_id=ID.check(venue_id),
@@ -107,5 +113,7 @@ def _parse_level(level: str) -> VenueLevel:
     except ValueError:
         levels = ", ".join(v.value for v in VenueLevel)
         raise InvalidCommandError(
-            f"unknown venue level '{level}': use one of {levels}"
+            "unknown venue level '{level}': use one of {levels}",
+            level=level,
+            levels=levels,
         ) from None

@@ -40,6 +40,7 @@ from ledger.domain.errors import (
     SessionTooLongError,
     UnknownReferenceError,
 )
+from ledger.domain.messages import Message
 from ledger.domain.teams import Team
 
 MAX_SESSION = timedelta(minutes=SESSION_MINUTES.most)
@@ -175,18 +176,24 @@ class Volunteer(Aggregate):
             return self.sessions[session_id]
         except KeyError:
             raise UnknownReferenceError(
-                f"volunteer '{self.volunteer_id}' has no session '{session_id}'"
+                "volunteer '{volunteer_id}' has no session '{session_id}'",
+                volunteer_id=self.volunteer_id,
+                session_id=session_id,
             ) from None
 
     def _changing(self, session_id: str, at: datetime) -> ServiceSession:
         session = self.session(session_id)
-        ensure_in_time_order(at, session.last_changed_at, f"session '{session_id}'")
+        ensure_in_time_order(
+            at, session.last_changed_at, Message("session '{id}'", id=session_id)
+        )
         return session
 
     def _ensure_new_session_id(self, session_id: str) -> None:
         ID.check(session_id)
         if session_id in self.sessions:
-            raise DuplicateIdError(f"session '{session_id}' is already recorded")
+            raise DuplicateIdError(
+                "session '{session_id}' is already recorded", session_id=session_id
+            )
 
     def _ensure_free(self, start: datetime, end: datetime | None) -> None:
         """Refuse [start, end) when it meets another session's time (with no
@@ -200,9 +207,11 @@ class Volunteer(Aggregate):
             other = self.sessions[self._open_session_id]
             assert other.started_at is not None
             raise OverlappingSessionError(
-                f"volunteer '{self.volunteer_id}' is still checked in to session "
-                f"'{other.session_id}' since {other.started_at.isoformat()}; "
-                "check that session out first"
+                "volunteer '{volunteer_id}' is still checked in to session "
+                "'{session_id}' since {since}; check that session out first",
+                volunteer_id=self.volunteer_id,
+                session_id=other.session_id,
+                since=other.started_at.isoformat(),
             )
         after = bisect_right(self._busy, start, key=_interval_start)
         neighbours = self._busy[max(after - 1, 0) : after + 1]
@@ -213,9 +222,12 @@ class Volunteer(Aggregate):
                 overlaps = start < other_end and other_start < end
             if overlaps:
                 raise OverlappingSessionError(
-                    f"volunteer '{self.volunteer_id}' was already serving in session "
-                    f"'{other_id}' from {other_start.isoformat()} to "
-                    f"{other_end.isoformat()}"
+                    "volunteer '{volunteer_id}' was already serving in session "
+                    "'{session_id}' from {start} to {end}",
+                    volunteer_id=self.volunteer_id,
+                    session_id=other_id,
+                    start=other_start.isoformat(),
+                    end=other_end.isoformat(),
                 )
 
     def _release_time(self, session: ServiceSession) -> None:
@@ -236,9 +248,12 @@ class Volunteer(Aggregate):
                 and other.is_live()
             ):
                 raise OverlappingSessionError(
-                    f"volunteer '{self.volunteer_id}' was already credited make-up "
-                    f"hours for activity '{activity.activity_id}' (session "
-                    f"'{other.session_id}'); correct that session instead"
+                    "volunteer '{volunteer_id}' was already credited make-up hours "
+                    "for activity '{activity_id}' (session '{session_id}'); "
+                    "correct that session instead",
+                    volunteer_id=self.volunteer_id,
+                    activity_id=activity.activity_id,
+                    session_id=other.session_id,
                 )
         self._ensure_free(at, None)
         self._checked_in(
@@ -281,19 +296,24 @@ class Volunteer(Aggregate):
         session = self.session(session_id)
         if session.status is not SessionStatus.OPEN:
             raise InvalidTransitionError(
-                f"session '{session_id}' is {session.status.value}; only an open "
-                "session can be checked out"
+                "session '{session_id}' is {status}; only an open session can be "
+                "checked out",
+                session_id=session_id,
+                status=Message(session.status.value),
             )
         assert session.started_at is not None
         if at <= session.started_at:
             raise CheckOutBeforeCheckInError(
-                f"check-out at {at.isoformat()} is not after the check-in at "
-                f"{session.started_at.isoformat()}"
+                "check-out at {at} is not after the check-in at {check_in}",
+                at=at.isoformat(),
+                check_in=session.started_at.isoformat(),
             )
         if at - session.started_at > MAX_SESSION:
             raise SessionTooLongError(
-                f"session '{session_id}' would last {at - session.started_at}; "
-                "a session may not exceed 24 hours"
+                "session '{session_id}' would last {duration}; a session may not "
+                "exceed 24 hours",
+                session_id=session_id,
+                duration=at - session.started_at,
             )
         activity.ensure_check_out_allowed(at)
         self._ensure_free(session.started_at, at)
@@ -326,15 +346,21 @@ class Volunteer(Aggregate):
         _ensure_makeup_minutes(minutes, activity)
         if at < activity.starts_at:
             raise OutsideActivityWindowError(
-                f"make-up hours dated {at.isoformat()} come before activity "
-                f"'{activity.activity_id}' starts at {activity.starts_at.isoformat()}"
+                "make-up hours dated {at} come before activity '{activity_id}' "
+                "starts at {starts_at}",
+                at=at.isoformat(),
+                activity_id=activity.activity_id,
+                starts_at=activity.starts_at.isoformat(),
             )
         for other in self.sessions.values():
             if other.activity_id == activity.activity_id and other.is_live():
                 raise NothingToChangeError(
-                    f"volunteer '{self.volunteer_id}' already has session "
-                    f"'{other.session_id}' at activity '{activity.activity_id}'; "
-                    "correct that session instead of adding make-up hours"
+                    "volunteer '{volunteer_id}' already has session '{session_id}' "
+                    "at activity '{activity_id}'; correct that session instead of "
+                    "adding make-up hours",
+                    volunteer_id=self.volunteer_id,
+                    session_id=other.session_id,
+                    activity_id=activity.activity_id,
                 )
         self._makeup_hours_recorded(
             session_id=session_id,
@@ -426,8 +452,9 @@ class Volunteer(Aggregate):
         self._ensure_approved(session, "the subject of a correction request")
         if session.correction_requested:
             raise InvalidTransitionError(
-                f"session '{session_id}' already has a correction request awaiting "
-                "the organiser's decision"
+                "session '{session_id}' already has a correction request awaiting "
+                "the organiser's decision",
+                session_id=session_id,
             )
         _ensure_session_minutes(session, minutes, activity)
         self._correction_requested(
@@ -450,7 +477,8 @@ class Volunteer(Aggregate):
         session = self._changing(session_id, at)
         if not session.correction_requested:
             raise InvalidTransitionError(
-                f"session '{session_id}' has no correction request to decline"
+                "session '{session_id}' has no correction request to decline",
+                session_id=session_id,
             )
         self._correction_declined(
             session_id=session_id, reason=require_reason(reason), at=to_iso(at)
@@ -534,16 +562,22 @@ class Volunteer(Aggregate):
     def _ensure_pending(session: ServiceSession, action: str) -> None:
         if session.status is not SessionStatus.PENDING:
             raise InvalidTransitionError(
-                f"session '{session.session_id}' is {session.status.value}; only a "
-                f"pending session (checked out, or make-up recorded) can be {action}"
+                "session '{session_id}' is {status}; only a pending session "
+                "(checked out, or make-up recorded) can be {action}",
+                session_id=session.session_id,
+                status=Message(session.status.value),
+                action=Message(action),
             )
 
     @staticmethod
     def _ensure_approved(session: ServiceSession, action: str) -> None:
         if session.status is not SessionStatus.APPROVED:
             raise InvalidTransitionError(
-                f"session '{session.session_id}' is {session.status.value}; only an "
-                f"approved session can be {action}"
+                "session '{session_id}' is {status}; only an approved session can "
+                "be {action}",
+                session_id=session.session_id,
+                status=Message(session.status.value),
+                action=Message(action),
             )
 
 
@@ -561,7 +595,9 @@ def _ensure_session_minutes(
         SESSION_MINUTES.check(minutes)
     if minutes == session.minutes:
         raise NothingToChangeError(
-            f"session '{session.session_id}' already has {minutes} minutes"
+            "session '{session_id}' already has {minutes} minutes",
+            session_id=session.session_id,
+            minutes=minutes,
         )
 
 
@@ -569,6 +605,9 @@ def _ensure_makeup_minutes(minutes: int, activity: Activity) -> None:
     SESSION_MINUTES.check(minutes)
     if minutes > activity.scheduled_minutes:
         raise MakeupExceedsScheduleError(
-            f"{minutes} make-up minutes exceed the {activity.scheduled_minutes} "
-            f"scheduled minutes of activity '{activity.activity_id}'"
+            "{minutes} make-up minutes exceed the {scheduled} scheduled minutes of "
+            "activity '{activity_id}'",
+            minutes=minutes,
+            scheduled=activity.scheduled_minutes,
+            activity_id=activity.activity_id,
         )

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.domain.messages import Message
 from ledger.domain.volunteers import Volunteer
 from ledger.engine import ExplainedPage, LiveState, ProjectionEngine, last_change
 from ledger.projections.registry import (
@@ -73,7 +74,13 @@ F_co = TypeVar("F_co", covariant=True)
 
 
 class NotFoundError(LookupError):
-    """The volunteer or venue is unknown at the position read."""
+    """The volunteer or venue is unknown at the position read (its message a
+    ``Message``, rendered in the reader's language)."""
+
+
+def _unregistered(kind: str, domain_id: str) -> Message:
+    """Why a read of an unknown record is not found, in the reader's language."""
+    return Message("{kind} '{id}' is not registered", kind=Message(kind), id=domain_id)
 
 
 class InvalidReadError(ValueError):
@@ -328,7 +335,10 @@ class LedgerReads:
         live = self.engine.live_state(conn, name)
         if live is None:
             raise NotFoundError(
-                f"projection '{name}' has not been built: run `ledger project`"
+                Message(
+                    "projection '{name}' has not been built: run `ledger project`",
+                    name=name,
+                )
             )
         return live
 
@@ -402,7 +412,7 @@ class LedgerReads:
             _, cited = self._cite(conn, VENUE_TREE.name, as_of)
             tree, _ = self._tree(conn, cited.position)
         if venue_id is not None and venue_id not in tree:
-            raise NotFoundError(f"venue '{venue_id}' is not registered")
+            raise NotFoundError(_unregistered("venue", venue_id))
         children = (tree.venues[child] for child in tree.children.get(venue_id, ()))
         return VenueChildren(
             venue_id=venue_id,
@@ -518,7 +528,7 @@ class LedgerReads:
             )
             tree, _ = self._tree(conn, cited.position)
             if venue_id is not None and venue_id not in tree:
-                raise NotFoundError(f"venue '{venue_id}' is not registered")
+                raise NotFoundError(_unregistered("venue", venue_id))
             ordered = venues_in_order(tree, venue_id)
             entries = ACTIVITY_CALENDAR.list_activities(
                 conn, live.version, cited.position, month, ordered
@@ -561,7 +571,7 @@ class LedgerReads:
         live, cited = self._cite(conn, name, query.as_of, rolled_up=True)
         tree, tree_state = self._tree(conn, cited.position)
         if query.venue_id not in tree:
-            raise NotFoundError(f"venue '{query.venue_id}' is not registered")
+            raise NotFoundError(_unregistered("venue", query.venue_id))
         venues = tree.subtree(query.venue_id) if query.subtree else [query.venue_id]
         selection = VenueSelection(
             live.version, tuple(venues), *query.months, cited.position, query.kind
@@ -601,7 +611,7 @@ class LedgerReads:
             )
         ).first()
         if known is None:
-            raise NotFoundError(f"volunteer '{volunteer_id}' is not registered")
+            raise NotFoundError(_unregistered("volunteer", volunteer_id))
 
 
 def _leaderboard(totals: list[tuple[str, int, int, int]], limit: int) -> Leaderboard:

@@ -1,0 +1,176 @@
+"""The command line speaks the reader's language: Chinese when the locale
+says Chinese or says nothing (C, POSIX, unset), English when it says
+English. Import rejection reports keep the code and give the reason in that
+language; ``query --format table|csv`` shows hours with one decimal, rates
+in per cent and venue names (docs/i18n.md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from ledger.api.cli.app import app
+from ledger.bootstrap import open_ledger
+from ledger.domain.messages import language_from_environment
+from ledger.store.event_store import Database
+from tests.factories import (
+    KEY_DIRECTORIES,
+    T0,
+    activity,
+    line,
+    record_all,
+    small_city,
+    submission,
+)
+
+# A wide terminal, so that a table's headers are read whole.
+CHINESE = {"LANG": "zh_CN.UTF-8", "COLUMNS": "200"}
+ENGLISH = {"LANG": "en_US.UTF-8", "COLUMNS": "200"}
+
+
+def ledger_cli(database: Database, environment: dict[str, str], *arguments: str) -> Any:
+    """``ledger --db URL ARGUMENTS…`` under the locale ``environment``."""
+    keys = {"LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[database.url])}
+    return CliRunner().invoke(
+        app, ["--db", database.url, *arguments], env={**keys, **environment}
+    )
+
+
+@pytest.fixture
+def city(database: Database, key_directory: Path) -> Database:
+    """The small city, with 95 approved minutes of V1 at A1 (in S1)."""
+    record_all(
+        open_ledger(database, key_directory),
+        [
+            *small_city(),
+            activity("A1", venue_id="S1"),
+            submission("sign_up", activity_id="A1", volunteer_id="V1"),
+            submission(
+                "check_in", session_id="V1-A1", volunteer_id="V1", activity_id="A1"
+            ),
+            submission("check_out", at=T0 + timedelta(minutes=95), session_id="V1-A1"),
+            submission(
+                "approve_session", at=T0 + timedelta(hours=4), session_id="V1-A1"
+            ),
+        ],
+    )
+    return database
+
+
+def rejected_lines(
+    database: Database, environment: dict[str, str], tmp_path: Path
+) -> list[dict[str, Any]]:
+    """Import a file whose two lines are refused, one by a rule and one as
+    malformed, and read its rejection report."""
+    source = tmp_path / "lines.jsonl"
+    lines = [
+        line("sign_up", activity_id="A1", volunteer_id="V1"),
+        {**line("sign_up", activity_id="A1"), "at": "2024-03-01T09:00:00"},
+    ]
+    source.write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    result = ledger_cli(database, environment, "import", str(source))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == "accepted=0 duplicate=0 rejected=2"
+    report = source.with_name("lines.jsonl.rejected.jsonl").read_bytes()
+    return sorted(
+        (orjson.loads(x) for x in report.splitlines()), key=lambda r: r["line"]
+    )
+
+
+def test_import_rejections_are_told_in_chinese_under_a_chinese_locale(
+    city: Database, tmp_path: Path
+) -> None:
+    rule, malformed = rejected_lines(city, CHINESE, tmp_path)
+    assert rule["code"] == "already_signed_up"
+    assert rule["reason"] == "志愿者“V1”已报名活动“A1”"
+    assert malformed["code"] == "invalid_time"
+    assert malformed["reason"] == (
+        "sign_up.at: 2024-03-01T09:00:00 没有时区偏移，请加上，如 +08:00; "
+        "sign_up.volunteer_id: 为必填项"
+    )
+
+
+def test_import_rejections_are_told_in_english_under_an_english_locale(
+    city: Database, tmp_path: Path
+) -> None:
+    rule, malformed = rejected_lines(city, ENGLISH, tmp_path)
+    assert rule["code"] == "already_signed_up"
+    assert rule["reason"] == "volunteer 'V1' is already signed up for 'A1'"
+    assert malformed["code"] == "invalid_time"
+    assert malformed["reason"] == (
+        "sign_up.at: 2024-03-01T09:00:00 has no UTC offset; add one, like +08:00; "
+        "sign_up.volunteer_id: is required"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "language"),
+    [
+        ({}, "zh_CN"),
+        ({"LANG": "C.UTF-8"}, "zh_CN"),
+        ({"LC_ALL": "POSIX"}, "zh_CN"),
+        ({"LANG": "en_US.UTF-8"}, "en"),
+        ({"LANG": "zh_CN.UTF-8", "LC_ALL": "en_GB.UTF-8"}, "en"),
+        ({"LANG": "en_US.UTF-8", "LANGUAGE": "zh_CN:en"}, "zh_CN"),
+        ({"LANG": "fr_FR.UTF-8"}, "zh_CN"),
+    ],
+)
+def test_the_locale_chooses_the_language_chinese_first(
+    environment: dict[str, str], language: str
+) -> None:
+    assert language_from_environment(environment) == language
+
+
+def test_query_hours_as_a_table_shows_hours_with_one_decimal(city: Database) -> None:
+    assert ledger_cli(city, CHINESE, "project").exit_code == 0
+    result = ledger_cli(city, CHINESE, "query", "hours", "V1", "--format", "table")
+    assert result.exit_code == 0, result.output
+    assert "志愿者 V1" in result.stdout
+    assert "签到时长(小时)" in result.stdout and "1.6" in result.stdout  # 95 min
+    assert "2024年时长(小时)" in result.stdout
+    english = ledger_cli(city, ENGLISH, "query", "hours", "V1", "--format", "table")
+    assert "verified hours" in english.stdout and "1.6" in english.stdout
+
+
+def test_query_activity_as_csv_has_venue_names_and_a_total(city: Database) -> None:
+    assert ledger_cli(city, ENGLISH, "project").exit_code == 0
+    result = ledger_cli(
+        city, ENGLISH, "query", "activity", "I1", "--from", "2024-03", "--to",
+        "2024-03", "--format", "csv",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    header, *rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert header[:3] == ["venue", "venue name", "month"]
+    assert rows[0][:3] == ["I1", "venue I1", "2024-03"]
+    assert rows[-1][2] == "total"
+    hours = header.index("volunteer hours")
+    assert [row[hours] for row in rows] == ["1.6", "1.6"]
+
+
+def test_query_fulfilment_as_a_table_shows_rates_in_per_cent(city: Database) -> None:
+    assert ledger_cli(city, CHINESE, "project").exit_code == 0
+    result = ledger_cli(city, CHINESE, "query", "fulfilment", "C", "--format", "table")
+    assert result.exit_code == 0, result.output
+    assert "实现率" in result.stdout and "合计" in result.stdout
+    assert "—" in result.stdout  # no order posted: no rate
+    assert "阵地 C venue C" in result.stdout
+
+
+def test_query_stays_json_by_default(city: Database) -> None:
+    assert ledger_cli(city, CHINESE, "project").exit_code == 0
+    result = ledger_cli(city, CHINESE, "query", "hours", "V1")
+    assert orjson.loads(result.stdout)["volunteer_id"] == "V1"
+
+
+def test_an_unknown_volunteer_is_told_in_chinese(city: Database) -> None:
+    assert ledger_cli(city, CHINESE, "project").exit_code == 0
+    result = ledger_cli(city, CHINESE, "query", "hours", "NOPE")
+    assert result.exit_code == 4
+    assert result.stderr.strip() == "志愿者“NOPE”未登记"

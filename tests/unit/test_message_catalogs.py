@@ -1,0 +1,138 @@
+"""The message catalogs are complete and shipped as compiled: every error
+code has a title, every message template the code raises and every word it
+fills in has a text in zh_CN and en, and each .mo holds what its .po says."""
+
+from __future__ import annotations
+
+import ast
+import io
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from string import Formatter
+
+import pytest
+from babel.messages.mofile import read_mo, write_mo
+from babel.messages.pofile import read_po
+
+import ledger
+from ledger.application.ledger import IdempotencyKeyReusedError
+from ledger.application.refusals import TEMPLATES
+from ledger.domain import bounds
+from ledger.domain.errors import CapacityReachedError, DomainError
+from ledger.domain.messages import LANGUAGES, LOCALE_DIRECTORY, use_language
+from ledger.domain.orders import OrderStatus
+from ledger.domain.teams import TeamLevel
+from ledger.domain.venues import VenueLevel
+from ledger.domain.volunteers import SessionStatus
+
+SOURCE = Path(ledger.__file__).parent
+
+
+def _subclasses(cls: type[DomainError]) -> Iterator[type[DomainError]]:
+    for subclass in cls.__subclasses__():
+        yield subclass
+        yield from _subclasses(subclass)
+
+
+ERRORS = [DomainError, *_subclasses(DomainError)]
+
+
+def _templates_in_source() -> set[str]:
+    """The literal first argument of every ``XxxError(...)`` of the domain,
+    of every ``Message(...)``/``translate(...)`` in the package and of the
+    command models' ``ValueError``, and the literal title of every HTTP
+    problem."""
+    message_at = {cls.__name__: 0 for cls in ERRORS}
+    message_at |= {"Message": 0, "translate": 0, "problem_response": 2}
+    message_at["ProblemError"] = 2
+    found = set()
+    for path in [*SOURCE.rglob("*.py"), *(SOURCE / "api").rglob("*.py")]:
+        # The command models' own checks raise ValueError with a message id.
+        models = {"ValueError": 0} if path.name == "commands.py" else {}
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            at = {**message_at, **models}.get(name or "")
+            if at is not None and len(node.args) > at:
+                argument = node.args[at]
+                if isinstance(argument, ast.Constant):
+                    found.add(argument.value)
+    return found
+
+
+def _words_filled_in() -> set[str]:
+    """The words messages take as ``Message(value)``: statuses, levels, the
+    kinds of record and the bounds' names."""
+    words = {s.value for s in (*SessionStatus, *OrderStatus, *VenueLevel, *TeamLevel)}
+    words |= {"venue", "volunteer", "activity", "order", "no parent", "total"}
+    words |= {"corrected", "the subject of a correction request"}
+    words |= {
+        bound.what
+        for bound in vars(bounds).values()
+        if isinstance(bound, bounds.TextBound | bounds.ListBound | bounds.NumberBound)
+    }
+    return words
+
+
+def _catalog(language: str) -> dict[str, str]:
+    path = LOCALE_DIRECTORY / language / "LC_MESSAGES" / "ledger.po"
+    with path.open("rb") as source:
+        catalog = read_po(source)
+    return {str(m.id): str(m.string) for m in catalog if m.id}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_error_code_has_a_title_in_each_language(language: str) -> None:
+    catalog = _catalog(language)
+    assert IdempotencyKeyReusedError in ERRORS
+    missing = [cls.code for cls in ERRORS if not catalog.get(cls.title)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_message_and_word_the_code_uses_has_a_text(language: str) -> None:
+    catalog = _catalog(language)
+    needed = _templates_in_source() | _words_filled_in() | set(TEMPLATES.values())
+    assert len(needed) > 100
+    assert sorted(m for m in needed if not catalog.get(m)) == []
+
+
+def test_the_chinese_text_of_a_template_keeps_its_parameters() -> None:
+    chinese = _catalog("zh_CN")
+    for template, text in chinese.items():
+        names = {name for _, name, _, _ in _formatter_fields(template)}
+        assert {name for _, name, _, _ in _formatter_fields(text)} == names, template
+
+
+def _formatter_fields(text: str) -> list[tuple[str, str, str | None, str | None]]:
+    return [
+        (literal, name, spec, conversion)
+        for literal, name, spec, conversion in Formatter().parse(text)
+        if name is not None
+    ]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_shipped_mo_is_compiled_from_its_po(language: str) -> None:
+    folder = LOCALE_DIRECTORY / language / "LC_MESSAGES"
+    with (folder / "ledger.po").open("rb") as source:
+        compiled = io.BytesIO()
+        write_mo(compiled, read_po(source))
+    with (folder / "ledger.mo").open("rb") as shipped:
+        shipped_messages = {(m.id, m.string) for m in read_mo(shipped) if m.id}
+    compiled.seek(0)
+    assert shipped_messages == {(m.id, m.string) for m in read_mo(compiled) if m.id}
+
+
+def test_a_domain_error_keeps_its_parameters_when_pickled() -> None:
+    error = CapacityReachedError(
+        "activity '{activity_id}' is full: all {capacity} places are taken",
+        activity_id="A1",
+        capacity=30,
+    )
+    copied = pickle.loads(pickle.dumps(error))
+    assert type(copied) is CapacityReachedError
+    with use_language("zh_CN"):
+        assert str(copied) == "活动“A1”名额已满：30 个名额均已报满"
