@@ -30,7 +30,7 @@ from ledger.api.cli import (
     serving,
 )
 from ledger.api.cli.output import ExitCode, fail
-from ledger.bootstrap import LedgerComponents
+from ledger.bootstrap import LedgerComponents, NoLedgerError
 from ledger.settings import LedgerSettings
 from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
 from ledger.store.schema import SchemaVersionError
@@ -40,7 +40,8 @@ class LedgerCommands(TyperGroup):
     """The root group: what stops any verb and is not the caller's mistake
     in the verb's own terms — a busy ledger, an unreachable database, a
     schema this release cannot use as it stands (an older one with
-    LEDGER_AUTO_MIGRATE false, a newer one), a file that cannot be written —
+    LEDGER_AUTO_MIGRATE false, a newer one), no ledger where a command only
+    reads, a file that cannot be written —
     ends it with one line and its exit code (``ExitCode``), not a
     traceback, whichever verb met it."""
 
@@ -53,6 +54,8 @@ class LedgerCommands(TyperGroup):
             fail(error, ExitCode.DATABASE_UNAVAILABLE)
         except SchemaVersionError as error:
             fail(error, ExitCode.SCHEMA_NOT_CURRENT)
+        except NoLedgerError as error:
+            fail(error, ExitCode.NOT_FOUND)
         except OSError as error:
             where = f": {error.filename}" if error.filename else ""
             fail(f"{error.strerror or error}{where}", ExitCode.FILE_ERROR)
@@ -93,7 +96,9 @@ def main(
     ] = None,
 ) -> None:
     settings = LedgerSettings(database_url=db) if db else LedgerSettings()
-    components = LedgerComponents(settings)
+    # A command that writes says so (``may_create``); the rest only read, and
+    # refuse a database without a ledger rather than make an empty one.
+    components = LedgerComponents(settings, create=False)
     ctx.obj = components
     ctx.call_on_close(components.close)
 

@@ -24,7 +24,7 @@ from ledger.reads.audit import (
     session_story,
     subject_names,
 )
-from ledger.reads.queries import LAST_POSITION, InvalidReadError, parse_as_of
+from ledger.reads.queries import LAST_POSITION, InvalidReadError, parse_read_time
 from ledger.services.exports import (
     AUDIT_EVENT_COLUMNS,
     AUDIT_EVENTS,
@@ -34,7 +34,13 @@ from ledger.services.exports import (
 )
 
 PositionOption = Annotated[
-    int | None, typer.Option("--as-of", min=0, max=LAST_POSITION)
+    int | None,
+    typer.Option(
+        "--as-of",
+        min=0,
+        max=LAST_POSITION,
+        help="Ledger position: read the ledger as it was there (default: now).",
+    ),
 ]
 
 app = typer.Typer(help="Audit queries over the ledger itself.", no_args_is_help=True)
@@ -42,13 +48,9 @@ app = typer.Typer(help="Audit queries over the ledger itself.", no_args_is_help=
 DEFAULT_PAGE = 100
 
 
-def _moment(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    as_of = parse_as_of(text)
-    if not isinstance(as_of, datetime):
-        raise InvalidReadError(f"'{text}' is not a time with a UTC offset")
-    return as_of
+def _moment(text: str | None, option: str) -> datetime | None:
+    """The time ``option`` gave, if it gave one."""
+    return None if text is None else parse_read_time(text, option)
 
 
 @app.command("events")
@@ -61,13 +63,33 @@ def audit_events(
     event_type: Annotated[
         list[str] | None, typer.Option("--type", help="Event type, repeatable.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Business time from.")] = None,
-    until: Annotated[str | None, typer.Option(help="Business time before.")] = None,
-    recorded_since: Annotated[str | None, typer.Option()] = None,
-    recorded_until: Annotated[str | None, typer.Option()] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Business time (when it happened), ISO 8601 with offset: from "
+            "this time on."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Business time, ISO 8601 with offset: before this time."),
+    ] = None,
+    recorded_since: Annotated[
+        str | None,
+        typer.Option(
+            help="Recording time (when the ledger wrote it), ISO 8601 with "
+            "offset: from this time on."
+        ),
+    ] = None,
+    recorded_until: Annotated[
+        str | None,
+        typer.Option(help="Recording time, ISO 8601 with offset: before this time."),
+    ] = None,
     after: Annotated[
         int,
-        typer.Option(min=0, max=LAST_POSITION, help="Page on after this position."),
+        typer.Option(
+            min=0, max=LAST_POSITION, help="Ledger position: page on after this one."
+        ),
     ] = 0,
     limit: Annotated[
         int | None,
@@ -92,10 +114,10 @@ def audit_events(
             subject=parse_subject(subject) if subject else None,
             actor_id=actor,
             types=tuple(event_type or ()),
-            occurred_since=_moment(since),
-            occurred_until=_moment(until),
-            recorded_since=_moment(recorded_since),
-            recorded_until=_moment(recorded_until),
+            occurred_since=_moment(since, "--since"),
+            occurred_until=_moment(until, "--until"),
+            recorded_since=_moment(recorded_since, "--recorded-since"),
+            recorded_until=_moment(recorded_until, "--recorded-until"),
             after_position=after,
             limit=limit or DEFAULT_PAGE,
             as_of=as_of,
@@ -155,7 +177,7 @@ def audit_events(
 @app.command("session")
 def audit_session(
     ctx: typer.Context,
-    session_id: str,
+    session_id: Annotated[str, typer.Argument(help="The session's id.")],
     as_of: PositionOption = None,
 ) -> None:
     """A session's correction history as a story: original, adjustments, who, why."""

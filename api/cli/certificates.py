@@ -4,7 +4,7 @@ against the ledger when a database is named."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +12,10 @@ import typer
 
 from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.integrity import checking_key, signing_key
-from ledger.api.cli.output import console, fail
+from ledger.api.cli.output import console, fail, in_existing_folder
 from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.projections.registry import VOLUNTEER_HOURS
+from ledger.reads.queries import InvalidReadError, parse_business_day
 from ledger.services.certificates import (
     SHIPPED_FONT,
     CertificateError,
@@ -60,7 +61,10 @@ def certificate(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="PDF path (HTML is written beside it).")
+        Path | None,
+        typer.Option(
+            help="PDF path (HTML is written beside it).", callback=in_existing_folder
+        ),
     ] = None,
 ) -> None:
     """Write a 志愿服务记录证明 (PDF and HTML); print the PDF's path last.
@@ -68,12 +72,12 @@ def certificate(
     is incomplete."""
     try:
         day = (
-            date.fromisoformat(as_of)
+            parse_business_day(as_of, "--as-of")
             if as_of
             else datetime.now(CHINA_STANDARD_TIME).date()
         )
-    except ValueError:
-        fail(f"--as-of must be a day YYYY-MM-DD, not '{as_of}'", 2)
+    except InvalidReadError as error:
+        fail(error, 2)
     components = components_of(ctx)
     settings = components.settings
     try:

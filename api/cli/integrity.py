@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.output import fail, print_json
+from ledger.api.cli.output import fail, in_existing_folder, print_json
 from ledger.bootstrap import LedgerComponents
 from ledger.settings import LedgerSettings
 from ledger.store.integrity import (
@@ -155,12 +155,16 @@ def checkpoint(
         Path | None,
         typer.Option(
             help="Also write the signed checkpoint (JSON) to this file, to be "
-            "kept outside the ledger."
+            "kept outside the ledger.",
+            callback=in_existing_folder,
         ),
     ] = None,
     public_key_out: Annotated[
         Path | None,
-        typer.Option(help="Also write the public key (PEM) to this file."),
+        typer.Option(
+            help="Also write the public key (PEM) to this file.",
+            callback=in_existing_folder,
+        ),
     ] = None,
 ) -> None:
     """Sign the current chain head (position and hash) with the ledger's key."""
@@ -186,7 +190,10 @@ def public_key_command(ctx: typer.Context) -> None:
 @app.command("export-events")
 def export_events_command(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Argument(help="JSON Lines file to write.")],
+    out: Annotated[
+        Path,
+        typer.Argument(help="JSON Lines file to write.", callback=in_existing_folder),
+    ],
 ) -> None:
     """Write every stored event with its chain hash, for outside verification."""
     database = components_of(ctx).database

@@ -69,7 +69,7 @@ def create_key_command(
 ) -> None:
     """Create an API key; it is printed once, alone on the last line."""
     expires_at = None if expires is None else parse_expiry(expires)
-    database = components_of(ctx).database
+    database = components_of(ctx).may_create().database
     try:
         key = create_key(
             database,

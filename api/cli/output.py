@@ -29,11 +29,26 @@ class ExitCode(IntEnum):
     SCHEMA_NOT_CURRENT = 8  # the schema needs `ledger migrate`, or is newer
 
 
+def in_existing_folder(param: typer.CallbackParam, path: Path | None) -> Path | None:
+    """A file to write, refused in one line (exit 7) while the command line
+    is read, before anything is, when its folder does not exist."""
+    if path is not None and not path.absolute().parent.is_dir():
+        named = param.opts[0] if param.param_type_name == "option" else None
+        name = named or (param.name or "").upper()
+        fail(
+            f"{name}: the folder {path.absolute().parent} does not exist; "
+            "create it first",
+            ExitCode.FILE_ERROR,
+        )
+    return path
+
+
 ExportOption = Annotated[
     Path | None,
     typer.Option(
         "--export",
         help="Write every row to a .csv, .jsonl or .xlsx file instead of JSON.",
+        callback=in_existing_folder,
     ),
 ]
 ChineseOption = Annotated[

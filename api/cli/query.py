@@ -19,7 +19,9 @@ from ledger.reads.queries import (
     LedgerReads,
     NotFoundError,
     VenueQuery,
+    check_month,
     parse_as_of,
+    parse_business_day,
 )
 from ledger.services.exports import (
     MONTHLY_ACTIVITY_COLUMNS,
@@ -32,18 +34,30 @@ app = typer.Typer(help="Read projections as JSON (CONTRACT §5).", no_args_is_he
 
 AsOfOption = Annotated[
     str | None,
-    typer.Option("--as-of", help="A ledger position, or a recording time with offset."),
+    typer.Option(
+        "--as-of",
+        help="Ledger position, or recording time with offset: read the ledger "
+        "as it was then (default: now).",
+    ),
 ]
-MonthOption = Annotated[str | None, typer.Option(help="Month YYYY-MM (inclusive).")]
+MonthOption = Annotated[
+    str | None, typer.Option(help="Last month YYYY-MM (business month, CST).")
+]
 AfterOption = Annotated[
     int,
     typer.Option(
-        help="Continue after this position (next_after); pass --as-of the "
+        help="Ledger position: continue after it (next_after); pass --as-of the "
         "first page's position too."
     ),
 ]
 LimitOption = Annotated[int, typer.Option(help="Events per answer.")]
-FromOption = Annotated[str | None, typer.Option("--from", help="First month YYYY-MM.")]
+KindOption = Annotated[str | None, typer.Option(help="wish or service")]
+VenueArgument = Annotated[str, typer.Argument(help="The venue's id.")]
+VolunteerArgument = Annotated[str, typer.Argument(help="The volunteer's id.")]
+FromOption = Annotated[
+    str | None,
+    typer.Option("--from", help="First month YYYY-MM (business month, CST)."),
+]
 SubtreeOption = Annotated[
     bool,
     typer.Option("--subtree/--no-subtree", help="With the venue's descendants."),
@@ -72,20 +86,49 @@ def _run_read(
         fail(error, 2)
 
 
+def _venue_query(
+    venue_id: str,
+    from_: str | None,
+    to: str | None,
+    subtree: bool,
+    kind: str | None,
+    as_of: str | None,
+) -> VenueQuery:
+    """A venue read as asked on the command line, a refusal naming the
+    option given."""
+    check_month("--from", from_)
+    check_month("--to", to)
+    return VenueQuery(venue_id, from_, to, subtree, kind, parse_as_of(as_of, "--as-of"))
+
+
 @app.command("hours")
 def query_hours(
-    ctx: typer.Context, volunteer_id: str, as_of: AsOfOption = None
+    ctx: typer.Context,
+    volunteer_id: VolunteerArgument,
+    as_of: AsOfOption = None,
+    through: Annotated[
+        str | None,
+        typer.Option(
+            help="Business date YYYY-MM-DD: only service dated up to this day "
+            "(CST) counts, as in honours runs and certificates (default: all)."
+        ),
+    ] = None,
 ) -> None:
     """A volunteer's approved hours."""
     _run_read(
-        ctx, lambda reads: reads.volunteer_hours(volunteer_id, parse_as_of(as_of))
+        ctx,
+        lambda reads: reads.volunteer_hours(
+            volunteer_id,
+            parse_as_of(as_of, "--as-of"),
+            None if through is None else parse_business_day(through, "--through"),
+        ),
     )
 
 
 @app.command("activity")
 def query_activity(
     ctx: typer.Context,
-    venue_id: str,
+    venue_id: VenueArgument,
     from_: FromOption = None,
     to: MonthOption = None,
     subtree: SubtreeOption = True,
@@ -97,7 +140,7 @@ def query_activity(
     _run_read(
         ctx,
         lambda reads: reads.venue_activity(
-            VenueQuery(venue_id, from_, to, subtree, as_of=parse_as_of(as_of))
+            _venue_query(venue_id, from_, to, subtree, None, as_of)
         ),
         export,
         MONTHLY_ACTIVITY_COLUMNS,
@@ -108,11 +151,11 @@ def query_activity(
 @app.command("fulfilment")
 def query_fulfilment(
     ctx: typer.Context,
-    venue_id: str,
+    venue_id: VenueArgument,
     from_: FromOption = None,
     to: MonthOption = None,
     subtree: SubtreeOption = True,
-    kind: Annotated[str | None, typer.Option(help="wish or service")] = None,
+    kind: KindOption = None,
     as_of: AsOfOption = None,
     export: ExportOption = None,
     chinese_headers: ChineseOption = False,
@@ -121,7 +164,7 @@ def query_fulfilment(
     _run_read(
         ctx,
         lambda reads: reads.venue_fulfilment(
-            VenueQuery(venue_id, from_, to, subtree, kind, parse_as_of(as_of))
+            _venue_query(venue_id, from_, to, subtree, kind, as_of)
         ),
         export,
         MONTHLY_FULFILMENT_COLUMNS,
@@ -131,19 +174,21 @@ def query_fulfilment(
 
 @app.command("explain-hours")
 def query_explain_hours(
-    ctx: typer.Context, volunteer_id: str, as_of: AsOfOption = None
+    ctx: typer.Context, volunteer_id: VolunteerArgument, as_of: AsOfOption = None
 ) -> None:
     """The events behind a volunteer's hours, with their contributions."""
     _run_read(
         ctx,
-        lambda reads: reads.explain_volunteer_hours(volunteer_id, parse_as_of(as_of)),
+        lambda reads: reads.explain_volunteer_hours(
+            volunteer_id, parse_as_of(as_of, "--as-of")
+        ),
     )
 
 
 @app.command("explain-activity")
 def query_explain_activity(
     ctx: typer.Context,
-    venue_id: str,
+    venue_id: VenueArgument,
     from_: FromOption = None,
     to: MonthOption = None,
     subtree: SubtreeOption = True,
@@ -155,7 +200,7 @@ def query_explain_activity(
     _run_read(
         ctx,
         lambda reads: reads.explain_venue_activity(
-            VenueQuery(venue_id, from_, to, subtree, as_of=parse_as_of(as_of)),
+            _venue_query(venue_id, from_, to, subtree, None, as_of),
             after=after,
             limit=limit,
         ),
@@ -165,11 +210,11 @@ def query_explain_activity(
 @app.command("explain-fulfilment")
 def query_explain_fulfilment(
     ctx: typer.Context,
-    venue_id: str,
+    venue_id: VenueArgument,
     from_: FromOption = None,
     to: MonthOption = None,
     subtree: SubtreeOption = True,
-    kind: Annotated[str | None, typer.Option(help="wish or service")] = None,
+    kind: KindOption = None,
     as_of: AsOfOption = None,
     after: AfterOption = 0,
     limit: LimitOption = EXPLAINED_EVENTS,
@@ -178,7 +223,7 @@ def query_explain_fulfilment(
     _run_read(
         ctx,
         lambda reads: reads.explain_venue_fulfilment(
-            VenueQuery(venue_id, from_, to, subtree, kind, parse_as_of(as_of)),
+            _venue_query(venue_id, from_, to, subtree, kind, as_of),
             after=after,
             limit=limit,
         ),

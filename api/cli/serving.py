@@ -46,7 +46,7 @@ def serve(
 ) -> None:
     """Run the HTTP API, keeping the projections current (one follower per
     database across workers and servers); see docs/http-api.md."""
-    components = components_of(ctx)
+    components = components_of(ctx).may_create()  # it serves writers
     # Once, before any worker starts: the ledger's key material is checked
     # (a refusal is one line), and an older ledger's claims made anew.
     ledger_of(ctx)

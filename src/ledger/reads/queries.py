@@ -15,7 +15,7 @@ import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from threading import Lock
 from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
 
@@ -98,24 +98,42 @@ def parse_as_of(text: str | None, name: str = "as_of") -> AsOf:
                 f"{name} {text} is past the last position a ledger can have"
             )
         return int(text)
-    return parse_read_time(text, name)
+    return parse_read_time(
+        text, name, "is neither a ledger position nor an ISO 8601 time"
+    )
 
 
-def parse_read_time(text: str, name: str) -> datetime:
+def parse_read_time(
+    text: str, name: str, refusal: str = "is not an ISO 8601 time"
+) -> datetime:
     """A read's time (``as_of``, ``since`` …): ISO 8601 with a UTC offset, in
-    ``READ_YEARS``."""
+    ``READ_YEARS``; ``name`` is the parameter or option as the caller gave
+    it, so that a refusal names it."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidReadError(
-            f"{name} '{text}' is neither a ledger position nor an ISO 8601 time"
-        ) from None
+        raise InvalidReadError(f"{name} '{text}' {refusal}") from None
     if moment.utcoffset() is None:
         raise InvalidReadError(f"{name} '{text}' needs a UTC offset")
     first, last = READ_YEARS
     if not first <= moment.year <= last:
         raise InvalidReadError(f"{name} must be in the years {first}-{last}")
     return moment
+
+
+def parse_business_day(text: str, name: str) -> date:
+    """A business date (a day in China Standard Time) as ``name`` gave it:
+    YYYY-MM-DD, in ``READ_YEARS``."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    first, last = READ_YEARS
+    if day is None or len(text) != len("YYYY-MM-DD"):
+        raise InvalidReadError(f"{name} must be a day YYYY-MM-DD, not '{text}'")
+    if not first <= day.year <= last:
+        raise InvalidReadError(f"{name} must be in the years {first}-{last}")
+    return day
 
 
 def check_month(name: str, value: str | None) -> None:
@@ -349,7 +367,11 @@ class LedgerReads:
 
     # --- reads -----------------------------------------------------------
 
-    def volunteer_hours(self, volunteer_id: str, as_of: AsOf = None) -> VolunteerHours:
+    def volunteer_hours(
+        self, volunteer_id: str, as_of: AsOf = None, through: date | None = None
+    ) -> VolunteerHours:
+        """The volunteer's approved hours as the ledger knew them ``as_of``;
+        only service dated up to ``through`` (CST) when it is given."""
         with self.database.reading() as conn:
             live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
             version = live.version
@@ -359,9 +381,9 @@ class LedgerReads:
             if last is None:
                 self._ensure_volunteer(conn, volunteer_id, cited.position)
             figures = self._figures.get_or_compute(
-                ("hours", volunteer_id, version, last or 0),
+                ("hours", volunteer_id, version, last or 0, through),
                 lambda: VOLUNTEER_HOURS.get_hours(
-                    conn, version, volunteer_id, cited.position
+                    conn, version, volunteer_id, cited.position, through
                 ),
             )
         return VolunteerHours(
