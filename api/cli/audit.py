@@ -11,27 +11,8 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.exporting import export_rows
 from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json
-from ledger.reads.audit import (
-    MAX_PAGE,
-    AuditQuery,
-    InvalidAuditQueryError,
-    count_events,
-    event_pages,
-    find_events,
-    parse_subject,
-    session_story,
-    subject_names,
-)
-from ledger.reads.queries import LAST_POSITION, InvalidReadError, parse_read_time
-from ledger.services.exports import (
-    AUDIT_EVENT_COLUMNS,
-    AUDIT_EVENTS,
-    ExportSource,
-    audit_event_rows,
-    check_export_path,
-)
+from ledger.reads.bounds import LAST_POSITION, MAX_PAGE
 
 PositionOption = Annotated[
     int | None,
@@ -50,6 +31,8 @@ DEFAULT_PAGE = 100
 
 def _moment(text: str | None, option: str) -> datetime | None:
     """The time ``option`` gave, if it gave one."""
+    from ledger.reads.queries import parse_read_time
+
     return None if text is None else parse_read_time(text, option)
 
 
@@ -109,6 +92,25 @@ def audit_events(
 ) -> None:
     """Events by subject, actor, type and period, in ledger order, paged; or
     every one of them exported."""
+    from ledger.api.cli.exporting import export_rows
+    from ledger.reads.audit import (
+        AuditQuery,
+        InvalidAuditQueryError,
+        count_events,
+        event_pages,
+        find_events,
+        parse_subject,
+        subject_names,
+    )
+    from ledger.reads.queries import InvalidReadError
+    from ledger.services.exports import (
+        AUDIT_EVENT_COLUMNS,
+        AUDIT_EVENTS,
+        ExportSource,
+        audit_event_rows,
+        check_export_path,
+    )
+
     try:
         query = AuditQuery(
             subject=parse_subject(subject) if subject else None,
@@ -181,6 +183,8 @@ def audit_session(
     as_of: PositionOption = None,
 ) -> None:
     """A session's correction history as a story: original, adjustments, who, why."""
+    from ledger.reads.audit import session_story
+
     database = components_of(ctx).database
     try:
         print_json(session_story(database, session_id, as_of=as_of))

@@ -10,8 +10,6 @@ import typer
 
 from ledger.api.cli.context import components_of
 from ledger.api.cli.output import fail, in_existing_folder
-from ledger.store.backup import BackupError, back_up
-from ledger.store.integrity import KeyMaterialError, key_directory
 
 app = typer.Typer()
 
@@ -30,6 +28,9 @@ def backup(
     PostgreSQL through pg_dump (custom format, for pg_restore); the key
     directory is copied to FILE's name with .keys beside it. Prints the
     backup's path last."""
+    from ledger.store.backup import BackupError, back_up
+    from ledger.store.integrity import KeyMaterialError, key_directory
+
     settings = components_of(ctx).settings
     try:
         keys: Path | None = key_directory(settings.database_url, settings.key_directory)

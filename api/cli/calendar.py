@@ -10,27 +10,12 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.exporting import export_rows
 from ledger.api.cli.output import (
     ChineseOption,
     fail,
     in_existing_folder,
     print_json,
 )
-from ledger.reads.queries import (
-    InvalidReadError,
-    NotFoundError,
-    check_month,
-    parse_as_of,
-)
-from ledger.services.calendar import (
-    CALENDAR_COLUMNS,
-    CALENDAR_SHEET,
-    calendar_rows,
-    calendar_source,
-    write_calendar_pdf,
-)
-from ledger.services.exports import check_export_path
 
 app = typer.Typer()
 
@@ -65,6 +50,22 @@ def calendar(
     chinese_headers: ChineseOption = False,
 ) -> None:
     """The month's published activities by venue and date, with places left."""
+    from ledger.api.cli.exporting import export_rows
+    from ledger.reads.queries import (
+        InvalidReadError,
+        NotFoundError,
+        check_month,
+        parse_as_of,
+    )
+    from ledger.services.calendar import (
+        CALENDAR_COLUMNS,
+        CALENDAR_SHEET,
+        calendar_rows,
+        calendar_source,
+        write_calendar_pdf,
+    )
+    from ledger.services.exports import check_export_path
+
     try:
         check_month("--month", month)
         if export is not None:

@@ -10,24 +10,7 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.exporting import export_rows
 from ledger.api.cli.output import ChineseOption, fail, in_existing_folder
-from ledger.projections.honours_awards import IncompleteAwardsError
-from ledger.projections.registry import VOLUNTEER_HOURS
-from ledger.reads.queries import parse_business_day
-from ledger.services.exports import check_export_path
-from ledger.services.honours import (
-    UnknownRuleSetError,
-    load_rule_set,
-    plan_honours,
-    record_honours,
-)
-from ledger.services.roster import (
-    ROSTER_COLUMNS,
-    ROSTER_SHEET,
-    roster_rows,
-    roster_source,
-)
 
 app = typer.Typer()
 
@@ -73,6 +56,24 @@ def honours(
     chinese_headers: ChineseOption = False,
 ) -> None:
     """Compute every volunteer's honours and record the new awards as events."""
+    from ledger.api.cli.exporting import export_rows
+    from ledger.projections.honours_awards import IncompleteAwardsError
+    from ledger.projections.registry import VOLUNTEER_HOURS
+    from ledger.reads.queries import parse_business_day
+    from ledger.services.exports import check_export_path
+    from ledger.services.honours import (
+        UnknownRuleSetError,
+        load_rule_set,
+        plan_honours,
+        record_honours,
+    )
+    from ledger.services.roster import (
+        ROSTER_COLUMNS,
+        ROSTER_SHEET,
+        roster_rows,
+        roster_source,
+    )
+
     try:
         day = parse_business_day(as_of, "--as-of")
         rule_set = load_rule_set(rules, day)

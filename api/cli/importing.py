@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.dashboards import show_dashboards
 from ledger.api.cli.output import ExitCode, console, fail, in_existing_folder
-from ledger.application.importer import ImportSummary, default_report_path, import_file
-from ledger.application.ledger import Ledger
 from ledger.services.synthetic_city import DEFAULT_SCALE, write_city
-from ledger.store.event_store import head_position
+
+if TYPE_CHECKING:
+    from ledger.application.importer import ImportSummary
+    from ledger.application.ledger import Ledger
 
 app = typer.Typer()
 
@@ -41,6 +39,11 @@ def demo(
     """Build a synthetic Kunshan-shaped city, project it, show the dashboards.
     It goes into a new or empty ledger only, unless ``--force``: a demo city
     in a real ledger could not be taken out again."""
+    from rich.console import Console
+
+    from ledger.api.cli.dashboards import show_dashboards
+    from ledger.store.event_store import head_position
+
     components = components_of(ctx).may_create()
     ledger = ledger_of(ctx)
     with components.database.reading() as conn:
@@ -73,6 +76,10 @@ def demo(
 def _import_with_progress(
     ledger: Ledger, file: Path, report_path: Path, batch_size: int
 ) -> ImportSummary:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from ledger.application.importer import import_file
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -123,6 +130,8 @@ def import_command(
 ) -> None:
     """Append an interchange file (JSON Lines) to the ledger, making the
     ledger if the database holds none yet."""
+    from ledger.application.importer import default_report_path
+
     report_path = report or default_report_path(file)
     if report_path.resolve() == file.resolve() or (
         report_path.exists() and report_path.samefile(file)

@@ -7,9 +7,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import orjson
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 
 console = Console(stderr=True)
@@ -60,6 +58,10 @@ ChineseOption = Annotated[
 
 
 def print_json(document: object) -> None:
+    """``document`` (an answer, a dict) as indented JSON on standard output."""
+    import orjson  # imported here, as every module a command may not need
+    from pydantic import BaseModel
+
     if isinstance(document, BaseModel):
         document = document.model_dump()
     typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())

@@ -5,30 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.exporting import export_months
 from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json
-from ledger.reads.answers import CitedAnswer
-from ledger.reads.queries import (
-    EXPLAINED_EVENTS,
-    InvalidReadError,
-    LedgerReads,
-    NotFoundError,
-    VenueQuery,
-    check_month,
-    parse_as_of,
-    parse_business_day,
-)
-from ledger.services.exports import (
-    MONTHLY_ACTIVITY_COLUMNS,
-    MONTHLY_FULFILMENT_COLUMNS,
-    Column,
-    MonthlyAnswer,
-)
+from ledger.reads.bounds import EXPLAINED_EVENTS
+
+if TYPE_CHECKING:
+    from ledger.reads.answers import CitedAnswer
+    from ledger.reads.queries import LedgerReads, VenueQuery
+    from ledger.services.exports import Column
 
 app = typer.Typer(help="Read projections as JSON (CONTRACT §5).", no_args_is_help=True)
 
@@ -72,6 +60,10 @@ def _run_read(
     chinese_headers: bool = False,
 ) -> None:
     """Print a read as JSON, or export its months."""
+    from ledger.api.cli.exporting import export_months
+    from ledger.reads.queries import InvalidReadError, NotFoundError
+    from ledger.services.exports import MonthlyAnswer
+
     reads = components_of(ctx).reads
     try:
         document = read(reads)
@@ -96,6 +88,8 @@ def _venue_query(
 ) -> VenueQuery:
     """A venue read as asked on the command line, a refusal naming the
     option given."""
+    from ledger.reads.queries import VenueQuery, check_month, parse_as_of
+
     check_month("--from", from_)
     check_month("--to", to)
     return VenueQuery(venue_id, from_, to, subtree, kind, parse_as_of(as_of, "--as-of"))
@@ -115,6 +109,8 @@ def query_hours(
     ] = None,
 ) -> None:
     """A volunteer's approved hours."""
+    from ledger.reads.queries import parse_as_of, parse_business_day
+
     _run_read(
         ctx,
         lambda reads: reads.volunteer_hours(
@@ -137,6 +133,8 @@ def query_activity(
     chinese_headers: ChineseOption = False,
 ) -> None:
     """A venue's activities, sessions, volunteers and minutes."""
+    from ledger.services.exports import MONTHLY_ACTIVITY_COLUMNS
+
     _run_read(
         ctx,
         lambda reads: reads.venue_activity(
@@ -161,6 +159,8 @@ def query_fulfilment(
     chinese_headers: ChineseOption = False,
 ) -> None:
     """A venue's orders: counts, fulfilment rate and satisfaction."""
+    from ledger.services.exports import MONTHLY_FULFILMENT_COLUMNS
+
     _run_read(
         ctx,
         lambda reads: reads.venue_fulfilment(
@@ -177,6 +177,8 @@ def query_explain_hours(
     ctx: typer.Context, volunteer_id: VolunteerArgument, as_of: AsOfOption = None
 ) -> None:
     """The events behind a volunteer's hours, with their contributions."""
+    from ledger.reads.queries import parse_as_of
+
     _run_read(
         ctx,
         lambda reads: reads.explain_volunteer_hours(

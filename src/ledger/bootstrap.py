@@ -12,11 +12,10 @@ from __future__ import annotations
 import tempfile
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ledger.application.handlers import IdNumberDigest
-from ledger.application.ledger import Ledger
 from ledger.engine import (
     ProjectionEngine,
     dead_letters_table,
@@ -42,7 +41,15 @@ from ledger.store.integrity import (
     secret_id,
     verifications_table,
 )
-from ledger.store.schema import prepare_schema, schema_status, write_revision
+from ledger.store.schema import (
+    is_current,
+    prepare_schema,
+    schema_status,
+    write_revision,
+)
+
+if TYPE_CHECKING:
+    from ledger.application.ledger import Ledger
 
 # Every table of a ledger database: the events and what is stored beside
 # them, the checkpoints and verifications, the projection engine's
@@ -96,14 +103,18 @@ def _holds_no_ledger(database: Database) -> bool:
     path = database.sqlite_file
     if path is not None and not Path(path).is_file():
         return True  # checked before connecting, which would make the file
-    return schema_status(database).is_new
+    return not is_current(database) and schema_status(database).is_new
 
 
 def open_ledger(database: Database, keys: Path) -> Ledger:
     """The ledger writing to ``database``, digesting ID numbers with the
     secret kept in the key directory ``keys`` (created on first need); its
     ID-number claims made again with that secret if they were made with
-    another digest (a ledger made before revision 0005)."""
+    another digest (a ledger made before revision 0005). The writer is
+    imported here: commands that only read start faster without it."""
+    from ledger.application.handlers import IdNumberDigest
+    from ledger.application.ledger import Ledger
+
     secret = ledger_id_number_secret(database, keys)
     ledger = Ledger(database, IdNumberDigest(secret))
     ledger.digest_id_numbers_with(secret_id(secret))

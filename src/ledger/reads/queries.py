@@ -52,6 +52,12 @@ from ledger.reads.answers import (
     VenueSummary,
     VolunteerHours,
 )
+from ledger.reads.bounds import (
+    EXPLAINED_EVENTS,
+    LAST_POSITION,
+    MOST_EXPLAINED_EVENTS,
+    READ_YEARS,
+)
 from ledger.reads.calendar import build_calendar, venues_in_order
 from ledger.store.event_store import (
     Database,
@@ -78,13 +84,6 @@ class NotFoundError(LookupError):
 
 class InvalidReadError(ValueError):
     """A read's parameters are malformed."""
-
-
-# What a read can be asked: positions are 64-bit; times lie in these years
-# (the ledger records none outside 2000-2099, CONTRACT §1.3: a wider span
-# only asks for more than there is, and keeps every time convertible to UTC).
-LAST_POSITION = 2**63 - 1
-READ_YEARS = (1900, 2999)
 
 
 def parse_as_of(text: str | None, name: str = "as_of") -> AsOf:
@@ -246,11 +245,6 @@ class FiguresCache:
             while len(self._figures) > self._size:
                 self._figures.popitem(last=False)
         return figures
-
-
-# Events a venue explanation lists at most per answer (a city's are millions).
-EXPLAINED_EVENTS = 1_000
-MOST_EXPLAINED_EVENTS = 10_000
 
 
 def check_page(after: int, limit: int) -> None:
