@@ -33,7 +33,9 @@ from ledger.api.cli.app import app as cli
 from ledger.application.commands import LONGEST_COMMAND_BYTES
 from ledger.application.importer import default_report_path, import_file
 from ledger.application.ledger import Ledger
-from tests.factories import T0, id_number, line
+from ledger.store.event_store import Database
+from ledger.store.integrity import KEY_DIRECTORY_SETTING
+from tests.factories import KEY_DIRECTORIES, T0, id_number, line
 
 EXAMPLES = int(os.environ.get("LEDGER_FUZZ_IMPORT_EXAMPLES", "12"))
 
@@ -248,7 +250,7 @@ examples = itertools.count(1)
 
 
 def test_in_any_story_every_refused_line_is_rejected_and_the_story_recorded(
-    ledger: Ledger, database_url: str, tmp_path: Path
+    ledger: Ledger, database: Database, tmp_path: Path
 ) -> None:
     @given(data=st.data())
     @settings(
@@ -280,8 +282,8 @@ def test_in_any_story_every_refused_line_is_rejected_and_the_story_recorded(
         assert misjudged == [] and len(report) == len(rejected)
 
     imports()
-    runner = CliRunner()
-    projected = runner.invoke(cli, ["--db", database_url, "project"])
-    verified = runner.invoke(cli, ["--db", database_url, "verify"])
+    runner = CliRunner(env={KEY_DIRECTORY_SETTING: str(KEY_DIRECTORIES[database.url])})
+    projected = runner.invoke(cli, ["--db", database.url, "project"])
+    verified = runner.invoke(cli, ["--db", database.url, "verify"])
     assert projected.exit_code == 0, projected.output
     assert verified.exit_code == 0, verified.output
