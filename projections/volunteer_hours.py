@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import date
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -41,6 +42,13 @@ entries_table = define_entries_table(
     ["minutes", "sessions"],
     lookup=["volunteer_id"],
 )
+
+
+def served_through(day: date) -> sa.ColumnElement[bool]:
+    """The entries of service dated up to ``day`` (its date in China Standard
+    Time): the business-date cutoff of honours runs, certificates and
+    ``ledger query hours --through``."""
+    return entries_table.c.service_date <= day.isoformat()
 
 
 def stars_for_minutes(
@@ -118,9 +126,17 @@ class VolunteerHoursProjection(Projection):
         ]
 
     def get_hours(
-        self, conn: Connection, version: int, volunteer_id: str, position: int
+        self,
+        conn: Connection,
+        version: int,
+        volunteer_id: str,
+        position: int,
+        through: date | None = None,
     ) -> HoursFigures:
+        """The volunteer's figures as known at ``position``; only service
+        dated up to ``through`` when it is given."""
         t = entries_table.c
+        dated = () if through is None else (served_through(through),)
         rows = conn.execute(
             sa.select(
                 t.session_id,
@@ -135,6 +151,7 @@ class VolunteerHoursProjection(Projection):
                 t.version == version,
                 t.volunteer_id == volunteer_id,
                 t.position <= position,
+                *dated,
             )
             .group_by(t.session_id, t.kind, t.year, t.category, t.service_date)
         )

@@ -1,10 +1,12 @@
 """``ledger``: the command line that scheduled jobs and people use (CONTRACT §4).
 
-The root callback reads the settings once (``--db`` overriding the database
-URL) and composes the ledger's components from them for the command that
-runs. Each group of verbs is a module of its own: the top-level verbs
-(``ledger import``, ``ledger verify`` …) are merged in from modules added
-without a name, the sub-commands (``ledger query hours`` …) are named groups.
+The root callback takes ``--db``; the settings are read once (it overriding
+the database URL) and the ledger's components composed from them when the
+command that runs first asks for them (``context.Invocation``), so that
+``ledger VERB --help`` loads none of them. Each group of verbs is a module
+of its own: the top-level verbs (``ledger import``, ``ledger verify`` …) are
+merged in from modules added without a name, the sub-commands (``ledger
+query hours`` …) are named groups.
 """
 
 from __future__ import annotations
@@ -30,34 +32,51 @@ from ledger.api.cli import (
     query,
     serving,
 )
+from ledger.api.cli.context import Invocation
 from ledger.api.cli.output import ExitCode, fail
-from ledger.bootstrap import LedgerComponents
 from ledger.domain.messages import language_from_environment, use_language
-from ledger.settings import LedgerSettings
-from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
-from ledger.store.schema import SchemaVersionError
 
 
 class LedgerCommands(TyperGroup):
     """The root group: what stops any verb and is not the caller's mistake
     in the verb's own terms — a busy ledger, an unreachable database, a
     schema this release cannot use as it stands (an older one with
-    LEDGER_AUTO_MIGRATE false, a newer one), a file that cannot be written —
+    LEDGER_AUTO_MIGRATE false, a newer one), no ledger where a command only
+    reads, a file that cannot be written —
     ends it with one line and its exit code (``ExitCode``), not a
     traceback, whichever verb met it."""
 
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
-        except LedgerBusyError as error:
-            fail(error, ExitCode.LEDGER_BUSY)
-        except DatabaseUnavailableError as error:
-            fail(error, ExitCode.DATABASE_UNAVAILABLE)
-        except SchemaVersionError as error:
-            fail(error, ExitCode.SCHEMA_NOT_CURRENT)
         except OSError as error:
             where = f": {error.filename}" if error.filename else ""
             fail(f"{error.strerror or error}{where}", ExitCode.FILE_ERROR)
+        except Exception as error:
+            code = _exit_code(error)
+            if code is None:
+                raise
+            fail(error, code)
+
+
+def _exit_code(error: Exception) -> ExitCode | None:
+    """The exit code of a ledger error any verb may meet; None for others.
+    The error classes are imported only once one of the ledger's errors is
+    raised (the module that raised it is loaded by then): ``ledger --help``
+    does not load the database layer."""
+    if not type(error).__module__.startswith("ledger."):
+        return None
+    from ledger.bootstrap import NoLedgerError
+    from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
+    from ledger.store.schema import SchemaVersionError
+
+    codes = {
+        LedgerBusyError: ExitCode.LEDGER_BUSY,
+        DatabaseUnavailableError: ExitCode.DATABASE_UNAVAILABLE,
+        SchemaVersionError: ExitCode.SCHEMA_NOT_CURRENT,
+        NoLedgerError: ExitCode.NOT_FOUND,
+    }
+    return next((c for kind, c in codes.items() if isinstance(error, kind)), None)
 
 
 app = typer.Typer(
@@ -97,10 +116,9 @@ def main(
     # The locale is the reader's, not a setting of the ledger: messages follow
     # it for this run (docs/i18n.md).
     ctx.with_resource(use_language(language_from_environment(os.environ)))
-    settings = LedgerSettings(database_url=db) if db else LedgerSettings()
-    components = LedgerComponents(settings)
-    ctx.obj = components
-    ctx.call_on_close(components.close)
+    invocation = Invocation(db)
+    ctx.obj = invocation
+    ctx.call_on_close(invocation.close)
 
 
 if __name__ == "__main__":

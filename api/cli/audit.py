@@ -11,30 +11,17 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.exporting import export_rows
 from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json
-from ledger.reads.audit import (
-    MAX_PAGE,
-    AuditQuery,
-    InvalidAuditQueryError,
-    count_events,
-    event_pages,
-    find_events,
-    parse_subject,
-    session_story,
-    subject_names,
-)
-from ledger.reads.queries import LAST_POSITION, InvalidReadError, parse_as_of
-from ledger.services.exports import (
-    AUDIT_EVENT_COLUMNS,
-    AUDIT_EVENTS,
-    ExportSource,
-    audit_event_rows,
-    check_export_path,
-)
+from ledger.reads.bounds import LAST_POSITION, MAX_PAGE
 
 PositionOption = Annotated[
-    int | None, typer.Option("--as-of", min=0, max=LAST_POSITION)
+    int | None,
+    typer.Option(
+        "--as-of",
+        min=0,
+        max=LAST_POSITION,
+        help="Ledger position: read the ledger as it was there (default: now).",
+    ),
 ]
 
 app = typer.Typer(help="Audit queries over the ledger itself.", no_args_is_help=True)
@@ -42,13 +29,11 @@ app = typer.Typer(help="Audit queries over the ledger itself.", no_args_is_help=
 DEFAULT_PAGE = 100
 
 
-def _moment(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    as_of = parse_as_of(text)
-    if not isinstance(as_of, datetime):
-        raise InvalidReadError(f"'{text}' is not a time with a UTC offset")
-    return as_of
+def _moment(text: str | None, option: str) -> datetime | None:
+    """The time ``option`` gave, if it gave one."""
+    from ledger.reads.queries import parse_read_time
+
+    return None if text is None else parse_read_time(text, option)
 
 
 @app.command("events")
@@ -61,13 +46,33 @@ def audit_events(
     event_type: Annotated[
         list[str] | None, typer.Option("--type", help="Event type, repeatable.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Business time from.")] = None,
-    until: Annotated[str | None, typer.Option(help="Business time before.")] = None,
-    recorded_since: Annotated[str | None, typer.Option()] = None,
-    recorded_until: Annotated[str | None, typer.Option()] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Business time (when it happened), ISO 8601 with offset: from "
+            "this time on."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Business time, ISO 8601 with offset: before this time."),
+    ] = None,
+    recorded_since: Annotated[
+        str | None,
+        typer.Option(
+            help="Recording time (when the ledger wrote it), ISO 8601 with "
+            "offset: from this time on."
+        ),
+    ] = None,
+    recorded_until: Annotated[
+        str | None,
+        typer.Option(help="Recording time, ISO 8601 with offset: before this time."),
+    ] = None,
     after: Annotated[
         int,
-        typer.Option(min=0, max=LAST_POSITION, help="Page on after this position."),
+        typer.Option(
+            min=0, max=LAST_POSITION, help="Ledger position: page on after this one."
+        ),
     ] = 0,
     limit: Annotated[
         int | None,
@@ -87,15 +92,34 @@ def audit_events(
 ) -> None:
     """Events by subject, actor, type and period, in ledger order, paged; or
     every one of them exported."""
+    from ledger.api.cli.exporting import export_rows
+    from ledger.reads.audit import (
+        AuditQuery,
+        InvalidAuditQueryError,
+        count_events,
+        event_pages,
+        find_events,
+        parse_subject,
+        subject_names,
+    )
+    from ledger.reads.queries import InvalidReadError
+    from ledger.services.exports import (
+        AUDIT_EVENT_COLUMNS,
+        AUDIT_EVENTS,
+        ExportSource,
+        audit_event_rows,
+        check_export_path,
+    )
+
     try:
         query = AuditQuery(
             subject=parse_subject(subject) if subject else None,
             actor_id=actor,
             types=tuple(event_type or ()),
-            occurred_since=_moment(since),
-            occurred_until=_moment(until),
-            recorded_since=_moment(recorded_since),
-            recorded_until=_moment(recorded_until),
+            occurred_since=_moment(since, "--since"),
+            occurred_until=_moment(until, "--until"),
+            recorded_since=_moment(recorded_since, "--recorded-since"),
+            recorded_until=_moment(recorded_until, "--recorded-until"),
             after_position=after,
             limit=limit or DEFAULT_PAGE,
             as_of=as_of,
@@ -155,10 +179,12 @@ def audit_events(
 @app.command("session")
 def audit_session(
     ctx: typer.Context,
-    session_id: str,
+    session_id: Annotated[str, typer.Argument(help="The session's id.")],
     as_of: PositionOption = None,
 ) -> None:
     """A session's correction history as a story: original, adjustments, who, why."""
+    from ledger.reads.audit import session_story
+
     database = components_of(ctx).database
     try:
         print_json(session_story(database, session_id, as_of=as_of))

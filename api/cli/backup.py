@@ -9,9 +9,7 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import fail
-from ledger.store.backup import BackupError, back_up
-from ledger.store.integrity import KeyMaterialError, key_directory
+from ledger.api.cli.output import fail, in_existing_folder
 
 app = typer.Typer()
 
@@ -19,12 +17,20 @@ app = typer.Typer()
 @app.command()
 def backup(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="The backup to write (must not exist).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The backup to write (must not exist).", callback=in_existing_folder
+        ),
+    ],
 ) -> None:
     """Back up the ledger while it runs: SQLite through its online backup API,
     PostgreSQL through pg_dump (custom format, for pg_restore); the key
     directory is copied to FILE's name with .keys beside it. Prints the
     backup's path last."""
+    from ledger.store.backup import BackupError, back_up
+    from ledger.store.integrity import KeyMaterialError, key_directory
+
     settings = components_of(ctx).settings
     try:
         keys: Path | None = key_directory(settings.database_url, settings.key_directory)

@@ -10,17 +10,12 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.exporting import export_rows
-from ledger.api.cli.output import ChineseOption, fail, print_json
-from ledger.reads.queries import InvalidReadError, NotFoundError, parse_as_of
-from ledger.services.calendar import (
-    CALENDAR_COLUMNS,
-    CALENDAR_SHEET,
-    calendar_rows,
-    calendar_source,
-    write_calendar_pdf,
+from ledger.api.cli.output import (
+    ChineseOption,
+    fail,
+    in_existing_folder,
+    print_json,
 )
-from ledger.services.exports import check_export_path
 
 app = typer.Typer()
 
@@ -38,13 +33,16 @@ def calendar(
     as_of: Annotated[
         str | None,
         typer.Option(
-            "--as-of", help="A ledger position, or a recording time with offset."
+            "--as-of",
+            help="Ledger position, or recording time with offset: read the "
+            "ledger as it was then (default: now).",
         ),
     ] = None,
     export: Annotated[
         Path | None,
         typer.Option(
             "--export",
+            callback=in_existing_folder,
             help="Write a .pdf to publish, or a .csv, .jsonl or .xlsx, "
             "instead of JSON.",
         ),
@@ -52,11 +50,28 @@ def calendar(
     chinese_headers: ChineseOption = False,
 ) -> None:
     """The month's published activities by venue and date, with places left."""
+    from ledger.api.cli.exporting import export_rows
+    from ledger.reads.queries import (
+        InvalidReadError,
+        NotFoundError,
+        check_month,
+        parse_as_of,
+    )
+    from ledger.services.calendar import (
+        CALENDAR_COLUMNS,
+        CALENDAR_SHEET,
+        calendar_rows,
+        calendar_source,
+        write_calendar_pdf,
+    )
+    from ledger.services.exports import check_export_path
+
     try:
+        check_month("--month", month)
         if export is not None:
             check_export_path(export, also=(".pdf",))
         answer = components_of(ctx).reads.activity_calendar(
-            month, venue, parse_as_of(as_of)
+            month, venue, parse_as_of(as_of, "--as-of")
         )
     except NotFoundError as error:
         fail(error, 4)

@@ -4,31 +4,18 @@ against the ledger when a database is named."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.integrity import checking_key, signing_key
-from ledger.api.cli.output import console, fail
-from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.projections.registry import VOLUNTEER_HOURS
-from ledger.services.certificates import (
-    SHIPPED_FONT,
-    CertificateError,
-    IssuerProfileError,
-    hours,
-    issue_certificate,
-    issuer_profile,
-    qr_text,
-    read_ledger_today,
-    verify_document,
-    write_certificate,
-)
-from ledger.settings import LedgerSettings
-from ledger.store.integrity import load_public_key
+from ledger.api.cli.output import console, fail, in_existing_folder
+
+if TYPE_CHECKING:
+    from ledger.settings import LedgerSettings
 
 app = typer.Typer()
 
@@ -60,20 +47,36 @@ def certificate(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="PDF path (HTML is written beside it).")
+        Path | None,
+        typer.Option(
+            help="PDF path (HTML is written beside it).", callback=in_existing_folder
+        ),
     ] = None,
 ) -> None:
     """Write a 志愿服务记录证明 (PDF and HTML); print the PDF's path last.
     Refuses (exit 2) while the organisation profile (LEDGER_CERTIFICATE_*)
     is incomplete."""
+    from ledger.domain.common import CHINA_STANDARD_TIME
+    from ledger.projections.registry import VOLUNTEER_HOURS
+    from ledger.reads.queries import InvalidReadError, parse_business_day
+    from ledger.services.certificates import (
+        SHIPPED_FONT,
+        CertificateError,
+        IssuerProfileError,
+        issue_certificate,
+        issuer_profile,
+        qr_text,
+        write_certificate,
+    )
+
     try:
         day = (
-            date.fromisoformat(as_of)
+            parse_business_day(as_of, "--as-of")
             if as_of
             else datetime.now(CHINA_STANDARD_TIME).date()
         )
-    except ValueError:
-        fail(f"--as-of must be a day YYYY-MM-DD, not '{as_of}'", 2)
+    except InvalidReadError as error:
+        fail(error, 2)
     components = components_of(ctx)
     settings = components.settings
     try:
@@ -138,6 +141,15 @@ def verify_certificate_command(
     """Check a certificate's signatures and printed figures (exit 0 when
     genuine, 1 with the reason when not); with a database, also that the
     ledger agrees at its position and whether its hours were corrected since."""
+    from ledger.projections.registry import VOLUNTEER_HOURS
+    from ledger.services.certificates import (
+        CertificateError,
+        hours,
+        read_ledger_today,
+        verify_document,
+    )
+    from ledger.store.integrity import load_public_key
+
     components = components_of(ctx)
     settings = components.settings
     if public_key is not None:

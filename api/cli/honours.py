@@ -4,30 +4,13 @@ and (``--roster``) the 表彰名单 of those newly reaching a level."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.exporting import export_rows
-from ledger.api.cli.output import ChineseOption, fail
-from ledger.projections.honours_awards import IncompleteAwardsError
-from ledger.projections.registry import VOLUNTEER_HOURS
-from ledger.services.exports import check_export_path
-from ledger.services.honours import (
-    UnknownRuleSetError,
-    load_rule_set,
-    plan_honours,
-    record_honours,
-)
-from ledger.services.roster import (
-    ROSTER_COLUMNS,
-    ROSTER_SHEET,
-    roster_rows,
-    roster_source,
-)
+from ledger.api.cli.output import ChineseOption, fail, in_existing_folder
 
 app = typer.Typer()
 
@@ -38,7 +21,8 @@ def honours(
     as_of: Annotated[
         str,
         typer.Option(
-            "--as-of", help="Count service dated up to this day (YYYY-MM-DD, CST)."
+            "--as-of",
+            help="Business date YYYY-MM-DD: count service dated up to this day (CST).",
         ),
     ],
     rules: Annotated[
@@ -47,7 +31,9 @@ def honours(
     ],
     position: Annotated[
         int | None,
-        typer.Option(help="Read the ledger at this position (default: latest)."),
+        typer.Option(
+            help="Ledger position: read the ledger as it was there (default: latest)."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Decide, but record nothing.")
@@ -56,7 +42,8 @@ def honours(
         Path | None,
         typer.Option(
             help="Write the volunteers newly reaching each level (表彰名单) to "
-            "a .xlsx, .csv or .jsonl file."
+            "a .xlsx, .csv or .jsonl file.",
+            callback=in_existing_folder,
         ),
     ] = None,
     reveal_personal_data: Annotated[
@@ -69,12 +56,30 @@ def honours(
     chinese_headers: ChineseOption = False,
 ) -> None:
     """Compute every volunteer's honours and record the new awards as events."""
+    from ledger.api.cli.exporting import export_rows
+    from ledger.projections.honours_awards import IncompleteAwardsError
+    from ledger.projections.registry import VOLUNTEER_HOURS
+    from ledger.reads.queries import parse_business_day
+    from ledger.services.exports import check_export_path
+    from ledger.services.honours import (
+        UnknownRuleSetError,
+        load_rule_set,
+        plan_honours,
+        record_honours,
+    )
+    from ledger.services.roster import (
+        ROSTER_COLUMNS,
+        ROSTER_SHEET,
+        roster_rows,
+        roster_source,
+    )
+
     try:
-        day = date.fromisoformat(as_of)
+        day = parse_business_day(as_of, "--as-of")
         rule_set = load_rule_set(rules, day)
         if roster is not None:
             check_export_path(roster)
-    except (ValueError, UnknownRuleSetError) as error:
+    except (ValueError, UnknownRuleSetError) as error:  # InvalidReadError too
         fail(error, 2)
     components = components_of(ctx)
     ledger, engine = ledger_of(ctx), components.projection_engine

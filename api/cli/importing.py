@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.dashboards import show_dashboards
-from ledger.api.cli.output import ExitCode, console, fail
-from ledger.application.importer import ImportSummary, default_report_path, import_file
-from ledger.application.ledger import Ledger
+from ledger.api.cli.output import ExitCode, console, fail, in_existing_folder
 from ledger.services.synthetic_city import DEFAULT_SCALE, write_city
+
+if TYPE_CHECKING:
+    from ledger.application.importer import ImportSummary
+    from ledger.application.ledger import Ledger
 
 app = typer.Typer()
 
@@ -30,10 +29,31 @@ def demo(
     ] = DEFAULT_SCALE,
     seed: Annotated[int, typer.Option(help="Same seed, same city.")] = 2022,
     year: Annotated[int, typer.Option(help="The year of service.")] = 2024,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Add the city to a ledger that already holds events."
+        ),
+    ] = False,
 ) -> None:
-    """Build a synthetic Kunshan-shaped city, project it, show the dashboards."""
-    components = components_of(ctx)
+    """Build a synthetic Kunshan-shaped city, project it, show the dashboards.
+    It goes into a new or empty ledger only, unless ``--force``: a demo city
+    in a real ledger could not be taken out again."""
+    from rich.console import Console
+
+    from ledger.api.cli.dashboards import show_dashboards
+    from ledger.store.event_store import head_position
+
+    components = components_of(ctx).may_create()
     ledger = ledger_of(ctx)
+    with components.database.reading() as conn:
+        held = head_position(conn)
+    if held and not force:
+        fail(
+            f"the ledger already holds {held:,} events: `ledger demo` adds a "
+            "synthetic city only to an empty one (choose another --db, or --force)",
+            ExitCode.BAD_INPUT,
+        )
     with tempfile.TemporaryDirectory() as folder:
         city = Path(folder) / f"city-{scale}-{seed}-{year}.jsonl"
         lines = write_city(city, scale=scale, seed=seed, year=year)
@@ -56,6 +76,10 @@ def demo(
 def _import_with_progress(
     ledger: Ledger, file: Path, report_path: Path, batch_size: int
 ) -> ImportSummary:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from ledger.application.importer import import_file
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -77,15 +101,37 @@ def _import_with_progress(
 @app.command("import")
 def import_command(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The interchange file: JSON Lines, one command a line (CONTRACT §1).",
+        ),
+    ],
     report: Annotated[
-        Path | None, typer.Option(help="Where to write the rejection report.")
+        Path | None,
+        typer.Option(
+            help="Where to write the rejection report.", callback=in_existing_folder
+        ),
     ] = None,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Lines per transaction.")
     ] = 2000,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 3 when any line was rejected (the others are still "
+            "imported; CONTRACT §1.2).",
+        ),
+    ] = False,
 ) -> None:
-    """Append an interchange file (JSON Lines) to the ledger."""
+    """Append an interchange file (JSON Lines) to the ledger, making the
+    ledger if the database holds none yet."""
+    from ledger.application.importer import default_report_path
+
     report_path = report or default_report_path(file)
     if report_path.resolve() == file.resolve() or (
         report_path.exists() and report_path.samefile(file)
@@ -95,6 +141,7 @@ def import_command(
             "--report (nothing was read)",
             ExitCode.BAD_INPUT,
         )
+    components_of(ctx).may_create()
     ledger = ledger_of(ctx)
     summary = _import_with_progress(ledger, file, report_path, batch_size)
     for note in summary.notes:
@@ -102,3 +149,5 @@ def import_command(
     if summary.rejected:
         console.print(f"rejected lines are listed in {report_path}")
     typer.echo(summary.summary_line())
+    if strict and summary.rejected:
+        raise typer.Exit(ExitCode.NEEDS_ATTENTION)

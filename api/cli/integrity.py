@@ -5,34 +5,22 @@ events and a checkpoint are verified with the public key alone."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.output import fail, print_json
-from ledger.bootstrap import LedgerComponents
-from ledger.settings import LedgerSettings
-from ledger.store.integrity import (
-    Checkpoint,
-    KeyMaterialError,
-    export_events,
-    key_directory,
-    ledger_signing_key,
-    load_public_key,
-    own_public_key,
-    public_key_pem,
-    read_checkpoint,
-    record_verification,
-    sign_checkpoint,
-    verify_exported_events,
-    verify_ledger,
-    write_checkpoint,
-)
+from ledger.api.cli.output import fail, in_existing_folder, print_json
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    from ledger.bootstrap import LedgerComponents
+    from ledger.settings import LedgerSettings
+    from ledger.store.integrity import Checkpoint
 
 app = typer.Typer()
 
@@ -42,6 +30,8 @@ def checking_key(
 ) -> Ed25519PublicKey | None:
     """The public key in the PEM file at ``path``, else the ledger's own
     (None while the ledger has no signing key)."""
+    from ledger.store.integrity import load_public_key, own_public_key
+
     if path is not None:
         return load_public_key(path.read_bytes())
     return own_public_key(settings.database_url, settings.key_directory)
@@ -50,6 +40,12 @@ def checking_key(
 def signing_key(components: LedgerComponents) -> Ed25519PrivateKey:
     """The ledger's signing key, from its key directory; exits with the
     reason, in one line, when there is none to use."""
+    from ledger.store.integrity import (
+        KeyMaterialError,
+        key_directory,
+        ledger_signing_key,
+    )
+
     settings = components.settings
     try:
         directory = key_directory(settings.database_url, settings.key_directory)
@@ -60,6 +56,8 @@ def signing_key(components: LedgerComponents) -> Ed25519PrivateKey:
 
 def kept_checkpoint(path: Path) -> Checkpoint:
     """A signed checkpoint read from a file, or a one-line refusal."""
+    from ledger.store.integrity import read_checkpoint
+
     try:
         return read_checkpoint(path)
     except ValueError as error:
@@ -88,6 +86,8 @@ def verify(
     """Check the chain, every checkpoint, the tables derived from the events,
     and that every projection equals a fresh replay; exit non-zero and name
     the first problem on any mismatch."""
+    from ledger.store.integrity import record_verification, verify_ledger
+
     kept_outside: list[Checkpoint] = []
     if checkpoint_file is not None:
         if public_key is None:
@@ -155,15 +155,26 @@ def checkpoint(
         Path | None,
         typer.Option(
             help="Also write the signed checkpoint (JSON) to this file, to be "
-            "kept outside the ledger."
+            "kept outside the ledger.",
+            callback=in_existing_folder,
         ),
     ] = None,
     public_key_out: Annotated[
         Path | None,
-        typer.Option(help="Also write the public key (PEM) to this file."),
+        typer.Option(
+            help="Also write the public key (PEM) to this file.",
+            callback=in_existing_folder,
+        ),
     ] = None,
 ) -> None:
     """Sign the current chain head (position and hash) with the ledger's key."""
+    from ledger.store.integrity import (
+        KeyMaterialError,
+        public_key_pem,
+        sign_checkpoint,
+        write_checkpoint,
+    )
+
     components = components_of(ctx)
     key = signing_key(components)
     try:
@@ -180,15 +191,22 @@ def checkpoint(
 @app.command("public-key")
 def public_key_command(ctx: typer.Context) -> None:
     """Print the public key (PEM) that checkpoints are verified with."""
+    from ledger.store.integrity import public_key_pem
+
     typer.echo(public_key_pem(signing_key(components_of(ctx))).decode())
 
 
 @app.command("export-events")
 def export_events_command(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Argument(help="JSON Lines file to write.")],
+    out: Annotated[
+        Path,
+        typer.Argument(help="JSON Lines file to write.", callback=in_existing_folder),
+    ],
 ) -> None:
     """Write every stored event with its chain hash, for outside verification."""
+    from ledger.store.integrity import export_events
+
     database = components_of(ctx).database
     with out.open("wb") as file:
         count = sum(1 for line in export_events(database) if file.write(line))
@@ -207,6 +225,8 @@ def verify_export_command(
     public_key: Annotated[Path, typer.Option(help="The ledger's public key (PEM).")],
 ) -> None:
     """Verify a checkpoint with only the public key and exported events."""
+    from ledger.store.integrity import verify_exported_events
+
     signed = kept_checkpoint(checkpoint_file)
     with events.open("rb") as lines:
         checked = verify_exported_events(lines, signed, public_key.read_bytes())

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
 from ledger.api.cli.context import components_of
 from ledger.api.cli.output import ExitCode, console, fail
-from ledger.api.http.access import (
-    AmbiguousKeyPrefixError,
-    InvalidKeyRequestError,
-    KeyListing,
-    UnknownKeyError,
-    create_key,
-    list_keys,
-    revoke_key,
-)
+
+if TYPE_CHECKING:
+    from ledger.api.http.access import KeyListing
 
 app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
 
@@ -68,8 +62,10 @@ def create_key_command(
     ] = None,
 ) -> None:
     """Create an API key; it is printed once, alone on the last line."""
+    from ledger.api.http.access import InvalidKeyRequestError, create_key
+
     expires_at = None if expires is None else parse_expiry(expires)
-    database = components_of(ctx).database
+    database = components_of(ctx).may_create().database
     try:
         key = create_key(
             database,
@@ -125,6 +121,8 @@ def _listed(key: KeyListing) -> tuple[str, ...]:
 def list_keys_command(ctx: typer.Context) -> None:
     """List the keys: prefix, role, scope, created, last used, expiry,
     revocation (UTC); never the key itself."""
+    from ledger.api.http.access import list_keys
+
     keys = list_keys(components_of(ctx).database)
     typer.echo(_row(tuple(name for name, _ in LISTED)))
     for key in keys:
@@ -139,6 +137,12 @@ def revoke_key_command(
     ],
 ) -> None:
     """Revoke a key: running servers refuse it within a second."""
+    from ledger.api.http.access import (
+        AmbiguousKeyPrefixError,
+        UnknownKeyError,
+        revoke_key,
+    )
+
     try:
         key = revoke_key(components_of(ctx).database, key_or_prefix)
     except AmbiguousKeyPrefixError as error:

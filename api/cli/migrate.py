@@ -9,8 +9,6 @@ import typer
 
 from ledger.api.cli.context import components_of
 from ledger.api.cli.output import fail
-from ledger.store.event_store import Database
-from ledger.store.schema import SchemaVersionError, schema_status, upgrade_schema
 
 app = typer.Typer()
 
@@ -30,6 +28,9 @@ def migrate(
     """Upgrade the ledger's schema to this release's (back it up first:
     `ledger backup`); a ledger of release bb41d98 is recognised and recorded
     as its revision first. Safe to run while others open the ledger."""
+    from ledger.store.event_store import Database
+    from ledger.store.schema import SchemaVersionError, schema_status, upgrade_schema
+
     # Not the components' database: opening it upgrades, or refuses to.
     database = Database(components_of(ctx).settings.database_url)
     try:

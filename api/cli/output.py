@@ -3,13 +3,11 @@ progress and refusals on standard error."""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import orjson
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 
 console = Console(stderr=True)
@@ -29,11 +27,34 @@ class ExitCode(IntEnum):
     SCHEMA_NOT_CURRENT = 8  # the schema needs `ledger migrate`, or is newer
 
 
+class OutputFormat(StrEnum):
+    """How ``ledger query`` prints a read (``ledger.api.cli.tables``)."""
+
+    JSON = "json"
+    TABLE = "table"
+    CSV = "csv"
+
+
+def in_existing_folder(param: typer.CallbackParam, path: Path | None) -> Path | None:
+    """A file to write, refused in one line (exit 7) while the command line
+    is read, before anything is, when its folder does not exist."""
+    if path is not None and not path.absolute().parent.is_dir():
+        named = param.opts[0] if param.param_type_name == "option" else None
+        name = named or (param.name or "").upper()
+        fail(
+            f"{name}: the folder {path.absolute().parent} does not exist; "
+            "create it first",
+            ExitCode.FILE_ERROR,
+        )
+    return path
+
+
 ExportOption = Annotated[
     Path | None,
     typer.Option(
         "--export",
         help="Write every row to a .csv, .jsonl or .xlsx file instead of JSON.",
+        callback=in_existing_folder,
     ),
 ]
 ChineseOption = Annotated[
@@ -45,6 +66,10 @@ ChineseOption = Annotated[
 
 
 def print_json(document: object) -> None:
+    """``document`` (an answer, a dict) as indented JSON on standard output."""
+    import orjson  # imported here, as every module a command may not need
+    from pydantic import BaseModel
+
     if isinstance(document, BaseModel):
         document = document.model_dump()
     typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())

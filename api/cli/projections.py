@@ -3,18 +3,15 @@ replays them from the first event beside the live ones."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ledger.api.cli.context import components_of
 from ledger.api.cli.output import console
-from ledger.engine import (
-    REBUILD_WORKERS,
-    CatchUpReport,
-    ProjectionEngine,
-    list_dead_letters,
-)
+
+if TYPE_CHECKING:
+    from ledger.engine import CatchUpReport, ProjectionEngine
 
 app = typer.Typer()
 
@@ -38,6 +35,8 @@ def _print_leading(leading: bool) -> None:
 
 
 def _exit_on_dead_letters(engine: ProjectionEngine) -> None:
+    from ledger.engine import list_dead_letters
+
     with engine.database.reading() as conn:
         letters = list_dead_letters(conn)
     if letters:
@@ -82,17 +81,19 @@ def rebuild(
         str | None, typer.Argument(help="One projection; all if omitted.")
     ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             help="Processes sharing the projections out (default: one more "
             "than the cores, which evens out shares of unequal work).",
         ),
-    ] = REBUILD_WORKERS,
+    ] = None,
 ) -> None:
     """Rebuild projections from the first event, beside the live ones."""
+    from ledger.engine import REBUILD_WORKERS
+
     engine = components_of(ctx).projection_engine
     names = [engine.projection(name).name] if name else None
-    report = engine.rebuild(names, workers=workers)
+    report = engine.rebuild(names, workers=workers or REBUILD_WORKERS)
     _print_catch_up(report)
     typer.echo(f"processes={report.processes}")

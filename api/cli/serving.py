@@ -20,16 +20,15 @@ import os
 import sys
 import tempfile
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import sqlalchemy as sa
 import typer
-import uvicorn
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.bootstrap import LedgerComponents
+
+if TYPE_CHECKING:
+    from ledger.bootstrap import LedgerComponents
 
 APP_FACTORY = "ledger.api.http.app:app_from_environment"
 LOG_LEVEL = "warning"
@@ -46,7 +45,7 @@ def serve(
 ) -> None:
     """Run the HTTP API, keeping the projections current (one follower per
     database across workers and servers); see docs/http-api.md."""
-    components = components_of(ctx)
+    components = components_of(ctx).may_create()  # it serves writers
     # Once, before any worker starts: the ledger's key material is checked
     # (a refusal is one line), and an older ledger's claims made anew.
     ledger_of(ctx)
@@ -55,6 +54,8 @@ def serve(
         _become_uvicorn(components, host, port, workers)
     # Imported here: only this command needs the web framework, and every
     # other command starts faster without it.
+    import uvicorn
+
     from ledger.api.http.app import served_app
 
     api = served_app(components.settings)
@@ -65,6 +66,10 @@ def startup_line(
     components: LedgerComponents, host: str, port: int, workers: int
 ) -> str:
     """What is about to be served, in one line for the operator's log."""
+    from importlib.metadata import version
+
+    import sqlalchemy as sa
+
     engine = components.projection_engine
     with engine.database.reading() as conn:
         lags = engine.lags(conn, datetime.now(UTC))

@@ -13,19 +13,11 @@ import csv
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from enum import StrEnum
 from typing import Any
 
 from ledger.domain.messages import CHINESE, current_language, translate
 from ledger.reads.answers import VolunteerHours
 from ledger.services.exports import HOURS, PERCENT, Column, MonthlyAnswer, monthly_rows
-
-
-class OutputFormat(StrEnum):
-    JSON = "json"
-    TABLE = "table"
-    CSV = "csv"
-
 
 TOTAL = "total"
 # Columns of words, set flush left; figures are set flush right.

@@ -12,11 +12,10 @@ from __future__ import annotations
 import tempfile
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ledger.application.handlers import IdNumberDigest
-from ledger.application.ledger import Ledger
 from ledger.engine import (
     ProjectionEngine,
     dead_letters_table,
@@ -42,7 +41,15 @@ from ledger.store.integrity import (
     secret_id,
     verifications_table,
 )
-from ledger.store.schema import prepare_schema, write_revision
+from ledger.store.schema import (
+    is_current,
+    prepare_schema,
+    schema_status,
+    write_revision,
+)
+
+if TYPE_CHECKING:
+    from ledger.application.ledger import Ledger
 
 # Every table of a ledger database: the events and what is stored beside
 # them, the checkpoints and verifications, the projection engine's
@@ -60,15 +67,31 @@ LEDGER_SCHEMA: tuple[sa.Table, ...] = (
 )
 
 
+class NoLedgerError(LookupError):
+    """A command that only reads was pointed at a database holding no ledger
+    (a mistyped SQLite path, most often); nothing was made there."""
+
+
 def open_database(
-    url: str, limits: WaitLimits = DEFAULT_LIMITS, *, auto_migrate: bool = True
+    url: str,
+    limits: WaitLimits = DEFAULT_LIMITS,
+    *,
+    auto_migrate: bool = True,
+    create: bool = True,
 ) -> Database:
     """The database at ``url``, its schema this release's: made in an empty
     database, upgraded in an older ledger (refused with a pointer to
     ``ledger migrate`` unless ``auto_migrate``; see ``ledger.store.schema``).
-    The revisions make ``LEDGER_SCHEMA`` exactly, as a test holds."""
+    The revisions make ``LEDGER_SCHEMA`` exactly, as a test holds. Unless
+    ``create``, a database without a ledger is refused (``NoLedgerError``)
+    and left as it was: a SQLite file that does not exist is not made."""
     database = Database(url, limits)
     try:
+        if not create and _holds_no_ledger(database):
+            where = database.sqlite_file or "this database"
+            raise NoLedgerError(
+                f"no ledger at {where}; `ledger import` or `ledger demo` creates one"
+            )
         prepare_schema(database, auto_migrate=auto_migrate)
     except BaseException:
         database.dispose()
@@ -76,11 +99,22 @@ def open_database(
     return database
 
 
+def _holds_no_ledger(database: Database) -> bool:
+    path = database.sqlite_file
+    if path is not None and not Path(path).is_file():
+        return True  # checked before connecting, which would make the file
+    return not is_current(database) and schema_status(database).is_new
+
+
 def open_ledger(database: Database, keys: Path) -> Ledger:
     """The ledger writing to ``database``, digesting ID numbers with the
     secret kept in the key directory ``keys`` (created on first need); its
     ID-number claims made again with that secret if they were made with
-    another digest (a ledger made before revision 0005)."""
+    another digest (a ledger made before revision 0005). The writer is
+    imported here: commands that only read start faster without it."""
+    from ledger.application.handlers import IdNumberDigest
+    from ledger.application.ledger import Ledger
+
     secret = ledger_id_number_secret(database, keys)
     ledger = Ledger(database, IdNumberDigest(secret))
     ledger.digest_id_numbers_with(secret_id(secret))
@@ -102,10 +136,19 @@ def write_schema_revision(message: str) -> Path:
 class LedgerComponents:
     """The ledger's parts, composed from ``settings``. Each is built when
     first asked for, so a command that needs no database (``ledger
-    verify-export``, say) neither opens nor creates one."""
+    verify-export``, say) neither opens nor creates one. Unless ``create``,
+    a database holding no ledger is refused rather than made one: commands
+    that only read say so, those that write (``may_create``) make it."""
 
-    def __init__(self, settings: LedgerSettings) -> None:
+    def __init__(self, settings: LedgerSettings, *, create: bool = True) -> None:
         self.settings = settings
+        self.create = create
+
+    def may_create(self) -> LedgerComponents:
+        """These components, allowed to make the ledger they open: for the
+        commands that write one (import, demo, keys, migrate)."""
+        self.create = True
+        return self
 
     @cached_property
     def database(self) -> Database:
@@ -114,6 +157,7 @@ class LedgerComponents:
             settings.database_url,
             WaitLimits(settings.lock_wait_seconds, settings.append_timeout_seconds),
             auto_migrate=settings.auto_migrate,
+            create=self.create,
         )
 
     @cached_property

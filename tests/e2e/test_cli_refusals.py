@@ -1,11 +1,15 @@
 """The command line refuses in one line, with the exit code docs/cli.md
 lists, never a traceback: keys listed and revoked, keys scoped to what the
 ledger holds, an import report that would overwrite its input, a report
-that cannot be written, a busy ledger, a database that cannot be reached."""
+that cannot be written, a busy ledger, a database that cannot be reached
+or is misspelt, a read of a database holding no ledger, a demo city into a
+ledger in use, an output file in a folder that does not exist, a malformed
+option named as given."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +21,21 @@ from typer.testing import CliRunner
 from ledger.api.cli.app import app
 from ledger.api.cli.output import ExitCode
 from ledger.bootstrap import open_database, open_ledger
+from ledger.engine import ProjectionEngine
+from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.store.event_store import Database, WaitLimits, head_position
-from tests.factories import KEY_DIRECTORIES, line, record_all, register_venue
+from ledger.store.schema import schema_status
+from tests.certificate_helpers import ISSUER_ENVIRONMENT
+from tests.factories import (
+    KEY_DIRECTORIES,
+    T0,
+    activity,
+    id_number,
+    line,
+    record_all,
+    register_venue,
+    submission,
+)
 
 
 @pytest.fixture
@@ -191,17 +208,6 @@ def test_an_import_whose_report_is_its_input_is_refused_before_reading(
     assert head(database) == before
 
 
-def test_an_import_whose_report_cannot_be_written_says_so_in_one_line(
-    database: Database, interchange: Path, tmp_path: Path
-) -> None:
-    before = head(database)
-    nowhere = tmp_path / "no-such-folder" / "report.jsonl"
-    refused = ledger_cli(database, "import", str(interchange), "--report", str(nowhere))
-    assert one_line_refusal(refused, ExitCode.FILE_ERROR), refused.output
-    assert str(nowhere) in refused.stderr
-    assert head(database) == before
-
-
 def test_an_import_on_a_full_disk_says_so_in_one_line(
     database: Database, interchange: Path
 ) -> None:
@@ -241,7 +247,9 @@ def unreachable(url: str, tmp_path: Path) -> str:
     return parsed.set(port=1).render_as_string(hide_password=False)
 
 
-@pytest.mark.parametrize("verb", [("keys", "list"), ("import", "lines.jsonl")])
+@pytest.mark.parametrize(
+    "verb", [("keys", "create", "--role", "admin"), ("import", "lines.jsonl")]
+)
 def test_an_unreachable_database_exits_in_one_line(
     database_url: str, tmp_path: Path, interchange: Path, verb: tuple[str, ...]
 ) -> None:
@@ -251,3 +259,230 @@ def test_an_unreachable_database_exits_in_one_line(
     assert one_line_refusal(result, ExitCode.DATABASE_UNAVAILABLE), result.output
     assert "cannot be" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresq://postgres@127.0.0.1/test", "sqlite//ledger.db", "ledger.db"]
+)
+def test_a_misspelt_database_url_exits_in_one_line(url: str) -> None:
+    result = CliRunner().invoke(app, ["--db", url, "query", "hours", "V1"])
+    assert one_line_refusal(result, ExitCode.DATABASE_UNAVAILABLE), result.output
+    assert "postgresql://" in result.stderr
+
+
+READ_VERBS = [
+    ("query", "hours", "V1"),
+    ("query", "activity", "C"),
+    ("audit", "events"),
+    ("audit", "session", "S1"),
+    ("verify",),
+    ("certificate", "V1"),
+    ("calendar", "--month", "2024-03"),
+    ("project",),
+    ("honours", "--as-of", "2024-12-31", "--rules", "national"),
+    ("keys", "list"),
+    ("checkpoint",),
+    ("export-events", "events.jsonl"),
+]
+
+
+def holds_no_ledger(url: str) -> bool:
+    """Nothing was made at ``url``: no SQLite file, no tables."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return not Path(parsed.database or "").exists()
+    database = Database(url)
+    try:
+        return schema_status(database).is_new
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("verb", READ_VERBS, ids=" ".join)
+def test_a_read_of_a_database_without_a_ledger_is_refused_and_makes_none(
+    database_url: str, tmp_path: Path, verb: tuple[str, ...]
+) -> None:
+    arguments = [str(tmp_path / a) if a.endswith(".jsonl") else a for a in verb]
+    result = CliRunner().invoke(
+        app,
+        ["--db", database_url, *arguments],
+        env={"LEDGER_KEY_DIRECTORY": str(tmp_path / "keys"), **ISSUER_ENVIRONMENT},
+    )
+    assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
+    assert "no ledger at" in result.stderr
+    assert "`ledger import` or `ledger demo` creates one" in result.stderr
+    assert holds_no_ledger(database_url)
+
+
+def test_a_read_of_a_sqlite_file_in_a_missing_folder_names_the_path(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "no-such-folder" / "ledger.db"
+    result = CliRunner().invoke(app, ["--db", f"sqlite:///{path}", "verify"])
+    assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
+    assert f"no ledger at {path}" in result.stderr
+    assert not path.parent.exists()
+
+
+def test_an_import_makes_the_ledger_a_read_then_finds(
+    database_url: str, tmp_path: Path, interchange: Path
+) -> None:
+    keys = {"LEDGER_KEY_DIRECTORY": str(tmp_path / "keys")}
+    imported = CliRunner().invoke(
+        app, ["--db", database_url, "import", str(interchange)], env=keys
+    )
+    assert imported.exit_code == 0, imported.output
+    listed = CliRunner().invoke(app, ["--db", database_url, "keys", "list"], env=keys)
+    assert listed.exit_code == 0, listed.output
+
+
+def test_a_key_can_be_made_before_the_first_import(
+    database_url: str, tmp_path: Path
+) -> None:
+    created = CliRunner().invoke(
+        app,
+        ["--db", database_url, "keys", "create", "--role", "admin"],
+        env={"LEDGER_KEY_DIRECTORY": str(tmp_path / "keys")},
+    )
+    assert created.exit_code == 0, created.output
+
+
+def test_demo_refuses_a_ledger_that_holds_events(database: Database) -> None:
+    before = head(database)
+    refused = ledger_cli(database, "demo", "--scale", "0.0001")
+    assert one_line_refusal(refused, ExitCode.BAD_INPUT), refused.output
+    assert "--force" in refused.stderr
+    assert head(database) == before
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_strict_import_with_rejected_lines_exits_3_after_importing_the_rest(
+    database: Database, interchange: Path, strict: bool
+) -> None:
+    before = head(database)
+    options = ["--strict"] if strict else []
+    result = ledger_cli(database, "import", str(interchange), *options)
+    assert result.exit_code == (ExitCode.NEEDS_ATTENTION if strict else ExitCode.OK)
+    assert result.stdout.strip().splitlines()[-1] == (
+        "accepted=1 duplicate=0 rejected=1"
+    )
+    assert head(database) > before
+
+
+def test_a_strict_import_without_rejected_lines_exits_0(
+    database: Database, tmp_path: Path
+) -> None:
+    clean = tmp_path / "clean.jsonl"
+    venue = line("register_venue", venue_id="I1", name="I1", level="institute")
+    clean.write_bytes(orjson.dumps({**venue, "parent_id": "C"}) + b"\n")
+    result = ledger_cli(database, "import", str(clean), "--strict")
+    assert result.exit_code == ExitCode.OK, result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "arguments"),
+    [
+        ("--export", ("query", "activity", "C", "--export", "{out}.xlsx")),
+        ("--export", ("audit", "events", "--export", "{out}.csv")),
+        ("--export", ("calendar", "--month", "2024-03", "--export", "{out}.pdf")),
+        ("--out", ("certificate", "V1", "--out", "{out}.pdf")),
+        ("--roster", ("honours", "--as-of", "2024-12-31", "--rules", "national",
+                      "--roster", "{out}.xlsx")),
+        ("--out", ("checkpoint", "--out", "{out}.json")),
+        ("--public-key-out", ("checkpoint", "--public-key-out", "{out}.pem")),
+        ("OUT", ("export-events", "{out}.jsonl")),
+        ("FILE", ("backup", "{out}.backup")),
+        ("--report", ("import", "{file}", "--report", "{out}.jsonl")),
+    ],
+)  # fmt: skip
+def test_an_output_in_a_missing_folder_is_refused_before_anything_is_read(
+    database: Database,
+    interchange: Path,
+    tmp_path: Path,
+    option: str,
+    arguments: tuple[str, ...],
+) -> None:
+    before = head(database)
+    out = tmp_path / "no-such-folder" / "out"
+    given = [a.format(out=out, file=interchange) for a in arguments]
+    refused = ledger_cli(database, *given)
+    assert one_line_refusal(refused, ExitCode.FILE_ERROR), refused.output
+    assert refused.stderr.startswith(f"{option}: the folder {out.parent} ")
+    assert head(database) == before
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "arguments"),
+    [
+        ("--since", ("audit", "events", "--since", "yesterday")),
+        ("--until", ("audit", "events", "--until", "2024-03-01")),
+        ("--recorded-since", ("audit", "events", "--recorded-since", "x")),
+        ("--recorded-until", ("audit", "events", "--recorded-until", "x")),
+        ("--as-of", ("query", "hours", "V1", "--as-of", "yesterday")),
+        ("--through", ("query", "hours", "V1", "--through", "2024-3-1")),
+        ("--from", ("query", "activity", "C", "--from", "2024-13")),
+        ("--to", ("query", "fulfilment", "C", "--to", "March")),
+        ("--as-of", ("query", "explain-activity", "C", "--as-of", "x")),
+        ("--month", ("calendar", "--month", "2024-3")),
+        ("--as-of", ("calendar", "--month", "2024-03", "--as-of", "x")),
+        ("--as-of", ("certificate", "V1", "--as-of", "2024-02-30")),
+        ("--as-of", ("honours", "--as-of", "someday", "--rules", "national")),
+    ],
+)
+def test_a_malformed_option_is_refused_by_the_name_it_was_given(
+    database: Database, option: str, arguments: tuple[str, ...]
+) -> None:
+    refused = ledger_cli(database, *arguments)
+    assert one_line_refusal(refused, ExitCode.BAD_INPUT), refused.output
+    assert refused.stderr.startswith(f"{option} "), refused.stderr
+    assert "as_of" not in refused.stderr
+
+
+def test_query_hours_through_counts_service_dated_up_to_that_day(
+    database: Database, key_directory: Path
+) -> None:
+    march_10 = T0 + timedelta(days=9)
+    record_all(
+        open_ledger(database, key_directory),
+        [
+            register_venue("I1", "institute", "C"),
+            register_venue("S1", "station", "I1"),
+            submission(
+                "register_volunteer", volunteer_id="V1", name="张三",
+                id_number=id_number(),
+            ),
+            activity("A1", "S1", T0),
+            activity("A2", "S1", march_10),
+            *(
+                step
+                for session, activity_id, at, minutes in (
+                    ("M1", "A1", T0, 60),
+                    ("M2", "A2", march_10, 90),
+                )
+                for step in (
+                    submission(
+                        "record_makeup_hours", at, session_id=session,
+                        volunteer_id="V1", activity_id=activity_id,
+                        minutes=minutes, reason="补录: paper sheet",
+                    ),
+                    submission(
+                        "approve_session", at + timedelta(minutes=1),
+                        session_id=session,
+                    ),
+                )
+            ),
+        ],
+    )  # fmt: skip
+    ProjectionEngine(database, ALL_PROJECTIONS).catch_up()
+
+    def total(*options: str) -> int:
+        result = ledger_cli(database, "query", "hours", "V1", *options)
+        assert result.exit_code == 0, result.output
+        minutes: int = orjson.loads(result.stdout)["total_minutes"]
+        return minutes
+
+    assert total() == 150
+    assert total("--through", "2024-03-09") == 60
+    assert total("--through", "2024-03-10") == 150
+    assert total("--through", "2024-02-29") == 0

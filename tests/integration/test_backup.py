@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from ledger.api.cli.app import app
+from ledger.bootstrap import open_database
 from ledger.services.synthetic_city import write_city
 from ledger.store.backup import keys_beside
 from ledger.store.event_store import Database, head_position, normalise_database_url
@@ -183,7 +184,7 @@ def test_a_sqlite_backup_says_where_its_position_ends(tmp_path: Path) -> None:
 def test_a_backup_never_overwrites_a_file(tmp_path: Path) -> None:
     # Given a ledger, and a file where the backup would go
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    assert ledger(url, "project")[0] == 0
+    open_database(url).dispose()
     kept = tmp_path / "kept.db"
     kept.write_bytes(b"an earlier backup")
 
@@ -200,7 +201,7 @@ def test_without_pg_dump_a_postgres_backup_points_to_the_procedure(
 ) -> None:
     # Given a PostgreSQL ledger on a host where pg_dump is not installed
     keys = str(tmp_path / "keys")
-    assert ledger(empty_postgres_url, "project", LEDGER_KEY_DIRECTORY=keys)[0] == 0
+    open_database(empty_postgres_url).dispose()
 
     # When it is backed up, it refuses in one line naming the documentation
     code, output = ledger(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from ledger.api.cli.app import app
-from ledger.bootstrap import LEDGER_SCHEMA
+from ledger.bootstrap import LEDGER_SCHEMA, open_database
 from ledger.settings import LedgerSettings
 from ledger.store.event_store import SCHEMA_VERSION_TABLE, Database, metadata
 
@@ -63,6 +63,7 @@ def test_settings_handed_on_as_an_environment_read_back_the_same(
 def test_a_command_that_needs_no_database_leaves_none_behind(tmp_path: Path) -> None:
     # Given a checkpoint, its public key and the exported events of a ledger
     source = f"sqlite:///{tmp_path / 'source.db'}"
+    open_database(source).dispose()
     runner = CliRunner()
     for arguments in (
         ["checkpoint", "--out", str(tmp_path / "checkpoint.json")],

@@ -33,6 +33,7 @@ from pypdf import PdfReader
 from typer.testing import Result
 
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import open_database
 from ledger.domain.privacy import mask_id_number
 from ledger.services.certificates import (
     CONTENT_DOMAIN,
@@ -632,7 +633,9 @@ def test_a_certificate_from_another_ledger_does_not_verify(
     # Given a certificate of this ledger, checked against an empty ledger
     # signed by the same key
     pdf = issue(cli, tmp_path / "cert.pdf")
-    elsewhere = ledger_cli(f"sqlite:///{tmp_path / 'elsewhere.db'}", key_file.parent)
+    empty = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    open_database(empty).dispose()
+    elsewhere = ledger_cli(empty, key_file.parent)
     outcome = verify(elsewhere, pdf)
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert "does NOT match the ledger" in outcome.stdout

@@ -25,7 +25,8 @@ from ledger.application.ledger import Ledger
 from ledger.domain.privacy import mask_id_number, mask_phone
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import ALL_PROJECTIONS
-from ledger.reads.audit import MAX_PAGE, AuditQuery, find_events
+from ledger.reads.audit import AuditQuery, find_events
+from ledger.reads.bounds import MAX_PAGE
 from ledger.reads.queries import LedgerReads, VenueQuery
 from ledger.services.exports import (
     AUDIT_EVENT_COLUMNS,

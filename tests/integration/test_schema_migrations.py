@@ -34,7 +34,7 @@ from ledger.store.event_store import (
     Database,
     normalise_database_url,
 )
-from ledger.store.schema import MIGRATION_LOCK, head_revision
+from ledger.store.schema import HEAD_REVISION, MIGRATION_LOCK, head_revision
 
 RELEASE = Path(__file__).parents[1] / "fixtures" / "release-bb41d98"
 CITY = RELEASE / "city.jsonl"
@@ -346,3 +346,9 @@ def test_revision_0002_gives_the_release_keys_their_use_expiry_and_revocation(
         assert isinstance(caller, Caller) and caller.role is Role.AUDITOR
     finally:
         database.dispose()
+
+
+def test_the_revision_a_ledger_is_found_current_at_is_the_newest() -> None:
+    # Opening a ledger compares its recorded revision with HEAD_REVISION
+    # without loading Alembic; a new revision must move it too.
+    assert head_revision() == HEAD_REVISION

@@ -37,10 +37,8 @@ from ledger.reads.audit import (
     parse_subject,
     session_story,
 )
+from ledger.reads.bounds import EXPLAINED_EVENTS, LAST_POSITION, MOST_EXPLAINED_EVENTS
 from ledger.reads.queries import (
-    EXPLAINED_EVENTS,
-    LAST_POSITION,
-    MOST_EXPLAINED_EVENTS,
     AsOf,
     LedgerReads,
     parse_read_time,

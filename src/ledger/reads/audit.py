@@ -31,6 +31,7 @@ from ledger.reads.answers import (
     Chapter,
     SessionStory,
 )
+from ledger.reads.bounds import MAX_PAGE
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
@@ -41,7 +42,6 @@ from ledger.store.event_store import (
 )
 
 SUBJECT_KINDS = ("volunteer", "venue", "activity", "order", "session", "team")
-MAX_PAGE = 1000
 
 
 class InvalidAuditQueryError(ValueError):

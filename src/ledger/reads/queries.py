@@ -15,7 +15,7 @@ import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from threading import Lock
 from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
 
@@ -53,6 +53,12 @@ from ledger.reads.answers import (
     VenueSummary,
     VolunteerHours,
 )
+from ledger.reads.bounds import (
+    EXPLAINED_EVENTS,
+    LAST_POSITION,
+    MOST_EXPLAINED_EVENTS,
+    READ_YEARS,
+)
 from ledger.reads.calendar import build_calendar, venues_in_order
 from ledger.store.event_store import (
     Database,
@@ -87,13 +93,6 @@ class InvalidReadError(ValueError):
     """A read's parameters are malformed."""
 
 
-# What a read can be asked: positions are 64-bit; times lie in these years
-# (the ledger records none outside 2000-2099, CONTRACT §1.3: a wider span
-# only asks for more than there is, and keeps every time convertible to UTC).
-LAST_POSITION = 2**63 - 1
-READ_YEARS = (1900, 2999)
-
-
 def parse_as_of(text: str | None, name: str = "as_of") -> AsOf:
     """``as_of`` (or the read parameter ``name``) as given on the command
     line or in a query string: a ledger position or a time with an offset."""
@@ -105,24 +104,42 @@ def parse_as_of(text: str | None, name: str = "as_of") -> AsOf:
                 f"{name} {text} is past the last position a ledger can have"
             )
         return int(text)
-    return parse_read_time(text, name)
+    return parse_read_time(
+        text, name, "is neither a ledger position nor an ISO 8601 time"
+    )
 
 
-def parse_read_time(text: str, name: str) -> datetime:
+def parse_read_time(
+    text: str, name: str, refusal: str = "is not an ISO 8601 time"
+) -> datetime:
     """A read's time (``as_of``, ``since`` …): ISO 8601 with a UTC offset, in
-    ``READ_YEARS``."""
+    ``READ_YEARS``; ``name`` is the parameter or option as the caller gave
+    it, so that a refusal names it."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidReadError(
-            f"{name} '{text}' is neither a ledger position nor an ISO 8601 time"
-        ) from None
+        raise InvalidReadError(f"{name} '{text}' {refusal}") from None
     if moment.utcoffset() is None:
         raise InvalidReadError(f"{name} '{text}' needs a UTC offset")
     first, last = READ_YEARS
     if not first <= moment.year <= last:
         raise InvalidReadError(f"{name} must be in the years {first}-{last}")
     return moment
+
+
+def parse_business_day(text: str, name: str) -> date:
+    """A business date (a day in China Standard Time) as ``name`` gave it:
+    YYYY-MM-DD, in ``READ_YEARS``."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    first, last = READ_YEARS
+    if day is None or len(text) != len("YYYY-MM-DD"):
+        raise InvalidReadError(f"{name} must be a day YYYY-MM-DD, not '{text}'")
+    if not first <= day.year <= last:
+        raise InvalidReadError(f"{name} must be in the years {first}-{last}")
+    return day
 
 
 def check_month(name: str, value: str | None) -> None:
@@ -235,11 +252,6 @@ class FiguresCache:
             while len(self._figures) > self._size:
                 self._figures.popitem(last=False)
         return figures
-
-
-# Events a venue explanation lists at most per answer (a city's are millions).
-EXPLAINED_EVENTS = 1_000
-MOST_EXPLAINED_EVENTS = 10_000
 
 
 def check_page(after: int, limit: int) -> None:
@@ -359,7 +371,11 @@ class LedgerReads:
 
     # --- reads -----------------------------------------------------------
 
-    def volunteer_hours(self, volunteer_id: str, as_of: AsOf = None) -> VolunteerHours:
+    def volunteer_hours(
+        self, volunteer_id: str, as_of: AsOf = None, through: date | None = None
+    ) -> VolunteerHours:
+        """The volunteer's approved hours as the ledger knew them ``as_of``;
+        only service dated up to ``through`` (CST) when it is given."""
         with self.database.reading() as conn:
             live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
             version = live.version
@@ -369,9 +385,9 @@ class LedgerReads:
             if last is None:
                 self._ensure_volunteer(conn, volunteer_id, cited.position)
             figures = self._figures.get_or_compute(
-                ("hours", volunteer_id, version, last or 0),
+                ("hours", volunteer_id, version, last or 0, through),
                 lambda: VOLUNTEER_HOURS.get_hours(
-                    conn, version, volunteer_id, cited.position
+                    conn, version, volunteer_id, cited.position, through
                 ),
             )
         return VolunteerHours(

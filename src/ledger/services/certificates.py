@@ -55,7 +55,7 @@ from ledger.domain.activities import CATEGORY_NAMES_ZH, Category
 from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.domain.privacy import mask_id_number
 from ledger.domain.volunteers import Volunteer
-from ledger.projections.volunteer_hours import entries_table
+from ledger.projections.volunteer_hours import entries_table, served_through
 from ledger.store.event_store import chain_hash_at
 from ledger.store.integrity import key_id
 
@@ -191,7 +191,7 @@ def certificate_figures(
             t.version == version,
             t.volunteer_id == volunteer_id,
             t.position <= position,
-            t.service_date <= as_of.isoformat(),
+            served_through(as_of),
         )
         .group_by(t.kind, t.category, t.service_date)
     )

@@ -52,7 +52,7 @@ from ledger.domain.honours import (
 )
 from ledger.projections.registry import HONOURS_AWARDS
 from ledger.projections.service_sessions import VOIDED, china_date
-from ledger.projections.volunteer_hours import entries_table
+from ledger.projections.volunteer_hours import entries_table, served_through
 from ledger.store.event_store import (
     Envelope,
     events_table,
@@ -218,7 +218,7 @@ def _counted_entries(
     conditions = [
         t.version == version,
         t.position <= position,
-        t.service_date <= as_of.isoformat(),
+        served_through(as_of),
     ]
     if rules.counting == "calendar_year":
         conditions.append(t.service_date >= f"{as_of.year:04d}-01-01")

@@ -422,7 +422,14 @@ class Database:
 
     def __init__(self, url: str, limits: WaitLimits = DEFAULT_LIMITS) -> None:
         self.url = normalise_database_url(url)
-        self.engine: Engine = _create_engine(self.url, limits)
+        try:
+            self.engine: Engine = _create_engine(self.url, limits)
+        except sa.exc.ArgumentError:  # unparseable, or no such dialect
+            scheme = url.partition("://")[0] if "://" in url else "(none)"
+            raise DatabaseUnavailableError(
+                f"the database URL is not one the ledger can use (scheme {scheme}): "
+                "give postgresql://USER@HOST/NAME or sqlite:///PATH"
+            ) from None
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         # One statement, sent as it is: the append's limits, then its lock.
         self._lock_statement = (
@@ -432,6 +439,14 @@ class Database:
             f"{_milliseconds(limits.append_seconds)}; "
             "LOCK TABLE ledger_events IN EXCLUSIVE MODE"
         )
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The file of a SQLite database; None for PostgreSQL or in memory."""
+        name = self.engine.url.database
+        if not self.is_sqlite or name in (None, "", ":memory:"):
+            return None
+        return name
 
     def drop_schema(self, tables: Sequence[sa.Table]) -> None:
         """Drop those of ``tables`` that exist, and the schema's recorded

@@ -41,10 +41,8 @@ class RunnerLock:
 
     def lock_file(self) -> str | None:
         """The lock file of a SQLite database file; None otherwise."""
-        url = sa.make_url(self.database.url)
-        if not self.database.is_sqlite or url.database in (None, "", ":memory:"):
-            return None
-        return f"{url.database}.{self.name}.lock"
+        path = self.database.sqlite_file
+        return None if path is None else f"{path}.{self.name}.lock"
 
     def try_acquire(self) -> bool:
         """Take the lock if no other process holds it; whether this one now

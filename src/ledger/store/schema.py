@@ -8,6 +8,10 @@ revision, then upgraded like any other. An upgrade runs in one transaction
 under the migration lock (SQLite's write lock, a PostgreSQL advisory lock),
 so when several processes open an old ledger at once exactly one migrates
 and the others find it done. See docs/migrations.md.
+
+Alembic is imported only when there is more to do than to find the schema
+current (``HEAD_REVISION``, read with one query): opening a current ledger
+does not pay for loading it, and a quick read stays quick.
 """
 
 from __future__ import annotations
@@ -17,21 +21,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ledger.store.event_store import Database
+from ledger.store.event_store import SCHEMA_VERSION_TABLE, Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The revision of release bb41d98's schema: what an unversioned ledger is.
 RELEASE_BASELINE = "0001"
+# The newest revision, as ``head_revision()`` finds it among the migrations
+# (a test holds them equal): a ledger recorded at it needs nothing done.
+HEAD_REVISION = "0005"
 # The pg_advisory_xact_lock key of schema upgrades, apart from any other.
 MIGRATION_LOCK = int.from_bytes(b"ledger-m", "big")
 
@@ -74,6 +80,8 @@ class SchemaStatus:
 def _config(**attributes: Any) -> Config:
     """Alembic's configuration, built here rather than read from a file; the
     ``attributes`` reach ``migrations/env.py`` (the connection to use)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes.update(attributes)
@@ -82,6 +90,8 @@ def _config(**attributes: Any) -> Config:
 
 @functools.cache
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
@@ -114,6 +124,8 @@ def _baseline() -> sa.MetaData:
 
 
 def _recorded_revision(conn: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -140,6 +152,9 @@ def _check_release_baseline(conn: Connection) -> None:
     """Refuse an unversioned database whose ledger tables are not release
     bb41d98's: recording it as that revision would be a lie. Tables of
     other applications sharing the database are left out of the comparison."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
     baseline = _baseline()
 
     def ours(_: Any, name: str | None, type_: str, *__: Any) -> bool:
@@ -156,6 +171,18 @@ def _check_release_baseline(conn: Connection) -> None:
             f"the first: {differences[0]}): open it with the release that wrote it, "
             "then once with release bb41d98"
         )
+
+
+def is_current(database: Database) -> bool:
+    """Whether ``database`` records this release's revision: one query, no
+    Alembic (the check every opening of a ledger makes)."""
+    with database.reading() as conn:
+        if not sa.inspect(conn).has_table(SCHEMA_VERSION_TABLE):
+            return False
+        recorded = conn.execute(
+            sa.text(f"SELECT version_num FROM {SCHEMA_VERSION_TABLE}")
+        ).scalars()
+        return list(recorded) == [HEAD_REVISION]
 
 
 def schema_status(database: Database) -> SchemaStatus:
@@ -185,6 +212,8 @@ def upgrade_schema(database: Database) -> SchemaStatus:
     the whole schema; a release bb41d98 ledger is first recorded as its
     revision); returns where it stood before. Under the migration lock, the
     status is read again: another process may have migrated meanwhile."""
+    from alembic import command
+
     with _migration_lock(database) as conn:
         before = _status(conn)
         if before.up_to_date:
@@ -201,6 +230,8 @@ def prepare_schema(database: Database, *, auto_migrate: bool) -> None:
     schema is current; an empty one gets the schema; an older ledger is
     upgraded when ``auto_migrate``, else refused with a pointer to
     ``ledger migrate``."""
+    if is_current(database):
+        return
     status = schema_status(database)
     if status.up_to_date:
         return
@@ -216,6 +247,8 @@ def write_revision(database: Database, message: str, target: sa.MetaData) -> Pat
     """A new revision file: what ``target`` (the tables the code defines)
     differs from ``database``'s schema at head, as Alembic operations to
     review before committing. For developers (docs/migrations.md)."""
+    from alembic import command
+
     number = f"{int(head_revision()) + 1:04d}"
     with database.reading() as conn:
         config = _config(connection=conn, target_metadata=target)

@@ -1,0 +1,105 @@
+"""The command line's own shape: every option and argument says what it
+takes (a business date, a ledger position or a recording time where it
+takes one), and ``ledger --help`` starts without loading what only some
+verbs need (the web framework, the PDF and spreadsheet writers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer.main
+
+from ledger.api.cli.app import app
+
+
+def parameters(command: Any, path: str = "ledger") -> Iterator[tuple[str, Any]]:
+    """Every option and argument of ``command`` and of the verbs under it."""
+    for parameter in command.params:
+        yield path, parameter
+    for name, verb in getattr(command, "commands", {}).items():
+        yield from parameters(verb, f"{path} {name}")
+
+
+EVERY_PARAMETER = list(parameters(typer.main.get_command(app)))
+
+
+def test_the_walk_reaches_every_verb() -> None:
+    verbs = {path for path, _ in EVERY_PARAMETER}
+    assert {"ledger query hours", "ledger audit events", "ledger keys create"} <= verbs
+
+
+@pytest.mark.parametrize(
+    ("verb", "parameter"),
+    EVERY_PARAMETER,
+    ids=[f"{path} {p.name}" for path, p in EVERY_PARAMETER],
+)
+def test_every_option_and_argument_has_help(verb: str, parameter: Any) -> None:
+    assert (parameter.help or "").strip(), f"{verb}: {parameter.name} has no help"
+
+
+# Options named for a moment or a place in the ledger, and what their help
+# must begin with to say which kind it takes.
+KINDS = ("Business date", "Business time", "Ledger position", "Recording time")
+MOMENTS = {"as_of", "through", "since", "until", "recorded_since", "recorded_until"}
+POSITIONS = {"after", "position"}
+
+
+@pytest.mark.parametrize(
+    ("verb", "parameter"),
+    [(v, p) for v, p in EVERY_PARAMETER if p.name in MOMENTS | POSITIONS],
+    ids=lambda value: value if isinstance(value, str) else value.name,
+)
+def test_an_option_of_a_date_or_position_says_which_it_takes(
+    verb: str, parameter: Any
+) -> None:
+    assert (parameter.help or "").startswith(KINDS), f"{verb}: {parameter.name}"
+
+
+HEAVY = ("fastapi", "uvicorn", "openpyxl", "reportlab", "segno", "pypdf",
+         "prometheus_client", "alembic", "sqlalchemy", "cryptography")  # fmt: skip
+
+
+def test_ledger_help_loads_none_of_what_only_some_verbs_need() -> None:
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from ledger.api.cli.app import app\n"
+            "try:\n"
+            "    app(['--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"print('loaded:', *sorted(m for m in {HEAVY!r} if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Usage" in shown.stdout
+    assert shown.stdout.strip().splitlines()[-1] == "loaded:"
+
+
+def test_a_verb_help_loads_none_of_them_either() -> None:
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from ledger.api.cli.app import app\n"
+            "try:\n"
+            "    app(['certificate', '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"print('loaded:', *sorted(m for m in {HEAVY!r} if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--as-of" in shown.stdout
+    assert shown.stdout.strip().splitlines()[-1] == "loaded:"
