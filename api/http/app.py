@@ -6,7 +6,7 @@ import gc
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ledger.api.http.access import CallerCache
 from ledger.api.http.body_limit import RefuseLargeBodies
@@ -14,6 +14,7 @@ from ledger.api.http.dashboard import mount_dashboard
 from ledger.api.http.docs import add_documentation
 from ledger.api.http.follower import following_projections
 from ledger.api.http.language import AnswerInRequestedLanguage
+from ledger.api.http.middleware import HttpMiddleware
 from ledger.api.http.observability import ObserveRequests, log_access_to_stderr
 from ledger.api.http.problems import HANDLERS, problem_response
 from ledger.api.http.routes import (
@@ -37,26 +38,21 @@ create`). Errors are RFC 9457 problem details naming the rule broken.
 """
 
 
-class RefuseNulCharacters:
+class RefuseNulCharacters(HttpMiddleware):
     """No path or query may carry a NUL character: none is meaningful, and
-    PostgreSQL cannot store or compare one. (Plain ASGI: Starlette's
-    ``BaseHTTPMiddleware`` costs a task and a stream per request.)"""
+    PostgreSQL cannot store or compare one."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            query = scope["query_string"]
-            if "\x00" in scope["path"] or b"\x00" in query or b"%00" in query:
-                refusal = problem_response(
-                    400,
-                    "invalid_read",
-                    "Invalid read parameters",
-                    "NUL characters are not allowed",
-                )
-                await refusal(scope, receive, send)
-                return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope["query_string"]
+        if "\x00" in scope["path"] or b"\x00" in query or b"%00" in query:
+            refusal = problem_response(
+                400,
+                "invalid_read",
+                "Invalid read parameters",
+                "NUL characters are not allowed",
+            )
+            await refusal(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from ledger.api.http.middleware import HttpMiddleware
 from ledger.api.http.problems import problem_response
 from ledger.application.commands import LONGEST_COMMAND_BYTES
 
 
-class RefuseLargeBodies:
+class RefuseLargeBodies(HttpMiddleware):
     """Counts a request's body as it arrives and refuses it, before anything
     parses it, once it passes 64 KiB: at once when Content-Length
     says so, otherwise (a chunked body) as soon as the count does. A body
     within the limit is handed on whole, from memory; FastAPI reads it whole
-    before parsing anyway. (Plain ASGI, as ``RefuseNulCharacters``.)"""
+    before parsing anyway."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if _declared_length(scope) > LONGEST_COMMAND_BYTES:
             await self._refuse(scope, receive, send)
             return

@@ -10,23 +10,18 @@ context). ``Content-Language`` says which language was chosen, and
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from ledger.api.http.middleware import HttpMiddleware
 from ledger.domain.messages import language_from_accept_language, use_language
 
 CONTENT_LANGUAGE = {"zh_CN": b"zh-CN", "en": b"en"}
 
 
-class AnswerInRequestedLanguage:
-    """Plain ASGI, as ``RefuseLargeBodies``: no task or stream per request."""
+class AnswerInRequestedLanguage(HttpMiddleware):
+    """Renders each request's messages in the language it asks for."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         header = Headers(scope=scope).get("accept-language")
         language = language_from_accept_language(header)
 

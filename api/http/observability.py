@@ -34,8 +34,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from ledger.api.http.middleware import HttpMiddleware
 from ledger.engine import ProjectionEngine
 from ledger.settings import LedgerSettings
 from ledger.store.integrity import last_verification
@@ -97,17 +98,10 @@ def count_appended(scope: Scope, body: bytes) -> None:
         APPENDED.labels(route.removeprefix(COMMANDS_PREFIX)).inc(appended)
 
 
-class ObserveRequests:
-    """Counts, times and logs every HTTP request (plain ASGI, as
-    ``RefuseNulCharacters``: it wraps every answer, so it must cost little)."""
+class ObserveRequests(HttpMiddleware):
+    """Counts, times and logs every HTTP request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         answer = {"status": 500, "replayed": False}
 
