@@ -333,8 +333,12 @@ def _write_xlsx(
         ("rows", written),
     ]
     for label, value in stated:
-        shown = _QUERY_LABELS_ZH.get(label, label) if chinese else label
-        about.append([cell(about, shown), cell(about, value)])
+        if chinese:
+            label = _QUERY_LABELS_ZH.get(label, label)
+            value = (
+                _QUERY_VALUES_ZH.get(value, value) if isinstance(value, str) else value
+            )
+        about.append([cell(about, label), cell(about, value)])
     workbook.save(path)
     return written
 
@@ -365,6 +369,9 @@ _QUERY_LABELS_ZH = {
     "chain hash": "链哈希",
     "rows": "行数",
 }
+
+# The words a query sheet states as values, on a Chinese one.
+_QUERY_VALUES_ZH = {"masked": "已遮盖", "revealed": "已显示（管理员）"}
 
 # Ids and reasons are free text from other systems: a value starting like a
 # formula must stay text when a spreadsheet opens the file (formula injection).
