@@ -8,6 +8,7 @@ framework, the PDF and spreadsheet writers); docs/benchmarks.md measures it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -43,6 +44,30 @@ class Invocation:
     def close(self) -> None:
         if self._components is not None:
             self._components.close()
+
+
+def ledger_files_of(ctx: typer.Context) -> list[tuple[Path, str]]:
+    """The ledger's own files, which no output may overwrite: its SQLite
+    database file and journals (none for a server database), and its key
+    directory, each with what it is called in a refusal."""
+    from ledger.store.event_store import sqlite_database_file
+    from ledger.store.integrity import KeyMaterialError, key_directory
+
+    settings = components_of(ctx).settings
+    files: list[tuple[Path, str]] = []
+    database = sqlite_database_file(settings.database_url)
+    if database is not None:
+        files.append((database, "the ledger's database"))
+        for journal in ("-wal", "-shm", "-journal"):
+            files.append(
+                (database.with_name(database.name + journal), "the ledger's journal")
+            )
+    try:
+        keys = key_directory(settings.database_url, settings.key_directory)
+    except KeyMaterialError:
+        return files  # a ledger in memory has no key directory
+    files.append((keys, "in the ledger's key directory"))
+    return files
 
 
 def components_of(ctx: typer.Context) -> LedgerComponents:

@@ -486,3 +486,40 @@ def test_query_hours_through_counts_service_dated_up_to_that_day(
     assert total("--through", "2024-03-09") == 60
     assert total("--through", "2024-03-10") == 150
     assert total("--through", "2024-02-29") == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "arguments", "target"),
+    [
+        ("--report", ("import", "{file}", "--report", "{target}"), "database"),
+        ("--out", ("certificate", "V1", "--out", "{target}"), "database"),
+        ("--export", ("audit", "events", "--export", "{target}"), "database"),
+        ("--public-key-out", ("checkpoint", "--public-key-out", "{target}"), "key"),
+        ("--report", ("import", "{file}", "--report", "{target}"), "secret"),
+        ("--out", ("checkpoint", "--out", "{target}"), "key directory"),
+    ],
+)
+def test_an_output_onto_the_ledgers_own_files_is_refused_and_they_stay_whole(
+    database: Database,
+    interchange: Path,
+    option: str,
+    arguments: tuple[str, ...],
+    target: str,
+) -> None:
+    keys = KEY_DIRECTORIES[database.url]
+    own = {
+        "database": Path(database.sqlite_file) if database.sqlite_file else None,
+        "key": keys / "signing-key.pem",
+        "secret": keys / "id-number-secret",
+        "key directory": keys / "checkpoint.json",
+    }[target]
+    if own is None:
+        pytest.skip("a PostgreSQL ledger has no database file to overwrite")
+    if target == "key":
+        assert ledger_cli(database, "checkpoint").exit_code == 0  # makes the key
+    before = own.read_bytes() if own.exists() else None
+    given = [a.format(target=own, file=interchange) for a in arguments]
+    refused = ledger_cli(database, *given)
+    assert one_line_refusal(refused, ExitCode.BAD_INPUT), refused.output
+    assert refused.stderr.startswith(f"{option}: {own} is "), refused.stderr
+    assert (own.read_bytes() if own.exists() else None) == before

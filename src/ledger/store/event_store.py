@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -409,6 +410,18 @@ def _failures_named() -> Iterator[None]:
         raise named from error
 
 
+def sqlite_database_file(url: str) -> Path | None:
+    """The file a SQLite URL names (absolute); None for a server database,
+    one in memory, or a URI filename."""
+    parsed = sa.engine.make_url(normalise_database_url(url))
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    if name.startswith("file:"):
+        return None
+    return Path(name).expanduser().absolute()
+
+
 def normalise_database_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver."""
     for prefix in ("postgresql://", "postgres://"):
@@ -443,10 +456,8 @@ class Database:
     @property
     def sqlite_file(self) -> str | None:
         """The file of a SQLite database; None for PostgreSQL or in memory."""
-        name = self.engine.url.database
-        if not self.is_sqlite or name in (None, "", ":memory:"):
-            return None
-        return name
+        file = sqlite_database_file(self.url)
+        return None if file is None else str(file)
 
     def drop_schema(self, tables: Sequence[sa.Table]) -> None:
         """Drop those of ``tables`` that exist, and the schema's recorded
