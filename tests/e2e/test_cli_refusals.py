@@ -523,3 +523,29 @@ def test_an_output_onto_the_ledgers_own_files_is_refused_and_they_stay_whole(
     assert one_line_refusal(refused, ExitCode.BAD_INPUT), refused.output
     assert refused.stderr.startswith(f"{option}: {own} is "), refused.stderr
     assert (own.read_bytes() if own.exists() else None) == before
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [("query", "hours", "V1"), ("verify",), ("import", "{file}")],
+)
+def test_a_file_that_is_not_a_database_is_refused_in_one_line_and_left_alone(
+    tmp_path: Path, arguments: tuple[str, ...]
+) -> None:
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("志愿服务 notes, not a ledger\n" * 50, encoding="utf-8")
+    before = not_a_database.read_bytes()
+    given = [a.format(file=not_a_database) for a in arguments]
+    refused = CliRunner().invoke(app, ["--db", f"sqlite:///{not_a_database}", *given])
+    assert one_line_refusal(refused, ExitCode.DATABASE_UNAVAILABLE), refused.output
+    assert "is not a ledger's database" in refused.stderr
+    assert not_a_database.read_bytes() == before
+
+
+def test_a_backup_of_a_path_without_a_ledger_is_not_found(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    refused = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{missing}", "backup", str(tmp_path / "copy.db")]
+    )
+    assert one_line_refusal(refused, ExitCode.NOT_FOUND), refused.output
+    assert not missing.exists() and not (tmp_path / "copy.db").exists()

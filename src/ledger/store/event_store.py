@@ -382,6 +382,10 @@ def _named_failure(error: BaseException) -> Exception | None:
                 f"the SQLite database cannot be used: {text}"
             )
         return None
+    if isinstance(cause, sqlite3.DatabaseError):  # not a database, or damaged
+        return DatabaseUnavailableError(
+            f"the SQLite file is not a ledger's database, or is damaged: {cause}"
+        )
     state = getattr(cause, "sqlstate", None)
     if state in _BUSY_STATES:
         return LedgerBusyError(BUSY_MESSAGE)
