@@ -30,7 +30,7 @@ from ledger.application.commands import (
     ID_NUMBER,
     BaseCommand,
     Command,
-    command_fingerprint,
+    unkeyed_fingerprint,
 )
 from ledger.application.handlers import (
     CommandHandlers,
@@ -125,12 +125,13 @@ class _KeyedSubmission:
     fingerprint: str | None
 
     @classmethod
-    def of(cls, submission: Submission) -> _KeyedSubmission:
+    def of(cls, submission: Submission, digest: IdNumberDigest) -> _KeyedSubmission:
+        """The submission, its command fingerprinted under ``digest``'s secret."""
         envelope = submission.envelope
         key = envelope.idempotency_key
         if key is None:
             return cls(submission, None, None)
-        fingerprint = command_fingerprint(submission.command)
+        fingerprint = digest.fingerprint(submission.command)
         return cls(submission, (envelope.caller, key), fingerprint)
 
     @property
@@ -145,8 +146,11 @@ class _KeyedSubmission:
     def replay(self, accepted: AcceptedKey) -> CommandResult:
         """The answer when this command's key was accepted already: the first
         answer for the same content (or for a key accepted before content
-        was recorded), a refusal for other content."""
-        if accepted.fingerprint in (None, self.fingerprint):
+        was recorded), a refusal for other content. A fingerprint recorded
+        before fingerprints were keyed is compared as it was made."""
+        if accepted.fingerprint in (None, self.fingerprint) or (
+            accepted.fingerprint == unkeyed_fingerprint(self.submission.command)
+        ):
             return CommandResult(
                 Outcome.DUPLICATE, accepted.first_position, accepted.last_position
             )
@@ -223,7 +227,10 @@ class Ledger(Application[UUID]):
         answers as duplicates if the other writer recorded every one of its
         commands under their keys, else ``ConcurrencyConflictError`` is
         raised."""
-        keyed = [_KeyedSubmission.of(submission) for submission in submissions]
+        keyed = [
+            _KeyedSubmission.of(submission, self.id_number_digest)
+            for submission in submissions
+        ]
         attempts = MAX_ATTEMPTS if retry_conflicts else 1
         for attempt in range(1, attempts + 1):
             try:
