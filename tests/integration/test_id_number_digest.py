@@ -179,6 +179,15 @@ def test_a_key_directory_with_another_secret_is_refused_and_changes_nothing(
     assert outcome.exit_code == 1
     assert KEY_DIRECTORY_SETTING in outcome.output
     assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
+    # And `ledger serve` refuses to start, in one line
+    served = CliRunner().invoke(
+        app,
+        ["--db", database.url, "serve", "--port", "1"],
+        env={KEY_DIRECTORY_SETTING: str(elsewhere)},
+    )
+    assert served.exit_code == 1
+    assert KEY_DIRECTORY_SETTING in served.output
+    assert served.exception is None or isinstance(served.exception, SystemExit)
 
     # Then nothing was digested again: the ledger with its own secret still
     # refuses the same ID number, and opens again as it did
