@@ -110,8 +110,9 @@ def open_ledger(database: Database, keys: Path) -> Ledger:
     """The ledger writing to ``database``, digesting ID numbers with the
     secret kept in the key directory ``keys`` (created on first need); its
     ID-number claims made again with that secret if they were made with
-    another digest (a ledger made before revision 0005). The writer is
-    imported here: commands that only read start faster without it."""
+    plain SHA-256 (a ledger made before revision 0005), refused
+    (``KeyMaterialError``) if they were made with another secret. The writer
+    is imported here: commands that only read start faster without it."""
     from ledger.application.handlers import IdNumberDigest
     from ledger.application.ledger import Ledger
 

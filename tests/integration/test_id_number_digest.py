@@ -145,3 +145,55 @@ def test_a_ledger_whose_secret_is_missing_refuses_to_write(
     assert ID_NUMBER_SECRET_FILE in outcome.output
     assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
     assert sorted(path.name for path in elsewhere.iterdir()) == ["signing-key.pem"]
+
+
+def test_a_key_directory_with_another_secret_is_refused_and_changes_nothing(
+    ledger: Ledger, database: Database, key_directory: Path, tmp_path: Path
+) -> None:
+    # Given a ledger whose ID numbers were digested with its secret
+    number = id_number()
+    record_all(
+        ledger,
+        [registration("V1", number)],
+    )
+    claims = id_number_claims(database)
+    # And another key directory holding another secret (the same PostgreSQL
+    # database reached by another host name finds keys of another name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ID_NUMBER_SECRET_FILE).write_text(bytes(range(32)).hex())
+
+    # When the ledger is opened with it, it refuses, naming the setting
+    with pytest.raises(KeyMaterialError, match=KEY_DIRECTORY_SETTING):
+        open_ledger(database, elsewhere)
+
+    # And `ledger import` refuses in one line, writing nothing
+    lines = tmp_path / "lines.jsonl"
+    team = line("register_team", team_id="T1", name="t", level="corps", parent_id=None)
+    lines.write_bytes(orjson.dumps(team) + b"\n")
+    outcome = CliRunner().invoke(
+        app,
+        ["--db", database.url, "import", str(lines)],
+        env={KEY_DIRECTORY_SETTING: str(elsewhere)},
+    )
+    assert outcome.exit_code == 1
+    assert KEY_DIRECTORY_SETTING in outcome.output
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
+    # And `ledger serve` refuses to start, in one line
+    served = CliRunner().invoke(
+        app,
+        ["--db", database.url, "serve", "--port", "1"],
+        env={KEY_DIRECTORY_SETTING: str(elsewhere)},
+    )
+    assert served.exit_code == 1
+    assert KEY_DIRECTORY_SETTING in served.output
+    assert served.exception is None or isinstance(served.exception, SystemExit)
+
+    # Then nothing was digested again: the ledger with its own secret still
+    # refuses the same ID number, and opens again as it did
+    assert id_number_claims(database) == claims
+    again = ledger.execute(registration("V2", number))
+    assert again.outcome is Outcome.REJECTED
+    assert again.error is not None and again.error.code == "duplicate_id_number"
+    reopened = open_ledger(database, key_directory)
+    assert reopened.execute(registration("V3", number)).outcome is Outcome.REJECTED

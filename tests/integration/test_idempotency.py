@@ -9,12 +9,15 @@ while it was being judged is a duplicate, never a rejection.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 from ledger.application.importer import (
     ImportSummary,
@@ -25,8 +28,16 @@ from ledger.application.ledger import Ledger, Outcome, Submission
 from ledger.bootstrap import open_ledger
 from ledger.domain.activities import Activity
 from ledger.services.synthetic_city import write_city
-from ledger.store.event_store import Database
-from tests.factories import activity, line, record_all, small_city, submission
+from ledger.store.event_store import Database, events_table, idempotency_keys_table
+from ledger.store.integrity import ID_NUMBER_SECRET_FILE
+from tests.factories import (
+    activity,
+    id_number,
+    line,
+    record_all,
+    small_city,
+    submission,
+)
 
 API_CALLER = "api:0123456789abcdef"
 
@@ -215,3 +226,81 @@ def test_the_same_file_imported_twice_at_once_rejects_no_line(
     assert summaries[0].duplicate + summaries[1].duplicate == lines
     for importer in importers:
         importer.database.dispose()
+
+
+def test_a_fingerprint_is_keyed_with_the_ledgers_secret(
+    ledger: Ledger, database: Database, key_directory: Path
+) -> None:
+    # Given a registration sent under a key: its content names an ID number
+    number = id_number()
+    sent = submission(
+        "register_volunteer", volunteer_id="V1", name="张三", id_number=number, key="r"
+    )
+    first = ledger.execute(sent)
+    assert first.outcome is Outcome.ACCEPTED
+
+    # Then the fingerprints stored beside it are HMAC-SHA256 under the
+    # ledger's secret, not a plain SHA-256 anyone could try numbers against
+    document = sent.command.model_dump(mode="json", exclude={"key"})
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    secret = bytes.fromhex((key_directory / ID_NUMBER_SECRET_FILE).read_text())
+    keyed = hmac.new(secret, b"command:" + canonical, hashlib.sha256).hexdigest()
+    with database.reading() as conn:
+        stored = set(conn.execute(sa.select(events_table.c.fingerprint)).scalars())
+        stored |= set(
+            conn.execute(sa.select(idempotency_keys_table.c.fingerprint)).scalars()
+        )
+    assert stored == {keyed}
+    assert hashlib.sha256(canonical).hexdigest() != keyed
+
+    # And the same content again is a duplicate, other content refused
+    assert ledger.execute(sent).outcome is Outcome.DUPLICATE
+    other = ledger.execute(
+        submission(
+            "register_volunteer",
+            volunteer_id="V1",
+            name="李四",
+            id_number=number,
+            key="r",
+        )
+    )
+    assert other.outcome is Outcome.REJECTED
+    assert other.error is not None and other.error.code == "idempotency_key_reused"
+
+
+def test_a_key_accepted_before_fingerprints_were_keyed_still_knows_its_content(
+    ledger: Ledger, database: Database
+) -> None:
+    # Given a key whose fingerprint was recorded unkeyed (revision 0005)
+    sent = submission(
+        "register_volunteer",
+        volunteer_id="V1",
+        name="张三",
+        id_number=id_number(),
+        key="r",
+    )
+    first = ledger.execute(sent)
+    document = sent.command.model_dump(mode="json", exclude={"key"})
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    with database.appending() as conn:
+        conn.execute(
+            idempotency_keys_table.update().values(
+                fingerprint=hashlib.sha256(canonical).hexdigest()
+            )
+        )
+
+    # When the same command is sent again, it is a duplicate of the first
+    again = ledger.execute(sent)
+    assert again.outcome is Outcome.DUPLICATE
+    assert again.first_position == first.first_position
+    # And other content under the key is still refused
+    other = ledger.execute(
+        submission(
+            "register_volunteer",
+            volunteer_id="V2",
+            name="李四",
+            id_number=id_number(),
+            key="r",
+        )
+    )
+    assert other.outcome is Outcome.REJECTED

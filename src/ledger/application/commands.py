@@ -647,19 +647,26 @@ def parse_command(line: str | bytes) -> Command:
     return COMMAND_ADAPTER.validate_json(line)
 
 
-def command_fingerprint(command: BaseCommand) -> str:
-    """SHA-256 over the canonical JSON of the validated command (sorted
-    keys, without its idempotency key): what an idempotency key is bound to,
-    so that a retry is recognised by its content, whatever its spacing,
-    field order or ignored extra fields."""
+def canonical_command(command: BaseCommand) -> bytes:
+    """The canonical JSON of the validated command (sorted keys, without its
+    idempotency key): what an idempotency key is bound to, through its keyed
+    fingerprint (``IdNumberDigest.fingerprint``), so that a retry is
+    recognised by its content, whatever its spacing, field order or ignored
+    extra fields."""
     document = command.model_dump(mode="json", exclude={"key"})
     try:
-        canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         # orjson refuses integers beyond 64 bits, which a command may hold
         # until the domain refuses it: the standard library's encoder then
         # (a choice made by the content alone, so always the same for it).
-        canonical = json.dumps(
+        return json.dumps(
             document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
-    return hashlib.sha256(canonical).hexdigest()
+
+
+def unkeyed_fingerprint(command: BaseCommand) -> str:
+    """A fingerprint as recorded before fingerprints were keyed (plain
+    SHA-256 of the canonical JSON, schema revision 0005): a retry of a
+    command accepted then is still recognised by its content."""
+    return hashlib.sha256(canonical_command(command)).hexdigest()

@@ -38,13 +38,23 @@ TAggregate = TypeVar("TAggregate", bound=Aggregate)
 class IdNumberDigest:
     """Claims hold a keyed digest of an ID number, never the number itself:
     HMAC-SHA256 under the ledger's secret, so that the ~10^9 plausible
-    numbers cannot be tried against it without that secret."""
+    numbers cannot be tried against it without that secret. The fingerprints
+    of keyed commands, which a registration's ID number is part of, are
+    keyed with the same secret for the same reason."""
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
     def __call__(self, id_number: str) -> str:
-        message = f"id_number:{id_number}".encode()
+        return self._keyed(f"id_number:{id_number}".encode())
+
+    def fingerprint(self, command: c.BaseCommand) -> str:
+        """What an idempotency key is bound to: HMAC-SHA256 of the command's
+        canonical JSON. Fingerprints recorded before they were keyed stay
+        as they are (``unkeyed_fingerprint``)."""
+        return self._keyed(b"command:" + c.canonical_command(command))
+
+    def _keyed(self, message: bytes) -> str:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
 

@@ -30,7 +30,7 @@ from ledger.application.commands import (
     ID_NUMBER,
     BaseCommand,
     Command,
-    command_fingerprint,
+    unkeyed_fingerprint,
 )
 from ledger.application.handlers import (
     CommandHandlers,
@@ -60,7 +60,12 @@ from ledger.store.event_store import (
     select_rows,
     write_property,
 )
-from ledger.store.integrity import ID_NUMBER_DIGEST_PROPERTY, RecordedBeside
+from ledger.store.integrity import (
+    ID_NUMBER_DIGEST_PROPERTY,
+    KEY_DIRECTORY_SETTING,
+    KeyMaterialError,
+    RecordedBeside,
+)
 
 # Payload fields that name a subject an event concerns, and the subject kind.
 SUBJECT_FIELDS = {
@@ -120,12 +125,13 @@ class _KeyedSubmission:
     fingerprint: str | None
 
     @classmethod
-    def of(cls, submission: Submission) -> _KeyedSubmission:
+    def of(cls, submission: Submission, digest: IdNumberDigest) -> _KeyedSubmission:
+        """The submission, its command fingerprinted under ``digest``'s secret."""
         envelope = submission.envelope
         key = envelope.idempotency_key
         if key is None:
             return cls(submission, None, None)
-        fingerprint = command_fingerprint(submission.command)
+        fingerprint = digest.fingerprint(submission.command)
         return cls(submission, (envelope.caller, key), fingerprint)
 
     @property
@@ -140,8 +146,11 @@ class _KeyedSubmission:
     def replay(self, accepted: AcceptedKey) -> CommandResult:
         """The answer when this command's key was accepted already: the first
         answer for the same content (or for a key accepted before content
-        was recorded), a refusal for other content."""
-        if accepted.fingerprint in (None, self.fingerprint):
+        was recorded), a refusal for other content. A fingerprint recorded
+        before fingerprints were keyed is compared as it was made."""
+        if accepted.fingerprint in (None, self.fingerprint) or (
+            accepted.fingerprint == unkeyed_fingerprint(self.submission.command)
+        ):
             return CommandResult(
                 Outcome.DUPLICATE, accepted.first_position, accepted.last_position
             )
@@ -218,7 +227,10 @@ class Ledger(Application[UUID]):
         answers as duplicates if the other writer recorded every one of its
         commands under their keys, else ``ConcurrencyConflictError`` is
         raised."""
-        keyed = [_KeyedSubmission.of(submission) for submission in submissions]
+        keyed = [
+            _KeyedSubmission.of(submission, self.id_number_digest)
+            for submission in submissions
+        ]
         attempts = MAX_ATTEMPTS if retry_conflicts else 1
         for attempt in range(1, attempts + 1):
             try:
@@ -394,12 +406,15 @@ class Ledger(Application[UUID]):
 
     def digest_id_numbers_with(self, digest_id: str) -> None:
         """Make the ledger's ID-number claims those of this ledger's digest,
-        named ``digest_id``: claims made with another (a ledger of the first
-        release digested ID numbers with plain SHA-256) are derived again
-        from the registrations, under the append lock, and the digest in use
-        is recorded. Claims are derived from events, so nothing is lost."""
+        named ``digest_id``. Claims of a ledger that names no digest (one of
+        the first release digested ID numbers with plain SHA-256) are derived
+        again from the registrations, under the append lock, and the digest
+        is recorded; nothing is lost, claims are derived from events. Claims
+        recorded as made with another secret are refused
+        (``KeyMaterialError``), never derived again: a writer still using
+        that secret would let a registered ID number in again."""
         with self.database.reading() as conn:
-            if read_property(conn, ID_NUMBER_DIGEST_PROPERTY) == digest_id:
+            if self._digest_recorded(conn, digest_id):
                 return
         t = events_table.c
         registrations = (
@@ -409,7 +424,7 @@ class Ledger(Application[UUID]):
             .limit(REDERIVE_PAGE)
         )
         with self.database.appending() as conn:
-            if read_property(conn, ID_NUMBER_DIGEST_PROPERTY) == digest_id:
+            if self._digest_recorded(conn, digest_id):
                 return
             conn.execute(
                 claims_table.delete().where(claims_table.c.kind == ID_NUMBER.kind)
@@ -431,6 +446,20 @@ class Ledger(Application[UUID]):
                     insert_rows(conn, claims_table, rows)
                 after = page[-1][0]
             write_property(conn, ID_NUMBER_DIGEST_PROPERTY, digest_id)
+
+    @staticmethod
+    def _digest_recorded(conn: sa.Connection, digest_id: str) -> bool:
+        """Whether the claims are recorded as made with ``digest_id`` (False:
+        no digest is recorded); refused when they were made with another."""
+        recorded = read_property(conn, ID_NUMBER_DIGEST_PROPERTY)
+        if recorded is not None and recorded != digest_id:
+            raise KeyMaterialError(
+                f"the ledger's ID numbers were digested with secret id {recorded}, "
+                f"its key directory holds secret id {digest_id}: set "
+                f"{KEY_DIRECTORY_SETTING} to the directory holding the ledger's "
+                "secret; nothing was changed"
+            )
+        return recorded is not None
 
     def scope_of(self, command: BaseCommand) -> CommandScope:
         """The venue and volunteer a command concerns (for authorisation)."""

@@ -283,7 +283,7 @@ class Envelope:
     caller: str
     idempotency_key: str | None = None
     # The fingerprint of a keyed command, set by the ledger when it records
-    # the command (``ledger.application.commands.command_fingerprint``).
+    # the command (``ledger.application.handlers.IdNumberDigest.fingerprint``).
     fingerprint: str | None = None
 
 
