@@ -9,6 +9,9 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from ledger.domain.messages import translate
 
 console = Console(stderr=True)
 
@@ -42,9 +45,10 @@ def in_existing_folder(param: typer.CallbackParam, path: Path | None) -> Path | 
         named = param.opts[0] if param.param_type_name == "option" else None
         name = named or (param.name or "").upper()
         fail(
-            f"{name}: the folder {path.absolute().parent} does not exist; "
-            "create it first",
+            "{name}: the folder {folder} does not exist; create it first",
             ExitCode.FILE_ERROR,
+            name=name,
+            folder=path.absolute().parent,
         )
     return path
 
@@ -75,7 +79,11 @@ def print_json(document: object) -> None:
     typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
-def fail(problem: object, exit_code: int) -> NoReturn:
-    """Name the problem on standard error, in red, and exit with ``exit_code``."""
-    console.print(f"[red]{problem}[/red]", soft_wrap=True)
+def fail(problem: str | Exception, exit_code: int, /, **params: object) -> NoReturn:
+    """Name the problem on standard error, in red, in the reader's language,
+    and exit with ``exit_code``. ``problem`` is a message template, its
+    ``{names}`` filled from ``params`` (docs/i18n.md), or an error, which
+    renders its own message."""
+    text = translate(problem, params) if isinstance(problem, str) else str(problem)
+    console.print(f"[red]{escape(text)}[/red]", soft_wrap=True)
     raise typer.Exit(exit_code)
