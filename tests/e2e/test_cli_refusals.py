@@ -37,6 +37,9 @@ from tests.factories import (
     submission,
 )
 
+# The refusals are checked in English here; in Chinese in test_cli_languages.py.
+ENGLISH = {"LANG": "en_US.UTF-8"}
+
 
 @pytest.fixture
 def database(database_url: str, key_directory: Path) -> Iterator[Database]:
@@ -49,10 +52,12 @@ def database(database_url: str, key_directory: Path) -> Iterator[Database]:
 
 
 def ledger_cli(database: Database, *arguments: str, **env: str) -> Any:
-    """``ledger --db URL ARGUMENTS…`` with ``env`` set, as a person runs it."""
+    """``ledger --db URL ARGUMENTS…`` with ``env`` set, as a person runs it,
+    in an English locale unless ``env`` names another (the refusals' words
+    in each language: tests/e2e/test_cli_languages.py)."""
     keys = {"LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[database.url])}
     return CliRunner().invoke(
-        app, ["--db", database.url, *arguments], env={**keys, **env}
+        app, ["--db", database.url, *arguments], env={**keys, **ENGLISH, **env}
     )
 
 
@@ -255,7 +260,7 @@ def test_an_unreachable_database_exits_in_one_line(
 ) -> None:
     url = unreachable(database_url, tmp_path)
     arguments = [str(interchange) if a == "lines.jsonl" else a for a in verb]
-    result = CliRunner().invoke(app, ["--db", url, *arguments])
+    result = CliRunner().invoke(app, ["--db", url, *arguments], env=ENGLISH)
     assert one_line_refusal(result, ExitCode.DATABASE_UNAVAILABLE), result.output
     assert "cannot be" in result.stderr
     assert result.stdout == ""
@@ -265,7 +270,7 @@ def test_an_unreachable_database_exits_in_one_line(
     "url", ["postgresq://postgres@127.0.0.1/test", "sqlite//ledger.db", "ledger.db"]
 )
 def test_a_misspelt_database_url_exits_in_one_line(url: str) -> None:
-    result = CliRunner().invoke(app, ["--db", url, "query", "hours", "V1"])
+    result = CliRunner().invoke(app, ["--db", url, "query", "hours", "V1"], env=ENGLISH)
     assert one_line_refusal(result, ExitCode.DATABASE_UNAVAILABLE), result.output
     assert "postgresql://" in result.stderr
 
@@ -306,7 +311,11 @@ def test_a_read_of_a_database_without_a_ledger_is_refused_and_makes_none(
     result = CliRunner().invoke(
         app,
         ["--db", database_url, *arguments],
-        env={"LEDGER_KEY_DIRECTORY": str(tmp_path / "keys"), **ISSUER_ENVIRONMENT},
+        env={
+            "LEDGER_KEY_DIRECTORY": str(tmp_path / "keys"),
+            **ISSUER_ENVIRONMENT,
+            **ENGLISH,
+        },
     )
     assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
     assert "no ledger at" in result.stderr
@@ -318,7 +327,9 @@ def test_a_read_of_a_sqlite_file_in_a_missing_folder_names_the_path(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "no-such-folder" / "ledger.db"
-    result = CliRunner().invoke(app, ["--db", f"sqlite:///{path}", "verify"])
+    result = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{path}", "verify"], env=ENGLISH
+    )
     assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
     assert f"no ledger at {path}" in result.stderr
     assert not path.parent.exists()
