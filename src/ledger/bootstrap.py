@@ -72,6 +72,14 @@ class NoLedgerError(TranslatedError, LookupError):
     """A command that only reads was pointed at a database holding no ledger
     (a mistyped SQLite path, most often); nothing was made there."""
 
+    @classmethod
+    def at(cls, where: object) -> NoLedgerError:
+        """The refusal of a read at ``where`` (a path, a database)."""
+        return cls(
+            "no ledger at {where}; `ledger import` or `ledger demo` creates one",
+            where=where,
+        )
+
 
 def open_database(
     url: str,
@@ -90,10 +98,7 @@ def open_database(
     try:
         if not create and _holds_no_ledger(database):
             where = database.sqlite_file or Message("this database")
-            raise NoLedgerError(
-                "no ledger at {where}; `ledger import` or `ledger demo` creates one",
-                where=where,
-            )
+            raise NoLedgerError.at(where)
         prepare_schema(database, auto_migrate=auto_migrate)
     except BaseException:
         database.dispose()

@@ -497,3 +497,15 @@ def test_query_hours_through_counts_service_dated_up_to_that_day(
     assert total("--through", "2024-03-09") == 60
     assert total("--through", "2024-03-10") == 150
     assert total("--through", "2024-02-29") == 0
+
+
+def test_a_migration_check_of_a_sqlite_file_that_is_not_there_makes_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mistyped.db"
+    result = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{path}", "migrate", "--check"], env=ENGLISH
+    )
+    assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
+    assert f"no ledger at {path}" in result.stderr
+    assert not path.exists()
