@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import fail, in_existing_folder
+from ledger.api.cli.output import ExitCode, fail, in_existing_folder
 
 app = typer.Typer()
 
@@ -28,7 +28,7 @@ def backup(
     PostgreSQL through pg_dump (custom format, for pg_restore); the key
     directory is copied to FILE's name with .keys beside it. Prints the
     backup's path last."""
-    from ledger.store.backup import BackupError, back_up
+    from ledger.store.backup import BackupError, NothingToBackUpError, back_up
     from ledger.store.integrity import KeyMaterialError, key_directory
 
     settings = components_of(ctx).settings
@@ -38,8 +38,10 @@ def backup(
         keys = None  # a ledger in memory has no key directory
     try:
         report = back_up(settings.database_url, file, keys)
+    except NothingToBackUpError as error:
+        fail(error, ExitCode.NOT_FOUND)
     except BackupError as error:
-        fail(error, 1)
+        fail(error, ExitCode.CHECK_FAILED)
     held = (
         ""
         if report.head_position is None

@@ -38,19 +38,48 @@ class OutputFormat(StrEnum):
     CSV = "csv"
 
 
-def in_existing_folder(param: typer.CallbackParam, path: Path | None) -> Path | None:
-    """A file to write, refused in one line (exit 7) while the command line
-    is read, before anything is, when its folder does not exist."""
-    if path is not None and not path.absolute().parent.is_dir():
-        named = param.opts[0] if param.param_type_name == "option" else None
-        name = named or (param.name or "").upper()
+def in_existing_folder(
+    ctx: typer.Context, param: typer.CallbackParam, path: Path | None
+) -> Path | None:
+    """A file to write, refused in one line while the command line is read,
+    before anything is: when its folder does not exist (exit 7), or when it
+    is one of the ledger's own files — its SQLite database (or the database's
+    journal) or anything in its key directory (exit 2): an output written
+    there would destroy the ledger or its keys."""
+    if path is None:
+        return path
+    named = param.opts[0] if param.param_type_name == "option" else None
+    name = named or (param.name or "").upper()
+    if not path.absolute().parent.is_dir():
         fail(
             "{name}: the folder {folder} does not exist; create it first",
             ExitCode.FILE_ERROR,
             name=name,
             folder=path.absolute().parent,
         )
+    from ledger.api.cli.context import ledger_files_of
+
+    for own, what in ledger_files_of(ctx):
+        if _same_or_inside(path, own):
+            fail(
+                "{name}: {path} is {what}; write the output elsewhere",
+                ExitCode.BAD_INPUT,
+                name=name,
+                path=path,
+                what=what,
+            )
     return path
+
+
+def _same_or_inside(path: Path, own: Path) -> bool:
+    """``path`` is the file ``own`` (by any name: a link, a relative path)
+    or lies inside the directory ``own``."""
+    target = path.resolve()
+    if own.is_dir():
+        return target == own.resolve() or own.resolve() in target.parents
+    if target == own.resolve():
+        return True
+    return path.exists() and own.exists() and path.samefile(own)
 
 
 ExportOption = Annotated[

@@ -114,6 +114,8 @@ def _print_for_people(
         name = subject_names(reads.database, document.position).get(venue, "")
         rows = tables.month_rows_with_total(document, name)
         title = f"{translate('venue')} {document.venue_id} {name}".strip()
+        if output is OutputFormat.TABLE:  # the title names the venue once
+            columns = [c for c in columns if c.key not in ("venue_id", "venue_name")]
     else:
         assert isinstance(document, VolunteerHours)
         figures = tables.hours_figures(document)

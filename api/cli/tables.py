@@ -101,19 +101,23 @@ def print_table(
 ) -> None:
     """Rows as a rich table on standard output, headers in the reader's
     language."""
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
 
+    cells = [[_text(row.get(c.key), c) for c in columns] for row in rows]
     table = Table(title=title)
-    for column in columns:
+    for index, column in enumerate(columns):
+        widest = max((cell_len(line[index]) for line in cells), default=1)
         table.add_column(
             column.header(_chinese()),
             justify="left" if column.key in TEXT_KEYS else "right",
             overflow="fold",  # a narrow terminal wraps a header, never cuts it
-            no_wrap=column.key in ("venue_id", "month"),
+            # A figure, a month or an id is never broken over two lines.
+            min_width=None if column.key in ("venue_name", "figure") else widest,
         )
-    for row in rows:
-        table.add_row(*(_text(row.get(c.key), c) for c in columns))
+    for line in cells:
+        table.add_row(*line)
     Console(soft_wrap=True).print(table)
 
 

@@ -98,6 +98,15 @@ def count_appended(scope: Scope, body: bytes) -> None:
         APPENDED.labels(route.removeprefix(COMMANDS_PREFIX)).inc(appended)
 
 
+# Methods named as they are in metrics and the log; any other token a
+# client sends is "other", so that no caller can add series or log text.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _known_method(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
 class ObserveRequests(HttpMiddleware):
     """Counts, times and logs every HTTP request."""
 
@@ -123,7 +132,7 @@ class ObserveRequests(HttpMiddleware):
             # The router notes the route it matched in the scope: its
             # template, not the path, keeps the labels few and the log clean.
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            status, method = int(answer["status"]), scope["method"]
+            status, method = int(answer["status"]), _known_method(scope["method"])
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route, str(status)).observe(seconds)
             if method == "POST" and route.startswith(COMMANDS_PREFIX):

@@ -509,3 +509,68 @@ def test_a_migration_check_of_a_sqlite_file_that_is_not_there_makes_none(
     assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
     assert f"no ledger at {path}" in result.stderr
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "arguments", "target"),
+    [
+        ("--report", ("import", "{file}", "--report", "{target}"), "database"),
+        ("--out", ("certificate", "V1", "--out", "{target}"), "database"),
+        ("--export", ("audit", "events", "--export", "{target}"), "database"),
+        ("--public-key-out", ("checkpoint", "--public-key-out", "{target}"), "key"),
+        ("--report", ("import", "{file}", "--report", "{target}"), "secret"),
+        ("--out", ("checkpoint", "--out", "{target}"), "key directory"),
+    ],
+)
+def test_an_output_onto_the_ledgers_own_files_is_refused_and_they_stay_whole(
+    database: Database,
+    interchange: Path,
+    option: str,
+    arguments: tuple[str, ...],
+    target: str,
+) -> None:
+    keys = KEY_DIRECTORIES[database.url]
+    own = {
+        "database": Path(database.sqlite_file) if database.sqlite_file else None,
+        "key": keys / "signing-key.pem",
+        "secret": keys / "id-number-secret",
+        "key directory": keys / "checkpoint.json",
+    }[target]
+    if own is None:
+        pytest.skip("a PostgreSQL ledger has no database file to overwrite")
+    if target == "key":
+        assert ledger_cli(database, "checkpoint").exit_code == 0  # makes the key
+    before = own.read_bytes() if own.exists() else None
+    given = [a.format(target=own, file=interchange) for a in arguments]
+    refused = ledger_cli(database, *given)
+    assert one_line_refusal(refused, ExitCode.BAD_INPUT), refused.output
+    assert refused.stderr.startswith(f"{option}: {own} is "), refused.stderr
+    assert (own.read_bytes() if own.exists() else None) == before
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [("query", "hours", "V1"), ("verify",), ("import", "{file}")],
+)
+def test_a_file_that_is_not_a_database_is_refused_in_one_line_and_left_alone(
+    tmp_path: Path, arguments: tuple[str, ...]
+) -> None:
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("志愿服务 notes, not a ledger\n" * 50, encoding="utf-8")
+    before = not_a_database.read_bytes()
+    given = [a.format(file=not_a_database) for a in arguments]
+    refused = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{not_a_database}", *given], env=ENGLISH
+    )
+    assert one_line_refusal(refused, ExitCode.DATABASE_UNAVAILABLE), refused.output
+    assert "is not a ledger's database" in refused.stderr
+    assert not_a_database.read_bytes() == before
+
+
+def test_a_backup_of_a_path_without_a_ledger_is_not_found(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    refused = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{missing}", "backup", str(tmp_path / "copy.db")]
+    )
+    assert one_line_refusal(refused, ExitCode.NOT_FOUND), refused.output
+    assert not missing.exists() and not (tmp_path / "copy.db").exists()

@@ -149,6 +149,14 @@ def test_metrics_count_requests_by_route_template_and_status(api: Api) -> None:
     assert not any("V1" in str(labels) for _, labels in after)
 
 
+def test_a_method_the_api_does_not_know_is_counted_as_other(api: Api) -> None:
+    # When a client sends a made-up method (an ID number, say)
+    api.client.request("X320583199001011234", "/volunteers/V1/hours")
+    # Then the metrics name no such method: it is "other"
+    labels = {dict(labels).get("method") for _, labels in metrics(api)}
+    assert "X320583199001011234" not in labels and "other" in labels
+
+
 def test_metrics_count_commands_by_outcome(api: Api) -> None:
     before = metrics(api)
     fields = {"venue_id": "S9", "name": "S9", "level": "station", "parent_id": "I1"}

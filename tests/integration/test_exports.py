@@ -239,6 +239,9 @@ def assert_xlsx_layout(
     assert (stated[position_label], stated[hash_label]) == (position, chain_hash)
     assert stated[rows_label] == rows
     assert data.freeze_panes == "A2"
+    # printed on A4 landscape, the header row on every page
+    assert (data.page_setup.paperSize, data.page_setup.orientation) == (9, "landscape")
+    assert data.print_title_rows == "$1:$1"
     last = data.cell(row=1, column=data.max_column).column_letter
     assert data.auto_filter.ref == f"A1:{last}{rows + 1}"
     for header in data[1]:

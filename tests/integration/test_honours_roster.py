@@ -133,7 +133,7 @@ def test_an_honours_run_writes_the_volunteers_newly_reaching_each_level(
         label: value for label, value, *_ in list(about.iter_rows(values_only=True))[1:]
     }
     personal = "个人信息" if headers == "chinese" else "personal data"
-    assert stated[personal] == "masked"
+    assert stated[personal] == ("已遮盖" if headers == "chinese" else "masked")
     assert stated["规则" if headers == "chinese" else "rules"] == "kunshan@1"
     as_of_day = "截至日期" if headers == "chinese" else "as of day"
     assert stated[as_of_day] == "2024-12-31"

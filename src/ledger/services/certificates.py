@@ -903,7 +903,9 @@ def verification_page(
 ) -> str:
     """A Chinese page with the decoded certificate and the verdict, for a
     school or employer who scanned its QR code. It shows no personal data:
-    the token carries none."""
+    the token carries none. What a token claims is shown only when this
+    ledger's key signed it: a forged token's figures are not repeated under
+    the ledger's name."""
     e = html.escape
     tone, banner = VERDICT_BANNERS[verdict]
     rows = [
@@ -915,6 +917,12 @@ def verification_page(
         ("链哈希指纹", fingerprint(token.chain_hash)),
     ]
     table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    if verdict is not Verdict.VALID:
+        table = (
+            "<tr><td>核验码所载内容未经本账本签名，不予显示；请勿采信该证明。"
+            "The token's content is not signed by this ledger and is not shown."
+            "</td></tr>"
+        )
     ledger = ""
     if today is not None:
         problem = today.problem(

@@ -244,6 +244,25 @@ def _write_csv(
     return written
 
 
+# The widest sheet (in character widths) still read comfortably when shrunk
+# to one landscape A4 page; a wider one (an audit export, with its hashes)
+# prints over several pages wide at full size instead.
+PRINTABLE_WIDTH = 240
+
+
+def _print_on_a4(worksheet: Any, *, fit_width: bool, title_row: bool = False) -> None:
+    """Print setup for 文明办 staff who print: A4 landscape, all columns on
+    one page wide when ``fit_width``, the header row on every page."""
+    worksheet.page_setup.paperSize = "9"  # A4, in ECMA-376's paper codes
+    worksheet.page_setup.orientation = "landscape"
+    if fit_width:
+        worksheet.sheet_properties.pageSetUpPr.fitToPage = True
+        worksheet.page_setup.fitToWidth = 1
+        worksheet.page_setup.fitToHeight = 0
+    if title_row:
+        worksheet.print_title_rows = "1:1"
+
+
 def _write_xlsx(
     path: Path,
     rows: Iterator[dict[str, Any]],
@@ -264,10 +283,15 @@ def _write_xlsx(
     bold = Font(bold=True)
     about.column_dimensions["A"].width = 16
     about.column_dimensions["B"].width = 70
-    for index, column in enumerate(columns, start=1):
-        width = max(column.width, _display_width(column.header(chinese)) + 2)
+    widths = [
+        max(column.width, _display_width(column.header(chinese)) + 2)
+        for column in columns
+    ]
+    for index, width in enumerate(widths, start=1):
         data.column_dimensions[get_column_letter(index)].width = width
     data.freeze_panes = "A2"
+    _print_on_a4(about, fit_width=True)
+    _print_on_a4(data, fit_width=sum(widths) <= PRINTABLE_WIDTH, title_row=True)
 
     def cell(worksheet: Any, value: Any, number_format: str | None = None) -> Any:
         written = WriteOnlyCell(worksheet, value=value)
@@ -309,8 +333,12 @@ def _write_xlsx(
         ("rows", written),
     ]
     for label, value in stated:
-        shown = _QUERY_LABELS_ZH.get(label, label) if chinese else label
-        about.append([cell(about, shown), cell(about, value)])
+        if chinese:
+            label = _QUERY_LABELS_ZH.get(label, label)
+            value = (
+                _QUERY_VALUES_ZH.get(value, value) if isinstance(value, str) else value
+            )
+        about.append([cell(about, label), cell(about, value)])
     workbook.save(path)
     return written
 
@@ -341,6 +369,9 @@ _QUERY_LABELS_ZH = {
     "chain hash": "链哈希",
     "rows": "行数",
 }
+
+# The words a query sheet states as values, on a Chinese one.
+_QUERY_VALUES_ZH = {"masked": "已遮盖", "revealed": "已显示（管理员）"}
 
 # Ids and reasons are free text from other systems: a value starting like a
 # formula must stay text when a spreadsheet opens the file (formula injection).

@@ -30,6 +30,10 @@ class BackupError(TranslatedError):
     """A backup could not be made; the message says why, in one line."""
 
 
+class NothingToBackUpError(BackupError):
+    """There is no ledger where the settings point (a mistyped path)."""
+
+
 @dataclass(frozen=True)
 class BackupReport:
     """What a backup holds: where it is, and where its key material went."""
@@ -75,7 +79,7 @@ def _back_up_sqlite(url: sa.URL, destination: Path) -> int:
     if not source_file or source_file == ":memory:" or source_file.startswith("file:"):
         raise BackupError("only a SQLite ledger kept in a file can be backed up")
     if not Path(source_file).is_file():
-        raise BackupError("no ledger at {where}", where=source_file)
+        raise NothingToBackUpError("no ledger at {where}", where=source_file)
     partial = destination.with_name(f".{destination.name}.partial")
     source = sqlite3.connect(source_file, timeout=60)
     try:

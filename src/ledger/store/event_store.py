@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -382,6 +383,11 @@ def _named_failure(error: BaseException) -> Exception | None:
                 "the SQLite database cannot be used: {reason}", reason=text
             )
         return None
+    if isinstance(cause, sqlite3.DatabaseError):  # not a database, or damaged
+        return DatabaseUnavailableError(
+            "the SQLite file is not a ledger's database, or is damaged: {reason}",
+            reason=cause,
+        )
     state = getattr(cause, "sqlstate", None)
     if state in _BUSY_STATES:
         return LedgerBusyError(BUSY_MESSAGE)
@@ -410,6 +416,18 @@ def _failures_named() -> Iterator[None]:
         if named is None:
             raise
         raise named from error
+
+
+def sqlite_database_file(url: str) -> Path | None:
+    """The file a SQLite URL names (absolute); None for a server database,
+    one in memory, or a URI filename."""
+    parsed = sa.engine.make_url(normalise_database_url(url))
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    if name.startswith("file:"):
+        return None
+    return Path(name).expanduser().absolute()
 
 
 def normalise_database_url(url: str) -> str:
@@ -447,10 +465,8 @@ class Database:
     @property
     def sqlite_file(self) -> str | None:
         """The file of a SQLite database; None for PostgreSQL or in memory."""
-        name = self.engine.url.database
-        if not self.is_sqlite or name in (None, "", ":memory:"):
-            return None
-        return name
+        file = sqlite_database_file(self.url)
+        return None if file is None else str(file)
 
     def drop_schema(self, tables: Sequence[sa.Table]) -> None:
         """Drop those of ``tables`` that exist, and the schema's recorded

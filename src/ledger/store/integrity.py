@@ -63,6 +63,7 @@ from ledger.store.event_store import (
     placeholder,
     read_property,
     select_rows_among,
+    sqlite_database_file,
     utc_text,
 )
 
@@ -664,14 +665,13 @@ def key_directory(database_url: str, configured: Path | None) -> Path:
     url = sa.engine.make_url(normalise_database_url(database_url))
     if url.get_backend_name() != "sqlite":
         return _user_data_directory() / "ledger" / _server_database_name(url)
-    file = url.database
-    if not file or file == ":memory:" or file.startswith("file:"):
+    database_file = sqlite_database_file(database_url)
+    if database_file is None:
         raise KeyMaterialError(
             "{setting} is not set: a ledger in memory has no place "
             "of its own for its keys",
             setting=KEY_DIRECTORY_SETTING,
         )
-    database_file = Path(file).expanduser().absolute()
     return database_file.with_name(f"{database_file.stem}.keys")
 
 
