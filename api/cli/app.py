@@ -50,8 +50,15 @@ class LedgerCommands(TyperGroup):
         try:
             return super().invoke(ctx)
         except OSError as error:
-            where = f": {error.filename}" if error.filename else ""
-            fail(f"{error.strerror or error}{where}", ExitCode.FILE_ERROR)
+            reason = error.strerror or str(error)
+            if error.filename:
+                fail(
+                    "{reason}: {path}",
+                    ExitCode.FILE_ERROR,
+                    reason=reason,
+                    path=error.filename,
+                )
+            fail(reason, ExitCode.FILE_ERROR)
         except Exception as error:
             code = _exit_code(error)
             if code is None:

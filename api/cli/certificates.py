@@ -156,7 +156,7 @@ def verify_certificate_command(
         try:
             key = load_public_key(public_key.read_bytes())
         except (OSError, ValueError) as error:
-            fail(f"--public-key {public_key}: {error}", 2)
+            fail("--public-key {path}: {reason}", 2, path=public_key, reason=error)
     else:
         own = checking_key(settings, None)
         if own is None:

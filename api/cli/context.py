@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ledger.api.cli.output import ExitCode, fail
+from ledger.domain.messages import Message
 
 if TYPE_CHECKING:
     from ledger.application.ledger import Ledger
@@ -46,7 +47,7 @@ class Invocation:
             self._components.close()
 
 
-def ledger_files_of(ctx: typer.Context) -> list[tuple[Path, str]]:
+def ledger_files_of(ctx: typer.Context) -> list[tuple[Path, Message]]:
     """The ledger's own files, which no output may overwrite: its SQLite
     database file and journals (none for a server database), and its key
     directory, each with what it is called in a refusal."""
@@ -54,19 +55,18 @@ def ledger_files_of(ctx: typer.Context) -> list[tuple[Path, str]]:
     from ledger.store.integrity import KeyMaterialError, key_directory
 
     settings = components_of(ctx).settings
-    files: list[tuple[Path, str]] = []
+    files: list[tuple[Path, Message]] = []
     database = sqlite_database_file(settings.database_url)
     if database is not None:
-        files.append((database, "the ledger's database"))
+        files.append((database, Message("the ledger's database")))
         for journal in ("-wal", "-shm", "-journal"):
-            files.append(
-                (database.with_name(database.name + journal), "the ledger's journal")
-            )
+            journal_file = database.with_name(database.name + journal)
+            files.append((journal_file, Message("the ledger's journal")))
     try:
         keys = key_directory(settings.database_url, settings.key_directory)
     except KeyMaterialError:
         return files  # a ledger in memory has no key directory
-    files.append((keys, "in the ledger's key directory"))
+    files.append((keys, Message("in the ledger's key directory")))
     return files
 
 

@@ -89,7 +89,7 @@ def honours(
         assert live is not None
         read_at = live.position if position is None else position
         if read_at > live.position:
-            fail(f"the ledger has no position {read_at} yet", 2)
+            fail("the ledger has no position {position} yet", 2, position=read_at)
         try:
             run = plan_honours(conn, live.version, rule_set, day, read_at)
         except IncompleteAwardsError as error:

@@ -50,9 +50,10 @@ def demo(
         held = head_position(conn)
     if held and not force:
         fail(
-            f"the ledger already holds {held:,} events: `ledger demo` adds a "
+            "the ledger already holds {events} events: `ledger demo` adds a "
             "synthetic city only to an empty one (choose another --db, or --force)",
             ExitCode.BAD_INPUT,
+            events=f"{held:,}",
         )
     with tempfile.TemporaryDirectory() as folder:
         city = Path(folder) / f"city-{scale}-{seed}-{year}.jsonl"
@@ -137,9 +138,10 @@ def import_command(
         report_path.exists() and report_path.samefile(file)
     ):
         fail(
-            f"the report {report_path} is the file to import: choose another "
+            "the report {path} is the file to import: choose another "
             "--report (nothing was read)",
             ExitCode.BAD_INPUT,
+            path=report_path,
         )
     components_of(ctx).may_create()
     ledger = ledger_of(ctx)

@@ -31,11 +31,16 @@ def parse_expiry(text: str) -> datetime:
         )
     except (ValueError, OverflowError):
         fail(
-            f"--expires must be a day YYYY-MM-DD or a time, not '{text}'",
+            "--expires must be a day YYYY-MM-DD or a time, not '{text}'",
             ExitCode.BAD_INPUT,
+            text=text,
         )
     if moment.utcoffset() is None:
-        fail(f"--expires '{text}' needs a UTC offset, e.g. +08:00", ExitCode.BAD_INPUT)
+        fail(
+            "--expires '{text}' needs a UTC offset, e.g. +08:00",
+            ExitCode.BAD_INPUT,
+            text=text,
+        )
     return moment
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +29,7 @@ def migrate(
     """Upgrade the ledger's schema to this release's (back it up first:
     `ledger backup`); a ledger of release bb41d98 is recognised and recorded
     as its revision first. Safe to run while others open the ledger."""
+    from ledger.bootstrap import NoLedgerError
     from ledger.store.event_store import Database
     from ledger.store.schema import SchemaVersionError, schema_status, upgrade_schema
 
@@ -35,6 +37,10 @@ def migrate(
     database = Database(components_of(ctx).settings.database_url)
     try:
         if check:
+            # Connecting would make the file: a check makes nothing (exit 4).
+            file = database.sqlite_file
+            if file is not None and not Path(file).is_file():
+                raise NoLedgerError.at(file)
             status = schema_status(database)
             typer.echo(status.describe())
             raise typer.Exit(0 if status.up_to_date else 1)

@@ -9,6 +9,9 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from ledger.domain.messages import translate
 
 console = Console(stderr=True)
 
@@ -49,17 +52,21 @@ def in_existing_folder(
     name = named or (param.name or "").upper()
     if not path.absolute().parent.is_dir():
         fail(
-            f"{name}: the folder {path.absolute().parent} does not exist; "
-            "create it first",
+            "{name}: the folder {folder} does not exist; create it first",
             ExitCode.FILE_ERROR,
+            name=name,
+            folder=path.absolute().parent,
         )
     from ledger.api.cli.context import ledger_files_of
 
     for own, what in ledger_files_of(ctx):
         if _same_or_inside(path, own):
             fail(
-                f"{name}: {path} is {what}; write the output elsewhere",
+                "{name}: {path} is {what}; write the output elsewhere",
                 ExitCode.BAD_INPUT,
+                name=name,
+                path=path,
+                what=what,
             )
     return path
 
@@ -101,7 +108,11 @@ def print_json(document: object) -> None:
     typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
-def fail(problem: object, exit_code: int) -> NoReturn:
-    """Name the problem on standard error, in red, and exit with ``exit_code``."""
-    console.print(f"[red]{problem}[/red]", soft_wrap=True)
+def fail(problem: str | Exception, exit_code: int, /, **params: object) -> NoReturn:
+    """Name the problem on standard error, in red, in the reader's language,
+    and exit with ``exit_code``. ``problem`` is a message template, its
+    ``{names}`` filled from ``params`` (docs/i18n.md), or an error, which
+    renders its own message."""
+    text = translate(problem, params) if isinstance(problem, str) else str(problem)
+    console.print(f"[red]{escape(text)}[/red]", soft_wrap=True)
     raise typer.Exit(exit_code)

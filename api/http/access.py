@@ -20,6 +20,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 
 from ledger.domain.common import stream_id
+from ledger.domain.messages import Message, TranslatedError
 from ledger.store.api_keys import api_keys_table
 from ledger.store.event_store import (
     Database,
@@ -67,16 +68,16 @@ class Caller:
         return self.role is Role.ADMIN
 
 
-class InvalidKeyRequestError(ValueError):
+class InvalidKeyRequestError(TranslatedError, ValueError):
     """A key was asked for with a role and scope that do not fit, or an
     expiry in the past."""
 
 
-class UnknownKeyError(LookupError):
+class UnknownKeyError(TranslatedError, LookupError):
     """No key is, or starts as, the one to revoke."""
 
 
-class AmbiguousKeyPrefixError(ValueError):
+class AmbiguousKeyPrefixError(TranslatedError, ValueError):
     """More than one key starts as the one to revoke."""
 
 
@@ -87,7 +88,7 @@ class KeyRefusal:
     status: int
     code: str
     title: str
-    detail: str
+    detail: Message  # in the language of the request it answers
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def create_key(
     except ValueError:
         roles = ", ".join(r.value for r in Role)
         raise InvalidKeyRequestError(
-            f"unknown role '{role}': use one of {roles}"
+            "unknown role '{role}': use one of {roles}", role=role, roles=roles
         ) from None
     if (parsed is Role.VENUE_STAFF) != (venue_id is not None):
         raise InvalidKeyRequestError(
@@ -152,13 +153,15 @@ def create_key(
     for kind, scope_id in (("venue", venue_id), ("volunteer", volunteer_id)):
         if scope_id is not None and not _is_recorded(database, kind, scope_id):
             raise InvalidKeyRequestError(
-                f"no {kind} '{scope_id}' is recorded in the ledger: register it "
-                "first, or check the id"
+                "no {kind} '{id}' is recorded in the ledger: register it "
+                "first, or check the id",
+                kind=Message(kind),
+                id=scope_id,
             )
     now = datetime.now(UTC)
     if expires_at is not None and expires_at <= now:
         raise InvalidKeyRequestError(
-            f"the expiry {expires_at.isoformat()} has passed already"
+            "the expiry {moment} has passed already", moment=expires_at.isoformat()
         )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with database.writing() as conn:
@@ -205,11 +208,15 @@ def revoke_key(database: Database, key_or_prefix: str) -> KeyListing:
         else:
             found = [r.key_hash for r in rows if r.key_prefix.startswith(key_or_prefix)]
         if not found:
-            raise UnknownKeyError(f"no key is or starts with '{key_or_prefix}'")
+            raise UnknownKeyError(
+                "no key is or starts with '{prefix}'", prefix=key_or_prefix
+            )
         if len(found) > 1:
             raise AmbiguousKeyPrefixError(
-                f"'{key_or_prefix}' starts {len(found)} keys: give more of the key, "
-                "nothing was revoked"
+                "'{prefix}' starts {count} keys: give more of the key, "
+                "nothing was revoked",
+                prefix=key_or_prefix,
+                count=len(found),
             )
         conn.execute(
             api_keys_table.update()
@@ -263,7 +270,7 @@ def _note_use(database: Database, digest: str, now: datetime) -> None:
 LAST_USED_EVERY = timedelta(minutes=10)
 
 UNKNOWN_KEY = KeyRefusal(
-    401, "unknown_key", "Unknown API key", "the API key is not known"
+    401, "unknown_key", "Unknown API key", Message("the API key is not known")
 )
 
 
@@ -293,14 +300,14 @@ def find_caller(database: Database, key: str) -> Caller | KeyRefusal:
             401,
             "key_revoked",
             "Revoked API key",
-            f"this key was revoked at {row.revoked_at}",
+            Message("this key was revoked at {moment}", moment=row.revoked_at),
         )
     if row.expires_at is not None and row.expires_at <= utc_text(now):
         return KeyRefusal(
             401,
             "key_expired",
             "Expired API key",
-            f"this key expired at {row.expires_at}",
+            Message("this key expired at {moment}", moment=row.expires_at),
         )
     try:
         role = Role(row.role)
@@ -309,8 +316,10 @@ def find_caller(database: Database, key: str) -> Caller | KeyRefusal:
             403,
             "unknown_role",
             "The key's role is not known",
-            f"this key's role '{row.role}' is none this server knows: "
-            "ask for a new key",
+            Message(
+                "this key's role '{role}' is none this server knows: ask for a new key",
+                role=row.role,
+            ),
         )
     if row.last_used_at is None or row.last_used_at < utc_text(now - LAST_USED_EVERY):
         _note_use(database, digest, now)

@@ -26,6 +26,7 @@ from ledger.api.http.routes import (
     verification,
 )
 from ledger.bootstrap import LedgerComponents
+from ledger.domain.messages import translate
 from ledger.settings import LedgerSettings
 
 DESCRIPTION = """\
@@ -49,7 +50,7 @@ class RefuseNulCharacters(HttpMiddleware):
                 400,
                 "invalid_read",
                 "Invalid read parameters",
-                "NUL characters are not allowed",
+                translate("NUL characters are not allowed"),
             )
             await refusal(scope, receive, send)
             return

@@ -7,6 +7,7 @@ from starlette.types import Message, Receive, Scope, Send
 from ledger.api.http.middleware import HttpMiddleware
 from ledger.api.http.problems import problem_response
 from ledger.application.commands import LONGEST_COMMAND_BYTES
+from ledger.domain.messages import translate
 
 
 class RefuseLargeBodies(HttpMiddleware):
@@ -54,8 +55,11 @@ class RefuseLargeBodies(HttpMiddleware):
             413,
             "body_too_large",
             "The request body is too large",
-            f"a request body may be at most {LONGEST_COMMAND_BYTES:,} bytes "
-            "(64 KiB), as one command may; send one command per request",
+            translate(
+                "a request body may be at most {most} bytes (64 KiB), as one "
+                "command may; send one command per request",
+                {"most": f"{LONGEST_COMMAND_BYTES:,}"},
+            ),
         )
         await refusal(scope, receive, send)
 

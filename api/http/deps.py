@@ -70,15 +70,20 @@ def allow(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
                 403,
                 "forbidden",
                 "Not allowed for this role",
-                f"a {caller.role.value} key may not use this route",
+                "a {role} key may not use this route",
+                role=caller.role.value,
             )
         return caller
 
     return admit
 
 
-def forbid(detail: str) -> ProblemError:
-    return ProblemError(403, "out_of_scope", "Outside this key's scope", detail)
+def forbid(detail: str, /, **params: object) -> ProblemError:
+    """403 ``out_of_scope``: ``detail`` a message template, ``params`` its
+    parameters."""
+    return ProblemError(
+        403, "out_of_scope", "Outside this key's scope", detail, **params
+    )
 
 
 def ensure_venue_in_scope(caller: Caller, reads: LedgerReads, venue_id: str) -> None:
@@ -87,7 +92,9 @@ def ensure_venue_in_scope(caller: Caller, reads: LedgerReads, venue_id: str) -> 
         assert caller.venue_id is not None
         if venue_id not in reads.venue_subtree(caller.venue_id):
             raise forbid(
-                f"venue '{venue_id}' is outside the subtree of '{caller.venue_id}'"
+                "venue '{venue_id}' is outside the subtree of '{scope}'",
+                venue_id=venue_id,
+                scope=caller.venue_id,
             )
 
 

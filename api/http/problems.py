@@ -14,7 +14,7 @@ from ledger.application.commands import refusal_code
 from ledger.application.ledger import ConcurrencyConflictError
 from ledger.application.refusals import describe_problem, describe_problems
 from ledger.domain.errors import DomainError
-from ledger.domain.messages import translate
+from ledger.domain.messages import Message, translate
 from ledger.reads.queries import InvalidReadError, NotFoundError
 from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
 
@@ -45,11 +45,23 @@ class Problem(BaseModel):
 
 
 class ProblemError(Exception):
-    """Raised by routes to answer with a problem."""
+    """Raised by routes to answer with a problem. ``detail`` is a message
+    template, its ``{names}`` filled from ``params``, or a ``Message``: it
+    renders in the request's language when the answer is made."""
 
-    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.title, self.detail = status, code, title, detail
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | Message,
+        /,
+        **params: object,
+    ) -> None:
+        message = detail if isinstance(detail, Message) else Message(detail, **params)
+        super().__init__(message.template)
+        self.status, self.code, self.title = status, code, title
+        self.detail = message
 
 
 def problem_response(
@@ -80,7 +92,7 @@ async def on_problem(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ProblemError)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return problem_response(
-        error.status, error.code, error.title, error.detail, headers=headers
+        error.status, error.code, error.title, str(error.detail), headers=headers
     )
 
 
@@ -109,7 +121,7 @@ async def on_busy(_: Request, error: Exception) -> JSONResponse:
         503,
         "ledger_busy",
         "The ledger is busy",
-        f"{error} (with the same Idempotency-Key).",
+        translate("{reason} (with the same Idempotency-Key).", {"reason": error}),
         headers={"Retry-After": RETRY_BUSY_AFTER},
     )
 

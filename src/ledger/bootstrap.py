@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from ledger.domain.messages import Message, TranslatedError
 from ledger.engine import (
     ProjectionEngine,
     dead_letters_table,
@@ -67,9 +68,17 @@ LEDGER_SCHEMA: tuple[sa.Table, ...] = (
 )
 
 
-class NoLedgerError(LookupError):
+class NoLedgerError(TranslatedError, LookupError):
     """A command that only reads was pointed at a database holding no ledger
     (a mistyped SQLite path, most often); nothing was made there."""
+
+    @classmethod
+    def at(cls, where: object) -> NoLedgerError:
+        """The refusal of a read at ``where`` (a path, a database)."""
+        return cls(
+            "no ledger at {where}; `ledger import` or `ledger demo` creates one",
+            where=where,
+        )
 
 
 def open_database(
@@ -88,10 +97,8 @@ def open_database(
     database = Database(url, limits)
     try:
         if not create and _holds_no_ledger(database):
-            where = database.sqlite_file or "this database"
-            raise NoLedgerError(
-                f"no ledger at {where}; `ledger import` or `ledger demo` creates one"
-            )
+            where = database.sqlite_file or Message("this database")
+            raise NoLedgerError.at(where)
         prepare_schema(database, auto_migrate=auto_migrate)
     except BaseException:
         database.dispose()

@@ -174,3 +174,76 @@ def test_an_unknown_volunteer_is_told_in_chinese(city: Database) -> None:
     result = ledger_cli(city, CHINESE, "query", "hours", "NOPE")
     assert result.exit_code == 4
     assert result.stderr.strip() == "志愿者“NOPE”未登记"
+
+
+@pytest.mark.parametrize(
+    ("environment", "told"),
+    [
+        (CHINESE, "{path} 处没有台账；`ledger import` 或 `ledger demo` 可创建台账"),
+        (ENGLISH, "no ledger at {path}; `ledger import` or `ledger demo` creates one"),
+    ],
+)
+def test_a_read_of_no_ledger_is_refused_in_the_readers_language(
+    tmp_path: Path, environment: dict[str, str], told: str
+) -> None:
+    path = tmp_path / "mistyped.db"
+    result = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{path}", "verify"], env=environment
+    )
+    assert result.exit_code == 4
+    assert result.stderr.strip() == told.format(path=path)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("environment", "told"),
+    [
+        (CHINESE, "--until 的值“2024-03-01T09:00”应带时区偏移，如 +08:00"),
+        (ENGLISH, "--until '2024-03-01T09:00' needs a UTC offset"),
+    ],
+)
+def test_a_malformed_option_is_refused_by_its_name_in_the_readers_language(
+    city: Database, environment: dict[str, str], told: str
+) -> None:
+    arguments = ("audit", "events", "--until", "2024-03-01T09:00")
+    result = ledger_cli(city, environment, *arguments)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == told
+
+
+@pytest.mark.parametrize(
+    ("environment", "told"),
+    [
+        (CHINESE, "--expires 应为日期 YYYY-MM-DD 或时间，而不是“soon”"),
+        (ENGLISH, "--expires must be a day YYYY-MM-DD or a time, not 'soon'"),
+    ],
+)
+def test_a_cli_refusal_of_its_own_is_told_in_the_readers_language(
+    city: Database, environment: dict[str, str], told: str
+) -> None:
+    arguments = ("keys", "create", "--role", "admin", "--expires", "soon")
+    result = ledger_cli(city, environment, *arguments)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == told
+
+
+def test_an_output_in_a_missing_folder_is_refused_in_chinese(
+    city: Database, tmp_path: Path
+) -> None:
+    export = tmp_path / "missing" / "events.csv"
+    result = ledger_cli(city, CHINESE, "audit", "events", "--export", str(export))
+    assert result.exit_code == 7
+    assert result.stderr.strip() == (
+        f"--export：文件夹 {export.parent} 不存在；请先创建"
+    )
+
+
+def test_an_unusable_database_url_is_refused_in_chinese() -> None:
+    result = CliRunner().invoke(
+        app, ["--db", "nosuch://nobody@nowhere/x", "verify"], env=CHINESE
+    )
+    assert result.exit_code == 6
+    assert result.stderr.strip() == (
+        "台账无法使用此数据库地址（协议 nosuch）：请给出 "
+        "postgresql://USER@HOST/NAME 或 sqlite:///PATH"
+    )

@@ -37,6 +37,9 @@ from tests.factories import (
     submission,
 )
 
+# The refusals are checked in English here; in Chinese in test_cli_languages.py.
+ENGLISH = {"LANG": "en_US.UTF-8"}
+
 
 @pytest.fixture
 def database(database_url: str, key_directory: Path) -> Iterator[Database]:
@@ -49,10 +52,12 @@ def database(database_url: str, key_directory: Path) -> Iterator[Database]:
 
 
 def ledger_cli(database: Database, *arguments: str, **env: str) -> Any:
-    """``ledger --db URL ARGUMENTS…`` with ``env`` set, as a person runs it."""
+    """``ledger --db URL ARGUMENTS…`` with ``env`` set, as a person runs it,
+    in an English locale unless ``env`` names another (the refusals' words
+    in each language: tests/e2e/test_cli_languages.py)."""
     keys = {"LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[database.url])}
     return CliRunner().invoke(
-        app, ["--db", database.url, *arguments], env={**keys, **env}
+        app, ["--db", database.url, *arguments], env={**keys, **ENGLISH, **env}
     )
 
 
@@ -255,7 +260,7 @@ def test_an_unreachable_database_exits_in_one_line(
 ) -> None:
     url = unreachable(database_url, tmp_path)
     arguments = [str(interchange) if a == "lines.jsonl" else a for a in verb]
-    result = CliRunner().invoke(app, ["--db", url, *arguments])
+    result = CliRunner().invoke(app, ["--db", url, *arguments], env=ENGLISH)
     assert one_line_refusal(result, ExitCode.DATABASE_UNAVAILABLE), result.output
     assert "cannot be" in result.stderr
     assert result.stdout == ""
@@ -265,7 +270,7 @@ def test_an_unreachable_database_exits_in_one_line(
     "url", ["postgresq://postgres@127.0.0.1/test", "sqlite//ledger.db", "ledger.db"]
 )
 def test_a_misspelt_database_url_exits_in_one_line(url: str) -> None:
-    result = CliRunner().invoke(app, ["--db", url, "query", "hours", "V1"])
+    result = CliRunner().invoke(app, ["--db", url, "query", "hours", "V1"], env=ENGLISH)
     assert one_line_refusal(result, ExitCode.DATABASE_UNAVAILABLE), result.output
     assert "postgresql://" in result.stderr
 
@@ -306,7 +311,11 @@ def test_a_read_of_a_database_without_a_ledger_is_refused_and_makes_none(
     result = CliRunner().invoke(
         app,
         ["--db", database_url, *arguments],
-        env={"LEDGER_KEY_DIRECTORY": str(tmp_path / "keys"), **ISSUER_ENVIRONMENT},
+        env={
+            "LEDGER_KEY_DIRECTORY": str(tmp_path / "keys"),
+            **ISSUER_ENVIRONMENT,
+            **ENGLISH,
+        },
     )
     assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
     assert "no ledger at" in result.stderr
@@ -318,7 +327,9 @@ def test_a_read_of_a_sqlite_file_in_a_missing_folder_names_the_path(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "no-such-folder" / "ledger.db"
-    result = CliRunner().invoke(app, ["--db", f"sqlite:///{path}", "verify"])
+    result = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{path}", "verify"], env=ENGLISH
+    )
     assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
     assert f"no ledger at {path}" in result.stderr
     assert not path.parent.exists()
@@ -488,6 +499,18 @@ def test_query_hours_through_counts_service_dated_up_to_that_day(
     assert total("--through", "2024-02-29") == 0
 
 
+def test_a_migration_check_of_a_sqlite_file_that_is_not_there_makes_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mistyped.db"
+    result = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{path}", "migrate", "--check"], env=ENGLISH
+    )
+    assert one_line_refusal(result, ExitCode.NOT_FOUND), result.output
+    assert f"no ledger at {path}" in result.stderr
+    assert not path.exists()
+
+
 @pytest.mark.parametrize(
     ("option", "arguments", "target"),
     [
@@ -536,7 +559,9 @@ def test_a_file_that_is_not_a_database_is_refused_in_one_line_and_left_alone(
     not_a_database.write_text("志愿服务 notes, not a ledger\n" * 50, encoding="utf-8")
     before = not_a_database.read_bytes()
     given = [a.format(file=not_a_database) for a in arguments]
-    refused = CliRunner().invoke(app, ["--db", f"sqlite:///{not_a_database}", *given])
+    refused = CliRunner().invoke(
+        app, ["--db", f"sqlite:///{not_a_database}", *given], env=ENGLISH
+    )
     assert one_line_refusal(refused, ExitCode.DATABASE_UNAVAILABLE), refused.output
     assert "is not a ledger's database" in refused.stderr
     assert not_a_database.read_bytes() == before

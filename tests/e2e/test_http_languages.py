@@ -114,3 +114,70 @@ def test_an_unknown_volunteer_is_told_in_the_language_asked(
     response = api.get("/volunteers/NOPE/hours", headers={"Accept-Language": language})
     assert is_problem(response, 404, "not_found"), response.text
     assert (response.json()["title"], response.json()["detail"]) == (title, detail)
+
+
+def test_a_malformed_read_is_told_in_the_readers_language(api: Api) -> None:
+    query = {"subject": "V1"}
+    chinese = api.get("/audit/events", headers={"Accept-Language": "zh-CN"}, **query)
+    english = api.get("/audit/events", headers={"Accept-Language": "en"}, **query)
+    assert is_problem(chinese, 400, "invalid_read"), chinese.text
+    assert is_problem(english, 400, "invalid_read"), english.text
+    assert chinese.json()["title"] == "查询参数有误"
+    assert (
+        chinese.json()["detail"]
+        == "对象应写作 类型:编号（如 volunteer:V001），而不是“V1”"
+    )
+    assert english.json()["detail"] == (
+        "a subject is KIND:ID (e.g. volunteer:V001), not 'V1'"
+    )
+
+
+def test_a_role_refused_is_told_in_chinese(api: Api) -> None:
+    response = api.get(
+        "/volunteers/V1/hours", "venue_staff", headers={"Accept-Language": "zh-CN"}
+    )
+    assert is_problem(response, 403, "forbidden"), response.text
+    assert response.json()["title"] == "此角色无权操作"
+    assert response.json()["detail"] == "venue_staff 密钥不能使用此接口"
+
+
+def test_a_scope_refused_is_told_in_each_language(api: Api) -> None:
+    headers = {**api.headers("volunteer"), "Accept-Language": "zh-CN"}
+    chinese = api.client.get("/volunteers/V2/hours", headers=headers)
+    headers["Accept-Language"] = "en"
+    english = api.client.get("/volunteers/V2/hours", headers=headers)
+    assert is_problem(chinese, 403, "out_of_scope"), chinese.text
+    assert chinese.json()["detail"] == "志愿者密钥只能查询其本人的记录"
+    assert english.json()["detail"] == "a volunteer key reads only its own record"
+    assert (chinese.json()["code"], chinese.json()["type"]) == (
+        english.json()["code"],
+        english.json()["type"],
+    )
+
+
+def test_a_body_too_large_is_told_in_chinese(api: Api) -> None:
+    headers = {**api.headers("admin"), "Accept-Language": "zh-CN"}
+    response = api.client.post(
+        "/commands/sign_up", content=b"{" + b" " * 70_000 + b"}", headers=headers
+    )
+    assert is_problem(response, 413, "body_too_large"), response.text
+    assert response.json()["detail"] == (
+        "请求体最多 65,536 字节（64 KiB），即一条命令的上限；请每个请求只发送一条命令"
+    )
+
+
+def test_a_reused_idempotency_key_is_told_in_chinese(api: Api) -> None:
+    headers = {**api.headers("admin"), "Idempotency-Key": "k-1"}
+    first = api.client.post(
+        "/commands/sign_up",
+        json=body("sign_up", activity_id="A1", volunteer_id="V2"),
+        headers=headers,
+    )
+    assert first.status_code == 201, first.text
+    response = api.client.post(
+        "/commands/sign_up",
+        json=body("sign_up", activity_id="A2", volunteer_id="V1"),
+        headers={**headers, "Accept-Language": "zh-CN"},
+    )
+    assert is_problem(response, 422, "idempotency_key_reused"), response.text
+    assert response.json()["title"] == "幂等键已被另一条命令使用"

@@ -606,13 +606,16 @@ def pick(answer: BaseModel, names: Iterable[str]) -> dict[str, Any]:
 
 
 def run_cli(database: Database, *arguments: str) -> Any:
-    """Run the ``ledger`` CLI on ``database``; returns the click ``Result``."""
+    """Run the ``ledger`` CLI on ``database`` in an English locale (the
+    languages: tests/e2e/test_cli_languages.py); returns the click ``Result``."""
     from typer.testing import CliRunner
 
     from ledger.api.cli.app import app  # imported here: only the CLI tests need it
 
     keys = KEY_DIRECTORIES.get(database.url)
-    environment = {"LEDGER_KEY_DIRECTORY": str(keys)} if keys else {}
+    environment = {"LANG": "en_US.UTF-8"}
+    if keys:
+        environment["LEDGER_KEY_DIRECTORY"] = str(keys)
     return CliRunner().invoke(app, ["--db", database.url, *arguments], env=environment)
 
 

@@ -30,6 +30,9 @@ SIGNED_BEFORE_WRITING = 300
 
 
 def ledger(url: str, *arguments: str, **environment: str) -> tuple[int, str]:
+    """``ledger --db URL ARGUMENTS…`` in an English locale (the messages'
+    languages are tested in tests/e2e/test_cli_languages.py)."""
+    environment = {"LANG": "en_US.UTF-8", **environment}
     result = runner.invoke(app, ["--db", url, *arguments], env=environment)
     return result.exit_code, result.output
 

@@ -229,7 +229,10 @@ class Town:
         return CliRunner().invoke(
             app,
             ["--db", self.ledger.database.url, *arguments],
-            env={"LEDGER_KEY_DIRECTORY": str(self.key_directory)},
+            env={
+                "LEDGER_KEY_DIRECTORY": str(self.key_directory),
+                "LANG": "en_US.UTF-8",
+            },
         )
 
     def honours(self, *arguments: str) -> list[str]:

@@ -93,13 +93,14 @@ def ledger_cli(
     database: Database | None, key_directory: Path | None, *arguments: str
 ) -> Result:
     """Run `ledger` (on ``database``, if any) with the key material in
-    ``key_directory`` (unset: where the ledger keeps it by default)."""
+    ``key_directory`` (unset: where the ledger keeps it by default), in an
+    English locale (tests/e2e/test_cli_languages.py tests the languages)."""
     database_option = ["--db", database.url] if database is not None else []
     directory = None if key_directory is None else str(key_directory)
     return CliRunner().invoke(
         app,
         [*database_option, *arguments],
-        env={KEY_DIRECTORY_SETTING: directory},
+        env={KEY_DIRECTORY_SETTING: directory, "LANG": "en_US.UTF-8"},
     )
 
 

@@ -56,8 +56,9 @@ KEY_DIRECTORIES: list[Path] = []
 
 
 def ledger(url: str, *arguments: str, **environment: str) -> tuple[int, str]:
-    """Run a ``ledger`` verb on the database at ``url``: exit code, output."""
-    keys = {"LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[-1])}
+    """Run a ``ledger`` verb on the database at ``url`` in an English
+    locale: exit code, output."""
+    keys = {"LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[-1]), "LANG": "en_US.UTF-8"}
     result = runner.invoke(app, ["--db", url, *arguments], env={**keys, **environment})
     return result.exit_code, result.output
 

@@ -1,6 +1,7 @@
 """The message catalogs are complete and shipped as compiled: every error
-code has a title, every message template the code raises and every word it
-fills in has a text in zh_CN and en, and each .mo holds what its .po says."""
+code has a title, every message template the code raises, prints (the CLI's
+``fail``) or answers (a problem's detail) and every word it fills in has a
+text in zh_CN and en, and each .mo holds what its .po says."""
 
 from __future__ import annotations
 
@@ -10,55 +11,76 @@ import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from string import Formatter
+from typing import TypeVar
 
 import pytest
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
 import ledger
+import ledger.api.http.access
+import ledger.bootstrap
+import ledger.reads.audit
+import ledger.services.honours
+import ledger.store.backup
+import ledger.store.integrity
+import ledger.store.schema
 from ledger.application.ledger import IdempotencyKeyReusedError
 from ledger.application.refusals import TEMPLATES
 from ledger.domain import bounds
 from ledger.domain.errors import CapacityReachedError, DomainError
-from ledger.domain.messages import LANGUAGES, LOCALE_DIRECTORY, use_language
+from ledger.domain.messages import (
+    LANGUAGES,
+    LOCALE_DIRECTORY,
+    TranslatedError,
+    use_language,
+)
 from ledger.domain.orders import OrderStatus
 from ledger.domain.teams import TeamLevel
 from ledger.domain.venues import VenueLevel
 from ledger.domain.volunteers import SessionStatus
+from ledger.store.event_store import BUSY_MESSAGE
 
 SOURCE = Path(ledger.__file__).parent
 
 
-def _subclasses(cls: type[DomainError]) -> Iterator[type[DomainError]]:
+E = TypeVar("E", bound=Exception)
+
+
+def _subclasses(cls: type[E]) -> Iterator[type[E]]:
     for subclass in cls.__subclasses__():
         yield subclass
         yield from _subclasses(subclass)
 
 
 ERRORS = [DomainError, *_subclasses(DomainError)]
+# Every error told in the reader's language: the domain's, and those of the
+# store, the reads, the services and the API that the CLI and HTTP print.
+TRANSLATED_ERRORS = [TranslatedError, *_subclasses(TranslatedError)]
 
 
 def _templates_in_source() -> set[str]:
-    """The literal first argument of every ``XxxError(...)`` of the domain,
-    of every ``Message(...)``/``translate(...)`` in the package and of the
-    command models' ``ValueError``, and the literal title of every HTTP
-    problem."""
-    message_at = {cls.__name__: 0 for cls in ERRORS}
-    message_at |= {"Message": 0, "translate": 0, "problem_response": 2}
-    message_at["ProblemError"] = 2
+    """The literal first argument of every ``XxxError(...)`` told in the
+    reader's language, of every ``Message(...)``/``translate(...)``, of the
+    CLI's ``fail(...)`` and of the command models' ``ValueError``, and the
+    literal title and detail of every HTTP problem."""
+    assert {"NoLedgerError", "LedgerBusyError", "KeyMaterialError"} <= {
+        cls.__name__ for cls in TRANSLATED_ERRORS
+    }
+    message_at = {cls.__name__: (0,) for cls in TRANSLATED_ERRORS}
+    message_at |= {"Message": (0,), "translate": (0,), "fail": (0,), "forbid": (0,)}
+    message_at |= {"problem_response": (2, 3), "ProblemError": (2, 3)}
     found = set()
     for path in [*SOURCE.rglob("*.py"), *(SOURCE / "api").rglob("*.py")]:
         # The command models' own checks raise ValueError with a message id.
-        models = {"ValueError": 0} if path.name == "commands.py" else {}
+        models = {"ValueError": (0,)} if path.name == "commands.py" else {}
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", getattr(node.func, "attr", None))
-            at = {**message_at, **models}.get(name or "")
-            if at is not None and len(node.args) > at:
-                argument = node.args[at]
-                if isinstance(argument, ast.Constant):
-                    found.add(argument.value)
+            at = {**message_at, **models}.get(name or "", ())
+            arguments = [node.args[i] for i in at if i < len(node.args)]
+            found |= {a.value for a in arguments if isinstance(a, ast.Constant)}
     return found
 
 
@@ -95,6 +117,7 @@ def test_every_error_code_has_a_title_in_each_language(language: str) -> None:
 def test_every_message_and_word_the_code_uses_has_a_text(language: str) -> None:
     catalog = _catalog(language)
     needed = _templates_in_source() | _words_filled_in() | set(TEMPLATES.values())
+    needed.add(BUSY_MESSAGE)
     assert len(needed) > 100
     assert sorted(m for m in needed if not catalog.get(m)) == []
 

@@ -125,7 +125,7 @@ def list_audit_events(
         )
     except InvalidAuditQueryError as error:
         raise ProblemError(
-            400, "invalid_read", "Invalid read parameters", str(error)
+            400, "invalid_read", "Invalid read parameters", error.message
         ) from None
     return find_events(
         reads.database, query, reveal_personal_data=caller.sees_personal_data

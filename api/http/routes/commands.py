@@ -72,7 +72,10 @@ def _ensure_in_scope(caller: Caller, command: c.BaseCommand, ledger: LedgerDep) 
         return
     if scope.venue_id is None:
         if type(command) not in UNSCOPED_STAFF_COMMANDS:
-            raise forbid(f"{command.type} is outside a venue's subtree")  # type: ignore[attr-defined]
+            raise forbid(
+                "{command} is outside a venue's subtree",
+                command=command.type,  # type: ignore[attr-defined]
+            )
         return
     venues = [scope.venue_id]
     if isinstance(command, c.DispatchOrder) and command.venue_id is not None:
@@ -80,7 +83,9 @@ def _ensure_in_scope(caller: Caller, command: c.BaseCommand, ledger: LedgerDep) 
     for venue_id in venues:
         if caller.venue_id not in ledger.venue_ancestry(venue_id):
             raise forbid(
-                f"venue '{venue_id}' is outside the subtree of '{caller.venue_id}'"
+                "venue '{venue_id}' is outside the subtree of '{scope}'",
+                venue_id=venue_id,
+                scope=caller.venue_id,
             )
 
 
@@ -106,7 +111,9 @@ def _make_route(command_type: str, model: type[c.BaseCommand]) -> None:
                 403,
                 "forbidden",
                 "Not allowed for this role",
-                f"a {caller.role.value} key may not send {command_type}",
+                "a {role} key may not send {command}",
+                role=caller.role.value,
+                command=command_type,
             )
         _ensure_in_scope(caller, command, ledger)
         key = idempotency_key or command.key

@@ -10,31 +10,17 @@ reader's language from the catalogs (``ledger.domain.messages``).
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ledger.domain.messages import Message
+from ledger.domain.messages import TranslatedError
 
 
-class DomainError(Exception):
+class DomainError(TranslatedError):
     """A command broke a rule of the domain; nothing was written."""
 
     code: ClassVar[str] = "domain_rule_broken"
     title: ClassVar[str] = "The command breaks a rule"
     http_status: ClassVar[int] = 422
-
-    def __init__(self, template: str, /, **params: object) -> None:
-        super().__init__(template)
-        self.message = Message(template, **params)
-
-    def __str__(self) -> str:
-        """The message in the reader's language (``ledger.domain.messages``)."""
-        return str(self.message)
-
-    def __reduce__(self) -> tuple[Any, tuple[()]]:
-        """Pickled with its parameters, which ``args`` does not hold."""
-        message = self.message
-        return partial(type(self), message.template, **message.params), ()
 
 
 class UnknownReferenceError(DomainError):

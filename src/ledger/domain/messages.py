@@ -17,8 +17,9 @@ import gettext
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
+from typing import Any
 
 CHINESE = "zh_CN"
 ENGLISH = "en"
@@ -46,6 +47,26 @@ class Message:
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
+
+
+class TranslatedError(Exception):
+    """An error whose message is a ``Message``: raised with an English
+    template and its parameters, shown in the reader's language. The domain's
+    errors are ones; so are the store's, the reads' and the composition
+    root's that the CLI and the HTTP API print."""
+
+    def __init__(self, template: str, /, **params: object) -> None:
+        super().__init__(template)
+        self.message = Message(template, **params)
+
+    def __str__(self) -> str:
+        """The message in the reader's language."""
+        return str(self.message)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        """Pickled with its parameters, which ``args`` does not hold."""
+        message = self.message
+        return partial(type(self), message.template, **message.params), ()
 
 
 @cache

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.domain.common import topic_of
+from ledger.domain.messages import TranslatedError
 from ledger.domain.privacy import mask_personal_data
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
@@ -44,7 +45,7 @@ from ledger.store.event_store import (
 SUBJECT_KINDS = ("volunteer", "venue", "activity", "order", "session", "team")
 
 
-class InvalidAuditQueryError(ValueError):
+class InvalidAuditQueryError(TranslatedError, ValueError):
     """An audit query's parameters are malformed."""
 
 
@@ -66,11 +67,14 @@ class AuditQuery:
     def __post_init__(self) -> None:
         if self.subject is not None and self.subject[0] not in SUBJECT_KINDS:
             raise InvalidAuditQueryError(
-                f"subject kind must be one of {', '.join(SUBJECT_KINDS)}, "
-                f"not '{self.subject[0]}'"
+                "subject kind must be one of {kinds}, not '{kind}'",
+                kinds=", ".join(SUBJECT_KINDS),
+                kind=self.subject[0],
             )
         if not 1 <= self.limit <= MAX_PAGE:
-            raise InvalidAuditQueryError(f"limit must be from 1 to {MAX_PAGE}")
+            raise InvalidAuditQueryError(
+                "limit must be from 1 to {most}", most=MAX_PAGE
+            )
 
 
 def parse_subject(text: str) -> tuple[str, str]:
@@ -78,7 +82,7 @@ def parse_subject(text: str) -> tuple[str, str]:
     kind, separator, subject_id = text.partition(":")
     if not separator or not subject_id:
         raise InvalidAuditQueryError(
-            f"a subject is KIND:ID (e.g. volunteer:V001), not '{text}'"
+            "a subject is KIND:ID (e.g. volunteer:V001), not '{text}'", text=text
         )
     return kind, subject_id
 

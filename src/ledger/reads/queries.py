@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.domain.messages import Message
+from ledger.domain.messages import Message, TranslatedError
 from ledger.domain.volunteers import Volunteer
 from ledger.engine import ExplainedPage, LiveState, ProjectionEngine, last_change
 from ledger.projections.registry import (
@@ -89,7 +89,7 @@ def _unregistered(kind: str, domain_id: str) -> Message:
     return Message("{kind} '{id}' is not registered", kind=Message(kind), id=domain_id)
 
 
-class InvalidReadError(ValueError):
+class InvalidReadError(TranslatedError, ValueError):
     """A read's parameters are malformed."""
 
 
@@ -101,29 +101,32 @@ def parse_as_of(text: str | None, name: str = "as_of") -> AsOf:
     if text.isascii() and text.isdigit():
         if len(text) > len(str(LAST_POSITION)) or int(text) > LAST_POSITION:
             raise InvalidReadError(
-                f"{name} {text} is past the last position a ledger can have"
+                "{name} {text} is past the last position a ledger can have",
+                name=name,
+                text=text,
             )
         return int(text)
     return parse_read_time(
-        text, name, "is neither a ledger position nor an ISO 8601 time"
+        text, name, "{name} '{text}' is neither a ledger position nor an ISO 8601 time"
     )
 
 
 def parse_read_time(
-    text: str, name: str, refusal: str = "is not an ISO 8601 time"
+    text: str, name: str, refusal: str = "{name} '{text}' is not an ISO 8601 time"
 ) -> datetime:
     """A read's time (``as_of``, ``since`` …): ISO 8601 with a UTC offset, in
     ``READ_YEARS``; ``name`` is the parameter or option as the caller gave
-    it, so that a refusal names it."""
+    it, so that a refusal names it; ``refusal`` is the template of the
+    refusal of a text that is no time."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidReadError(f"{name} '{text}' {refusal}") from None
+        raise InvalidReadError(refusal, name=name, text=text) from None
     if moment.utcoffset() is None:
-        raise InvalidReadError(f"{name} '{text}' needs a UTC offset")
-    first, last = READ_YEARS
-    if not first <= moment.year <= last:
-        raise InvalidReadError(f"{name} must be in the years {first}-{last}")
+        raise InvalidReadError(
+            "{name} '{text}' needs a UTC offset", name=name, text=text
+        )
+    _check_year(moment.year, name)
     return moment
 
 
@@ -134,17 +137,30 @@ def parse_business_day(text: str, name: str) -> date:
         day = date.fromisoformat(text)
     except ValueError:
         day = None
-    first, last = READ_YEARS
     if day is None or len(text) != len("YYYY-MM-DD"):
-        raise InvalidReadError(f"{name} must be a day YYYY-MM-DD, not '{text}'")
-    if not first <= day.year <= last:
-        raise InvalidReadError(f"{name} must be in the years {first}-{last}")
+        raise InvalidReadError(
+            "{name} must be a day YYYY-MM-DD, not '{text}'", name=name, text=text
+        )
+    _check_year(day.year, name)
     return day
+
+
+def _check_year(year: int, name: str) -> None:
+    first, last = READ_YEARS
+    if not first <= year <= last:
+        raise InvalidReadError(
+            "{name} must be in the years {first}-{last}",
+            name=name,
+            first=first,
+            last=last,
+        )
 
 
 def check_month(name: str, value: str | None) -> None:
     if value is not None and not MONTH.match(value):
-        raise InvalidReadError(f"{name} must be a month YYYY-MM, not '{value}'")
+        raise InvalidReadError(
+            "{name} must be a month YYYY-MM, not '{text}'", name=name, text=value
+        )
 
 
 @dataclass(frozen=True)
@@ -165,7 +181,9 @@ class VenueQuery:
         check_month("from", self.from_month)
         check_month("to", self.to_month)
         if self.kind is not None and self.kind not in ORDER_KINDS:
-            raise InvalidReadError(f"kind must be wish or service, not '{self.kind}'")
+            raise InvalidReadError(
+                "kind must be wish or service, not '{kind}'", kind=self.kind
+            )
 
     @property
     def months(self) -> tuple[str, str]:
@@ -256,9 +274,13 @@ class FiguresCache:
 
 def check_page(after: int, limit: int) -> None:
     if not 0 <= after <= LAST_POSITION:
-        raise InvalidReadError(f"after must be a position from 0 to {LAST_POSITION}")
+        raise InvalidReadError(
+            "after must be a position from 0 to {last}", last=LAST_POSITION
+        )
     if not 1 <= limit <= MOST_EXPLAINED_EVENTS:
-        raise InvalidReadError(f"limit must be from 1 to {MOST_EXPLAINED_EVENTS:,}")
+        raise InvalidReadError(
+            "limit must be from 1 to {most}", most=f"{MOST_EXPLAINED_EVENTS:,}"
+        )
 
 
 class VenueFiguresProjection(Protocol[F_co]):
@@ -537,7 +559,9 @@ class LedgerReads:
         ``venue_id`` (None: the whole city), by venue and date, with the
         places each has left (每月活动汇总)."""
         if not MONTH.match(month):
-            raise InvalidReadError(f"month must be a month YYYY-MM, not '{month}'")
+            raise InvalidReadError(
+                "{name} must be a month YYYY-MM, not '{text}'", name="month", text=month
+            )
         with self.database.reading() as conn:
             live, cited = self._cite(
                 conn, ACTIVITY_CALENDAR.name, as_of, rolled_up=True

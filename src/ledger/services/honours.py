@@ -50,6 +50,7 @@ from ledger.domain.honours import (
     HonoursRunRecord,
     awards_due,
 )
+from ledger.domain.messages import TranslatedError
 from ledger.projections.registry import HONOURS_AWARDS
 from ledger.projections.service_sessions import VOIDED, china_date
 from ledger.projections.volunteer_hours import entries_table, served_through
@@ -66,7 +67,7 @@ from ledger.store.memory import cyclic_gc_paused
 RULES_DIRECTORY = Path(__file__).parent / "rules"
 
 
-class UnknownRuleSetError(LookupError):
+class UnknownRuleSetError(TranslatedError, LookupError):
     """No rule set of that name (and version) applies."""
 
 
@@ -139,7 +140,10 @@ def load_rule_set(spec: str, as_of: date, directory: Path = RULES_DIRECTORY) -> 
     if not chosen:
         known = ", ".join(r.label for r in available_rule_sets(directory))
         raise UnknownRuleSetError(
-            f"no rule set '{spec}' in effect on {as_of.isoformat()}; known: {known}"
+            "no rule set '{spec}' in effect on {day}; known: {known}",
+            spec=spec,
+            day=as_of.isoformat(),
+            known=known,
         )
     return chosen[0]
 

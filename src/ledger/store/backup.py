@@ -20,12 +20,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ledger.domain.messages import TranslatedError
 from ledger.store.event_store import normalise_database_url
 
 OPERATIONS_DOC = "docs/operations.md"
 
 
-class BackupError(Exception):
+class BackupError(TranslatedError):
     """A backup could not be made; the message says why, in one line."""
 
 
@@ -57,7 +58,9 @@ def back_up(database_url: str, destination: Path, keys: Path | None) -> BackupRe
     keys_copy = keys_beside(destination)
     for path in (destination, keys_copy):
         if path.exists():
-            raise BackupError(f"{path} exists already: choose a new backup name")
+            raise BackupError(
+                "{path} exists already: choose a new backup name", path=path
+            )
     url = sa.engine.make_url(normalise_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         head = _back_up_sqlite(url, destination)
@@ -76,7 +79,7 @@ def _back_up_sqlite(url: sa.URL, destination: Path) -> int:
     if not source_file or source_file == ":memory:" or source_file.startswith("file:"):
         raise BackupError("only a SQLite ledger kept in a file can be backed up")
     if not Path(source_file).is_file():
-        raise NothingToBackUpError(f"no ledger at {source_file}")
+        raise NothingToBackUpError("no ledger at {where}", where=source_file)
     partial = destination.with_name(f".{destination.name}.partial")
     source = sqlite3.connect(source_file, timeout=60)
     try:
@@ -102,7 +105,8 @@ def _dump_postgres(url: sa.URL, destination: Path) -> None:
     if pg_dump is None:
         raise BackupError(
             "pg_dump is not installed here: back up a PostgreSQL ledger as "
-            f"{OPERATIONS_DOC} says"
+            "{document} says",
+            document=OPERATIONS_DOC,
         )
     libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
     done = subprocess.run(
@@ -114,7 +118,7 @@ def _dump_postgres(url: sa.URL, destination: Path) -> None:
     if done.returncode != 0:
         destination.unlink(missing_ok=True)
         problem = done.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise BackupError(f"pg_dump failed: {problem[0]}")
+        raise BackupError("pg_dump failed: {reason}", reason=problem[0])
 
 
 def _copy_keys(keys: Path | None, copy: Path) -> tuple[Path | None, str]:

@@ -47,6 +47,7 @@ from eventsourcing.persistence import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
+from ledger.domain.messages import TranslatedError
 from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 
 # What SQLAlchemy needs to define tables with; no schema is created from
@@ -327,13 +328,13 @@ class AcceptedKey:
     fingerprint: str | None
 
 
-class LedgerBusyError(RuntimeError):
+class LedgerBusyError(TranslatedError, RuntimeError):
     """Another writer held the ledger's append lock for longer than a writer
     waits (``WaitLimits``): nothing was written, and trying again later is
     safe (with the same idempotency key)."""
 
 
-class DatabaseUnavailableError(RuntimeError):
+class DatabaseUnavailableError(TranslatedError, RuntimeError):
     """The database cannot be reached, or cannot write (its disk is full):
     nothing was written; the operator must act before a retry can succeed."""
 
@@ -379,12 +380,13 @@ def _named_failure(error: BaseException) -> Exception | None:
             return LedgerBusyError(BUSY_MESSAGE)
         if "unable to open" in text or "disk is full" in text:
             return DatabaseUnavailableError(
-                f"the SQLite database cannot be used: {text}"
+                "the SQLite database cannot be used: {reason}", reason=text
             )
         return None
     if isinstance(cause, sqlite3.DatabaseError):  # not a database, or damaged
         return DatabaseUnavailableError(
-            f"the SQLite file is not a ledger's database, or is damaged: {cause}"
+            "the SQLite file is not a ledger's database, or is damaged: {reason}",
+            reason=cause,
         )
     state = getattr(cause, "sqlstate", None)
     if state in _BUSY_STATES:
@@ -397,7 +399,9 @@ def _named_failure(error: BaseException) -> Exception | None:
     ):
         lines = str(cause).strip().splitlines()
         detail = lines[0] if lines else type(cause).__name__
-        return DatabaseUnavailableError(f"the database cannot be reached: {detail}")
+        return DatabaseUnavailableError(
+            "the database cannot be reached: {reason}", reason=detail
+        )
     return None
 
 
@@ -444,8 +448,9 @@ class Database:
         except sa.exc.ArgumentError:  # unparseable, or no such dialect
             scheme = url.partition("://")[0] if "://" in url else "(none)"
             raise DatabaseUnavailableError(
-                f"the database URL is not one the ledger can use (scheme {scheme}): "
-                "give postgresql://USER@HOST/NAME or sqlite:///PATH"
+                "the database URL is not one the ledger can use (scheme {scheme}): "
+                "give postgresql://USER@HOST/NAME or sqlite:///PATH",
+                scheme=scheme,
             ) from None
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         # One statement, sent as it is: the append's limits, then its lock.

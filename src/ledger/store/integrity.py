@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy.engine import Connection
 
+from ledger.domain.messages import TranslatedError
 from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 from ledger.store.event_store import (
     Database,
@@ -639,7 +640,7 @@ ID_NUMBER_SECRET_FILE = "id-number-secret"
 ID_NUMBER_DIGEST_PROPERTY = "id_number_digest"
 
 
-class KeyMaterialError(Exception):
+class KeyMaterialError(TranslatedError):
     """The ledger's key material is not where it belongs, or is not the key
     its checkpoints were signed with; the message says what to do."""
 
@@ -655,8 +656,10 @@ def key_directory(database_url: str, configured: Path | None) -> Path:
         directory = configured.expanduser()
         if not directory.is_absolute():
             raise KeyMaterialError(
-                f"{KEY_DIRECTORY_SETTING} must be an absolute path, not "
-                f"'{configured}': a relative one changes with the working directory"
+                "{setting} must be an absolute path, not "
+                "'{configured}': a relative one changes with the working directory",
+                setting=KEY_DIRECTORY_SETTING,
+                configured=configured,
             )
         return directory
     url = sa.engine.make_url(normalise_database_url(database_url))
@@ -665,8 +668,9 @@ def key_directory(database_url: str, configured: Path | None) -> Path:
     database_file = sqlite_database_file(database_url)
     if database_file is None:
         raise KeyMaterialError(
-            f"{KEY_DIRECTORY_SETTING} is not set: a ledger in memory has no place "
-            "of its own for its keys"
+            "{setting} is not set: a ledger in memory has no place "
+            "of its own for its keys",
+            setting=KEY_DIRECTORY_SETTING,
         )
     return database_file.with_name(f"{database_file.stem}.keys")
 
@@ -699,7 +703,9 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
-            raise KeyMaterialError(f"{path} does not hold an Ed25519 private key")
+            raise KeyMaterialError(
+                "{path} does not hold an Ed25519 private key", path=path
+            )
         return key
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
@@ -741,14 +747,20 @@ def ledger_id_number_secret(database: Database, directory: Path) -> bytes:
         except (UnicodeDecodeError, ValueError):
             secret = b""
         if len(secret) != 32:
-            raise KeyMaterialError(f"{path} does not hold a 32-byte secret as hex")
+            raise KeyMaterialError(
+                "{path} does not hold a 32-byte secret as hex", path=path
+            )
         return secret
     in_use = id_number_digest_in_use(database)
     if in_use is not None:
         raise KeyMaterialError(
-            f"no {ID_NUMBER_SECRET_FILE} in {directory}, but the ledger's ID "
-            f"numbers were digested with secret id {in_use}: put that secret "
-            f"there, or set {KEY_DIRECTORY_SETTING} to where it is"
+            "no {file} in {directory}, but the ledger's ID "
+            "numbers were digested with secret id {secret_id}: put that secret "
+            "there, or set {setting} to where it is",
+            file=ID_NUMBER_SECRET_FILE,
+            directory=directory,
+            secret_id=in_use,
+            setting=KEY_DIRECTORY_SETTING,
         )
     if not directory.exists():
         directory.mkdir(mode=0o700, parents=True)
@@ -776,10 +788,13 @@ def ledger_signing_key(database: Database, directory: Path) -> Ed25519PrivateKey
         signed_with = checkpoint_key_ids(database)
         if signed_with:
             raise KeyMaterialError(
-                f"no signing key in {directory}, but the ledger's checkpoints were "
-                f"signed with key id {', '.join(signed_with)}: put that key there "
-                f"as {SIGNING_KEY_FILE}, or set {KEY_DIRECTORY_SETTING} to where "
-                "it is"
+                "no signing key in {directory}, but the ledger's checkpoints were "
+                "signed with key id {key_ids}: put that key there "
+                "as {file}, or set {setting} to where it is",
+                directory=directory,
+                key_ids=", ".join(signed_with),
+                file=SIGNING_KEY_FILE,
+                setting=KEY_DIRECTORY_SETTING,
             )
     return load_or_create_signing_key(path)
 
@@ -894,9 +909,12 @@ def sign_checkpoint(database: Database, key: Ed25519PrivateKey) -> Checkpoint:
     own = key_id(key.public_key())
     if signed_with and own not in signed_with:
         raise KeyMaterialError(
-            f"refusing to sign with key id {own}: the ledger's checkpoints were "
-            f"signed with key id {', '.join(signed_with)}; put that key in the "
-            f"ledger's key directory ({KEY_DIRECTORY_SETTING})"
+            "refusing to sign with key id {key_id}: the ledger's checkpoints were "
+            "signed with key id {key_ids}; put that key in the "
+            "ledger's key directory ({setting})",
+            key_id=own,
+            key_ids=", ".join(signed_with),
+            setting=KEY_DIRECTORY_SETTING,
         )
     verification = verify_chain(database)
     if not verification.ok:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.domain.messages import TranslatedError
 from ledger.store.event_store import SCHEMA_VERSION_TABLE, Database
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ HEAD_REVISION = "0005"
 MIGRATION_LOCK = int.from_bytes(b"ledger-m", "big")
 
 
-class SchemaVersionError(Exception):
+class SchemaVersionError(TranslatedError):
     """The database's schema is not one this release can use as it stands;
     the message says why and what to run, in one line."""
 
@@ -108,9 +109,11 @@ def _revisions_after(current: str | None) -> tuple[str, ...]:
         s.revision for s in scripts.walk_revisions()
     }:
         raise SchemaVersionError(
-            f"the ledger's schema is at revision {current}, which this release "
-            f"does not know (its newest is {head_revision()}): it was written by "
-            "a newer release; run that release or a later one"
+            "the ledger's schema is at revision {current}, which this release "
+            "does not know (its newest is {newest}): it was written by "
+            "a newer release; run that release or a later one",
+            current=current,
+            newest=head_revision(),
         )
     newer = scripts.iterate_revisions(head_revision(), current)
     return tuple(reversed([script.revision for script in newer]))
@@ -167,9 +170,11 @@ def _check_release_baseline(conn: Connection) -> None:
     if differences:
         raise SchemaVersionError(
             "the database holds ledger tables but no schema version, and they "
-            f"are not those of release bb41d98 ({len(differences)} differences, "
-            f"the first: {differences[0]}): open it with the release that wrote it, "
-            "then once with release bb41d98"
+            "are not those of release bb41d98 ({count} differences, "
+            "the first: {first}): open it with the release that wrote it, "
+            "then once with release bb41d98",
+            count=len(differences),
+            first=differences[0],
         )
 
 
@@ -237,8 +242,8 @@ def prepare_schema(database: Database, *, auto_migrate: bool) -> None:
         return
     if not auto_migrate and not status.is_new:
         raise SchemaVersionError(
-            f"{status.describe()}: run `ledger migrate` first "
-            "(LEDGER_AUTO_MIGRATE is false)"
+            "{status}: run `ledger migrate` first (LEDGER_AUTO_MIGRATE is false)",
+            status=status.describe(),
         )
     upgrade_schema(database)
 
