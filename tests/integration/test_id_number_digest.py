@@ -133,18 +133,26 @@ def test_a_ledger_whose_secret_is_missing_refuses_to_write(
         open_ledger(database, elsewhere)
 
     # And `ledger import` refuses in one line, writing nothing
+    assert_import_refused(database, elsewhere, tmp_path, naming=ID_NUMBER_SECRET_FILE)
+    assert sorted(path.name for path in elsewhere.iterdir()) == ["signing-key.pem"]
+
+
+def assert_import_refused(
+    database: Database, keys: Path, tmp_path: Path, *, naming: str
+) -> None:
+    """``ledger import`` with the key directory ``keys`` exits 1 in one line
+    that names ``naming``, with no traceback."""
     lines = tmp_path / "lines.jsonl"
     team = line("register_team", team_id="T1", name="t", level="corps", parent_id=None)
     lines.write_bytes(orjson.dumps(team) + b"\n")
     outcome = CliRunner().invoke(
         app,
         ["--db", database.url, "import", str(lines)],
-        env={KEY_DIRECTORY_SETTING: str(elsewhere)},
+        env={KEY_DIRECTORY_SETTING: str(keys)},
     )
     assert outcome.exit_code == 1
-    assert ID_NUMBER_SECRET_FILE in outcome.output
+    assert naming in outcome.output
     assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
-    assert sorted(path.name for path in elsewhere.iterdir()) == ["signing-key.pem"]
 
 
 def test_a_key_directory_with_another_secret_is_refused_and_changes_nothing(
@@ -168,17 +176,7 @@ def test_a_key_directory_with_another_secret_is_refused_and_changes_nothing(
         open_ledger(database, elsewhere)
 
     # And `ledger import` refuses in one line, writing nothing
-    lines = tmp_path / "lines.jsonl"
-    team = line("register_team", team_id="T1", name="t", level="corps", parent_id=None)
-    lines.write_bytes(orjson.dumps(team) + b"\n")
-    outcome = CliRunner().invoke(
-        app,
-        ["--db", database.url, "import", str(lines)],
-        env={KEY_DIRECTORY_SETTING: str(elsewhere)},
-    )
-    assert outcome.exit_code == 1
-    assert KEY_DIRECTORY_SETTING in outcome.output
-    assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
+    assert_import_refused(database, elsewhere, tmp_path, naming=KEY_DIRECTORY_SETTING)
     # And `ledger serve` refuses to start, in one line
     served = CliRunner().invoke(
         app,
