@@ -383,7 +383,9 @@ def _named_failure(error: BaseException) -> Exception | None:
                 "the SQLite database cannot be used: {reason}", reason=text
             )
         return None
-    if isinstance(cause, sqlite3.DatabaseError):  # not a database, or damaged
+    # Not a database, or a damaged one: sqlite3 raises the base class itself
+    # (its subclasses — a broken constraint, a bad statement — are not that).
+    if type(cause) is sqlite3.DatabaseError:
         return DatabaseUnavailableError(
             "the SQLite file is not a ledger's database, or is damaged: {reason}",
             reason=cause,
