@@ -33,6 +33,7 @@ import gc
 import json
 import os
 import random
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -386,6 +387,10 @@ def main() -> None:
         stale.unlink(missing_ok=True)
     with sqlite3.connect(database) as source, sqlite3.connect(run_copy) as copy:
         source.backup(copy)  # consistent, whatever the source's WAL holds
+    # and its key material beside it (the ID-number secret every writer needs)
+    run_keys = run_copy.with_suffix(".keys")
+    shutil.rmtree(run_keys, ignore_errors=True)
+    shutil.copytree(database.with_suffix(".keys"), run_keys)
     db_url = f"sqlite:///{run_copy}"
     key = run_ledger(db_url, "keys", "create", "--role", "admin")
     port = free_port()
