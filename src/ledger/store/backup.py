@@ -21,7 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ledger.domain.messages import TranslatedError
-from ledger.store.event_store import normalise_database_url
+from ledger.store.event_store import normalise_database_url, sqlite_database_file
 
 OPERATIONS_DOC = "docs/operations.md"
 
@@ -63,7 +63,7 @@ def back_up(database_url: str, destination: Path, keys: Path | None) -> BackupRe
             )
     url = sa.engine.make_url(normalise_database_url(database_url))
     if url.get_backend_name() == "sqlite":
-        head = _back_up_sqlite(url, destination)
+        head = _back_up_sqlite(database_url, destination)
         method = "sqlite online backup"
     else:
         _dump_postgres(url, destination)
@@ -72,13 +72,13 @@ def back_up(database_url: str, destination: Path, keys: Path | None) -> BackupRe
     return BackupReport(destination, method, head, copied, note)
 
 
-def _back_up_sqlite(url: sa.URL, destination: Path) -> int:
+def _back_up_sqlite(database_url: str, destination: Path) -> int:
     """Copy the SQLite ledger in one backup step (one consistent snapshot),
     to a file renamed into place once complete; returns its head position."""
-    source_file = url.database
-    if not source_file or source_file == ":memory:" or source_file.startswith("file:"):
+    source_file = sqlite_database_file(database_url)
+    if source_file is None:
         raise BackupError("only a SQLite ledger kept in a file can be backed up")
-    if not Path(source_file).is_file():
+    if not source_file.is_file():
         raise NothingToBackUpError("no ledger at {where}", where=source_file)
     partial = destination.with_name(f".{destination.name}.partial")
     source = sqlite3.connect(source_file, timeout=60)
