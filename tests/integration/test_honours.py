@@ -837,6 +837,38 @@ def test_a_run_records_what_the_honours_record_itself_would(town: Town) -> None:
     assert "already holds these honours" in str(result.reason)
 
 
+def test_a_run_stores_its_awards_as_the_librarys_own_mapper_would(
+    town: Town,
+) -> None:
+    # Given a volunteer with verified service in each of three months of
+    # 2024 and 1,500 h of make-up: 5★ under Kunshan's cumulative rules, with
+    # every benefit, and 1★ in Zhangjiagang's 2024 cycle
+    town.volunteers("M1")
+    town.activity("Y2024", YEAR_2024, hours=366 * 24 - 1)
+    for month in (1, 2, 3):
+        town.served("M1", "Y2024", month_day(2024, month), 600)
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("M1", "LONG", 90_000)
+    # When both runs record the awards, appended in bulk
+    town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    town.honours("--as-of", "2024-12-31", "--rules", "zhangjiagang")
+    # Then every event of the volunteer's record, read back through the
+    # library's mapper, is stored as the mapper itself stores that event
+    ledger = town.ledger
+    stored = ledger.recorder.select_events(Honours.create_id("M1"))
+    assert [event.topic for event in stored] == [
+        "Honours.Opened",
+        *["Honours.StarLevelReached"] * 5,
+        *["Honours.BenefitGranted"] * 3,
+        "Honours.PointsCredited",
+        "Honours.StarLevelReached",  # Zhangjiagang credits no points
+    ]
+    assert [
+        ledger.mapper.to_stored_event(ledger.mapper.to_domain_event(event))
+        for event in stored
+    ] == stored
+
+
 def decided(run: HonoursRun) -> dict[str, Any]:
     """All a plan decides: the summary and each change, version and due."""
     return {

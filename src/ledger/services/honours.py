@@ -34,6 +34,7 @@ from eventsourcing.domain import Aggregate
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
+from ledger.application.bulk_append import DescribedEvent, append_described
 from ledger.application.commands import Actor
 from ledger.application.ledger import (
     MAX_ATTEMPTS,
@@ -612,26 +613,26 @@ def _record_batch(
     source: str,
     correlation_id: str,
 ) -> int:
-    timestamp = datetime.now(UTC)
     as_of = run.as_of.isoformat()
-    events = [
-        event
+    described = [
+        DescribedEvent(planned.record, planned.version + number, *award)
         for planned in batch
-        for event in Honours.events_for(
-            planned.record,
-            planned.standing.volunteer_id,
-            planned.version,
-            planned.due,
-            rules=run.rules,
-            cycle=run.cycle,
-            as_of=as_of,
-            position=run.position,
-            timestamp=timestamp,
+        for number, award in enumerate(
+            Honours.award_events(
+                planned.standing.volunteer_id,
+                planned.version,
+                planned.due,
+                rules=run.rules,
+                cycle=run.cycle,
+                as_of=as_of,
+                position=run.position,
+            ),
+            start=1,
         )
     ]
     # One envelope: a run's awards differ in nothing it holds
     envelope = _run_envelope(run, source, correlation_id)
-    ledger.append_decided([DecidedEvents(envelope, events)])
+    append_described(ledger, envelope, described, datetime.now(UTC))
     return sum(planned.due.events for planned in batch)
 
 
