@@ -34,6 +34,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.utils import get_topic
 
 from ledger.application.ledger import (
+    SUBJECT_FIELDS,
     ConcurrencyConflictError,
     Ledger,
     subjects_named_in,
@@ -43,7 +44,7 @@ from ledger.store.event_store import Envelope, EventMetadata
 # Written to their own columns, not into the stored state.
 _OUTSIDE_STATE = frozenset({"originator_id", "originator_version"})
 # Values both JSON encoders write alike (floats they may not: refused).
-_PLAIN = (str, int, bool, type(None))
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 class DescribedEvent(NamedTuple):
@@ -71,15 +72,18 @@ def append_described(
     moment = {"_type_": "datetime_iso", "_data_": timestamp.isoformat()}
     stored: list[StoredEvent] = []
     metadata: list[EventMetadata] = []
+    # The subjects of flat fields are those of the values of the fields
+    # that name one: events naming the same share their metadata.
+    metadata_by_named: dict[tuple[Any, ...], EventMetadata] = {}
     for event in described:
-        topic, names = _stored_form(event.event_class)
+        topic, names, naming = _stored_form(event.event_class)
         fields = event.fields
         if len(fields) != len(names) - 1:  # all but the time
             raise TypeError(f"{topic} has the fields {names[1:]}, not {sorted(fields)}")
         state: dict[str, Any] = {"timestamp": moment}
         for name in names[1:]:
             value = fields[name]
-            if not isinstance(value, _PLAIN):
+            if type(value) not in _PLAIN:
                 raise TypeError(
                     f"{topic}.{name} is not stored in bulk: {type(value).__name__}"
                 )
@@ -92,7 +96,12 @@ def append_described(
                 state=orjson.dumps(state),
             )
         )
-        metadata.append(EventMetadata(envelope, subjects_named_in(fields)))
+        named = tuple([fields[name] for name in naming])
+        meta = metadata_by_named.get(named)
+        if meta is None:
+            subjects = subjects_named_in(dict(zip(naming, named, strict=True)))
+            meta = metadata_by_named[named] = EventMetadata(envelope, subjects)
+        metadata.append(meta)
     try:
         positions = ledger.recorder.insert_events(stored, metadata=metadata)
     except IntegrityError as error:
@@ -103,9 +112,12 @@ def append_described(
 
 
 @cache
-def _stored_form(event_class: type[Aggregate.Event]) -> tuple[str, tuple[str, ...]]:
-    """The topic of an event class and the fields of its stored state, in
-    the order the library's mapper writes them (the time first)."""
+def _stored_form(
+    event_class: type[Aggregate.Event],
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """The topic of an event class, the fields of its stored state in the
+    order the library's mapper writes them (the time first), and those of
+    them that name a subject."""
     if getattr(event_class, "class_version", 1) != 1:
         raise TypeError(f"{event_class.__qualname__} is upcast: not stored in bulk")
     names = tuple(
@@ -113,4 +125,5 @@ def _stored_form(event_class: type[Aggregate.Event]) -> tuple[str, tuple[str, ..
     )
     if names[0] != "timestamp":
         raise TypeError(f"{event_class.__qualname__} does not start with its time")
-    return get_topic(event_class), names
+    naming = tuple(name for name in names if name in SUBJECT_FIELDS)
+    return get_topic(event_class), names, naming
