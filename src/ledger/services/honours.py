@@ -438,7 +438,9 @@ def plan_honours(
         # Recorded in volunteer order, so that a run is the same every time
         changes.sort(key=lambda change: change[0])
         records = [Honours.create_id(change[0]) for change in changes]
-        versions = stream_versions(conn, records)
+        # A register with no honours record yet (its first run) has none to
+        # look up: each volunteer's record opens with their first award
+        versions = stream_versions(conn, records) if _any_opened(conn) else {}
         run.changes = [
             PlannedAwards(standing, record, versions.get(record, 0), due)
             for record, (_, standing, due) in zip(records, changes, strict=True)
@@ -447,6 +449,15 @@ def plan_honours(
 
 
 RUN_COMPLETED = topic_of(HonoursRunRecord, "Completed")
+RECORD_OPENED = topic_of(Honours, "Opened")
+
+
+def _any_opened(conn: Connection) -> bool:
+    """Whether any volunteer's honours record has been opened (read through
+    the topic index)."""
+    t = events_table.c
+    query = sa.select(t.position).where(t.topic == RECORD_OPENED).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def _events_of(
@@ -543,26 +554,31 @@ def _may_stand_differently(
 HONOURS_BATCH = 10_000
 
 
-def record_honours(ledger: Ledger, run: HonoursRun, source: str = "cli") -> int:
-    """Record a run's new awards, in batches; return how many award events
-    were written. A batch whose records another writer changed since the
-    plan read them (a concurrent run) is decided again on their fresh state."""
+def record_honours(
+    ledger: Ledger, run: HonoursRun, source: str = "cli", *, batch: int = HONOURS_BATCH
+) -> int:
+    """Record a run's new awards, ``batch`` volunteers per transaction;
+    return how many award events were written. A batch whose records
+    another writer changed since the plan read them (a concurrent run) is
+    decided again on their fresh state. A run stopped part way (killed)
+    leaves whole batches and no completion: the next run finds what they
+    hold and records the rest."""
     recorded = 0
     # One correlation id for the run: an auditor finds every award it made.
     correlation_id = uuid.uuid4().hex
     with cyclic_gc_paused():
-        for start in range(0, len(run.changes), HONOURS_BATCH):
-            batch = run.changes[start : start + HONOURS_BATCH]
+        for start in range(0, len(run.changes), batch):
+            planned = run.changes[start : start + batch]
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     recorded += _record_batch(
-                        ledger, run, batch, source, correlation_id
+                        ledger, run, planned, source, correlation_id
                     )
                     break
                 except ConcurrencyConflictError:
                     if attempt == MAX_ATTEMPTS:
                         raise
-                    batch = _decided_again(ledger, run, batch)
+                    planned = _decided_again(ledger, run, planned)
         if run.changes:
             _record_completion(ledger, run, recorded, source, correlation_id)
     return recorded
