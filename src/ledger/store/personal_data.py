@@ -262,13 +262,17 @@ class PersonalDataVault:
         fields: Mapping[str, Any],
         context: bytes,
         pending: Mapping[str, DataKey] = {},
+        *,
+        prepared: bool = False,
     ) -> Sealed:
         """``fields`` sealed under ``subject_id``'s data key, bound to
         ``context``. A subject with no key recorded nor ``pending`` (made
         earlier in the same transaction) gets a new one, returned to be
-        recorded with the events."""
+        recorded with the events. ``prepared``: the caller had the key
+        looked up already (``prepare_sealing``)."""
         new_key: DataKey | None = None
-        self.prepare_sealing([subject_id])
+        if not prepared:
+            self.prepare_sealing([subject_id])
         cached = self._keys.get(subject_id)
         cipher = None if cached is None else cached[0]
         if cipher is None:
@@ -347,6 +351,8 @@ class PersonalDataVault:
         stream_id: UUID | str,
         payload: dict[str, Any],
         pending: Mapping[str, DataKey] = {},
+        *,
+        prepared: bool = False,
     ) -> DataKey | None:
         """Seal ``payload``'s personal fields in place (a topic with none is
         left alone); the new data key, if one was made."""
@@ -360,6 +366,7 @@ class PersonalDataVault:
             plain,
             sealing_context(stream_id, topic),
             pending,
+            prepared=prepared,
         )
         payload[SEALED_FIELD] = sealed.field
         return sealed.new_key
@@ -445,7 +452,7 @@ class SealingMapper(Mapper[UUID]):
         for index, state in personal:
             event = stored[index]
             new_key = self.vault.seal_payload(
-                event.topic, event.originator_id, state, pending
+                event.topic, event.originator_id, state, pending, prepared=True
             )
             if new_key is not None:
                 pending[new_key.subject_id] = new_key
