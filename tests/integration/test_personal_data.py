@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ledger.application.importer import import_file
 from ledger.application.ledger import Ledger
-from ledger.bootstrap import open_ledger
+from ledger.bootstrap import open_database, open_ledger
 from ledger.domain.volunteers import Volunteer
 from ledger.services.synthetic_city import write_city
 from ledger.store.event_store import (
@@ -28,7 +28,11 @@ from ledger.store.event_store import (
     events_table,
     normalise_database_url,
 )
-from ledger.store.integrity import verify_ledger
+from ledger.store.integrity import (
+    SIGNING_KEY_FILE,
+    load_or_create_signing_key,
+    verify_ledger,
+)
 from ledger.store.personal_data import (
     MASTER_KEY_FILE,
     SEALED_FIELD,
@@ -38,6 +42,7 @@ from ledger.store.personal_data import (
     rotate_master_key_file,
     sealing_context,
 )
+from ledger.store.sealed_copy import SealedCopyError, copy_sealed
 from tests.factories import id_number, record_all, small_city
 from tests.integration.test_id_number_digest import registration
 from tests.integration.test_schema_migrations import RELEASE, restore_release_ledger
@@ -303,3 +308,65 @@ def test_the_first_master_key_is_made_for_its_owner_only(
 ) -> None:
     assert stat_mode(key_directory / MASTER_KEY_FILE) == 0o600
     assert stat_mode(key_directory) == 0o700
+
+
+# --- a ledger of an earlier release --------------------------------------------
+
+
+def test_a_plaintext_ledger_grows_sealed_and_is_copied_into_a_sealed_one(
+    database_url: str, key_directory: Path, tmp_path: Path
+) -> None:
+    # Given the plaintext ledger of release bb41d98, opened by this release
+    # and grown with the rest of its town (those registrations sealed)
+    restore_release_ledger(database_url)
+    source = open_database(database_url)
+    ledger = open_ledger(source, key_directory)
+    lines = RELEASE / "city.jsonl"
+    rest = tmp_path / "rest.jsonl"
+    rest.write_bytes(b"".join(lines.read_bytes().splitlines(keepends=True)[700:]))
+    assert import_file(ledger, rest).rejected == 0
+    assert verify_ledger(source, None, ledger).chain.ok
+    people = people_in(lines)
+    assert plaintext_found(database_url, people) != []
+
+    # When it is copied into a new ledger with its personal data sealed
+    target_url = f"sqlite:///{tmp_path / 'sealed.db'}"
+    target = open_database(target_url)
+    target_keys = tmp_path / "sealed.keys"
+    mapping = copy_sealed(source, key_directory, target, target_keys)
+
+    # Then the copy holds no one's data in plaintext, yet reads it all back
+    assert plaintext_found(target_url, people) == []
+    copy = open_ledger(target, target_keys)
+    streams = [Volunteer.create_id(person.volunteer_id) for person in people]
+    loaded = copy.load_aggregates(streams)
+    assert {
+        (v.volunteer_id, v.name, v.id_number)
+        for v in loaded.values()
+        if isinstance(v, Volunteer)
+    } == {(p.volunteer_id, p.name, p.id_number) for p in people}
+    # And it verifies: its chain, and everything recorded beside its events
+    audit = verify_ledger(target, None, copy)
+    assert audit.chain.ok, audit.chain.problem
+    assert [(d.table, d.problem) for d in audit.derived if not d.ok] == []
+    # And the same events sit at the same positions, only sealed
+    assert [row[:4] for row in events_of(target)] == [
+        row[:4] for row in events_of(source)
+    ]
+    assert mapping.sealed_events == len(people)
+    # And the mapping of the old chain head to the new is signed by the ledger
+    with source.reading() as conn:
+        old_head = conn.execute(
+            sa.select(events_table.c.position, events_table.c.chain_hash)
+            .order_by(events_table.c.position.desc())
+            .limit(1)
+        ).one()
+    assert (mapping.position, mapping.old_chain_hash) == tuple(old_head)
+    assert mapping.new_chain_hash == audit.chain.head_hash
+    public_key = load_or_create_signing_key(key_directory / SIGNING_KEY_FILE)
+    public_key.public_key().verify(bytes.fromhex(mapping.signature), mapping.message())
+    # And a second copy into it is refused, writing nothing
+    with pytest.raises(SealedCopyError, match="already holds a ledger"):
+        copy_sealed(source, key_directory, target, tmp_path / "other.keys")
+    source.dispose()
+    target.dispose()
