@@ -43,7 +43,8 @@ from ledger.store.personal_data import (
     sealing_context,
 )
 from ledger.store.sealed_copy import SealedCopyError, copy_sealed
-from tests.factories import id_number, record_all, small_city
+from tests.factories import id_number, line, record_all, small_city
+from tests.integration.projection_helpers import run_cli
 from tests.integration.test_id_number_digest import registration
 from tests.integration.test_schema_migrations import RELEASE, restore_release_ledger
 
@@ -61,8 +62,8 @@ class Person:
 def people_in(lines: Path) -> list[Person]:
     """Every volunteer the interchange file registers, with their data."""
     people = []
-    for line in lines.read_bytes().splitlines():
-        fields = orjson.loads(line)
+    for text in lines.read_bytes().splitlines():
+        fields = orjson.loads(text)
         if fields["type"] == "register_volunteer":
             people.append(
                 Person(
@@ -370,3 +371,28 @@ def test_a_plaintext_ledger_grows_sealed_and_is_copied_into_a_sealed_one(
         copy_sealed(source, key_directory, target, tmp_path / "other.keys")
     source.dispose()
     target.dispose()
+
+
+# --- through the CLI -------------------------------------------------------------
+
+
+def test_the_cli_rotates_the_master_key_and_refuses_a_missing_one_in_one_line(
+    ledger: Ledger, database: Database, key_directory: Path, tmp_path: Path
+) -> None:
+    record_all(ledger, small_city())
+    rotated = run_cli(database, "personal-data", "rotate-master-key")
+    assert rotated.exit_code == 0, rotated.output
+    assert "data keys wrapped again" in rotated.output
+    # Given the master key moved away
+    (key_directory / MASTER_KEY_FILE).rename(tmp_path / "kept-elsewhere")
+    before = events_of(database)
+    lines = tmp_path / "more.jsonl"
+    lines.write_bytes(
+        orjson.dumps(line("register_team", team_id="T9", name="more")) + b"\n"
+    )
+    # Then writing exits 1 in one line naming the key, and writes nothing
+    refused = run_cli(database, "import", str(lines))
+    assert refused.exit_code == 1
+    assert refused.exception is None or isinstance(refused.exception, SystemExit)
+    assert "no master key" in refused.output
+    assert events_of(database) == before
