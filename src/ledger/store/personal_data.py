@@ -105,17 +105,21 @@ class KeyFileMasterKey:
         return read_master_key_file(self.path)
 
     @cached_property
+    def _cipher(self) -> AESGCM:
+        return AESGCM(self._key)
+
+    @cached_property
     def key_id(self) -> str:
         return master_key_id(self._key)
 
     def wrap(self, data_key: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
-        return nonce + AESGCM(self._key).encrypt(nonce, data_key, _WRAP_LABEL)
+        return nonce + self._cipher.encrypt(nonce, data_key, _WRAP_LABEL)
 
     def unwrap(self, wrapped: bytes) -> bytes:
         nonce, sealed = wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:]
         try:
-            return AESGCM(self._key).decrypt(nonce, sealed, _WRAP_LABEL)
+            return self._cipher.decrypt(nonce, sealed, _WRAP_LABEL)
         except InvalidTag:
             raise MasterKeyError(
                 "{path} (master key id {key_id}) does not open the ledger's data "
