@@ -31,9 +31,11 @@ import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from ledger.api.cli.app import app
+from ledger.application.bulk_append import DescribedEvent, append_described
 from ledger.application.ledger import Ledger, Outcome, Submission
 from ledger.bootstrap import open_ledger
 from ledger.domain.honours import Honours
+from ledger.domain.volunteers import Volunteer
 from ledger.engine import Entry, Projection, ProjectionEngine, RecordedEvent
 from ledger.projections.honours_awards import AWARD_TOPICS
 from ledger.projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
@@ -45,7 +47,7 @@ from ledger.services.honours import (
     plan_honours,
     record_honours,
 )
-from ledger.store.event_store import Database, events_table, head_position
+from ledger.store.event_store import Database, Envelope, events_table, head_position
 from tests.factories import activity, id_number, submission
 
 CHINA = timezone(timedelta(hours=8))
@@ -870,6 +872,36 @@ def test_a_run_stores_its_awards_as_the_librarys_own_mapper_would(
         ledger.mapper.to_stored_event(ledger.mapper.to_domain_event(event))
         for event in stored
     ] == stored
+
+
+def test_events_with_personal_data_are_never_appended_in_bulk(town: Town) -> None:
+    # Given a registration described as the bulk path takes decided events
+    registration = DescribedEvent(
+        Volunteer.create_id("P1"),
+        1,
+        Volunteer.Registered,
+        {
+            "volunteer_id": "P1",
+            "name": "王小明",
+            "id_number": id_number(serial=1),
+            "phone": None,
+            "team_ids": [],
+        },
+    )
+    envelope = Envelope(
+        actor_id="honours",
+        actor_role="system",
+        at=datetime.now(UTC),
+        source="cli",
+        correlation_id="bulk",
+        caller="cli",
+    )
+    head = town.head()
+    # Then it is refused, its personal fields being sealed only by the
+    # ledger's mapper, and nothing is written
+    with pytest.raises(TypeError, match="carries personal data"):
+        append_described(town.ledger, envelope, [registration], datetime.now(UTC))
+    assert town.head() == head
 
 
 def record_a_run_a_volunteer_at_a_time(url: str, key_directory: str) -> None:
