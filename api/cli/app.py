@@ -23,6 +23,7 @@ from ledger.api.cli import (
     backup,
     calendar,
     certificates,
+    forgetting,
     honours,
     importing,
     integrity,
@@ -101,6 +102,7 @@ for verbs in (
     certificates,
     migrate,
     backup,
+    forgetting,
 ):
     app.add_typer(verbs.app)
 app.add_typer(calendar.app)

@@ -70,10 +70,21 @@ def claims_of(event: Any, digest: IdNumberDigest) -> list[tuple[str, str]]:
     again from the stored events."""
     made_by = type(event)  # by exact type: every event is checked, keep it cheap
     if made_by is _volunteer_events.Registered:
+        # An erased registration holds no ID number: its claim was released.
+        if event.id_number is None:
+            return []
         return [(c.ID_NUMBER.kind, digest(event.id_number))]
     if made_by in (_volunteer_events.CheckedIn, _volunteer_events.MakeupHoursRecorded):
         return [(c.SESSION.kind, event.session_id)]
     return []
+
+
+def erased_subject_of(aggregate: Aggregate, event: Any) -> str | None:
+    """The subject whose personal data ``event`` erases (its data key is
+    destroyed with the event), if it erases any."""
+    if type(event) is _volunteer_events.PersonalDataErased:
+        return str(aggregate.volunteer_id)  # type: ignore[attr-defined]
+    return None
 
 
 def _kind(cls: type[Aggregate]) -> Message:
@@ -215,6 +226,7 @@ class CommandHandlers:
             phone=command.phone,
             teams=teams,
         )
+        assert volunteer.id_number is not None  # just registered
         digest = self.digest(volunteer.id_number)
         if unit.owner_of(c.ID_NUMBER.kind, digest) is not None:
             raise DuplicateIdNumberError(
@@ -406,6 +418,16 @@ class CommandHandlers:
             position=command.position,
         )
         return honours
+
+    @handle.register
+    def _(self, command: c.ForgetVolunteer, unit: UnitOfWork) -> Aggregate:
+        volunteer = require(unit, Volunteer, command.volunteer_id)
+        id_number = volunteer.id_number  # None once erased
+        volunteer.forget_personal_data(command.reason, command.at)
+        if id_number is not None:
+            # Released: the person may register again, as a new volunteer.
+            unit.release(c.ID_NUMBER.kind, self.digest(id_number))
+        return volunteer
 
     @handle.register
     def _(self, command: c.Rate, unit: UnitOfWork) -> Aggregate:

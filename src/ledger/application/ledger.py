@@ -37,6 +37,7 @@ from ledger.application.handlers import (
     CommandScope,
     IdNumberDigest,
     claims_of,
+    erased_subject_of,
     references,
     scope_of,
 )
@@ -90,6 +91,9 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    # Carried out, but there was nothing left to change (a second erasure):
+    # nothing was written.
+    UNCHANGED = "unchanged"
 
 
 @dataclass(frozen=True)
@@ -287,6 +291,7 @@ class Ledger(Application[UUID]):
         events: list[Any] = []
         metadata: list[EventMetadata] = []
         key_uses: list[KeyUse] = []
+        erased: list[str] = []
         for k in keyed:
             space = k.space
             if space is not None and space in accepted_keys:
@@ -307,9 +312,15 @@ class Ledger(Application[UUID]):
                 pending.append(CommandResult(Outcome.REJECTED, error=error))
                 continue
             new_events = changed.collect_events()
+            if not new_events:
+                pending.append(CommandResult(Outcome.UNCHANGED))
+                continue
             for event in new_events:
                 for kind, value in claims_of(event, self.id_number_digest):
                     unit.claim(kind, value, event.originator_id)
+                subject = erased_subject_of(changed, event)
+                if subject is not None:
+                    erased.append(subject)
             first_index = len(events)
             events.extend(new_events)
             envelope = k.envelope
@@ -340,7 +351,12 @@ class Ledger(Application[UUID]):
             # The event store's put, not Application.save: these are events,
             # not aggregates, and snapshots and notifications are not used.
             recordings = self.events.put(
-                events, metadata=metadata, claims=new_claims, key_uses=key_uses
+                events,
+                metadata=metadata,
+                claims=new_claims,
+                key_uses=key_uses,
+                released_claims=sorted(unit.released_claims),
+                erased_subjects=erased,
             )
             positions = [recording.notification.id for recording in recordings]
         unit.keep_in_cache()

@@ -11,6 +11,10 @@ from typing import Any
 
 PERSONAL_FIELDS = frozenset({"id_number", "phone"})
 
+# What every output shows in place of a volunteer's personal data once it is
+# erased (``ledger forget``): the volunteer is then known by their id alone.
+ERASED = "已删除 / erased"
+
 
 def mask_id_number(id_number: str) -> str:
     """Keep the region code and the last four: ``320682********123X``."""

@@ -523,6 +523,19 @@ class Database:
             with conn.begin():
                 yield conn
 
+    def scrub_erased(self) -> None:
+        """After an erasure has committed, leave no copy of what it deleted
+        where the database keeps old pages: SQLite's write-ahead log is
+        checkpointed and emptied (the deleted rows were zeroed, see
+        ``_erase``), PostgreSQL's data-key table vacuumed. Backups taken
+        before keep their copy (docs/operations.md)."""
+        with _failures_named(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql(f"VACUUM {claims_table.name}")
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -566,6 +579,20 @@ def _create_engine(url: str, limits: WaitLimits) -> Engine:
     return engine
 
 
+def _erase(
+    conn: Connection,
+    released_claims: Sequence[tuple[str, str]],
+    erased_subjects: Sequence[str],
+) -> None:
+    """Delete the claims given up and destroy the data keys of the erased
+    subjects, the deleted bytes overwritten with zeros on SQLite."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete=ON")
+    c = claims_table.c
+    for kind, value in released_claims:
+        conn.execute(claims_table.delete().where(c.kind == kind, c.value == value))
+
+
 class LedgerRecorder(ApplicationRecorder):
     """An ``eventsourcing`` application recorder over ``ledger_events``."""
 
@@ -579,8 +606,13 @@ class LedgerRecorder(ApplicationRecorder):
         metadata: Sequence[EventMetadata] = (),
         claims: Sequence[Claim] = (),
         key_uses: Sequence[KeyUse] = (),
+        released_claims: Sequence[tuple[str, str]] = (),
+        erased_subjects: Sequence[str] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        """Append the events, with what is written beside them; claims given
+        up (``released_claims``) are deleted and the data keys of
+        ``erased_subjects`` destroyed in the same transaction."""
         if len(metadata) != len(stored_events):
             raise ValueError("every event needs its envelope")
         if not stored_events:
@@ -589,9 +621,16 @@ class LedgerRecorder(ApplicationRecorder):
             return []
         try:
             with self.database.appending() as conn:
-                return self._append(conn, stored_events, metadata, claims, key_uses)
+                if released_claims or erased_subjects:
+                    _erase(conn, released_claims, erased_subjects)
+                positions = self._append(
+                    conn, stored_events, metadata, claims, key_uses
+                )
         except sa.exc.IntegrityError as error:
             raise IntegrityError(str(error.orig)) from error
+        if erased_subjects:
+            self.database.scrub_erased()
+        return positions
 
     def _append(
         self,
