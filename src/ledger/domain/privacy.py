@@ -31,10 +31,13 @@ def mask_phone(phone: str) -> str:
 
 
 def mask_personal_data(document: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``document`` with ID and phone numbers masked, at any depth."""
+    """A copy of ``document`` with ID and phone numbers masked, at any depth
+    (the erased marker stays as it is)."""
     masked: dict[str, Any] = {}
     for name, value in document.items():
-        if name == "id_number" and isinstance(value, str):
+        if value == ERASED:
+            masked[name] = value
+        elif name == "id_number" and isinstance(value, str):
             masked[name] = mask_id_number(value)
         elif name == "phone" and isinstance(value, str):
             masked[name] = mask_phone(value)
