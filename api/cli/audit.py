@@ -155,9 +155,12 @@ def audit_events(
         volunteers_shown,
     )
 
-    database = components_of(ctx).database
+    components = components_of(ctx)
+    database, vault = components.database, components.vault
     if export is None:
-        page = find_events(database, query, reveal_personal_data=reveal_personal_data)
+        page = find_events(
+            database, query, reveal_personal_data=reveal_personal_data, vault=vault
+        )
         if reveal_personal_data:
             record_disclosure(
                 ledger_of(ctx),
@@ -167,7 +170,9 @@ def audit_events(
             )
         print_json(page)
         return
-    pages = event_pages(database, query, reveal_personal_data=reveal_personal_data)
+    pages = event_pages(
+        database, query, reveal_personal_data=reveal_personal_data, vault=vault
+    )
     first = next(pages)
     # Counted at the position the pages are read at, so the count is theirs.
     matching = count_events(database, replace(query, as_of=first.position))

@@ -98,7 +98,9 @@ def honours(
         except IncompleteAwardsError as error:
             fail(error, 3)
         if roster is not None:
-            rows = roster_rows(conn, run, reveal_personal_data=reveal_personal_data)
+            rows = roster_rows(
+                conn, run, components.vault, reveal_personal_data=reveal_personal_data
+            )
             if reveal_personal_data:
                 rows = recorded_as_shown(
                     ledger,

@@ -49,6 +49,7 @@ from ledger.store.integrity import (
     load_or_create_signing_key,
     public_key_pem,
 )
+from ledger.store.personal_data import MASTER_KEY_FILE
 from tests.certificate_helpers import (
     ID_NUMBER,
     SATURDAY,
@@ -587,6 +588,7 @@ def test_a_certificate_signed_with_another_key_does_not_verify(
     other = tmp_path / "other-keys"
     other.mkdir()
     shutil.copy(key_file.parent / ID_NUMBER_SECRET_FILE, other)
+    shutil.copy(key_file.parent / MASTER_KEY_FILE, other)
     forged = issue(ledger_cli(database.url, other), tmp_path / "forged.pdf")
     genuine = issue(cli, tmp_path / "genuine.pdf")
     # Then it does not verify against the ledger's key, in either file

@@ -133,7 +133,10 @@ def list_audit_events(
             400, "invalid_read", "Invalid read parameters", error.message
         ) from None
     page = find_events(
-        reads.database, query, reveal_personal_data=caller.sees_personal_data
+        reads.database,
+        query,
+        reveal_personal_data=caller.sees_personal_data,
+        vault=reads.vault,
     )
     if caller.sees_personal_data:
         reader = Reader(
