@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import singledispatchmethod
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from ledger.domain.activities import Activity
 from ledger.domain.errors import (
     DuplicateIdError,
     DuplicateIdNumberError,
+    PersonalDataNotSealedError,
     UnknownReferenceError,
 )
 from ledger.domain.honours import Honours
@@ -179,10 +181,13 @@ def claim_value(claim: c.Claimed, value: str, digest: IdNumberDigest) -> str:
 
 class CommandHandlers:
     """Carries each command out on the aggregate it changes; ID numbers are
-    looked up by ``digest``."""
+    looked up by ``digest``; ``sealed`` tells whether a volunteer's personal
+    data is sealed under a data key of their own (only then can it be
+    erased)."""
 
-    def __init__(self, digest: IdNumberDigest) -> None:
+    def __init__(self, digest: IdNumberDigest, sealed: Callable[[str], bool]) -> None:
         self.digest = digest
+        self.sealed = sealed
 
     @singledispatchmethod
     def handle(self, command: Any, unit: UnitOfWork) -> Aggregate:
@@ -423,6 +428,14 @@ class CommandHandlers:
     def _(self, command: c.ForgetVolunteer, unit: UnitOfWork) -> Aggregate:
         volunteer = require(unit, Volunteer, command.volunteer_id)
         id_number = volunteer.id_number  # None once erased
+        if id_number is not None and not self.sealed(volunteer.volunteer_id):
+            raise PersonalDataNotSealedError(
+                "volunteer '{volunteer_id}' was registered by an earlier release, "
+                "which kept personal data unsealed in the events: it cannot be "
+                "erased in place; move the ledger to a new, encrypted one first "
+                "(docs/personal-data.md), then forget",
+                volunteer_id=volunteer.volunteer_id,
+            )
         volunteer.forget_personal_data(command.reason, command.at)
         if id_number is not None:
             # Released: the person may register again, as a new volunteer.

@@ -56,6 +56,7 @@ from ledger.store.event_store import (
     KeyUse,
     LedgerRecorder,
     claims_table,
+    data_keys_table,
     events_table,
     insert_rows,
     read_property,
@@ -209,8 +210,18 @@ class Ledger(Application[UUID]):
         self.database = database
         self.id_number_digest = id_number_digest
         self.vault = vault
-        self.handlers = CommandHandlers(id_number_digest)
+        self.handlers = CommandHandlers(id_number_digest, self.holds_data_key)
         super().__init__(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+    def holds_data_key(self, subject_id: str) -> bool:
+        """Whether ``subject_id``'s personal data is sealed under a data key
+        of their own (a registration of an earlier release is plaintext)."""
+        t = data_keys_table.c
+        with self.database.reading() as conn:
+            found = conn.execute(
+                sa.select(t.subject_id).where(t.subject_id == subject_id)
+            )
+            return found.first() is not None
 
     def construct_recorder(self) -> ApplicationRecorder:
         return LedgerRecorder(self.database)
