@@ -16,12 +16,13 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from typer.testing import Result
 
 from ledger.application.ledger import Ledger, Outcome
 from ledger.domain.privacy import ERASED
 from ledger.services.certificates import read_certificate
-from ledger.store.event_store import Database, head_position
+from ledger.store.event_store import Database, data_keys_table, head_position
 from tests.certificate_helpers import (
     ID_NUMBER,
     SATURDAY,
@@ -31,7 +32,7 @@ from tests.certificate_helpers import (
     ledger_cli,
     serve_v1,
 )
-from tests.factories import submission
+from tests.factories import line, submission
 
 PHONE = "13812345678"  # V1's, as serve_v1 registers them
 NAME = "王小明"
@@ -170,6 +171,25 @@ def test_forgetting_without_a_reason_is_refused(
     assert head(database) == before
 
 
+def test_the_data_key_is_gone_from_the_database_and_its_files(
+    served: Ledger, cli: Cli, database: Database
+) -> None:
+    t = data_keys_table.c
+    with database.reading() as conn:
+        (wrapped,) = conn.execute(
+            sa.select(t.wrapped_key).where(t.subject_id == "V1")
+        ).one()
+
+    forget_v1(cli)
+
+    with database.reading() as conn:
+        assert conn.execute(sa.select(t.subject_id)).scalars().all() == []
+    if database.sqlite_file is not None:
+        # zeroed where it was deleted, and no copy left in the journal
+        for file in Path(database.sqlite_file).parent.glob("ledger.db*"):
+            assert wrapped.encode() not in file.read_bytes(), file.name
+
+
 # --- what stays whole -----------------------------------------------------
 
 
@@ -184,12 +204,43 @@ def test_hours_star_level_and_venue_figures_are_unchanged_across_forget(
     assert figures_of_v1(cli) == before
 
 
-def test_after_forget_rebuild_and_verify_pass(served: Ledger, cli: Cli) -> None:
+def test_after_forget_rebuild_and_verify_pass_and_checkpoints_still_hold(
+    served: Ledger, cli: Cli, tmp_path: Path
+) -> None:
     ok(cli("project"))
+    checkpoint, public_key = tmp_path / "c.json", tmp_path / "k.pem"
+    ok(cli("checkpoint", "--out", str(checkpoint), "--public-key-out", str(public_key)))
+
     forget_v1(cli)
 
     ok(cli("rebuild"))
-    ok(cli("verify"))
+    ok(cli("verify", "--checkpoint", str(checkpoint), "--public-key", str(public_key)))
+    exported = tmp_path / "events.jsonl"
+    ok(cli("export-events", str(exported)))
+    ok(
+        cli(
+            "verify-export",
+            str(exported),
+            "--checkpoint",
+            str(checkpoint),
+            "--public-key",
+            str(public_key),
+        )
+    )
+    for personal in (NAME, ID_NUMBER, PHONE):
+        assert personal not in exported.read_text()
+
+
+def test_an_import_counts_a_second_forget_as_a_duplicate(
+    served: Ledger, cli: Cli, tmp_path: Path
+) -> None:
+    forget = line("forget_volunteer", volunteer_id="V1", reason=REASON)
+    file = tmp_path / "forget.jsonl"
+    file.write_bytes(orjson.dumps(forget) + b"\n" + orjson.dumps(forget) + b"\n")
+
+    said = ok(cli("import", str(file)))
+
+    assert said.strip().splitlines()[-1] == "accepted=1 duplicate=1 rejected=0"
 
 
 # --- what no output shows any more ----------------------------------------
