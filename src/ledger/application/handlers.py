@@ -432,8 +432,9 @@ class CommandHandlers:
             raise PersonalDataNotSealedError(
                 "volunteer '{volunteer_id}' was registered by an earlier release, "
                 "which kept personal data unsealed in the events: it cannot be "
-                "erased in place; move the ledger to a new, encrypted one first "
-                "(docs/personal-data.md), then forget",
+                "erased in place; copy the ledger into a sealed one first "
+                "(`ledger personal-data copy-sealed`, docs/personal-data.md), then "
+                "forget it there",
                 volunteer_id=volunteer.volunteer_id,
             )
         volunteer.forget_personal_data(command.reason, command.at)

@@ -616,6 +616,30 @@ def _create_engine(url: str, limits: WaitLimits) -> Engine:
     return engine
 
 
+# The property naming the master key the ledger's data keys are wrapped with
+# (``ledger.store.personal_data``).
+MASTER_KEY_PROPERTY = "personal_data_master_key"
+
+
+class MasterKeyError(TranslatedError):
+    """The master key is missing, unreadable, open to others, or not the
+    one the ledger's data keys are wrapped with; nothing was written."""
+
+
+def _ensure_wrapped_with_bound_key(conn: Connection, keys: Sequence[DataKey]) -> None:
+    """Refuse data keys wrapped with another master key than the ledger's:
+    a writer started before the master key was rotated still holds the old."""
+    bound = read_property(conn, MASTER_KEY_PROPERTY)
+    stale = {key.master_key_id for key in keys} - {bound}
+    if bound is not None and stale:
+        raise MasterKeyError(
+            "the ledger's master key was rotated to id {bound} while this process "
+            "held id {key_id}: start it again; nothing was written",
+            bound=bound,
+            key_id=", ".join(sorted(stale)),
+        )
+
+
 def _release(conn: Connection, released_claims: Sequence[tuple[str, str]]) -> None:
     """Delete the claims given up; from here on in the transaction, deleted
     bytes (of claims, of data keys) are overwritten with zeros on SQLite."""
@@ -663,6 +687,7 @@ class LedgerRecorder(ApplicationRecorder):
                     conn, stored_events, metadata, claims, key_uses
                 )
                 if data_keys:
+                    _ensure_wrapped_with_bound_key(conn, data_keys)
                     insert_rows(conn, data_keys_table, [key.row() for key in data_keys])
                 for erase in erasures:
                     erase(conn)

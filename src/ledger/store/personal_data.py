@@ -24,7 +24,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -41,8 +41,10 @@ from sqlalchemy.engine import Connection
 
 from ledger.domain.messages import TranslatedError
 from ledger.store.event_store import (
+    MASTER_KEY_PROPERTY,
     Database,
     DataKey,
+    MasterKeyError,
     data_keys_table,
     read_property,
     select_rows_among,
@@ -62,8 +64,6 @@ PERSONAL_FIELDS_BY_TOPIC: Mapping[str, tuple[str, tuple[str, ...]]] = {
 }
 
 MASTER_KEY_FILE = "master-key"
-# The property naming the master key the ledger's data keys are wrapped with.
-MASTER_KEY_PROPERTY = "personal_data_master_key"
 # How long an unwrapped data key is kept in memory: a key erased by another
 # process stops opening in this one at most this long after.
 KEY_CACHE_SECONDS = 30.0
@@ -76,11 +76,6 @@ _NONCE_BYTES = 12
 class PersonalDataError(TranslatedError):
     """Sealed personal data that cannot be opened with its key: the key or
     the stored ciphertext was changed (``ledger verify`` finds which)."""
-
-
-class MasterKeyError(TranslatedError):
-    """The master key is missing, unreadable, open to others, or not the
-    one the ledger's data keys are wrapped with; nothing was written."""
 
 
 # --- the master key ----------------------------------------------------------
@@ -267,13 +262,17 @@ class PersonalDataVault:
         fields: Mapping[str, Any],
         context: bytes,
         pending: Mapping[str, DataKey] = {},
+        *,
+        prepared: bool = False,
     ) -> Sealed:
         """``fields`` sealed under ``subject_id``'s data key, bound to
         ``context``. A subject with no key recorded nor ``pending`` (made
         earlier in the same transaction) gets a new one, returned to be
-        recorded with the events."""
+        recorded with the events. ``prepared``: the caller had the key
+        looked up already (``prepare_sealing``)."""
         new_key: DataKey | None = None
-        self.prepare_sealing([subject_id])
+        if not prepared:
+            self.prepare_sealing([subject_id])
         cached = self._keys.get(subject_id)
         cipher = None if cached is None else cached[0]
         if cipher is None:
@@ -356,6 +355,8 @@ class PersonalDataVault:
         stream_id: UUID | str,
         payload: dict[str, Any],
         pending: Mapping[str, DataKey] = {},
+        *,
+        prepared: bool = False,
     ) -> DataKey | None:
         """Seal ``payload``'s personal fields in place (a topic with none is
         left alone); the new data key, if one was made."""
@@ -369,6 +370,7 @@ class PersonalDataVault:
             plain,
             sealing_context(stream_id, topic),
             pending,
+            prepared=prepared,
         )
         payload[SEALED_FIELD] = sealed.field
         return sealed.new_key
@@ -454,7 +456,7 @@ class SealingMapper(Mapper[UUID]):
         for index, state in personal:
             event = stored[index]
             new_key = self.vault.seal_payload(
-                event.topic, event.originator_id, state, pending
+                event.topic, event.originator_id, state, pending, prepared=True
             )
             if new_key is not None:
                 pending[new_key.subject_id] = new_key
@@ -494,12 +496,7 @@ class SealingMapper(Mapper[UUID]):
 # --- master-key rotation --------------------------------------------------------
 
 
-def rewrap_data_keys(
-    database: Database,
-    old: MasterKey,
-    new: MasterKey,
-    progress: Callable[[int], None] | None = None,
-) -> int:
+def rewrap_data_keys(database: Database, old: MasterKey, new: MasterKey) -> int:
     """Wrap every data key again with ``new`` instead of ``old``, in one
     transaction under the append lock, and record ``new`` as the ledger's
     master key; no event is touched. The number of keys wrapped again."""
@@ -533,6 +530,40 @@ def rewrap_data_keys(
                 rewrapped,
             )
         write_property(conn, MASTER_KEY_PROPERTY, new.key_id)
-        if progress is not None:
-            progress(len(rewrapped))
     return len(rewrapped)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What rotating the master key did: the keys' ids, how many data keys
+    were wrapped again, and where the old key was kept."""
+
+    old_key_id: str
+    new_key_id: str
+    rewrapped: int
+    retired: Path
+
+
+def rotate_master_key_file(database: Database, directory: Path) -> Rotation:
+    """Replace the master key in ``directory`` with a new one: the data keys
+    are wrapped again with it in one transaction (no event is touched), then
+    the new file takes the old one's place and the old is kept beside it as
+    ``master-key.retired-<id>`` (0600), for the backups made before; delete
+    it when they are gone. A rotation stopped half-way is finished by the
+    next: the new key waits as ``master-key.new`` until it is in place."""
+    path = directory / MASTER_KEY_FILE
+    waiting = path.with_name(MASTER_KEY_FILE + ".new")
+    old = KeyFileMasterKey(path)
+    with database.reading() as conn:
+        bound = read_property(conn, MASTER_KEY_PROPERTY)
+    if not waiting.exists() or KeyFileMasterKey(waiting).key_id != bound:
+        waiting.unlink(missing_ok=True)
+        write_master_key_file(waiting)
+        rewrapped = rewrap_data_keys(database, old, KeyFileMasterKey(waiting))
+    else:
+        rewrapped = 0  # wrapped again already, by the rotation that stopped
+    new_key_id = KeyFileMasterKey(waiting).key_id
+    retired = path.with_name(f"{MASTER_KEY_FILE}.retired-{old.key_id}")
+    os.replace(path, retired)
+    os.replace(waiting, path)
+    return Rotation(old.key_id, new_key_id, rewrapped, retired)
