@@ -23,6 +23,7 @@ from ledger.application.ledger import Ledger, Outcome
 from ledger.domain.privacy import ERASED
 from ledger.services.certificates import read_certificate
 from ledger.store.event_store import Database, data_keys_table, head_position
+from ledger.store.integrity import verify_ledger
 from tests.certificate_helpers import (
     ID_NUMBER,
     SATURDAY,
@@ -32,7 +33,7 @@ from tests.certificate_helpers import (
     ledger_cli,
     serve_v1,
 )
-from tests.factories import line, submission
+from tests.factories import id_number, line, submission
 
 PHONE = "13812345678"  # V1's, as serve_v1 registers them
 NAME = "王小明"
@@ -188,6 +189,26 @@ def test_the_data_key_is_gone_from_the_database_and_its_files(
         # zeroed where it was deleted, and no copy left in the journal
         for file in Path(database.sqlite_file).parent.glob("ledger.db*"):
             assert wrapped.encode() not in file.read_bytes(), file.name
+
+
+def test_a_volunteer_registered_and_forgotten_in_one_batch_leaves_no_key(
+    served: Ledger, database: Database
+) -> None:
+    registered = submission(
+        "register_volunteer", volunteer_id="V7", name=NAME, id_number=id_number()
+    )
+    forgotten = submission("forget_volunteer", volunteer_id="V7", reason=REASON)
+
+    results = served.execute_batch([registered, forgotten])
+
+    assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.ACCEPTED]
+    with database.reading() as conn:
+        keys = conn.execute(sa.select(data_keys_table.c.subject_id)).scalars()
+        assert "V7" not in set(keys)
+    again = served.execute(registered)
+    assert again.outcome is Outcome.REJECTED  # the id V7, not the number
+    assert again.error is not None and again.error.code == "duplicate_id"
+    assert verify_ledger(database, None, served).ok
 
 
 # --- what stays whole -----------------------------------------------------

@@ -428,7 +428,9 @@ class CommandHandlers:
     def _(self, command: c.ForgetVolunteer, unit: UnitOfWork) -> Aggregate:
         volunteer = require(unit, Volunteer, command.volunteer_id)
         id_number = volunteer.id_number  # None once erased
-        if id_number is not None and not self.sealed(volunteer.volunteer_id):
+        # Registered in this batch: sealed, with its key, in the same append.
+        stored = not unit.is_new(volunteer)
+        if id_number is not None and stored and not self.sealed(volunteer.volunteer_id):
             raise PersonalDataNotSealedError(
                 "volunteer '{volunteer_id}' was registered by an earlier release, "
                 "which kept personal data unsealed in the events: it cannot be "

@@ -81,6 +81,7 @@ class UnitOfWork:
         self._existing: dict[UUID, bool] = {}
         self.new_claims: dict[tuple[str, str], UUID] = {}
         self.released_claims: set[tuple[str, str]] = set()
+        self._added: set[UUID] = set()
 
     def prefetch(
         self,
@@ -153,6 +154,11 @@ class UnitOfWork:
 
     def add(self, aggregate: Aggregate) -> None:
         self._aggregates[aggregate.id] = aggregate
+        self._added.add(aggregate.id)
+
+    def is_new(self, aggregate: Aggregate) -> bool:
+        """Whether this batch creates ``aggregate`` (it is not stored yet)."""
+        return aggregate.id in self._added
 
     def owner_of(self, kind: str, value: str) -> UUID | None:
         claim = (kind, value)
