@@ -598,8 +598,13 @@ def event_subjects(
 
 def named_subjects(event: Any) -> frozenset[tuple[str, str]]:
     """The subjects an event's payload names."""
+    return subjects_named_in(vars(event))
+
+
+def subjects_named_in(fields: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """The subjects the fields of an event name."""
     subjects: set[tuple[str, str]] = set()
-    _add_named_subjects(vars(event), subjects)
+    _add_named_subjects(fields, subjects)
     return frozenset(subjects)
 
 
