@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
@@ -60,6 +59,8 @@ def copy_sealed_command(
     release): events one for one, chained again, then projected. Prints the
     mapping of the old chain head to the new one, signed with the ledger's
     key, to keep with the old checkpoints."""
+    import orjson
+
     from ledger.bootstrap import open_database
     from ledger.engine import ProjectionEngine
     from ledger.projections.registry import ALL_PROJECTIONS

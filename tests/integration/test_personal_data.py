@@ -396,3 +396,21 @@ def test_the_cli_rotates_the_master_key_and_refuses_a_missing_one_in_one_line(
     assert refused.exception is None or isinstance(refused.exception, SystemExit)
     assert "no master key" in refused.output
     assert events_of(database) == before
+
+
+def test_a_writer_holding_the_master_key_from_before_a_rotation_records_nothing(
+    ledger: Ledger, database: Database, key_directory: Path
+) -> None:
+    # Given a writer that sealed with the master key, which is then rotated
+    record_all(ledger, small_city())
+    rotate_master_key_file(database, key_directory)
+    before = events_of(database)
+    # When it registers a volunteer (a new data key, wrapped with the old key)
+    # Then it is refused, and nothing is written
+    with pytest.raises(MasterKeyError, match="was rotated"):
+        ledger.execute_batch([registration("V9", id_number())])
+    assert events_of(database) == before
+    # While a writer opened after the rotation records it
+    reopened = open_ledger(database, key_directory)
+    [result] = reopened.execute_batch([registration("V9", id_number())])
+    assert result.outcome == "accepted"
