@@ -23,6 +23,7 @@ from ledger.api.cli import (
     backup,
     calendar,
     certificates,
+    forgetting,
     honours,
     importing,
     integrity,
@@ -107,6 +108,7 @@ for verbs in (
     certificates,
     migrate,
     backup,
+    forgetting,
 ):
     app.add_typer(verbs.app)
 app.add_typer(calendar.app)
