@@ -54,18 +54,22 @@ def forget(
         )
     except ValidationError as error:
         fail("refused: {reason}", ExitCode.BAD_INPUT, reason=error.errors()[0]["msg"])
-    result = ledger_of(ctx).execute(
-        Submission(
-            command,
-            Envelope(
-                actor_id=command.actor.id,
-                actor_role=command.actor.role,
-                at=now,
-                source="cli",
-                correlation_id=f"cli-{uuid.uuid4().hex}",
-                caller="cli",
-            ),
-        )
+    # Retried on a conflict: another forget of the same volunteer recorded
+    # first makes this one a no-op, never a traceback.
+    [result] = ledger_of(ctx).execute_batch(
+        [
+            Submission(
+                command,
+                Envelope(
+                    actor_id=command.actor.id,
+                    actor_role=command.actor.role,
+                    at=now,
+                    source="cli",
+                    correlation_id=f"cli-{uuid.uuid4().hex}",
+                    caller="cli",
+                ),
+            )
+        ]
     )
     if result.outcome is Outcome.REJECTED:
         assert result.error is not None

@@ -10,6 +10,9 @@ for auditors to list."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -142,6 +145,48 @@ def test_a_second_forget_writes_nothing_and_says_so(
     )
     assert again.outcome is Outcome.UNCHANGED
     assert head(database) == erased_at
+
+
+def waiting_for_the_append_lock(database: Database) -> int:
+    """How many transactions wait for the ledger's append lock."""
+    with database.reading() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                "AND relation = 'ledger_events'::regclass"
+            ).scalar_one()
+        )
+
+
+def test_forgets_sent_at_once_record_one_erasure_and_no_traceback(
+    served: Ledger, database: Database, key_directory: Path
+) -> None:
+    if database.is_sqlite:
+        pytest.skip("who waits for SQLite's write lock cannot be seen")
+    # Every forget reads V1 while the append lock is held, so all but the
+    # first find, when they write, that V1 was erased meanwhile.
+    forget = [str(Path(sys.executable).with_name("ledger")), "--db", database.url]
+    forget += ["forget", "V1", "--reason", REASON]
+    before = head(database)
+    forgets = []
+    with database.appending():
+        for _ in range(3):
+            forgets.append(
+                subprocess.Popen(
+                    forget,
+                    env={**os.environ, "LEDGER_KEY_DIRECTORY": str(key_directory)},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        while waiting_for_the_append_lock(database) < len(forgets):
+            pass
+    answers = [sent.communicate(timeout=120) for sent in forgets]
+
+    assert [sent.returncode for sent in forgets] == [0, 0, 0], answers
+    assert all(stderr == "" for _, stderr in answers), answers
+    assert head(database) == before + 1
 
 
 def test_forgetting_an_unknown_volunteer_is_refused_with_its_code(
