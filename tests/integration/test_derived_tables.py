@@ -27,6 +27,7 @@ from ledger.reads.audit import AuditQuery, find_events, parse_subject
 from ledger.store.event_store import (
     Database,
     claims_table,
+    data_keys_table,
     event_subjects_table,
     idempotency_keys_table,
 )
@@ -42,6 +43,7 @@ from tests.integration.projection_helpers import append_raw_event, served_city
 SUBJECTS = event_subjects_table.name
 CLAIMS = claims_table.name
 KEYS = idempotency_keys_table.name
+DATA_KEYS = data_keys_table.name
 
 HEAD = 26  # the served city's 22 commands, one event each, and one award of 4
 AWARD = (23, 26)  # the positions of the award command's events
@@ -122,13 +124,23 @@ def test_an_untouched_ledger_derives_every_stored_row_again(
 ) -> None:
     results = verify_derived_tables(city, ledger, page_size=page_size)
 
-    assert by_table(results) == {SUBJECTS: None, CLAIMS: None, KEYS: None}
+    assert by_table(results) == {
+        SUBJECTS: None,
+        CLAIMS: None,
+        KEYS: None,
+        DATA_KEYS: None,
+    }
     with city.reading() as conn:
         stored = {
             table.name: conn.execute(
                 sa.select(sa.func.count()).select_from(table)
             ).scalar_one()
-            for table in (event_subjects_table, claims_table, idempotency_keys_table)
+            for table in (
+                event_subjects_table,
+                claims_table,
+                idempotency_keys_table,
+                data_keys_table,
+            )
         }
     # every stored row was derived: 4 claims (two ID numbers, two sessions),
     # and a key for each of the 23 commands
@@ -142,7 +154,7 @@ def test_an_untouched_ledger_verifies_with_its_derived_tables(
     assert verify_ledger(city, None, ledger).ok
     outcome = ledger_verify(city, tmp_path)
     assert outcome.exit_code == 0, outcome.output
-    for table in (SUBJECTS, CLAIMS, KEYS):
+    for table in (SUBJECTS, CLAIMS, KEYS, DATA_KEYS):
         assert f"{table}: ok" in outcome.stdout
 
 
@@ -155,6 +167,19 @@ def execute(database: Database, statement: sa.Executable) -> None:
 
 
 s, c, k = event_subjects_table.c, claims_table.c, idempotency_keys_table.c
+
+
+def erase_unrecorded(database: Database, volunteer_id: str) -> None:
+    """What ``forget`` deletes, deleted with no erasure recorded."""
+    with database.writing() as conn:
+        conn.execute(
+            claims_table.delete().where(
+                c.kind == "id_number", c.stream_id == stream(volunteer_id)
+            )
+        )
+        conn.execute(
+            data_keys_table.delete().where(data_keys_table.c.subject_id == volunteer_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -294,6 +319,30 @@ TAMPERINGS = {
         "at position 12: extra key 'k-ghost' of cli (positions 12–12, fingerprint "
         "none)",
     ),
+    # V2 erased as ``forget`` would (key and ID-number claim), unrecorded
+    "a data key deleted with its claim": Tampering(
+        DATA_KEYS,
+        lambda db: erase_unrecorded(db, "V2"),
+        "the data key of 'V2' is missing, and no erasure of theirs is recorded "
+        "(1 such)",
+    ),
+    "a data key of nobody sealed inserted": Tampering(
+        DATA_KEYS,
+        lambda db: execute(
+            db,
+            data_keys_table.insert().from_select(
+                list(data_keys_table.c.keys()),
+                sa.select(
+                    sa.literal("V9"),
+                    data_keys_table.c.master_key_id,
+                    data_keys_table.c.wrapped_key,
+                    data_keys_table.c.created_at,
+                ).where(data_keys_table.c.subject_id == "V1"),
+            ),
+        ),
+        "a data key of 'V9' is stored, whose personal data no event seals or "
+        "whose erasure is recorded (1 such)",
+    ),
 }
 
 
@@ -306,7 +355,7 @@ def test_a_derived_row_tampered_with_is_named_by_table_and_position(
 
     # Then deriving the tables again names that table's first difference, and
     # only that table's (with pages smaller than the award's key span, too)
-    expected = {SUBJECTS: None, CLAIMS: None, KEYS: None, tampering.table: None}
+    expected = {SUBJECTS: None, CLAIMS: None, KEYS: None, DATA_KEYS: None}
     problem = with_fingerprints(tampering.problem, ledger)
     expected[tampering.table] = problem
     assert by_table(verify_derived_tables(city, ledger)) == expected
@@ -337,7 +386,7 @@ def test_subject_rows_deleted_hide_events_from_the_audit_until_verify_names_them
     # Then the audit finds none of them
     assert v1_events() == 0
     # But verify names the first event that concerns V1
-    [subjects, _, _] = verify_derived_tables(city, ledger)
+    [subjects, _, _, _] = verify_derived_tables(city, ledger)
     assert subjects.problem == "at position 6: missing volunteer:V1"
 
 
@@ -359,7 +408,7 @@ def test_a_deleted_id_number_claim_lets_a_duplicate_in_until_verify_names_it(
     assert result.outcome == Outcome.ACCEPTED
     # But verify names the claim the earlier registration (7) made: it is
     # now held by the duplicate
-    [_, claims, _] = verify_derived_tables(city, ledger)
+    [_, claims, _, _] = verify_derived_tables(city, ledger)
     assert claims.problem == (
         f"at position 7: the id_number claim the event makes for stream "
         f"{stream('V2')} is held by stream {stream('V3')}"

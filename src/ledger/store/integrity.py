@@ -28,7 +28,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import groupby
@@ -53,6 +53,7 @@ from ledger.store.event_store import (
     Database,
     chain_hash_at,
     claims_table,
+    data_keys_table,
     event_subjects_table,
     events_table,
     head_position,
@@ -66,6 +67,11 @@ from ledger.store.event_store import (
     sqlite_database_file,
     utc_text,
     write_property,
+)
+from ledger.store.personal_data import (
+    ERASURE_TOPIC,
+    PERSONAL_FIELDS_BY_TOPIC,
+    SEALED_FIELD,
 )
 
 checkpoints_table = sa.Table(
@@ -311,8 +317,9 @@ def verify_derived_tables(
             idempotency_keys_table.name, stored_keys, _key_spans
         )
         claims = _ClaimComparison(conn)
-        _walk_events(conn, derivation, page_size, subjects, keys, claims)
-        return [subjects.finish(), claims.finish(), keys.finish()]
+        data_keys = _DataKeyComparison(conn)
+        _walk_events(conn, derivation, page_size, subjects, keys, claims, data_keys)
+        return [subjects.finish(), claims.finish(), keys.finish(), data_keys.finish()]
 
 
 _EVENT_COLUMNS = (
@@ -335,6 +342,7 @@ def _walk_events(
     subjects: _PositionedComparison,
     keys: _PositionedComparison,
     claims: _ClaimComparison,
+    data_keys: _DataKeyComparison,
 ) -> None:
     """Derive every event's subjects and claims, and the commands' key spans
     (a key spans the positions whose envelope carries it, in its caller's
@@ -348,6 +356,7 @@ def _walk_events(
         for row in page:
             position, stream_id, version, topic, payload = row[:5]
             event = StoredEvent(stream_id, version, topic, payload.encode())
+            data_keys.push(stream_id, topic, payload)
             try:
                 beside = origins.derive(stream_id, event)
             except UnderivableEventError as error:
@@ -626,6 +635,50 @@ class _ClaimComparison:
             kind, stream = unmade
             return f"a {kind} claim held by stream {stream} is made by no event"
         return None
+
+
+class _DataKeyComparison:
+    """The data keys the events call for — one for each person whose
+    personal data they seal, unless the person's erasure is recorded —
+    against those stored: a key deleted with no erasure recorded (personal
+    data lost, or erased unrecorded), or kept after one, is named."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._sealed: dict[str, str] = {}  # stream -> whose key seals it
+        self._erased: set[str] = set()  # streams with an erasure recorded
+
+    def push(self, stream: str, topic: str, payload: str) -> None:
+        if topic == ERASURE_TOPIC:
+            self._erased.add(stream)
+        elif topic in PERSONAL_FIELDS_BY_TOPIC:
+            with suppress(orjson.JSONDecodeError):  # named by the other tables
+                sealed = orjson.loads(payload).get(SEALED_FIELD)
+                if isinstance(sealed, dict):
+                    self._sealed[stream] = str(sealed.get("subject"))
+
+    def finish(self) -> DerivedTableVerification:
+        called_for = {
+            subject
+            for stream, subject in self._sealed.items()
+            if stream not in self._erased
+        }
+        stored = set(
+            self._conn.execute(sa.select(data_keys_table.c.subject_id)).scalars()
+        )
+        missing, kept = sorted(called_for - stored), sorted(stored - called_for)
+        problem = None
+        if missing:
+            problem = (
+                f"the data key of '{missing[0]}' is missing, and no erasure of "
+                f"theirs is recorded ({len(missing)} such)"
+            )
+        elif kept:
+            problem = (
+                f"a data key of '{kept[0]}' is stored, whose personal data no "
+                f"event seals or whose erasure is recorded ({len(kept)} such)"
+            )
+        return DerivedTableVerification(data_keys_table.name, len(called_for), problem)
 
 
 # --- key material ------------------------------------------------------------

@@ -63,6 +63,10 @@ PERSONAL_FIELDS_BY_TOPIC: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "Volunteer.Registered": ("volunteer_id", ("name", "id_number", "phone")),
 }
 
+# The event recording that a person's data key was destroyed (``ledger
+# forget``): a sealed person without a key must have one.
+ERASURE_TOPIC = "Volunteer.PersonalDataErased"
+
 MASTER_KEY_FILE = "master-key"
 # How long an unwrapped data key is kept in memory: a key erased by another
 # process stops opening in this one at most this long after.
