@@ -69,6 +69,7 @@ from ledger.store.integrity import (
     verify_exported_events,
     verify_ledger,
 )
+from ledger.store.personal_data import MASTER_KEY_FILE
 from tests.factories import T0, record_all, submission
 from tests.integration.projection_helpers import (
     chain_hash_at,
@@ -956,6 +957,7 @@ def test_a_server_ledger_without_the_setting_keeps_its_keys_in_the_users_data(
     kept = user_data_directory / "ledger" / f"{url.host}-{url.port}-{url.database}.keys"
     kept.mkdir(parents=True, exist_ok=True)
     shutil.copy(key_directory / ID_NUMBER_SECRET_FILE, kept)
+    shutil.copy(key_directory / MASTER_KEY_FILE, kept)
     # When it signs a checkpoint without the setting, the key is made there
     monkeypatch.chdir(tmp_path)
     assert exited_cleanly_with(ledger_cli(city, None, "checkpoint"), 0)
@@ -974,10 +976,12 @@ def test_a_server_ledger_verifies_its_checkpoints_only_with_its_signing_key(
     if city.is_sqlite:
         pytest.skip("a SQLite file keeps its keys beside it")
     # While there is no checkpoint, verify needs no signing key (only the
-    # secret its ID-number claims are derived with)
+    # secret its ID-number claims are derived with, and the master key that
+    # opens the personal data they are derived from)
     secret_only = tmp_path / "secret-only"
     secret_only.mkdir()
     shutil.copy(key_directory / ID_NUMBER_SECRET_FILE, secret_only)
+    shutil.copy(key_directory / MASTER_KEY_FILE, secret_only)
     assert exited_cleanly_with(ledger_cli(city, secret_only, "verify"), 0)
 
     # With it, the ledger signs; without its key again, verify names the
