@@ -157,6 +157,52 @@ def test_eight_identical_requests_at_once_give_one_acceptance_and_duplicates(
     assert api.head() == head + 1
 
 
+def waiting_for_the_append_lock(api: Api) -> int:
+    """How many PostgreSQL transactions wait for the ledger's append lock."""
+    with api.ledger.database.reading() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                "AND relation = 'ledger_events'::regclass"
+            ).scalar_one()
+        )
+
+
+def test_a_conflict_over_an_id_number_answers_without_its_digest(api: Api) -> None:
+    if api.ledger.database.is_sqlite:
+        pytest.skip("who waits for SQLite's write lock cannot be seen")
+    # Given two registrations of one ID number, both read before either writes
+    number = id_number()
+    sent: list[httpx.Response] = []
+
+    def register(volunteer_id: str) -> None:
+        sent.append(
+            api.post(
+                "register_volunteer",
+                "venue_staff",
+                volunteer_id=volunteer_id,
+                name="王五",
+                id_number=number,
+            )
+        )
+
+    threads = [threading.Thread(target=register, args=(v,)) for v in ("V7", "V8")]
+    with api.ledger.database.appending():
+        for thread in threads:
+            thread.start()
+        while waiting_for_the_append_lock(api) < len(threads):
+            pass
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # Then one is recorded and the other refused, its answer holding no
+    # trace of the number: not even the digest its claim is kept under
+    assert sorted(r.status_code for r in sent) == [201, 409]
+    (refused,) = [r for r in sent if r.status_code == 409]
+    assert api.ledger.id_number_digest(number) not in refused.text
+    assert number not in refused.text
+
+
 REFUSALS: tuple[tuple[str, dict[str, Any], int, str], ...] = (
     (
         "register_venue",

@@ -278,10 +278,12 @@ class Ledger(Application[UUID]):
                     settled = self._settled_by_others(keyed)
                     if settled is not None:
                         return settled
+                    # The database's own words stay in the cause: they name
+                    # the values in conflict, an ID number's digest among them.
                     raise ConcurrencyConflictError(
                         "another writer recorded a conflicting change to the same "
                         "aggregate, key or claim first; nothing was written, retry "
-                        f"the command ({error})"
+                        "the command"
                     ) from error
         raise AssertionError("unreachable")
 
