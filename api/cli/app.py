@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from typer._click import Context as ClickContext  # the type TyperGroup takes
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from ledger.api.cli import (
@@ -33,6 +34,7 @@ from ledger.api.cli import (
     serving,
 )
 from ledger.api.cli.context import Invocation
+from ledger.api.cli.language import localise, localise_typer_words, usage_refusal
 from ledger.api.cli.output import ExitCode, fail
 from ledger.domain.messages import language_from_environment, use_language
 
@@ -44,11 +46,39 @@ class LedgerCommands(TyperGroup):
     LEDGER_AUTO_MIGRATE false, a newer one), no ledger where a command only
     reads, a file that cannot be written —
     ends it with one line and its exit code (``ExitCode``), not a
-    traceback, whichever verb met it."""
+    traceback, whichever verb met it. A command line it cannot read is
+    refused the same way, in the reader's language (``language``)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """The whole run in the reader's language — its locale's, not a
+        setting of the ledger (docs/i18n.md) — from the help texts on."""
+        with use_language(language_from_environment(os.environ)):
+            localise(self)
+            return super().main(*args, **kwargs)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: ClickContext | None = None,
+        **extra: Any,
+    ) -> ClickContext:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except NoArgsIsHelpError:
+            localise_typer_words()
+            raise
+        except UsageError as error:
+            fail(usage_refusal(error), ExitCode.BAD_INPUT)
 
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            localise_typer_words()
+            raise
+        except UsageError as error:
+            fail(usage_refusal(error), ExitCode.BAD_INPUT)
         except OSError as error:
             reason = error.strerror or str(error)
             if error.filename:
@@ -120,9 +150,6 @@ def main(
         ),
     ] = None,
 ) -> None:
-    # The locale is the reader's, not a setting of the ledger: messages follow
-    # it for this run (docs/i18n.md).
-    ctx.with_resource(use_language(language_from_environment(os.environ)))
     invocation = Invocation(db)
     ctx.obj = invocation
     ctx.call_on_close(invocation.close)

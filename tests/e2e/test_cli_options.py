@@ -14,6 +14,7 @@ import pytest
 import typer.main
 
 from ledger.api.cli.app import app
+from ledger.domain.messages import CHINESE, translate, use_language
 
 
 def parameters(command: Any, path: str = "ledger") -> Iterator[tuple[str, Any]]:
@@ -57,6 +58,22 @@ def test_an_option_of_a_date_or_position_says_which_it_takes(
     verb: str, parameter: Any
 ) -> None:
     assert (parameter.help or "").startswith(KINDS), f"{verb}: {parameter.name}"
+
+
+# The same kinds in Chinese, as ``LANG=zh_CN.UTF-8 ledger … --help`` shows them.
+CHINESE_KINDS = ("业务日期", "业务时间", "台账位置", "记录时间")
+
+
+@pytest.mark.parametrize(
+    ("verb", "parameter"),
+    [(v, p) for v, p in EVERY_PARAMETER if p.name in MOMENTS | POSITIONS],
+    ids=lambda value: value if isinstance(value, str) else value.name,
+)
+def test_in_chinese_too_an_option_of_a_date_or_position_says_which_it_takes(
+    verb: str, parameter: Any
+) -> None:
+    with use_language(CHINESE):
+        assert translate(parameter.help).startswith(CHINESE_KINDS), verb
 
 
 HEAVY = ("fastapi", "uvicorn", "openpyxl", "reportlab", "segno", "pypdf",
