@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from typer._click import Context as ClickContext
 from typer._click.core import Command, Parameter
@@ -67,27 +66,26 @@ def _commands(command: Command) -> Iterator[Command]:
 
 
 def _localise_help_option(command: Command) -> None:
-    """The ``--help`` of ``command``: its own help text translated, and
-    typer's words translated once it is asked for (not before: they live in
-    ``typer.rich_utils``, which a run that shows no help does not load)."""
+    """The help text of ``command``'s ``--help``."""
     option = command.get_help_option(ClickContext(command))
-    if option is None:
-        return
-    option.help = _help("Show this message and exit.")
-    show_help = option.callback
-    assert show_help is not None
+    if option is not None:
+        option.help = _help("Show this message and exit.")
 
-    def localised_help(ctx: ClickContext, param: Parameter, value: bool) -> Any:
-        if value and not ctx.resilient_parsing:
-            localise_typer_words()
-        return show_help(ctx, param, value)
 
-    option.callback = localised_help
+def may_show_help(arguments: list[str]) -> bool:
+    """Whether a run given ``arguments`` may show a help page: when it asks
+    for one, or names one word at most (``ledger``, ``ledger query``: typer
+    shows the help of a group given nothing to do), the value of ``--db``
+    aside."""
+    before = ["", *arguments[:-1]]
+    words = [a for a, b in zip(arguments, before, strict=True) if b != "--db"]
+    return "--help" in words or sum(not w.startswith("-") for w in words) <= 1
 
 
 def localise_typer_words() -> None:
     """typer's own words in its help pages, in the current language: the
-    panels' titles and the notes after an option's help."""
+    panels' titles and the notes after an option's help. They live in
+    ``typer.rich_utils``, which a run that shows no help does not load."""
     from typer import rich_utils
 
     rich_utils.ARGUMENTS_PANEL_TITLE = translate("Arguments")

@@ -17,6 +17,8 @@ import pytest
 import typer.main
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
+from typer._click import Context as ClickContext
+from typer.core import TyperGroup
 
 import ledger
 import ledger.api.http.access
@@ -137,7 +139,9 @@ def _help_texts() -> Iterator[str]:
     verbs = [typer.main.get_command(app)]
     while verbs:
         verb = verbs.pop()
-        verbs.extend(getattr(verb, "commands", {}).values())
+        if isinstance(verb, TyperGroup):
+            ctx = ClickContext(verb)
+            verbs.extend(verb.get_command(ctx, n) for n in verb.list_commands(ctx))
         texts = [verb.help, *(getattr(p, "help", None) for p in verb.params)]
         yield from (text for text in texts if text)
 
