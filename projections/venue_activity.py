@@ -57,7 +57,7 @@ entries_table = define_entries_table(
 class ActivityFigures(BaseModel):
     """Activity at a venue, or a roll-up of venues, over a period."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     activities: int = Field(description="Activities published, by their start.")
     sessions: int = Field(description="Approved, non-voided sessions.")

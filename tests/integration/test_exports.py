@@ -461,7 +461,12 @@ def test_a_long_export_shows_its_progress_on_a_terminal(
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "100"},
+        env={
+            **os.environ,
+            "TTY_COMPATIBLE": "1",
+            "COLUMNS": "100",
+            "LANG": "en_US.UTF-8",
+        },
         check=False,
     )
     # Then the export says how far it has got, there, and only its result
