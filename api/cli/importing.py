@@ -90,6 +90,7 @@ def demo(
 def _import_with_progress(
     ledger: Ledger, file: Path, report_path: Path, batch_size: int
 ) -> ImportSummary:
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     from ledger.application.importer import import_file
@@ -102,7 +103,8 @@ def _import_with_progress(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        importing = translate("importing {file}", {"file": file.name})
+        task = progress.add_task(escape(importing), total=file.stat().st_size)
         return import_file(
             ledger,
             file,
