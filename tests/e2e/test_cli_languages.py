@@ -387,3 +387,24 @@ def test_an_export_to_an_unknown_file_type_is_refused_in_the_readers_language(
     result = ledger_cli(city, environment, "audit", "events", "--export", str(path))
     assert result.exit_code == 2
     assert result.stderr.strip() == told
+
+
+@pytest.mark.parametrize(
+    ("environment", "reason"),
+    [
+        (CHINESE, "dispatch_order: dispatch_order 须且只能有 venue_id 或 team_id 之一"),
+        (ENGLISH, "dispatch_order: dispatch_order needs exactly one of venue_id or "
+         "team_id"),
+    ],
+)  # fmt: skip
+def test_a_command_models_own_check_is_a_rejection_in_the_readers_language(
+    city: Database, tmp_path: Path, environment: dict[str, str], reason: str
+) -> None:
+    source = tmp_path / "dispatch.jsonl"
+    both = line("dispatch_order", order_id="O1", venue_id="S1", team_id="T1")
+    source.write_bytes(orjson.dumps(both) + b"\n")
+    result = ledger_cli(city, environment, "import", str(source))
+    assert result.stdout.strip().splitlines()[-1] == "accepted=0 duplicate=0 rejected=1"
+    report = source.with_name("dispatch.jsonl.rejected.jsonl").read_bytes()
+    (rejected,) = report.splitlines()
+    assert orjson.loads(rejected)["reason"] == reason
