@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.domain.messages import translate
 
 if TYPE_CHECKING:
     from ledger.bootstrap import LedgerComponents
@@ -77,19 +76,13 @@ def startup_line(
         lags = engine.lags(conn, datetime.now(UTC))
     database = sa.make_url(components.settings.database_url)
     positions = ", ".join(f"{lag.name} {lag.position}" for lag in lags)
-    return translate(
-        "ledger serve: wenming-ledger {version} at http://{host}:{port} "
-        "({workers} worker processes); database {database}; head {head}; "
-        "projections: {positions}",
-        {
-            "version": version("wenming-ledger"),
-            "host": host,
-            "port": port,
-            "workers": workers,
-            "database": database.render_as_string(hide_password=True),
-            "head": lags[0].head if lags else 0,
-            "positions": positions,
-        },
+    # The operator's log line: one language whatever the locale, for the
+    # tools that read logs.
+    return (
+        f"ledger serve: wenming-ledger {version('wenming-ledger')} at "
+        f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
+        f"database {database.render_as_string(hide_password=True)}; "
+        f"head {lags[0].head if lags else 0}; projections: {positions}"
     )
 
 
