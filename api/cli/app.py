@@ -60,6 +60,7 @@ VERBS: dict[str, str] = {
     "query": "query",
     "audit": "audit",
     "keys": "keys",
+    "personal-data": "personal_data",
 }
 
 
@@ -157,11 +158,16 @@ def _exit_code(error: Exception) -> ExitCode | None:
     if not type(error).__module__.startswith("ledger."):
         return None
     from ledger.bootstrap import NoLedgerError
-    from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
+    from ledger.store.event_store import (
+        DatabaseUnavailableError,
+        LedgerBusyError,
+        MasterKeyError,
+    )
     from ledger.store.schema import SchemaVersionError
 
     codes = {
         LedgerBusyError: ExitCode.LEDGER_BUSY,
+        MasterKeyError: ExitCode.CHECK_FAILED,
         DatabaseUnavailableError: ExitCode.DATABASE_UNAVAILABLE,
         SchemaVersionError: ExitCode.SCHEMA_NOT_CURRENT,
         NoLedgerError: ExitCode.NOT_FOUND,

@@ -129,13 +129,18 @@ def audit_events(
             check_export_path(export)
     except (InvalidAuditQueryError, InvalidReadError, ValueError) as error:
         fail(error, 2)
-    database = components_of(ctx).database
+    components = components_of(ctx)
+    database, vault = components.database, components.vault
     if export is None:
         print_json(
-            find_events(database, query, reveal_personal_data=reveal_personal_data)
+            find_events(
+                database, query, reveal_personal_data=reveal_personal_data, vault=vault
+            )
         )
         return
-    pages = event_pages(database, query, reveal_personal_data=reveal_personal_data)
+    pages = event_pages(
+        database, query, reveal_personal_data=reveal_personal_data, vault=vault
+    )
     first = next(pages)
     # Counted at the position the pages are read at, so the count is theirs.
     matching = count_events(database, replace(query, as_of=first.position))

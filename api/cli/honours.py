@@ -98,7 +98,12 @@ def honours(
         if roster is not None:
             export_rows(
                 roster,
-                roster_rows(conn, run, reveal_personal_data=reveal_personal_data),
+                roster_rows(
+                    conn,
+                    run,
+                    components.vault,
+                    reveal_personal_data=reveal_personal_data,
+                ),
                 ROSTER_COLUMNS,
                 roster_source(conn, run, reveal_personal_data=reveal_personal_data),
                 sheet=ROSTER_SHEET,

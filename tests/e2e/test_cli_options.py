@@ -48,7 +48,8 @@ def test_the_table_of_verbs_names_every_command_of_its_modules(
     if not isinstance(built, TyperGroup):
         assert named == {built.name}
     elif named != set(built.commands):
-        assert named == {module_name}  # the module's app is a group of verbs
+        (group,) = named  # the module's app is one verb, a group of sub-verbs
+        assert group not in built.commands
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ from ledger.store.integrity import (
     load_or_create_signing_key,
     public_key_pem,
 )
+from ledger.store.personal_data import MASTER_KEY_FILE
 from tests.certificate_helpers import (
     ID_NUMBER,
     SATURDAY,
@@ -609,10 +610,11 @@ def test_a_certificate_is_signed_with_the_ledgers_key_or_not_at_all(
     # Given a ledger that has signed a certificate with its key
     signed_with = read_certificate(issue(cli, tmp_path / "genuine.pdf"))["key_id"]
     # When a certificate is asked for with the key material looked for
-    # elsewhere (the ID-number secret there, but not the signing key)
+    # elsewhere (the other key material there, but not the signing key)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(key_file.parent / ID_NUMBER_SECRET_FILE, elsewhere)
+    shutil.copy(key_file.parent / MASTER_KEY_FILE, elsewhere)
     out = tmp_path / "other.pdf"
     arguments = ("certificate", "V1", "--as-of", "2024-12-31", "--out", str(out))
     outcome = ledger_cli(database.url, elsewhere)(*arguments)

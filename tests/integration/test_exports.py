@@ -35,7 +35,14 @@ from ledger.services.exports import (
     write_export,
 )
 from ledger.store.event_store import Database
-from tests.factories import T0, id_number, record_all, small_city, submission
+from tests.factories import (
+    KEY_DIRECTORIES,
+    T0,
+    id_number,
+    record_all,
+    small_city,
+    submission,
+)
 from tests.integration.projection_helpers import DAY, chain_hash_at, run_cli
 from tests.integration.test_audit_queries import (
     HEAD,
@@ -466,6 +473,8 @@ def test_a_long_export_shows_its_progress_on_a_terminal(
             "TTY_COMPATIBLE": "1",
             "COLUMNS": "100",
             "LANG": "en_US.UTF-8",
+            # the ledger's keys: its registrations open with its master key
+            "LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[database.url]),
         },
         check=False,
     )

@@ -128,7 +128,10 @@ def list_audit_events(
             400, "invalid_read", "Invalid read parameters", error.message
         ) from None
     return find_events(
-        reads.database, query, reveal_personal_data=caller.sees_personal_data
+        reads.database,
+        query,
+        reveal_personal_data=caller.sees_personal_data,
+        vault=reads.vault,
     )
 
 

@@ -66,6 +66,7 @@ from ledger.store.integrity import (
     KeyMaterialError,
     RecordedBeside,
 )
+from ledger.store.personal_data import PersonalDataVault, SealingMapper
 
 # Payload fields that name a subject an event concerns, and the subject kind.
 SUBJECT_FIELDS = {
@@ -192,15 +193,34 @@ class Ledger(Application[UUID]):
 
     name = "Ledger"
     recorder: LedgerRecorder
+    mapper: SealingMapper
 
-    def __init__(self, database: Database, id_number_digest: IdNumberDigest) -> None:
+    def __init__(
+        self,
+        database: Database,
+        id_number_digest: IdNumberDigest,
+        vault: PersonalDataVault,
+    ) -> None:
         self.database = database
         self.id_number_digest = id_number_digest
+        self.vault = vault
         self.handlers = CommandHandlers(id_number_digest)
         super().__init__(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
 
     def construct_recorder(self) -> ApplicationRecorder:
         return LedgerRecorder(self.database)
+
+    def construct_mapper(self) -> SealingMapper:
+        """The library's mapper, sealing personal fields with the vault."""
+        return SealingMapper(super().construct_mapper(), self.vault)
+
+    def _append_sealed(self, events: Sequence[Any], **beside: Any) -> list[int]:
+        """Append ``events``, personal fields sealed, with what is recorded
+        beside them and the data keys made for them, in one transaction;
+        their positions."""
+        stored, data_keys = self.mapper.to_stored_events(events)
+        positions = self.recorder.insert_events(stored, data_keys=data_keys, **beside)
+        return list(positions or ())
 
     def execute(self, submission: Submission) -> CommandResult:
         """Record one command (an API request or a CLI call).
@@ -339,10 +359,9 @@ class Ledger(Application[UUID]):
             ]
             # The event store's put, not Application.save: these are events,
             # not aggregates, and snapshots and notifications are not used.
-            recordings = self.events.put(
+            positions = self._append_sealed(
                 events, metadata=metadata, claims=new_claims, key_uses=key_uses
             )
-            positions = [recording.notification.id for recording in recordings]
         unit.keep_in_cache()
 
         def positioned(result: CommandResult) -> CommandResult:
@@ -397,12 +416,11 @@ class Ledger(Application[UUID]):
         if not events:
             return []
         try:
-            recordings = self.events.put(events, metadata=metadata)
+            return self._append_sealed(events, metadata=metadata)
         except IntegrityError as error:
             raise ConcurrencyConflictError(
                 f"a stream changed since its events were decided ({error})"
             ) from error
-        return [recording.notification.id for recording in recordings]
 
     def digest_id_numbers_with(self, digest_id: str) -> None:
         """Make the ledger's ID-number claims those of this ledger's digest,
@@ -552,8 +570,13 @@ def event_subjects(
 
 def named_subjects(event: Any) -> frozenset[tuple[str, str]]:
     """The subjects an event's payload names."""
+    return subjects_named_in(vars(event))
+
+
+def subjects_named_in(fields: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """The subjects the fields of an event name."""
     subjects: set[tuple[str, str]] = set()
-    _add_named_subjects(vars(event), subjects)
+    _add_named_subjects(fields, subjects)
     return frozenset(subjects)
 
 

@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection
 
 from ledger.domain.common import topic_of
 from ledger.domain.messages import TranslatedError
-from ledger.domain.privacy import mask_personal_data
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
 from ledger.domain.volunteers import Volunteer
@@ -33,6 +32,7 @@ from ledger.reads.answers import (
     SessionStory,
 )
 from ledger.reads.bounds import MAX_PAGE
+from ledger.reads.personal import personal_view
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
@@ -41,6 +41,7 @@ from ledger.store.event_store import (
     head_position,
     utc_text,
 )
+from ledger.store.personal_data import PersonalDataVault
 
 SUBJECT_KINDS = ("volunteer", "venue", "activity", "order", "session", "team")
 
@@ -88,9 +89,14 @@ def parse_subject(text: str) -> tuple[str, str]:
 
 
 def find_events(
-    database: Database, query: AuditQuery, *, reveal_personal_data: bool = False
+    database: Database,
+    query: AuditQuery,
+    *,
+    reveal_personal_data: bool = False,
+    vault: PersonalDataVault | None = None,
 ) -> AuditPage:
-    """One page of the events ``query`` selects, in ledger order."""
+    """One page of the events ``query`` selects, in ledger order, personal
+    data opened with ``vault`` (``ledger.reads.personal``)."""
     t = events_table.c
     with database.reading() as conn:
         position = _position(conn, query.as_of)
@@ -99,7 +105,7 @@ def find_events(
         subjects = _subjects_of(conn, [row.position for row in rows[: query.limit]])
         chain_hash = chain_hash_at(conn, position)
     events = [
-        _describe(row, subjects.get(row.position, []), reveal_personal_data)
+        _describe(row, subjects.get(row.position, []), reveal_personal_data, vault)
         for row in rows[: query.limit]
     ]
     more = len(rows) > query.limit
@@ -112,7 +118,11 @@ def find_events(
 
 
 def event_pages(
-    database: Database, query: AuditQuery, *, reveal_personal_data: bool = False
+    database: Database,
+    query: AuditQuery,
+    *,
+    reveal_personal_data: bool = False,
+    vault: PersonalDataVault | None = None,
 ) -> Iterator[AuditPage]:
     """Every page of the events ``query`` selects after its
     ``after_position``, the largest pages allowed, all read at the position
@@ -121,6 +131,7 @@ def event_pages(
         database,
         replace(query, limit=MAX_PAGE),
         reveal_personal_data=reveal_personal_data,
+        vault=vault,
     )
     yield page
     while page.next_after is not None:
@@ -128,7 +139,10 @@ def event_pages(
             query, after_position=page.next_after, as_of=page.position, limit=MAX_PAGE
         )
         page = find_events(
-            database, following, reveal_personal_data=reveal_personal_data
+            database,
+            following,
+            reveal_personal_data=reveal_personal_data,
+            vault=vault,
         )
         yield page
 
@@ -303,7 +317,12 @@ def _subjects_of(conn: Connection, positions: list[int]) -> dict[int, list[str]]
     return found
 
 
-def _describe(row: sa.Row[Any], subjects: list[str], reveal: bool) -> AuditEvent:
+def _describe(
+    row: sa.Row[Any],
+    subjects: list[str],
+    reveal: bool,
+    vault: PersonalDataVault | None,
+) -> AuditEvent:
     payload = orjson.loads(row.payload)
     payload.pop("timestamp", None)  # the library's own copy of the recorded time
     payload.pop("originator_topic", None)
@@ -317,6 +336,6 @@ def _describe(row: sa.Row[Any], subjects: list[str], reveal: bool) -> AuditEvent
         source=row.source,
         correlation_id=row.correlation_id,
         idempotency_key=row.idempotency_key,
-        payload=payload if reveal else mask_personal_data(payload),
+        payload=personal_view(vault, row.topic, row.stream_id, payload, reveal=reveal),
         chain_hash=row.chain_hash,
     )

@@ -125,6 +125,18 @@ claims_table = sa.Table(
     sa.Column("stream_id", sa.String(36), nullable=False),
 )
 
+# Each person's data key, wrapped by the master key it names: their sealed
+# personal fields open with it, and are gone for good when it is deleted
+# (``ledger.store.personal_data``). Added by schema revision 0006.
+data_keys_table = sa.Table(
+    "ledger_data_keys",
+    metadata,
+    sa.Column("subject_id", sa.String(64), primary_key=True),
+    sa.Column("master_key_id", sa.String(64), nullable=False),
+    sa.Column("wrapped_key", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.String(27), nullable=False),
+)
+
 # The store's own tables; the whole schema is assembled in ledger.bootstrap.
 STORE_TABLES = (
     events_table,
@@ -132,6 +144,7 @@ STORE_TABLES = (
     idempotency_keys_table,
     claims_table,
     properties_table,
+    data_keys_table,
 )
 
 
@@ -315,6 +328,21 @@ class KeyUse:
     fingerprint: str | None
     first_event: int  # index into the events of the same append
     last_event: int
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """A person's data key as stored: wrapped by the master key it names
+    (``ledger.store.personal_data``), recorded with the first event sealed
+    under it."""
+
+    subject_id: str
+    master_key_id: str
+    wrapped_key: str  # base64
+    created_at: str
+
+    def row(self) -> tuple[str, str, str, str]:
+        return (self.subject_id, self.master_key_id, self.wrapped_key, self.created_at)
 
 
 @dataclass(frozen=True)
@@ -566,6 +594,30 @@ def _create_engine(url: str, limits: WaitLimits) -> Engine:
     return engine
 
 
+# The property naming the master key the ledger's data keys are wrapped with
+# (``ledger.store.personal_data``).
+MASTER_KEY_PROPERTY = "personal_data_master_key"
+
+
+class MasterKeyError(TranslatedError):
+    """The master key is missing, unreadable, open to others, or not the
+    one the ledger's data keys are wrapped with; nothing was written."""
+
+
+def _ensure_wrapped_with_bound_key(conn: Connection, keys: Sequence[DataKey]) -> None:
+    """Refuse data keys wrapped with another master key than the ledger's:
+    a writer started before the master key was rotated still holds the old."""
+    bound = read_property(conn, MASTER_KEY_PROPERTY)
+    stale = {key.master_key_id for key in keys} - {bound}
+    if bound is not None and stale:
+        raise MasterKeyError(
+            "the ledger's master key was rotated to id {bound} while this process "
+            "held id {key_id}: start it again; nothing was written",
+            bound=bound,
+            key_id=", ".join(sorted(stale)),
+        )
+
+
 class LedgerRecorder(ApplicationRecorder):
     """An ``eventsourcing`` application recorder over ``ledger_events``."""
 
@@ -579,6 +631,7 @@ class LedgerRecorder(ApplicationRecorder):
         metadata: Sequence[EventMetadata] = (),
         claims: Sequence[Claim] = (),
         key_uses: Sequence[KeyUse] = (),
+        data_keys: Sequence[DataKey] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         if len(metadata) != len(stored_events):
@@ -589,7 +642,13 @@ class LedgerRecorder(ApplicationRecorder):
             return []
         try:
             with self.database.appending() as conn:
-                return self._append(conn, stored_events, metadata, claims, key_uses)
+                positions = self._append(
+                    conn, stored_events, metadata, claims, key_uses
+                )
+                if data_keys:
+                    _ensure_wrapped_with_bound_key(conn, data_keys)
+                    insert_rows(conn, data_keys_table, [key.row() for key in data_keys])
+                return positions
         except sa.exc.IntegrityError as error:
             raise IntegrityError(str(error.orig)) from error
 
