@@ -56,6 +56,7 @@ VERBS: dict[str, str] = {
     "verify-certificate": "certificates",
     "migrate": "migrate",
     "backup": "backup",
+    "forget": "forgetting",
     "calendar": "calendar",
     "query": "query",
     "audit": "audit",

@@ -62,7 +62,8 @@ LATENCY = Histogram(
 COMMANDS = Counter(
     "ledger_commands",
     "Commands by name and outcome: appended (new events), replayed (an "
-    "idempotent retry, nothing appended), refused (4xx), failed (5xx).",
+    "idempotent retry, nothing appended), unchanged (nothing left to change, "
+    "nothing appended), refused (4xx), failed (5xx).",
     ["command", "outcome"],
     registry=None,
 )
@@ -87,6 +88,8 @@ def command_outcome(status: int, replayed: bool) -> str:
         return "failed"
     if status >= 400:
         return "refused"
+    if status == 200:
+        return "unchanged"
     return "replayed" if replayed else "appended"
 
 

@@ -610,7 +610,8 @@ def test_a_certificate_is_signed_with_the_ledgers_key_or_not_at_all(
     # Given a ledger that has signed a certificate with its key
     signed_with = read_certificate(issue(cli, tmp_path / "genuine.pdf"))["key_id"]
     # When a certificate is asked for with the key material looked for
-    # elsewhere (the other key material there, but not the signing key)
+    # elsewhere (the ID-number secret and master key there, but not the
+    # signing key)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(key_file.parent / ID_NUMBER_SECRET_FILE, elsewhere)

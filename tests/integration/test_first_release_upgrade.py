@@ -25,6 +25,7 @@ from ledger.store.event_store import (
     claims_table,
     data_keys_table,
     events_table,
+    head_position,
     idempotency_keys_table,
     properties_table,
 )
@@ -173,4 +174,25 @@ def test_a_first_release_ledger_is_upgraded_when_opened_and_verifies(
     )
     assert accepted.outcome is Outcome.ACCEPTED
     assert verify_ledger(database, None, ledger).ok
+    database.dispose()
+
+
+def test_a_volunteer_the_first_release_registered_cannot_be_forgotten_in_place(
+    first_release_ledger: Database, tmp_path: Path
+) -> None:
+    database = open_database(first_release_ledger.url)
+    ledger = open_ledger(database, tmp_path / "keys-after-upgrade")
+    with database.reading() as conn:
+        before = head_position(conn)
+
+    refused = ledger.execute(
+        submission("forget_volunteer", volunteer_id="V1", reason="asked to be")
+    )
+
+    assert refused.outcome is Outcome.REJECTED
+    assert refused.error is not None
+    assert refused.error.code == "personal_data_not_sealed"
+    assert "docs/personal-data.md" in str(refused.error)
+    with database.reading() as conn:
+        assert head_position(conn) == before
     database.dispose()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any, cast
 from uuid import UUID
 
@@ -37,6 +38,7 @@ from ledger.application.handlers import (
     CommandScope,
     IdNumberDigest,
     claims_of,
+    erased_subject_of,
     references,
     scope_of,
 )
@@ -54,6 +56,7 @@ from ledger.store.event_store import (
     KeyUse,
     LedgerRecorder,
     claims_table,
+    data_keys_table,
     events_table,
     insert_rows,
     read_property,
@@ -91,6 +94,9 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    # Carried out, but there was nothing left to change (a second erasure):
+    # nothing was written.
+    UNCHANGED = "unchanged"
 
 
 @dataclass(frozen=True)
@@ -204,8 +210,18 @@ class Ledger(Application[UUID]):
         self.database = database
         self.id_number_digest = id_number_digest
         self.vault = vault
-        self.handlers = CommandHandlers(id_number_digest)
+        self.handlers = CommandHandlers(id_number_digest, self.holds_data_key)
         super().__init__(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+    def holds_data_key(self, subject_id: str) -> bool:
+        """Whether ``subject_id``'s personal data is sealed under a data key
+        of their own (a registration of an earlier release is plaintext)."""
+        t = data_keys_table.c
+        with self.database.reading() as conn:
+            found = conn.execute(
+                sa.select(t.subject_id).where(t.subject_id == subject_id)
+            )
+            return found.first() is not None
 
     def construct_recorder(self) -> ApplicationRecorder:
         return LedgerRecorder(self.database)
@@ -307,6 +323,7 @@ class Ledger(Application[UUID]):
         events: list[Any] = []
         metadata: list[EventMetadata] = []
         key_uses: list[KeyUse] = []
+        erased: list[str] = []
         for k in keyed:
             space = k.space
             if space is not None and space in accepted_keys:
@@ -327,9 +344,15 @@ class Ledger(Application[UUID]):
                 pending.append(CommandResult(Outcome.REJECTED, error=error))
                 continue
             new_events = changed.collect_events()
+            if not new_events:
+                pending.append(CommandResult(Outcome.UNCHANGED))
+                continue
             for event in new_events:
                 for kind, value in claims_of(event, self.id_number_digest):
                     unit.claim(kind, value, event.originator_id)
+                subject = erased_subject_of(changed, event)
+                if subject is not None:
+                    erased.append(subject)
             first_index = len(events)
             events.extend(new_events)
             envelope = k.envelope
@@ -360,7 +383,12 @@ class Ledger(Application[UUID]):
             # The event store's put, not Application.save: these are events,
             # not aggregates, and snapshots and notifications are not used.
             positions = self._append_sealed(
-                events, metadata=metadata, claims=new_claims, key_uses=key_uses
+                events,
+                metadata=metadata,
+                claims=new_claims,
+                key_uses=key_uses,
+                released_claims=sorted(unit.released_claims),
+                erasures=[partial(self.vault.erase, subject_id=s) for s in erased],
             )
         unit.keep_in_cache()
 

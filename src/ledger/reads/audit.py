@@ -22,13 +22,15 @@ from ledger.domain.common import topic_of
 from ledger.domain.messages import TranslatedError
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
-from ledger.domain.volunteers import Volunteer
+from ledger.domain.volunteers import Disclosure, Volunteer
 from ledger.reads.answers import (
     Actor,
     Adjustment,
     AuditEvent,
     AuditPage,
     Chapter,
+    PersonalDataRead,
+    PersonalDataReadsPage,
     SessionStory,
 )
 from ledger.reads.bounds import MAX_PAGE
@@ -145,6 +147,49 @@ def event_pages(
             vault=vault,
         )
         yield page
+
+
+PERSONAL_DATA_REVEALED = topic_of(Disclosure, "PersonalDataRevealed")
+
+
+def find_personal_data_reads(
+    database: Database,
+    *,
+    volunteer_id: str | None = None,
+    reader_id: str | None = None,
+    after_position: int = 0,
+    limit: int = 100,
+    as_of: int | None = None,
+) -> PersonalDataReadsPage:
+    """One page of the recorded reads of full ID and phone numbers (of one
+    volunteer's, by one reader), in ledger order."""
+    page = find_events(
+        database,
+        AuditQuery(
+            subject=None if volunteer_id is None else ("volunteer", volunteer_id),
+            actor_id=reader_id,
+            types=(PERSONAL_DATA_REVEALED,),
+            after_position=after_position,
+            limit=limit,
+            as_of=as_of,
+        ),
+    )
+    return PersonalDataReadsPage(
+        reads=[
+            PersonalDataRead(
+                position=event.position,
+                reader=event.actor,
+                read_at=event.recorded_at,
+                volunteer_ids=event.payload["volunteer_ids"],
+                read=event.payload["read"],
+                chain_hash=event.chain_hash,
+            )
+            for event in page.events
+        ],
+        next_after=page.next_after,
+        position=page.position,
+        chain_hash=page.chain_hash,
+    )
 
 
 def count_events(database: Database, query: AuditQuery) -> int:

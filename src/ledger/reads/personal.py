@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.domain.privacy import mask_personal_data
+from ledger.domain.privacy import ERASED, mask_personal_data
 from ledger.store.personal_data import PersonalDataVault
 
 
@@ -26,7 +26,8 @@ def personal_view(
     reveal: bool,
 ) -> dict[str, Any]:
     """``payload`` (as stored, taken over) as a caller may see it: personal
-    fields opened and, unless ``reveal``, masked."""
+    fields opened (the marker ``ERASED`` in place of each once erased) and,
+    unless ``reveal``, masked."""
     if vault is not None:
-        payload = vault.open_payload(topic, stream_id, payload)
+        payload = vault.open_payload(topic, stream_id, payload, erased=ERASED)
     return payload if reveal else mask_personal_data(payload)

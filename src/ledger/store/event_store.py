@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -551,6 +551,28 @@ class Database:
             with conn.begin():
                 yield conn
 
+    def scrub_erased(self) -> None:
+        """After an erasure has committed, leave no copy of what it deleted
+        where the database keeps old pages: SQLite's write-ahead log is
+        checkpointed and emptied (the deleted rows were zeroed, see
+        ``_release``), PostgreSQL's data-key and claim tables vacuumed. Backups taken
+        before keep their copy (docs/operations.md)."""
+        if self.is_sqlite:
+            # Outside any transaction: the listener above would begin one.
+            raw = self.engine.raw_connection()
+            try:
+                with _failures_named():
+                    raw.driver_connection.execute(  # type: ignore[union-attr]
+                        "PRAGMA wal_checkpoint(TRUNCATE)"
+                    )
+            finally:
+                raw.close()
+            return
+        with _failures_named(), self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            for table in (data_keys_table, claims_table):
+                conn.exec_driver_sql(f"VACUUM {table.name}")
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -618,6 +640,16 @@ def _ensure_wrapped_with_bound_key(conn: Connection, keys: Sequence[DataKey]) ->
         )
 
 
+def _release(conn: Connection, released_claims: Sequence[tuple[str, str]]) -> None:
+    """Delete the claims given up; from here on in the transaction, deleted
+    bytes (of claims, of data keys) are overwritten with zeros on SQLite."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete=ON")
+    c = claims_table.c
+    for kind, value in released_claims:
+        conn.execute(claims_table.delete().where(c.kind == kind, c.value == value))
+
+
 class LedgerRecorder(ApplicationRecorder):
     """An ``eventsourcing`` application recorder over ``ledger_events``."""
 
@@ -632,8 +664,15 @@ class LedgerRecorder(ApplicationRecorder):
         claims: Sequence[Claim] = (),
         key_uses: Sequence[KeyUse] = (),
         data_keys: Sequence[DataKey] = (),
+        released_claims: Sequence[tuple[str, str]] = (),
+        erasures: Sequence[Callable[[Connection], object]] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        """Append the events with what is written beside them (among it the
+        data keys made for them); in the same transaction, delete the claims
+        given up (``released_claims``) and run ``erasures`` (each destroys a
+        data key), the deleted bytes zeroed on SQLite and scrubbed from the
+        database's old pages once committed (``Database.scrub_erased``)."""
         if len(metadata) != len(stored_events):
             raise ValueError("every event needs its envelope")
         if not stored_events:
@@ -642,15 +681,21 @@ class LedgerRecorder(ApplicationRecorder):
             return []
         try:
             with self.database.appending() as conn:
+                if released_claims or erasures:
+                    _release(conn, released_claims)
                 positions = self._append(
                     conn, stored_events, metadata, claims, key_uses
                 )
                 if data_keys:
                     _ensure_wrapped_with_bound_key(conn, data_keys)
                     insert_rows(conn, data_keys_table, [key.row() for key in data_keys])
-                return positions
+                for erase in erasures:
+                    erase(conn)
         except sa.exc.IntegrityError as error:
             raise IntegrityError(str(error.orig)) from error
+        if erasures:
+            self.database.scrub_erased()
+        return positions
 
     def _append(
         self,

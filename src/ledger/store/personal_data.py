@@ -337,18 +337,22 @@ class PersonalDataVault:
     # --- payloads ----------------------------------------------------------
 
     def open_payload(
-        self, topic: str, stream_id: UUID | str, payload: dict[str, Any]
+        self,
+        topic: str,
+        stream_id: UUID | str,
+        payload: dict[str, Any],
+        erased: Any = None,
     ) -> dict[str, Any]:
         """``payload`` (as stored) with its sealed personal fields opened in
-        place: set to None when erased. A plaintext (legacy) payload is
-        returned as it is."""
+        place: set to ``erased`` when erased. A plaintext (legacy) payload
+        is returned as it is."""
         sealed = payload.pop(SEALED_FIELD, None)
         if sealed is None:
             return payload
         opened = self.open(sealed, sealing_context(stream_id, topic))
         _, fields = PERSONAL_FIELDS_BY_TOPIC[topic]
         for name in fields:
-            payload[name] = None if opened is None else opened.get(name)
+            payload[name] = erased if opened is None else opened.get(name)
         return payload
 
     def seal_payload(
