@@ -262,9 +262,15 @@ def test_an_unusable_database_url_is_refused_in_chinese() -> None:
             "(`ledger query hours --help` shows how)",
         ),
         (
-            ("forget-me-not",),
-            "没有命令 forget-me-not（用法见 `ledger --help`）",
-            "there is no command forget-me-not (`ledger --help` shows how)",
+            ("frobnicate",),
+            "没有命令 frobnicate（用法见 `ledger --help`）",
+            "there is no command frobnicate (`ledger --help` shows how)",
+        ),
+        (
+            ("imprt", "city.jsonl"),
+            "没有命令 imprt；是否想用 'import'？（用法见 `ledger --help`）",
+            "there is no command imprt; did you mean 'import'? "
+            "(`ledger --help` shows how)",
         ),
         (
             ("query", "hours", "V1", "--bogus"),
@@ -297,6 +303,7 @@ def test_an_unusable_database_url_is_refused_in_chinese() -> None:
     ids=[
         "missing argument",
         "unknown verb",
+        "mistyped verb",
         "unknown option",
         "bad choice",
         "out of range",
