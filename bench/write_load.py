@@ -190,6 +190,31 @@ async def drive(
     return latencies, elapsed, errors
 
 
+def cpu_seconds(root: int) -> float:
+    """CPU time used so far by process ``root`` and its descendants (the
+    server's workers), from /proc: what a command costs, however busy the
+    machine is with other work."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
 def report(
     name: str, latencies: list[float], seconds: float, errors: Counter[str]
 ) -> str:
@@ -225,14 +250,22 @@ def measure(
                 drive(port, key, run + "w", args.rate, args.warm_up, args.clients)
             )
         before = load()
+        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
         latencies, seconds, errors = uvloop.run(
             drive(port, key, run, args.rate, args.seconds, args.clients)
         )
+        server_cpu = cpu_seconds(server.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
         name = (
             f"group commit {'on ' if group else 'off'} ({args.rate:.0f}/s offered, "
             f"{args.clients} clients, {args.workers} workers)"
         )
         print(report(name, latencies, seconds, errors))
+        accepted = max(1, len(latencies))
+        print(
+            f"  CPU per accepted command: server {server_cpu / accepted * 1000:.2f} "
+            f"ms, load generator {client_cpu / accepted * 1000:.2f} ms"
+        )
         print(f"  before: {before}; after: {load()}")
     finally:
         server.terminate()

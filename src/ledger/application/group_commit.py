@@ -86,6 +86,16 @@ class GroupCommit:
         self._queue: list[_Waiting] = []
         self._committing = False
 
+    @property
+    def committing(self) -> bool:
+        """Whether a group is being decided and committed now."""
+        return self._committing
+
+    @property
+    def waiting(self) -> int:
+        """How many commands wait for the next group."""
+        return len(self._queue)
+
     def execute(self, submission: Submission) -> CommandResult:
         """Record ``submission`` with whatever else arrives meanwhile; its
         own answer, or the error that kept its group (and it) from being
