@@ -26,6 +26,15 @@ from scratch, which must both find nothing left to record; and times a
 later run, which builds on the first, after a share of the volunteers (10 %
 by default) served 10 h more (their entries written at the head, a stand-in
 for a month of new sessions).
+
+The anchor, in the same run: the events the first run stored (the same
+streams, versions, topics and payloads) appended through the
+``eventsourcing`` library's own application recorder (``eventsourcing.sqlite``
+or ``eventsourcing.postgres``) into an empty table of its own, in batches of
+2,000, only the appends timed; printed with the ratio of the first run's
+recording rate, and of the whole first run's (plan and record), to it.
+On PostgreSQL (``--db postgresql://…``) the anchor's table is in a database
+of its own beside the bench's, ``<name>_anchor``, made afresh.
 """
 
 from __future__ import annotations
@@ -39,9 +48,11 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
+from eventsourcing.persistence import StoredEvent
 
 from ledger.application.importer import import_file
 from ledger.bootstrap import LEDGER_SCHEMA, open_ledger
@@ -54,7 +65,14 @@ from ledger.services.honours import (
     plan_honours,
     record_honours,
 )
-from ledger.store.event_store import Database, head_position, insert_rows
+from ledger.store.event_store import (
+    Database,
+    events_table,
+    head_position,
+    insert_rows,
+    normalise_database_url,
+    select_rows,
+)
 from ledger.store.memory import cyclic_gc_paused
 from ledger.store.schema import upgrade_schema
 
@@ -67,6 +85,7 @@ CATEGORIES = ("theory", "education", "culture", "science", "health")
 FIRST_DAY = date(2022, 1, 1)
 DAYS = (date(2024, 12, 31) - FIRST_DAY).days + 1
 ROWS_PER_INSERT = 100_000
+ANCHOR_BATCH = 2_000
 
 
 def id_number(serial: int) -> str:
@@ -186,6 +205,70 @@ def prepare(database: Database, volunteers: int, seed: int) -> None:
     )
 
 
+def library_recorder(url: str) -> Any:
+    """The ``eventsourcing`` library's application recorder on an empty
+    table: a SQLite file beside the bench's, or a PostgreSQL database of
+    its own beside the bench's (made afresh)."""
+    parts = sa.make_url(normalise_database_url(url))
+    if parts.get_backend_name() == "sqlite":
+        from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+        path = OUT / "honours-anchor.db"
+        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            stale.unlink(missing_ok=True)
+        recorder: Any = SQLiteApplicationRecorder(SQLiteDatastore(str(path)))
+    else:
+        from eventsourcing.postgres import (
+            PostgresApplicationRecorder,
+            PostgresDatastore,
+        )
+
+        name = f"{parts.database}_anchor"
+        server = sa.create_engine(parts, isolation_level="AUTOCOMMIT")
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        server.dispose()
+        recorder = PostgresApplicationRecorder(
+            PostgresDatastore(
+                dbname=name,
+                host=parts.host or "127.0.0.1",
+                port=parts.port or 5432,
+                user=parts.username or "",
+                password=parts.password or "",
+            )
+        )
+    recorder.create_table()
+    return recorder
+
+
+def anchor(database: Database, url: str, after: int, upto: int) -> float:
+    """Seconds the library's recorder takes to append the events stored at
+    positions ``after`` < p <= ``upto``, in batches of ``ANCHOR_BATCH``."""
+    recorder = library_recorder(url)
+    t = events_table.c
+    page = (
+        sa.select(t.position, t.stream_id, t.stream_version, t.topic, t.payload)
+        .where(t.position <= upto)
+        .order_by(t.position)
+        .limit(ANCHOR_BATCH)
+    )
+    seconds = 0.0
+    while True:
+        with database.reading() as conn:
+            rows = select_rows(conn, page.where(t.position > after))
+        if not rows:
+            return seconds
+        after = rows[-1][0]
+        batch = [
+            StoredEvent(UUID(stream), version, topic, payload.encode())
+            for _, stream, version, topic, payload in rows
+        ]
+        started = time.perf_counter()
+        recorder.insert_events(batch)
+        seconds += time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--volunteers", type=int, default=570_000)
@@ -268,6 +351,16 @@ def main() -> None:
         f"({stored:,} events with the records opened and the run's completion) in "
         f"{record:.1f} s = {rate(volunteers, record)} volunteers, "
         f"{rate(stored, record)} events"
+    )
+
+    # The anchor: the same events through the library's recorder
+    with cyclic_gc_paused():  # as record_honours runs
+        anchored = anchor(database, args.db, head, head + stored)
+    print(
+        f"anchor: the library's recorder appends the same {stored:,} events in "
+        f"{anchored:.1f} s = {rate(stored, anchored)}; ratio {anchored / record:.3f}x "
+        f"recording, {anchored / (plan + record):.3f}x the first run (plan and "
+        "record)"
     )
 
     # 4. The awards projected, as `ledger project` (and the next run) does

@@ -4,14 +4,24 @@ issue and verify with: shared by the certificate tests (CLI and HTTP)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner, Result
 
 from ledger.api.cli.app import app
 from ledger.application.ledger import Ledger
+from ledger.bootstrap import LedgerComponents
+from ledger.projections.registry import VOLUNTEER_HOURS
+from ledger.services.certificates import (
+    Issuer,
+    issue_certificate,
+    qr_text,
+    write_certificate,
+)
+from ledger.settings import LedgerSettings
 from tests.factories import activity, id_number, record_all, submission
 
 CHINA = timezone(timedelta(hours=8))
@@ -150,3 +160,32 @@ def issue(cli: Cli, out: Path, *arguments: str, **options: Any) -> Path:
     )
     assert exited_cleanly_with(outcome, 0), (outcome.output, outcome.exception)
     return Path(outcome.stdout.strip().splitlines()[-1])
+
+
+def forge(database_url: str, keys: Path, key: Ed25519PrivateKey, out: Path) -> Path:
+    """V1's certificate as of 2024-12-31, made as the ledger makes one but
+    signed with ``key``: what someone holding the database and the ledger's
+    other key material (in ``keys``), but not its signing key, could make.
+    The ledger itself refuses to sign with any key but its own."""
+    components = LedgerComponents(
+        LedgerSettings(database_url=database_url, key_directory=keys)
+    )
+    try:
+        engine = components.projection_engine
+        engine.catch_up()
+        with components.database.reading() as conn:
+            live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+            assert live is not None
+            content = issue_certificate(
+                components.ledger,
+                conn,
+                live.version,
+                "V1",
+                date(2024, 12, 31),
+                live.position,
+                Issuer(*ISSUER_ENVIRONMENT.values()),
+                key,
+            )
+    finally:
+        components.close()
+    return write_certificate(content, out, qr=qr_text(content["token"], None))

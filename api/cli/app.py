@@ -23,11 +23,13 @@ from ledger.api.cli import (
     backup,
     calendar,
     certificates,
+    forgetting,
     honours,
     importing,
     integrity,
     keys,
     migrate,
+    personal_data,
     projections,
     query,
     serving,
@@ -74,11 +76,16 @@ def _exit_code(error: Exception) -> ExitCode | None:
     if not type(error).__module__.startswith("ledger."):
         return None
     from ledger.bootstrap import NoLedgerError
-    from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
+    from ledger.store.event_store import (
+        DatabaseUnavailableError,
+        LedgerBusyError,
+        MasterKeyError,
+    )
     from ledger.store.schema import SchemaVersionError
 
     codes = {
         LedgerBusyError: ExitCode.LEDGER_BUSY,
+        MasterKeyError: ExitCode.CHECK_FAILED,
         DatabaseUnavailableError: ExitCode.DATABASE_UNAVAILABLE,
         SchemaVersionError: ExitCode.SCHEMA_NOT_CURRENT,
         NoLedgerError: ExitCode.NOT_FOUND,
@@ -101,12 +108,14 @@ for verbs in (
     certificates,
     migrate,
     backup,
+    forgetting,
 ):
     app.add_typer(verbs.app)
 app.add_typer(calendar.app)
 app.add_typer(query.app, name="query")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
+app.add_typer(personal_data.app, name="personal-data")
 
 
 @app.callback()

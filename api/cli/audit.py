@@ -3,14 +3,15 @@ actor, type and period, and a session's correction history."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from itertools import chain, islice
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.api.cli.context import components_of
+from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json
 from ledger.reads.bounds import LAST_POSITION, MAX_PAGE
 
@@ -24,9 +25,25 @@ PositionOption = Annotated[
     ),
 ]
 
+if TYPE_CHECKING:
+    from ledger.reads.answers import AuditEvent
+    from ledger.services.disclosures import Reader
+
 app = typer.Typer(help="Audit queries over the ledger itself.", no_args_is_help=True)
 
 DEFAULT_PAGE = 100
+# What a read of personal data through ``ledger audit events`` is recorded as.
+READ = "audit events"
+
+
+def command_line_reader() -> Reader:
+    """Who runs the command line, as a read of personal data records them:
+    the operating-system user, an admin (they hold the database)."""
+    import getpass
+
+    from ledger.services.disclosures import Reader
+
+    return Reader(getpass.getuser(), "admin", source="cli", caller="cli")
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
@@ -85,7 +102,11 @@ def audit_events(
     ] = None,
     as_of: PositionOption = None,
     reveal_personal_data: Annotated[
-        bool, typer.Option(help="Show ID and phone numbers unmasked.")
+        bool,
+        typer.Option(
+            help="Show ID and phone numbers unmasked (recorded as a read of "
+            "their personal data: ledger audit personal-data-reads)."
+        ),
     ] = False,
     export: ExportOption = None,
     chinese_headers: ChineseOption = False,
@@ -128,20 +149,41 @@ def audit_events(
             check_export_path(export)
     except (InvalidAuditQueryError, InvalidReadError, ValueError) as error:
         fail(error, 2)
-    database = components_of(ctx).database
+    from ledger.services.disclosures import (
+        record_disclosure,
+        recorded_as_shown,
+        volunteers_shown,
+    )
+
+    components = components_of(ctx)
+    database, vault = components.database, components.vault
     if export is None:
-        print_json(
-            find_events(database, query, reveal_personal_data=reveal_personal_data)
+        page = find_events(
+            database, query, reveal_personal_data=reveal_personal_data, vault=vault
         )
+        if reveal_personal_data:
+            record_disclosure(
+                ledger_of(ctx),
+                command_line_reader(),
+                volunteers_shown(page.events),
+                READ,
+            )
+        print_json(page)
         return
-    pages = event_pages(database, query, reveal_personal_data=reveal_personal_data)
+    pages = event_pages(
+        database, query, reveal_personal_data=reveal_personal_data, vault=vault
+    )
     first = next(pages)
     # Counted at the position the pages are read at, so the count is theirs.
     matching = count_events(database, replace(query, as_of=first.position))
     wanted = matching if limit is None else min(limit, matching)
-    events = islice(
+    events: Iterable[AuditEvent] = islice(
         chain.from_iterable(page.events for page in chain([first], pages)), wanted
     )
+    if reveal_personal_data:
+        events = recorded_as_shown(
+            ledger_of(ctx), command_line_reader(), events, READ, volunteers_shown
+        )
     asked = {
         "subject": subject,
         "actor": actor,
@@ -190,3 +232,38 @@ def audit_session(
         print_json(session_story(database, session_id, as_of=as_of))
     except LookupError as error:
         fail(error, 4)
+
+
+@app.command("personal-data-reads")
+def audit_personal_data_reads(
+    ctx: typer.Context,
+    volunteer: Annotated[
+        str | None, typer.Option(help="Only reads of this volunteer's data.")
+    ] = None,
+    reader: Annotated[
+        str | None, typer.Option(help="Only reads by this actor.")
+    ] = None,
+    after: Annotated[
+        int,
+        typer.Option(
+            min=0, max=LAST_POSITION, help="Ledger position: page on after this one."
+        ),
+    ] = 0,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_PAGE, help="Reads per page.")
+    ] = DEFAULT_PAGE,
+    as_of: PositionOption = None,
+) -> None:
+    """Who was shown whose full ID and phone numbers, and when, paged."""
+    from ledger.reads.audit import find_personal_data_reads
+
+    print_json(
+        find_personal_data_reads(
+            components_of(ctx).database,
+            volunteer_id=volunteer,
+            reader_id=reader,
+            after_position=after,
+            limit=limit,
+            as_of=as_of,
+        )
+    )

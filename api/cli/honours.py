@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ledger.api.cli.audit import command_line_reader
 from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.output import ChineseOption, fail, in_existing_folder
 
@@ -50,7 +51,8 @@ def honours(
         bool,
         typer.Option(
             help="Show ID and phone numbers unmasked in the roster (for an "
-            "admin: whoever runs this holds the database)."
+            "admin: whoever runs this holds the database; recorded as a read of "
+            "their personal data: ledger audit personal-data-reads)."
         ),
     ] = False,
     chinese_headers: ChineseOption = False,
@@ -60,6 +62,7 @@ def honours(
     from ledger.projections.honours_awards import IncompleteAwardsError
     from ledger.projections.registry import VOLUNTEER_HOURS
     from ledger.reads.queries import parse_business_day
+    from ledger.services.disclosures import recorded_as_shown, volunteers_in_rows
     from ledger.services.exports import check_export_path
     from ledger.services.honours import (
         UnknownRuleSetError,
@@ -95,9 +98,20 @@ def honours(
         except IncompleteAwardsError as error:
             fail(error, 3)
         if roster is not None:
+            rows = roster_rows(
+                conn, run, components.vault, reveal_personal_data=reveal_personal_data
+            )
+            if reveal_personal_data:
+                rows = recorded_as_shown(
+                    ledger,
+                    command_line_reader(),
+                    rows,
+                    "honours roster",
+                    volunteers_in_rows,
+                )
             export_rows(
                 roster,
-                roster_rows(conn, run, reveal_personal_data=reveal_personal_data),
+                rows,
                 ROSTER_COLUMNS,
                 roster_source(conn, run, reveal_personal_data=reveal_personal_data),
                 sheet=ROSTER_SHEET,

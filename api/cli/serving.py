@@ -17,6 +17,7 @@ database (its password masked), version, head and projection positions.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -93,9 +94,8 @@ def _become_uvicorn(
     server = [sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory"]
     options = ["--host", host, "--port", str(port), "--workers", str(workers)]
     # The workers' pooled metrics (prometheus-client reads the directory
-    # from its own variable); a new one per server, left in the temporary
-    # directory when it stops.
-    metrics = tempfile.mkdtemp(prefix="ledger-metrics-")
+    # from its own variable).
+    metrics = _metrics_directory()
     settings = components.settings.model_copy(
         update={"metrics_directory": Path(metrics)}
     )
@@ -106,3 +106,20 @@ def _become_uvicorn(
     }
     logging = ["--log-level", LOG_LEVEL, "--no-access-log"]
     os.execve(sys.executable, [*server, *options, *logging], environment)
+
+
+METRICS_PREFIX = "ledger-metrics-"
+
+
+def _metrics_directory() -> str:
+    """A new temporary directory for this server's pooled metrics, named
+    after its process (the one uvicorn runs in after ``execve``). A stopped
+    server cannot remove its own, so those of servers no longer running are
+    removed here first."""
+    from ledger.api.http.observability import process_alive
+
+    for directory in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
+        pid = directory.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(directory, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")

@@ -23,16 +23,18 @@ ID number, phone or name can reach it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from starlette.types import Message, Receive, Scope, Send
 
@@ -60,7 +62,8 @@ LATENCY = Histogram(
 COMMANDS = Counter(
     "ledger_commands",
     "Commands by name and outcome: appended (new events), replayed (an "
-    "idempotent retry, nothing appended), refused (4xx), failed (5xx).",
+    "idempotent retry, nothing appended), unchanged (nothing left to change, "
+    "nothing appended), refused (4xx), failed (5xx).",
     ["command", "outcome"],
     registry=None,
 )
@@ -85,6 +88,8 @@ def command_outcome(status: int, replayed: bool) -> str:
         return "failed"
     if status >= 400:
         return "refused"
+    if status == 200:
+        return "unchanged"
     return "replayed" if replayed else "appended"
 
 
@@ -235,9 +240,31 @@ def scrape_registry(
     workers, every worker's, pooled) and the ledger's state."""
     registry = CollectorRegistry(auto_describe=False)
     if settings.metrics_directory is not None:
+        _forget_dead_workers(settings.metrics_directory)
         MultiProcessCollector(registry, path=str(settings.metrics_directory))  # type: ignore[no-untyped-call]
     else:
         for metric in PER_PROCESS:
             registry.register(metric)
     registry.register(LedgerState(engine))
     return registry
+
+
+def _forget_dead_workers(directory: Path) -> None:
+    """Drop the live gauges of workers that died without a word (killed, or
+    crashed; uvicorn starts others in their place): the follower count would
+    still count them."""
+    for gauge in directory.glob("gauge_live*_*.db"):
+        pid = gauge.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            mark_process_dead(int(pid), str(directory))  # type: ignore[no-untyped-call]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (perhaps another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -16,7 +16,11 @@ from ledger.application.refusals import describe_problem, describe_problems
 from ledger.domain.errors import DomainError
 from ledger.domain.messages import Message, translate
 from ledger.reads.queries import InvalidReadError, NotFoundError
-from ledger.store.event_store import DatabaseUnavailableError, LedgerBusyError
+from ledger.store.event_store import (
+    DatabaseUnavailableError,
+    LedgerBusyError,
+    MasterKeyError,
+)
 
 PROBLEM_TYPE_BASE = "https://wenming-ledger.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -136,6 +140,15 @@ async def on_unavailable(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def on_master_key(_: Request, error: Exception) -> JSONResponse:
+    return problem_response(
+        503,
+        "master_key_unavailable",
+        "The ledger's master key cannot be used",
+        str(error),
+    )
+
+
 async def on_not_found(_: Request, error: Exception) -> JSONResponse:
     return problem_response(404, "not_found", "Not found", str(error))
 
@@ -178,6 +191,7 @@ HANDLERS = {
     ConcurrencyConflictError: on_conflict,
     LedgerBusyError: on_busy,
     DatabaseUnavailableError: on_unavailable,
+    MasterKeyError: on_master_key,
     NotFoundError: on_not_found,
     InvalidReadError: on_invalid_read,
     RequestValidationError: on_validation_error,

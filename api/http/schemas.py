@@ -10,11 +10,17 @@ from pydantic import BaseModel, Field
 
 
 class CommandAccepted(BaseModel):
-    """A recorded command (or, for a retried key, the first answer again)."""
+    """A recorded command (or, for a retried key, the first answer again);
+    ``unchanged`` (200): carried out with nothing left to change, so nothing
+    was written (a second ``forget_volunteer``)."""
 
-    outcome: Literal["accepted"] = "accepted"
-    first_position: int
-    last_position: int
+    outcome: Literal["accepted", "unchanged"] = "accepted"
+    first_position: int | None = Field(
+        description="The first position written; null when unchanged."
+    )
+    last_position: int | None = Field(
+        description="The last position written; null when unchanged."
+    )
     idempotency_key: str | None = None
 
 

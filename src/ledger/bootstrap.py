@@ -42,6 +42,12 @@ from ledger.store.integrity import (
     secret_id,
     verifications_table,
 )
+from ledger.store.personal_data import (
+    MASTER_KEY_FILE,
+    KeyFileMasterKey,
+    PersonalDataVault,
+    ledger_master_key,
+)
 from ledger.store.schema import (
     is_current,
     prepare_schema,
@@ -113,19 +119,27 @@ def _holds_no_ledger(database: Database) -> bool:
     return not is_current(database) and schema_status(database).is_new
 
 
-def open_ledger(database: Database, keys: Path) -> Ledger:
+def open_ledger(
+    database: Database, keys: Path, vault: PersonalDataVault | None = None
+) -> Ledger:
     """The ledger writing to ``database``, digesting ID numbers with the
     secret kept in the key directory ``keys`` (created on first need); its
     ID-number claims made again with that secret if they were made with
     plain SHA-256 (a ledger made before revision 0005), refused
-    (``KeyMaterialError``) if they were made with another secret. The writer
-    is imported here: commands that only read start faster without it."""
+    (``KeyMaterialError``) if they were made with another secret. Personal
+    data is sealed under the master key kept there too (created on first
+    need, refused — ``MasterKeyError`` — when missing or not the ledger's),
+    through ``vault`` when the readers share one. The writer is imported
+    here: commands that only read start faster without it."""
     from ledger.application.handlers import IdNumberDigest
     from ledger.application.ledger import Ledger
 
     secret = ledger_id_number_secret(database, keys)
-    ledger = Ledger(database, IdNumberDigest(secret))
+    if vault is None:
+        vault = PersonalDataVault(database, KeyFileMasterKey(keys / MASTER_KEY_FILE))
+    ledger = Ledger(database, IdNumberDigest(secret), vault)
     ledger.digest_id_numbers_with(secret_id(secret))
+    ledger_master_key(database, keys)
     return ledger
 
 
@@ -173,7 +187,18 @@ class LedgerComponents:
         settings = self.settings
         database = self.database  # a database that cannot be opened says so first
         keys = key_directory(settings.database_url, settings.key_directory)
-        return open_ledger(database, keys)
+        return open_ledger(database, keys, self.vault)
+
+    @cached_property
+    def vault(self) -> PersonalDataVault:
+        """The ledger's personal data, opened with the master key in its key
+        directory (read when first needed); shared by the writer and readers,
+        so a person erased is erased for both at once."""
+        settings = self.settings
+        keys = key_directory(settings.database_url, settings.key_directory)
+        return PersonalDataVault(
+            self.database, KeyFileMasterKey(keys / MASTER_KEY_FILE)
+        )
 
     @cached_property
     def projection_engine(self) -> ProjectionEngine:
@@ -181,7 +206,7 @@ class LedgerComponents:
 
     @cached_property
     def reads(self) -> LedgerReads:
-        return LedgerReads(self.database)
+        return LedgerReads(self.database, self.vault)
 
     def close(self) -> None:
         """Close the database's pooled connections, if it was opened."""

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from httpx import Response
 
@@ -22,8 +22,14 @@ from ledger.bootstrap import LedgerComponents
 from ledger.services.certificates import read_certificate
 from ledger.settings import LedgerSettings
 from ledger.store.event_store import Database
-from ledger.store.integrity import ID_NUMBER_SECRET_FILE
-from tests.certificate_helpers import ID_NUMBER, correct_v1, issue, ledger_cli, serve_v1
+from tests.certificate_helpers import (
+    ID_NUMBER,
+    correct_v1,
+    forge,
+    issue,
+    ledger_cli,
+    serve_v1,
+)
 from tests.e2e.http_helpers import PROBLEM_JSON
 
 
@@ -114,11 +120,11 @@ def test_a_token_signed_by_another_key_is_shown_as_unknown(
     issued: Issued, database: Database
 ) -> None:
     # signed by someone holding the ledger's other key material
-    elsewhere = issued.tmp_path / "other-keys"
-    elsewhere.mkdir()
-    shutil.copy(issued.tmp_path / "keys" / ID_NUMBER_SECRET_FILE, elsewhere)
-    other = ledger_cli(database.url, elsewhere)
-    forged = read_certificate(issue(other, issued.tmp_path / "forged.pdf"))["token"]
+    other = Ed25519PrivateKey.generate()
+    pdf = forge(
+        database.url, issued.tmp_path / "keys", other, issued.tmp_path / "f.pdf"
+    )
+    forged = read_certificate(pdf)["token"]
     page = issued.verify(forged)
     assert verdict_of(page) == "unknown_signature"
     assert "无法确认" in page.text

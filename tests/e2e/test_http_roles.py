@@ -55,8 +55,8 @@ OWN_VOLUNTEER_COMMANDS = frozenset(
 EVERY_COMMAND = frozenset(COMMAND_TYPES)
 
 # Awards are recorded by the honours run (`ledger honours`), an admin's job;
-# teams belong to no venue.
-ADMIN_ONLY_COMMANDS = frozenset({"register_team", "record_honours"})
+# teams belong to no venue; erasing personal data for ever is an admin's.
+ADMIN_ONLY_COMMANDS = frozenset({"register_team", "record_honours", "forget_volunteer"})
 
 WRITES: dict[str, frozenset[str]] = {
     "admin": EVERY_COMMAND,
@@ -80,6 +80,7 @@ EXPLAIN_FULFILMENT = "GET /audit/explain/venue-fulfilment/{venue_id}"
 VENUE_EXPLANATIONS = frozenset({EXPLAIN_ACTIVITY, EXPLAIN_FULFILMENT})
 SESSION_STORY = "GET /audit/sessions/{session_id}"
 VERIFY = "GET /audit/verify"
+PERSONAL_DATA_READS = "GET /audit/personal-data-reads"
 # The monthly calendar names no one: every key reads it.
 CALENDAR = "GET /calendar"
 AGGREGATES = frozenset({ACTIVITY, FULFILMENT, CHILDREN, CENTRES, LEADERBOARD})
@@ -87,6 +88,7 @@ EVERY_READ = (
     AGGREGATES
     | VENUE_EXPLANATIONS
     | {HOURS, AUDIT_EVENTS, EXPLAIN, SESSION_STORY, VERIFY, CALENDAR}
+    | {PERSONAL_DATA_READS}
 )
 
 READS: dict[str, frozenset[str]] = {
@@ -117,6 +119,7 @@ READ_PATHS = {
     EXPLAIN_FULFILMENT: "/audit/explain/venue-fulfilment/I1",
     SESSION_STORY: "/audit/sessions/V1-A1",
     VERIFY: "/audit/verify",
+    PERSONAL_DATA_READS: "/audit/personal-data-reads",
     CALENDAR: "/calendar?month=2024-03",
 }
 IN_SCOPE_COMMANDS: dict[str, dict[str, Any]] = {
@@ -184,6 +187,7 @@ IN_SCOPE_COMMANDS: dict[str, dict[str, Any]] = {
         "as_of": "2024-12-31",
         "position": 1,
     },
+    "forget_volunteer": {"volunteer_id": "V1", "reason": "left the corps"},
 }
 # The operators' paths: documented, and answered without a key.
 OPERATOR_PATHS = ("/healthz", "/readyz", "/metrics")

@@ -7,6 +7,8 @@ each request as a JSON line that holds no key and no personal data."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -134,3 +136,46 @@ def test_one_process_follows_among_two_workers_and_a_second_server(
             writer, reader = Caller(one, key), Caller(other, key)
             writer.minutes = 1
             assert register_and_read_back(writer, reader, "D") <= READ_BACK_SECONDS
+
+
+def test_workers_killed_outright_leave_no_follower_counted_and_no_metrics_behind(
+    ledger_url: str, tmp_path: Path
+) -> None:
+    # Given a server of two workers pooling their metrics in a temporary
+    # directory of its own
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    environment = {**keys_in(tmp_path), "TMPDIR": str(temporary)}
+    with serving(ledger_url, tmp_path, "--workers", "2", env=environment) as url:
+        (metrics,) = temporary.glob("ledger-metrics-*")
+        wait_for_one_follower(url)
+        workers = worker_pids(metrics)
+        assert len(workers) == 2
+        # When both are killed outright (uvicorn starts others in their place)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while not worker_pids(metrics) - workers:
+            assert time.monotonic() < deadline, "no worker was started again"
+            time.sleep(0.2)
+        # Then the server again counts exactly one process following: the
+        # killed one's gauge is not counted with its successor's
+        wait_for_one_follower(url)
+        assert [followers(url) for _ in range(6)] == [1] * 6
+        assert not worker_pids(metrics) & workers
+    # And the stopped server's metrics are removed when the next one starts
+    with serving(ledger_url, tmp_path, "--workers", "2", env=environment):
+        assert [*temporary.glob("ledger-metrics-*")] != [metrics]
+        assert not metrics.exists()
+
+
+def wait_for_one_follower(base_url: str) -> None:
+    deadline = time.monotonic() + 60
+    while followers(base_url) != 1:
+        assert time.monotonic() < deadline, "no single follower emerged"
+        time.sleep(0.2)
+
+
+def worker_pids(metrics: Path) -> set[int]:
+    """The processes whose follower gauges a server's metrics hold."""
+    return {int(g.stem.rsplit("_", 1)[-1]) for g in metrics.glob("gauge_live*_*.db")}

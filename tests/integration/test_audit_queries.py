@@ -381,10 +381,10 @@ def test_each_event_states_who_when_how_and_what(
 
 
 def test_id_and_phone_numbers_are_masked_unless_revealed(
-    database: Database, city: AuditedCity
+    database: Database, city: AuditedCity, ledger: Ledger
 ) -> None:
     query = AuditQuery(subject=("volunteer", "V3"))
-    masked = find_events(database, query)
+    masked = find_events(database, query, vault=ledger.vault)
     [registered] = masked.events
     assert registered.payload["id_number"] == mask_id_number(V3_ID_NUMBER)
     assert registered.payload["id_number"] == "320583********" + V3_ID_NUMBER[-4:]
@@ -393,7 +393,9 @@ def test_id_and_phone_numbers_are_masked_unless_revealed(
     text = masked.model_dump_json()
     assert V3_ID_NUMBER not in text and V3_PHONE not in text
 
-    revealed = find_events(database, query, reveal_personal_data=True)
+    revealed = find_events(
+        database, query, reveal_personal_data=True, vault=ledger.vault
+    )
     assert revealed.events[0].payload["id_number"] == V3_ID_NUMBER
     assert revealed.events[0].payload["phone"] == V3_PHONE
 

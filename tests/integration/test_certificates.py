@@ -45,16 +45,20 @@ from ledger.services.certificates import (
 from ledger.store.event_store import Database
 from ledger.store.integrity import (
     ID_NUMBER_SECRET_FILE,
+    KEY_DIRECTORY_SETTING,
     SIGNING_KEY_FILE,
+    key_id,
     load_or_create_signing_key,
     public_key_pem,
 )
+from ledger.store.personal_data import MASTER_KEY_FILE
 from tests.certificate_helpers import (
     ID_NUMBER,
     SATURDAY,
     Cli,
     correct_v1,
     exited_cleanly_with,
+    forge,
     issue,
     ledger_cli,
     serve_v1,
@@ -584,10 +588,8 @@ def test_a_certificate_signed_with_another_key_does_not_verify(
     # Given the ledger's key, and a certificate signed with some other key
     # (by someone holding the ledger's other key material)
     load_or_create_signing_key(key_file)
-    other = tmp_path / "other-keys"
-    other.mkdir()
-    shutil.copy(key_file.parent / ID_NUMBER_SECRET_FILE, other)
-    forged = issue(ledger_cli(database.url, other), tmp_path / "forged.pdf")
+    other = Ed25519PrivateKey.generate()
+    forged = forge(database.url, key_file.parent, other, tmp_path / "forged.pdf")
     genuine = issue(cli, tmp_path / "genuine.pdf")
     # Then it does not verify against the ledger's key, in either file
     for path in (forged, html_of(forged)):
@@ -596,12 +598,45 @@ def test_a_certificate_signed_with_another_key_does_not_verify(
         assert "not by this key" in outcome.stdout
     # And a genuine one does not verify against the other key given explicitly
     other_public = tmp_path / "other.pub.pem"
-    other_public.write_bytes(
-        public_key_pem(load_or_create_signing_key(other / SIGNING_KEY_FILE))
-    )
+    other_public.write_bytes(public_key_pem(other))
     outcome = verify(cli, genuine, "--public-key", str(other_public))
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert exited_cleanly_with(verify(cli, genuine), 0)
+
+
+def test_a_certificate_is_signed_with_the_ledgers_key_or_not_at_all(
+    served: Ledger, database: Database, cli: Cli, tmp_path: Path, key_file: Path
+) -> None:
+    # Given a ledger that has signed a certificate with its key
+    signed_with = read_certificate(issue(cli, tmp_path / "genuine.pdf"))["key_id"]
+    # When a certificate is asked for with the key material looked for
+    # elsewhere (the ID-number secret and master key there, but not the
+    # signing key)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(key_file.parent / ID_NUMBER_SECRET_FILE, elsewhere)
+    shutil.copy(key_file.parent / MASTER_KEY_FILE, elsewhere)
+    out = tmp_path / "other.pdf"
+    arguments = ("certificate", "V1", "--as-of", "2024-12-31", "--out", str(out))
+    outcome = ledger_cli(database.url, elsewhere)(*arguments)
+    # Then it is refused in one line (Chinese by default) naming the
+    # ledger's key, and neither a new key nor a certificate is made
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert outcome.output.strip() == (
+        f"{elsewhere} 中没有签名密钥，但台账用密钥 {signed_with} 签署（证明与"
+        f"检查点）：请把该密钥以 {SIGNING_KEY_FILE} 放到那里，或把 "
+        f"{KEY_DIRECTORY_SETTING} 设为其所在目录"
+    )
+    assert not (elsewhere / SIGNING_KEY_FILE).exists()
+    # And with another key there, it refuses to sign with that one
+    other = load_or_create_signing_key(elsewhere / SIGNING_KEY_FILE)
+    outcome = ledger_cli(database.url, elsewhere)(*arguments)
+    assert exited_cleanly_with(outcome, 1), outcome.output
+    assert outcome.output.strip() == (
+        f"拒绝用密钥 {key_id(other.public_key())} 签署：台账用密钥 {signed_with} "
+        f"签署（证明与检查点）；请把该密钥放入台账的密钥目录（{KEY_DIRECTORY_SETTING}）"
+    )
+    assert not out.exists()
 
 
 def test_an_unknown_volunteer_gets_no_certificate(

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ledger.application.handlers import IdNumberDigest
 from ledger.application.ledger import ConcurrencyConflictError, Ledger, Outcome
 from ledger.application.unit_of_work import AggregateCache
-from ledger.bootstrap import open_database
+from ledger.bootstrap import open_database, open_ledger
 from ledger.domain.activities import Activity
 from ledger.store import event_store as store
 from ledger.store.event_store import (
@@ -33,9 +32,8 @@ TEAMS_PER_BATCH = 15
 EXPECTED_EVENTS = WRITERS * BATCHES_PER_WRITER * TEAMS_PER_BATCH
 
 
-def _write_teams(url: str, writer: int) -> None:
-    # Teams only: no ID number is digested, whatever the secret.
-    ledger = Ledger(Database(url), IdNumberDigest(bytes(32)))
+def _write_teams(url: str, keys: Path, writer: int) -> None:
+    ledger = open_ledger(Database(url), keys)
     for batch in range(BATCHES_PER_WRITER):
         results = ledger.execute_batch(
             [
@@ -70,15 +68,18 @@ def _tail_log(url: str, seen: multiprocessing.Queue) -> None:  # type: ignore[ty
 
 
 def test_concurrent_writers_make_one_gap_free_sequence_read_in_commit_order(
-    database: Database,
+    database: Database, tmp_path: Path
 ) -> None:
     # Given four writer processes and a reader following the log as it grows
     url = database.url
+    keys = tmp_path / "keys"
+    open_ledger(database, keys)
     context = multiprocessing.get_context("spawn")
     seen: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
     reader = context.Process(target=_tail_log, args=(url, seen))
     writers = [
-        context.Process(target=_write_teams, args=(url, w)) for w in range(WRITERS)
+        context.Process(target=_write_teams, args=(url, keys, w))
+        for w in range(WRITERS)
     ]
     reader.start()
     for writer in writers:
@@ -110,7 +111,7 @@ def test_a_stale_writer_gets_a_clear_conflict_and_nothing_is_lost_or_doubled(
     ledger.execute_batch(
         [submission("cancel_sign_up", activity_id="A1", volunteer_id="V9")], stale
     )
-    other_writer = Ledger(Database(database.url), ledger.id_number_digest)
+    other_writer = Ledger(Database(database.url), ledger.id_number_digest, ledger.vault)
     assert (
         other_writer.execute(
             submission("sign_up", activity_id="A1", volunteer_id="V1")

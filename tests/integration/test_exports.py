@@ -35,7 +35,14 @@ from ledger.services.exports import (
     write_export,
 )
 from ledger.store.event_store import Database
-from tests.factories import T0, id_number, record_all, small_city, submission
+from tests.factories import (
+    KEY_DIRECTORIES,
+    T0,
+    id_number,
+    record_all,
+    small_city,
+    submission,
+)
 from tests.integration.projection_helpers import DAY, chain_hash_at, run_cli
 from tests.integration.test_audit_queries import (
     HEAD,
@@ -461,7 +468,13 @@ def test_a_long_export_shows_its_progress_on_a_terminal(
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "100"},
+        env={
+            **os.environ,
+            "TTY_COMPATIBLE": "1",
+            "COLUMNS": "100",
+            # the ledger's keys: its registrations open with its master key
+            "LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[database.url]),
+        },
         check=False,
     )
     # Then the export says how far it has got, there, and only its result

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -22,7 +23,9 @@ from ledger.store.event_store import (
     SCHEMA_VERSION_TABLE,
     Database,
     claims_table,
+    data_keys_table,
     events_table,
+    head_position,
     idempotency_keys_table,
     properties_table,
 )
@@ -42,7 +45,8 @@ FIRST_RELEASE_KEYS = sa.Table(
 def as_the_first_release_left_it(database: Database, ledger: Ledger) -> None:
     """Rewrite the ledger into what the first release stored for the same
     commands: events without caller and fingerprint (chained without them),
-    keys in one space, ID-number claims as plain SHA-256, no properties."""
+    keys in one space, ID-number claims as plain SHA-256, no properties,
+    personal data in plaintext and no data keys."""
     e, k = events_table.c, idempotency_keys_table.c
     streams = [Volunteer.create_id(volunteer_id) for volunteer_id in ("V1", "V2")]
     id_numbers = {
@@ -54,12 +58,25 @@ def as_the_first_release_left_it(database: Database, ledger: Ledger) -> None:
         previous = GENESIS_HASH
         rows = conn.execute(sa.select(events_table).order_by(e.position)).all()
         for row in rows:
-            values = {**row._mapping, "caller": None, "fingerprint": None}
+            payload = ledger.vault.open_payload(
+                row.topic, row.stream_id, orjson.loads(row.payload)
+            )
+            values = {
+                **row._mapping,
+                "payload": orjson.dumps(payload).decode(),
+                "caller": None,
+                "fingerprint": None,
+            }
             previous = chain_hash(previous, [values[name] for name in CHAINED_FIELDS])
             conn.execute(
                 events_table.update()
                 .where(e.position == row.position)
-                .values(caller=None, fingerprint=None, chain_hash=previous)
+                .values(
+                    payload=values["payload"],
+                    caller=None,
+                    fingerprint=None,
+                    chain_hash=previous,
+                )
             )
         for column in ("caller", "fingerprint"):
             conn.exec_driver_sql(
@@ -80,6 +97,7 @@ def as_the_first_release_left_it(database: Database, ledger: Ledger) -> None:
                 .values(value=plain.hexdigest())
             )
         properties_table.drop(conn)
+        data_keys_table.drop(conn)
         # the schema revision of the release before caller-bound keys
         conn.exec_driver_sql(f"UPDATE {SCHEMA_VERSION_TABLE} SET version_num = '0004'")
 
@@ -156,4 +174,25 @@ def test_a_first_release_ledger_is_upgraded_when_opened_and_verifies(
     )
     assert accepted.outcome is Outcome.ACCEPTED
     assert verify_ledger(database, None, ledger).ok
+    database.dispose()
+
+
+def test_a_volunteer_the_first_release_registered_cannot_be_forgotten_in_place(
+    first_release_ledger: Database, tmp_path: Path
+) -> None:
+    database = open_database(first_release_ledger.url)
+    ledger = open_ledger(database, tmp_path / "keys-after-upgrade")
+    with database.reading() as conn:
+        before = head_position(conn)
+
+    refused = ledger.execute(
+        submission("forget_volunteer", volunteer_id="V1", reason="asked to be")
+    )
+
+    assert refused.outcome is Outcome.REJECTED
+    assert refused.error is not None
+    assert refused.error.code == "personal_data_not_sealed"
+    assert "docs/personal-data.md" in str(refused.error)
+    with database.reading() as conn:
+        assert head_position(conn) == before
     database.dispose()

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import multiprocessing
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,8 +31,11 @@ import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from ledger.api.cli.app import app
+from ledger.application.bulk_append import DescribedEvent, append_described
 from ledger.application.ledger import Ledger, Outcome, Submission
+from ledger.bootstrap import open_ledger
 from ledger.domain.honours import Honours
+from ledger.domain.volunteers import Volunteer
 from ledger.engine import Entry, Projection, ProjectionEngine, RecordedEvent
 from ledger.projections.honours_awards import AWARD_TOPICS
 from ledger.projections.registry import ALL_PROJECTIONS, HONOURS_AWARDS, VOLUNTEER_HOURS
@@ -42,7 +47,7 @@ from ledger.services.honours import (
     plan_honours,
     record_honours,
 )
-from ledger.store.event_store import events_table, head_position
+from ledger.store.event_store import Database, Envelope, events_table, head_position
 from tests.factories import activity, id_number, submission
 
 CHINA = timezone(timedelta(hours=8))
@@ -835,6 +840,139 @@ def test_a_run_records_what_the_honours_record_itself_would(town: Town) -> None:
     )
     assert result.outcome is Outcome.REJECTED
     assert "already holds these honours" in str(result.reason)
+
+
+def test_a_run_stores_its_awards_as_the_librarys_own_mapper_would(
+    town: Town,
+) -> None:
+    # Given a volunteer with verified service in each of three months of
+    # 2024 and 1,500 h of make-up: 5★ under Kunshan's cumulative rules, with
+    # every benefit, and 1★ in Zhangjiagang's 2024 cycle
+    town.volunteers("M1")
+    town.activity("Y2024", YEAR_2024, hours=366 * 24 - 1)
+    for month in (1, 2, 3):
+        town.served("M1", "Y2024", month_day(2024, month), 600)
+    town.activity("LONG", MARCH_2024, hours=1_600)
+    town.makeup("M1", "LONG", 90_000)
+    # When both runs record the awards, appended in bulk
+    town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    town.honours("--as-of", "2024-12-31", "--rules", "zhangjiagang")
+    # Then every event of the volunteer's record, read back through the
+    # library's mapper, is stored as the mapper itself stores that event
+    ledger = town.ledger
+    stored = ledger.recorder.select_events(Honours.create_id("M1"))
+    assert [event.topic for event in stored] == [
+        "Honours.Opened",
+        *["Honours.StarLevelReached"] * 5,
+        *["Honours.BenefitGranted"] * 3,
+        "Honours.PointsCredited",
+        "Honours.StarLevelReached",  # Zhangjiagang credits no points
+    ]
+    assert [
+        ledger.mapper.to_stored_event(ledger.mapper.to_domain_event(event))
+        for event in stored
+    ] == stored
+
+
+def test_events_with_personal_data_are_never_appended_in_bulk(town: Town) -> None:
+    # Given a registration described as the bulk path takes decided events
+    registration = DescribedEvent(
+        Volunteer.create_id("P1"),
+        1,
+        Volunteer.Registered,
+        {
+            "volunteer_id": "P1",
+            "name": "王小明",
+            "id_number": id_number(serial=1),
+            "phone": None,
+            "team_ids": [],
+        },
+    )
+    envelope = Envelope(
+        actor_id="honours",
+        actor_role="system",
+        at=datetime.now(UTC),
+        source="cli",
+        correlation_id="bulk",
+        caller="cli",
+    )
+    head = town.head()
+    # Then it is refused, its personal fields being sealed only by the
+    # ledger's mapper, and nothing is written
+    with pytest.raises(TypeError, match="carries personal data"):
+        append_described(town.ledger, envelope, [registration], datetime.now(UTC))
+    assert town.head() == head
+
+
+def record_a_run_a_volunteer_at_a_time(url: str, key_directory: str) -> None:
+    """In a child process: the Kunshan run as of the end of 2024, as
+    `ledger honours` goes, recording one volunteer per transaction."""
+    database = Database(url)
+    ledger = open_ledger(database, Path(key_directory))
+    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+    engine.catch_up()
+    as_of = date(2024, 12, 31)
+    with database.reading() as conn:
+        live = engine.live_version(conn, VOLUNTEER_HOURS.name)
+        assert live is not None
+        rules = load_rule_set("kunshan", as_of)
+        run = plan_honours(conn, live.version, rules, as_of, live.position)
+    record_honours(ledger, run, batch=1)
+
+
+def test_a_run_killed_while_recording_and_run_again_awards_each_once(
+    town: Town,
+) -> None:
+    # Given 24 volunteers with 1–24 h of service and one with 100 h (1★):
+    # 25 records to open, 26 award events (points for all, K99's star)
+    minutes = {f"K{n:02d}": 60 * n for n in range(1, 25)} | {"K99": 6_000}
+    town.with_makeup_hours(minutes)
+    before = town.head()
+    # When a run recording a volunteer per transaction is killed (SIGKILL)
+    # once it has recorded two
+    child = multiprocessing.get_context("spawn").Process(
+        target=record_a_run_a_volunteer_at_a_time,
+        args=(town.ledger.database.url, str(town.key_directory)),
+    )
+    child.start()
+    while child.is_alive() and town.head() < before + 4:
+        time.sleep(0.001)
+    child.kill()
+    child.join()
+    killed_at = town.head()
+    assert before < killed_at < before + 25 + 26, "the kill came mid-run"
+    awarded = len(town.awards())
+    # And the run goes again
+    lines = town.honours("--as-of", "2024-12-31", "--rules", "kunshan")
+    # Then it records what the killed run had not, and each volunteer holds
+    # each award once: what one clean run records
+    assert recorded(lines) == 26 - awarded
+    credited = sorted(
+        (p["volunteer_id"], p["points"], p["total"])
+        for topic, p in town.awards()
+        if topic == "Honours.PointsCredited"
+    )
+    assert credited == sorted(
+        (volunteer_id, counted // 6, counted // 6)
+        for volunteer_id, counted in minutes.items()
+    )
+    assert town.stars_recorded("kunshan@1") == {"K99": [1]}
+    records = town.ledger.load_aggregates(
+        [Honours.create_id(volunteer_id) for volunteer_id in minutes]
+    )
+    assert sorted(record.version for record in records.values()) == [2] * 24 + [3]
+    # And a run from scratch finds nothing left to record
+    version, head = town.live()
+    with town.ledger.database.reading() as conn:
+        again = plan_honours(
+            conn,
+            version,
+            load_rule_set("kunshan", date(2024, 12, 31)),
+            date(2024, 12, 31),
+            head,
+            from_scratch=True,
+        )
+    assert again.changes == []
 
 
 def decided(run: HonoursRun) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from openpyxl import load_workbook
 
-from ledger.domain.privacy import mask_id_number, mask_phone
+from ledger.domain.privacy import ERASED, mask_id_number, mask_phone
 from ledger.services.honours import load_rule_set
 from tests.factories import id_number, submission
 from tests.integration.test_honours import CHINA, MARCH_2024, Town, town
@@ -158,6 +159,39 @@ def test_the_roster_shows_id_and_phone_numbers_only_when_revealed(
         (volunteer, ID_NUMBERS[volunteer], PHONES[volunteer])
         for volunteer in ("K1", "K3", "K5")
     }
+
+
+def test_a_roster_revealing_numbers_is_recorded_as_a_read_of_them(
+    honoured: Town, tmp_path: Path
+) -> None:
+    for reveal in ([], ["--reveal-personal-data"]):
+        honoured.honours(
+            *("--as-of", "2024-12-31", "--rules", "kunshan", "--dry-run"),
+            *("--roster", str(tmp_path / "roster.xlsx"), *reveal),
+        )
+
+    listed = honoured.cli("audit", "personal-data-reads")
+    (read,) = orjson.loads(listed.stdout)["reads"]
+    assert read["read"] == "honours roster"
+    assert read["volunteer_ids"] == ["K1", "K3", "K5"]
+
+
+def test_a_roster_shows_a_forgotten_volunteer_by_id_with_the_marker(
+    honoured: Town, tmp_path: Path
+) -> None:
+    forgotten = honoured.cli("forget", "K3", "--reason", "asked to be forgotten")
+    assert forgotten.exit_code == 0, forgotten.output
+    path = tmp_path / "roster.xlsx"
+
+    honoured.honours(
+        *("--as-of", "2024-12-31", "--rules", "kunshan", "--dry-run"),
+        *("--roster", str(path), "--reveal-personal-data"),
+    )
+
+    _, rows = roster_of(path)
+    (k3,) = [row for row in rows if row["volunteer"] == "K3"]
+    assert k3["name"] == k3["ID number"] == k3["phone"] == ERASED
+    assert k3["counted hours"] == MINUTES["K3"] / 60
 
 
 def test_a_run_with_nothing_new_writes_an_empty_roster(

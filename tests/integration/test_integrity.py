@@ -1000,8 +1000,8 @@ def test_signing_with_a_key_other_than_the_earlier_checkpoints_is_refused(
     outcome = ledger_cli(city, elsewhere, "checkpoint")
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert outcome.output.strip() == (
-        f"no signing key in {elsewhere}, but the ledger's checkpoints were signed "
-        f"with key id {signed.key_id}: put that key there as {SIGNING_KEY_FILE}, "
+        f"no signing key in {elsewhere}, but the ledger signs with key id "
+        f"{signed.key_id}: put that key there as {SIGNING_KEY_FILE}, "
         f"or set {KEY_DIRECTORY_SETTING} to where it is"
     )
     assert not key_file(elsewhere).exists()
@@ -1009,8 +1009,8 @@ def test_signing_with_a_key_other_than_the_earlier_checkpoints_is_refused(
     # And with another key there, it refuses to sign with it
     other = load_or_create_signing_key(key_file(elsewhere))
     refusal = (
-        f"refusing to sign with key id {key_id(other.public_key())}: the ledger's "
-        f"checkpoints were signed with key id {signed.key_id}; put that key in "
+        f"refusing to sign with key id {key_id(other.public_key())}: the ledger "
+        f"signs with key id {signed.key_id}; put that key in "
         f"the ledger's key directory ({KEY_DIRECTORY_SETTING})"
     )
     outcome = ledger_cli(city, elsewhere, "checkpoint")

@@ -89,6 +89,7 @@ VALID_FIELDS: dict[str, dict[str, Any]] = {
         "as_of": "2024-12-31",
         "position": 120,
     },
+    "forget_volunteer": {"volunteer_id": "V1", "reason": "本人申请注销"},
 }
 
 

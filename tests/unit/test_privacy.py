@@ -6,7 +6,12 @@ import copy
 
 import pytest
 
-from ledger.domain.privacy import mask_id_number, mask_personal_data, mask_phone
+from ledger.domain.privacy import (
+    ERASED,
+    mask_id_number,
+    mask_personal_data,
+    mask_phone,
+)
 from tests.factories import id_number
 
 
@@ -77,3 +82,9 @@ def test_masking_reaches_numbers_inside_lists() -> None:
     assert mask_personal_data(document) == {
         "contacts": [{"name": "李四", "phone": "138****5678"}]
     }
+
+
+def test_the_erased_marker_is_never_masked() -> None:
+    document = {"id_number": ERASED, "phone": ERASED, "name": ERASED}
+
+    assert mask_personal_data(document) == document

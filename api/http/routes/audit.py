@@ -28,12 +28,14 @@ from ledger.reads.answers import (
     AuditPage,
     FulfilmentExplanation,
     HoursExplanation,
+    PersonalDataReadsPage,
     SessionStory,
 )
 from ledger.reads.audit import (
     AuditQuery,
     InvalidAuditQueryError,
     find_events,
+    find_personal_data_reads,
     parse_subject,
     session_story,
 )
@@ -43,6 +45,7 @@ from ledger.reads.queries import (
     LedgerReads,
     parse_read_time,
 )
+from ledger.services.disclosures import Reader, record_disclosure, volunteers_shown
 from ledger.store.integrity import (
     own_public_key,
     record_verification,
@@ -94,6 +97,7 @@ def _position(reads: LedgerReads, wanted: AsOf) -> int | None:
 @router.get("/events")
 def list_audit_events(
     reads: ReadsDep,
+    ledger: LedgerDep,
     caller: AuditorDep,
     subject: Annotated[
         str | None, Query(description="KIND:ID, e.g. volunteer:V001, session:S1")
@@ -108,7 +112,8 @@ def list_audit_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     as_of: AsOfQuery = None,
 ) -> AuditPage:
-    """Events by subject, actor, type and period, in ledger order, paged."""
+    """Events by subject, actor, type and period, in ledger order, paged (an
+    admin's read of full ID and phone numbers is recorded first)."""
     position = _position(reads, as_of)
     try:
         query = AuditQuery(
@@ -127,8 +132,42 @@ def list_audit_events(
         raise ProblemError(
             400, "invalid_read", "Invalid read parameters", error.message
         ) from None
-    return find_events(
-        reads.database, query, reveal_personal_data=caller.sees_personal_data
+    page = find_events(
+        reads.database,
+        query,
+        reveal_personal_data=caller.sees_personal_data,
+        vault=reads.vault,
+    )
+    if caller.sees_personal_data:
+        reader = Reader(
+            caller.key_space, caller.role.value, source="api", caller=caller.key_space
+        )
+        record_disclosure(ledger, reader, volunteers_shown(page.events), "audit events")
+    return page
+
+
+@router.get("/personal-data-reads")
+def list_personal_data_reads(
+    reads: ReadsDep,
+    caller: AuditorDep,
+    volunteer: Annotated[
+        str | None, Query(description="Only reads of this volunteer's data.")
+    ] = None,
+    reader: Annotated[
+        str | None, Query(description="Only reads by this actor.")
+    ] = None,
+    after: AfterQuery = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    as_of: AsOfQuery = None,
+) -> PersonalDataReadsPage:
+    """Who was shown whose full ID and phone numbers, and when, paged."""
+    return find_personal_data_reads(
+        reads.database,
+        volunteer_id=volunteer,
+        reader_id=reader,
+        after_position=after,
+        limit=limit,
+        as_of=_position(reads, as_of),
     )
 
 

@@ -40,7 +40,9 @@ ORDER_COMMANDS: CommandSet = frozenset(
 VOLUNTEER_COMMANDS: CommandSet = frozenset(
     {c.SignUp, c.CancelSignUp, c.CheckIn, c.CheckOut, c.RequestCorrection, c.Rate}
 )
-ADMIN_ONLY_COMMANDS: CommandSet = frozenset({c.RegisterTeam, c.RecordHonours})
+ADMIN_ONLY_COMMANDS: CommandSet = frozenset(
+    {c.RegisterTeam, c.RecordHonours, c.ForgetVolunteer}
+)
 # Commands that concern no venue (volunteers belong to no venue) but that
 # venue staff may send, e.g. registering a volunteer on the spot.
 UNSCOPED_STAFF_COMMANDS: CommandSet = frozenset({c.RegisterVolunteer})
@@ -139,6 +141,14 @@ def _make_route(command_type: str, model: type[c.BaseCommand]) -> None:
             raise result.error
         if result.outcome is Outcome.DUPLICATE:
             response.headers["Idempotent-Replayed"] = "true"
+        if result.outcome is Outcome.UNCHANGED:
+            response.status_code = 200
+            return CommandAccepted(
+                outcome="unchanged",
+                first_position=None,
+                last_position=None,
+                idempotency_key=key,
+            )
         assert result.first_position is not None and result.last_position is not None
         return CommandAccepted(
             first_position=result.first_position,

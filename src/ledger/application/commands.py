@@ -607,6 +607,19 @@ class RecordHonours(BaseCommand):
     position: Annotated[StrictInt, Within(bounds.POSITION)]
 
 
+class ForgetVolunteer(BaseCommand):
+    """Erase a volunteer's personal data for ever (PIPL): an admin's command.
+    Their service record stays; a second erasure changes nothing."""
+
+    type: Literal["forget_volunteer"] = "forget_volunteer"
+    refers_to = {"volunteer_id": Volunteer}
+    acts_for = "volunteer_id"
+
+    volunteer_id: Id
+    # Why, without naming the person: the reason is kept for ever.
+    reason: Text
+
+
 Command = Annotated[
     RegisterVenue
     | RegisterTeam
@@ -631,7 +644,8 @@ Command = Annotated[
     | RejectOrder
     | ExpireOrder
     | Rate
-    | RecordHonours,
+    | RecordHonours
+    | ForgetVolunteer,
     Field(discriminator="type"),
 ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import singledispatchmethod
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from ledger.domain.activities import Activity
 from ledger.domain.errors import (
     DuplicateIdError,
     DuplicateIdNumberError,
+    PersonalDataNotSealedError,
     UnknownReferenceError,
 )
 from ledger.domain.honours import Honours
@@ -70,10 +72,21 @@ def claims_of(event: Any, digest: IdNumberDigest) -> list[tuple[str, str]]:
     again from the stored events."""
     made_by = type(event)  # by exact type: every event is checked, keep it cheap
     if made_by is _volunteer_events.Registered:
+        # An erased registration holds no ID number: its claim was released.
+        if event.id_number is None:
+            return []
         return [(c.ID_NUMBER.kind, digest(event.id_number))]
     if made_by in (_volunteer_events.CheckedIn, _volunteer_events.MakeupHoursRecorded):
         return [(c.SESSION.kind, event.session_id)]
     return []
+
+
+def erased_subject_of(aggregate: Aggregate, event: Any) -> str | None:
+    """The subject whose personal data ``event`` erases (its data key is
+    destroyed with the event), if it erases any."""
+    if type(event) is _volunteer_events.PersonalDataErased:
+        return str(aggregate.volunteer_id)  # type: ignore[attr-defined]
+    return None
 
 
 def _kind(cls: type[Aggregate]) -> Message:
@@ -168,10 +181,13 @@ def claim_value(claim: c.Claimed, value: str, digest: IdNumberDigest) -> str:
 
 class CommandHandlers:
     """Carries each command out on the aggregate it changes; ID numbers are
-    looked up by ``digest``."""
+    looked up by ``digest``; ``sealed`` tells whether a volunteer's personal
+    data is sealed under a data key of their own (only then can it be
+    erased)."""
 
-    def __init__(self, digest: IdNumberDigest) -> None:
+    def __init__(self, digest: IdNumberDigest, sealed: Callable[[str], bool]) -> None:
         self.digest = digest
+        self.sealed = sealed
 
     @singledispatchmethod
     def handle(self, command: Any, unit: UnitOfWork) -> Aggregate:
@@ -215,6 +231,7 @@ class CommandHandlers:
             phone=command.phone,
             teams=teams,
         )
+        assert volunteer.id_number is not None  # just registered
         digest = self.digest(volunteer.id_number)
         if unit.owner_of(c.ID_NUMBER.kind, digest) is not None:
             raise DuplicateIdNumberError(
@@ -406,6 +423,27 @@ class CommandHandlers:
             position=command.position,
         )
         return honours
+
+    @handle.register
+    def _(self, command: c.ForgetVolunteer, unit: UnitOfWork) -> Aggregate:
+        volunteer = require(unit, Volunteer, command.volunteer_id)
+        id_number = volunteer.id_number  # None once erased
+        # Registered in this batch: sealed, with its key, in the same append.
+        stored = not unit.is_new(volunteer)
+        if id_number is not None and stored and not self.sealed(volunteer.volunteer_id):
+            raise PersonalDataNotSealedError(
+                "volunteer '{volunteer_id}' was registered by an earlier release, "
+                "which kept personal data unsealed in the events: it cannot be "
+                "erased in place; copy the ledger into a sealed one first "
+                "(`ledger personal-data copy-sealed`, docs/personal-data.md), then "
+                "forget it there",
+                volunteer_id=volunteer.volunteer_id,
+            )
+        volunteer.forget_personal_data(command.reason, command.at)
+        if id_number is not None:
+            # Released: the person may register again, as a new volunteer.
+            unit.release(c.ID_NUMBER.kind, self.digest(id_number))
+        return volunteer
 
     @handle.register
     def _(self, command: c.Rate, unit: UnitOfWork) -> Aggregate:

@@ -199,7 +199,8 @@ def _record(
     for line, result in zip(batch, results, strict=True):
         if result.outcome is Outcome.ACCEPTED:
             summary.accepted += 1
-        elif result.outcome is Outcome.DUPLICATE:
+        elif result.outcome in (Outcome.DUPLICATE, Outcome.UNCHANGED):
+            # Acknowledged, nothing written (CONTRACT §1.2's three counts).
             summary.duplicate += 1
         else:
             summary.rejected += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any, cast
 from uuid import UUID
 
@@ -37,6 +38,7 @@ from ledger.application.handlers import (
     CommandScope,
     IdNumberDigest,
     claims_of,
+    erased_subject_of,
     references,
     scope_of,
 )
@@ -54,6 +56,7 @@ from ledger.store.event_store import (
     KeyUse,
     LedgerRecorder,
     claims_table,
+    data_keys_table,
     events_table,
     insert_rows,
     read_property,
@@ -66,6 +69,7 @@ from ledger.store.integrity import (
     KeyMaterialError,
     RecordedBeside,
 )
+from ledger.store.personal_data import PersonalDataVault, SealingMapper
 
 # Payload fields that name a subject an event concerns, and the subject kind.
 SUBJECT_FIELDS = {
@@ -90,6 +94,9 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    # Carried out, but there was nothing left to change (a second erasure):
+    # nothing was written.
+    UNCHANGED = "unchanged"
 
 
 @dataclass(frozen=True)
@@ -192,15 +199,44 @@ class Ledger(Application[UUID]):
 
     name = "Ledger"
     recorder: LedgerRecorder
+    mapper: SealingMapper
 
-    def __init__(self, database: Database, id_number_digest: IdNumberDigest) -> None:
+    def __init__(
+        self,
+        database: Database,
+        id_number_digest: IdNumberDigest,
+        vault: PersonalDataVault,
+    ) -> None:
         self.database = database
         self.id_number_digest = id_number_digest
-        self.handlers = CommandHandlers(id_number_digest)
+        self.vault = vault
+        self.handlers = CommandHandlers(id_number_digest, self.holds_data_key)
         super().__init__(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+    def holds_data_key(self, subject_id: str) -> bool:
+        """Whether ``subject_id``'s personal data is sealed under a data key
+        of their own (a registration of an earlier release is plaintext)."""
+        t = data_keys_table.c
+        with self.database.reading() as conn:
+            found = conn.execute(
+                sa.select(t.subject_id).where(t.subject_id == subject_id)
+            )
+            return found.first() is not None
 
     def construct_recorder(self) -> ApplicationRecorder:
         return LedgerRecorder(self.database)
+
+    def construct_mapper(self) -> SealingMapper:
+        """The library's mapper, sealing personal fields with the vault."""
+        return SealingMapper(super().construct_mapper(), self.vault)
+
+    def _append_sealed(self, events: Sequence[Any], **beside: Any) -> list[int]:
+        """Append ``events``, personal fields sealed, with what is recorded
+        beside them and the data keys made for them, in one transaction;
+        their positions."""
+        stored, data_keys = self.mapper.to_stored_events(events)
+        positions = self.recorder.insert_events(stored, data_keys=data_keys, **beside)
+        return list(positions or ())
 
     def execute(self, submission: Submission) -> CommandResult:
         """Record one command (an API request or a CLI call).
@@ -287,6 +323,7 @@ class Ledger(Application[UUID]):
         events: list[Any] = []
         metadata: list[EventMetadata] = []
         key_uses: list[KeyUse] = []
+        erased: list[str] = []
         for k in keyed:
             space = k.space
             if space is not None and space in accepted_keys:
@@ -307,9 +344,15 @@ class Ledger(Application[UUID]):
                 pending.append(CommandResult(Outcome.REJECTED, error=error))
                 continue
             new_events = changed.collect_events()
+            if not new_events:
+                pending.append(CommandResult(Outcome.UNCHANGED))
+                continue
             for event in new_events:
                 for kind, value in claims_of(event, self.id_number_digest):
                     unit.claim(kind, value, event.originator_id)
+                subject = erased_subject_of(changed, event)
+                if subject is not None:
+                    erased.append(subject)
             first_index = len(events)
             events.extend(new_events)
             envelope = k.envelope
@@ -339,10 +382,14 @@ class Ledger(Application[UUID]):
             ]
             # The event store's put, not Application.save: these are events,
             # not aggregates, and snapshots and notifications are not used.
-            recordings = self.events.put(
-                events, metadata=metadata, claims=new_claims, key_uses=key_uses
+            positions = self._append_sealed(
+                events,
+                metadata=metadata,
+                claims=new_claims,
+                key_uses=key_uses,
+                released_claims=sorted(unit.released_claims),
+                erasures=[partial(self.vault.erase, subject_id=s) for s in erased],
             )
-            positions = [recording.notification.id for recording in recordings]
         unit.keep_in_cache()
 
         def positioned(result: CommandResult) -> CommandResult:
@@ -397,12 +444,11 @@ class Ledger(Application[UUID]):
         if not events:
             return []
         try:
-            recordings = self.events.put(events, metadata=metadata)
+            return self._append_sealed(events, metadata=metadata)
         except IntegrityError as error:
             raise ConcurrencyConflictError(
                 f"a stream changed since its events were decided ({error})"
             ) from error
-        return [recording.notification.id for recording in recordings]
 
     def digest_id_numbers_with(self, digest_id: str) -> None:
         """Make the ledger's ID-number claims those of this ledger's digest,
@@ -552,8 +598,13 @@ def event_subjects(
 
 def named_subjects(event: Any) -> frozenset[tuple[str, str]]:
     """The subjects an event's payload names."""
+    return subjects_named_in(vars(event))
+
+
+def subjects_named_in(fields: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """The subjects the fields of an event name."""
     subjects: set[tuple[str, str]] = set()
-    _add_named_subjects(vars(event), subjects)
+    _add_named_subjects(fields, subjects)
     return frozenset(subjects)
 
 

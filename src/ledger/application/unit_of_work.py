@@ -53,6 +53,9 @@ class AggregateCache:
     def claim(self, kind: str, value: str) -> UUID | None:
         return self._claims.get((kind, value))
 
+    def forget_claim(self, kind: str, value: str) -> None:
+        self._claims.pop((kind, value), None)
+
     def keep_claim(self, kind: str, value: str, stream: UUID) -> None:
         self._claims[(kind, value)] = stream
         while len(self._claims) > self._max_claims:
@@ -77,6 +80,8 @@ class UnitOfWork:
         self._claims: dict[tuple[str, str], UUID | None] = {}
         self._existing: dict[UUID, bool] = {}
         self.new_claims: dict[tuple[str, str], UUID] = {}
+        self.released_claims: set[tuple[str, str]] = set()
+        self._added: set[UUID] = set()
 
     def prefetch(
         self,
@@ -115,6 +120,8 @@ class UnitOfWork:
         """The claim's owner, None when known to be unclaimed, or _UNSEEN."""
         if claim in self.new_claims:
             return self.new_claims[claim]
+        if claim in self.released_claims:
+            return None
         found = self._claims.get(claim, _UNSEEN)
         if found is _UNSEEN and self._cache is not None:
             cached = self._cache.claim(*claim)
@@ -147,6 +154,11 @@ class UnitOfWork:
 
     def add(self, aggregate: Aggregate) -> None:
         self._aggregates[aggregate.id] = aggregate
+        self._added.add(aggregate.id)
+
+    def is_new(self, aggregate: Aggregate) -> bool:
+        """Whether this batch creates ``aggregate`` (it is not stored yet)."""
+        return aggregate.id in self._added
 
     def owner_of(self, kind: str, value: str) -> UUID | None:
         claim = (kind, value)
@@ -159,12 +171,19 @@ class UnitOfWork:
     def claim(self, kind: str, value: str, stream: UUID) -> None:
         self.new_claims[(kind, value)] = stream
 
+    def release(self, kind: str, value: str) -> None:
+        """Give up a claim its holder no longer makes (an erased ID number)."""
+        self.new_claims.pop((kind, value), None)
+        self.released_claims.add((kind, value))
+
     def keep_in_cache(self) -> None:
         if self._cache is None:
             return
         for aggregate in self._aggregates.values():
             if aggregate is not None:
                 self._cache.keep_aggregate(aggregate)
+        for kind, value in self.released_claims:
+            self._cache.forget_claim(kind, value)
         for (kind, value), stream in self.new_claims.items():
             self._cache.keep_claim(kind, value, stream)
 

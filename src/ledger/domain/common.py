@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
+from hashlib import sha1
 from uuid import NAMESPACE_URL, UUID, uuid5
 from zoneinfo import ZoneInfo
 
@@ -28,10 +29,21 @@ LEDGER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:wenming-shijian-ledger")
 CHINA_STANDARD_TIME = ZoneInfo("Asia/Shanghai")
 
 
+_NAMESPACE_BYTES = LEDGER_NAMESPACE.bytes
+# The bits a name-based (SHA-1) UUID sets: version 5, the RFC 4122 variant.
+_CLEARED = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_5 = (5 << 76) | (0x8000 << 48)
+
+
 @lru_cache(maxsize=100_000)
 def stream_id(kind: str, domain_id: str) -> UUID:
-    """The stream id of the aggregate of ``kind`` known by ``domain_id``."""
-    return uuid5(LEDGER_NAMESPACE, f"{kind}:{domain_id}")
+    """The stream id of the aggregate of ``kind`` known by ``domain_id``:
+    ``uuid5(LEDGER_NAMESPACE, "kind:domain_id")``, made from the digest
+    directly (the standard library's ``uuid5`` and the ``UUID`` constructor
+    it calls cost several times the hash, and an honours run names
+    hundreds of thousands of records)."""
+    digest = sha1(_NAMESPACE_BYTES + f"{kind}:{domain_id}".encode()).digest()
+    return UUID(int=int.from_bytes(digest[:16]) & _CLEARED | _VERSION_5)
 
 
 def topic_of(aggregate: type[Aggregate], event_name: str) -> str:

@@ -178,6 +178,15 @@ class NothingToChangeError(DomainError):
     http_status = 409
 
 
+class PersonalDataNotSealedError(DomainError):
+    """A volunteer registered by an earlier release, whose personal data sits
+    unsealed in the events under the hash chain, cannot be erased in place."""
+
+    code = "personal_data_not_sealed"
+    title = "Personal data not sealed"
+    http_status = 409
+
+
 class StarsOutOfRangeError(DomainError):
     """A rating is not a whole number of stars from 1 to 5."""
 

@@ -8,13 +8,12 @@ a run at an earlier position reproduces what was decided then.
 What is due is decided by one pure function, ``awards_due``, from what the
 volunteer already holds. The aggregate applies it to commands one at a
 time; an honours run applies it to a whole register at once
-(``Honours.events_for``), from holdings it read in bulk, and relies on the
+(``Honours.award_events``), from holdings it read in bulk, and relies on the
 stream versions it read with them to refuse a concurrent change.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -71,6 +70,14 @@ def awards_due(
         points=max(points - held.points, 0),
         total_points=max(points, held.points),
     )
+
+
+class AwardEvent(NamedTuple):
+    """One event of a volunteer's honours record, described: its class and
+    the values of its fields (all but the record, version and time)."""
+
+    event_class: type[Aggregate.Event]
+    fields: dict[str, Any]
 
 
 class Honours(Aggregate):
@@ -138,9 +145,8 @@ class Honours(Aggregate):
             )
 
     @classmethod
-    def events_for(
+    def award_events(
         cls,
-        record: UUID,
         volunteer_id: str,
         version: int,
         due: AwardsDue,
@@ -149,29 +155,20 @@ class Honours(Aggregate):
         cycle: str | None,
         as_of: str,
         position: int,
-        timestamp: datetime,
-    ) -> list[Aggregate.Event]:
-        """The events ``award`` triggers for ``due`` on ``record`` (the
-        volunteer's, ``create_id(volunteer_id)``) at ``version`` (0: none
-        yet, so it is opened first), built without loading the record: an
-        honours run knows what every volunteer holds from one read. Appending
-        them fails if the record moved past ``version`` meanwhile."""
+    ) -> list[AwardEvent]:
+        """The events ``award`` triggers for ``due`` on the volunteer's record
+        at ``version`` (0: none yet, so it is opened first), described
+        without loading the record or making the event objects: an honours
+        run knows what every volunteer holds from one read, and appends the
+        awards of a whole register. Each event follows the one before it in
+        the record's stream; appending them fails if the record moved past
+        ``version`` meanwhile."""
         # The classes ``@event`` made (mypy does not see them)
         made: Any = cls
-        events: list[Aggregate.Event] = []
-
-        def add(event_class: Any, **fields: Any) -> None:
-            events.append(
-                event_class(
-                    originator_id=record,
-                    originator_version=version + len(events) + 1,
-                    timestamp=timestamp,
-                    **fields,
-                )
-            )
-
+        events: list[AwardEvent] = []
         if version == 0:
-            add(made.Opened, originator_topic=cls.TOPIC, volunteer_id=volunteer_id)
+            opened = {"originator_topic": cls.TOPIC, "volunteer_id": volunteer_id}
+            events.append(AwardEvent(made.Opened, opened))
         scope = {
             "volunteer_id": volunteer_id,
             "rules": rules,
@@ -179,12 +176,17 @@ class Honours(Aggregate):
             "as_of": as_of,
             "position": position,
         }
-        for level in due.levels:
-            add(made.StarLevelReached, level=level, **scope)
-        for benefit in due.benefits:
-            add(made.BenefitGranted, benefit=benefit, **scope)
+        events.extend(
+            AwardEvent(made.StarLevelReached, {"level": level, **scope})
+            for level in due.levels
+        )
+        events.extend(
+            AwardEvent(made.BenefitGranted, {"benefit": benefit, **scope})
+            for benefit in due.benefits
+        )
         if due.points:
-            add(made.PointsCredited, points=due.points, total=due.total_points, **scope)
+            credited = {"points": due.points, "total": due.total_points, **scope}
+            events.append(AwardEvent(made.PointsCredited, credited))
         return events
 
     @event("StarLevelReached", topic="Honours.StarLevelReached")

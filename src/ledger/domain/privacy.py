@@ -11,6 +11,10 @@ from typing import Any
 
 PERSONAL_FIELDS = frozenset({"id_number", "phone"})
 
+# What every output shows in place of a volunteer's personal data once it is
+# erased (``ledger forget``): the volunteer is then known by their id alone.
+ERASED = "已删除 / erased"
+
 
 def mask_id_number(id_number: str) -> str:
     """Keep the region code and the last four: ``320682********123X``."""
@@ -27,10 +31,13 @@ def mask_phone(phone: str) -> str:
 
 
 def mask_personal_data(document: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``document`` with ID and phone numbers masked, at any depth."""
+    """A copy of ``document`` with ID and phone numbers masked, at any depth
+    (the erased marker stays as it is)."""
     masked: dict[str, Any] = {}
     for name, value in document.items():
-        if name == "id_number" and isinstance(value, str):
+        if value == ERASED:
+            masked[name] = value
+        elif name == "id_number" and isinstance(value, str):
             masked[name] = mask_id_number(value)
         elif name == "phone" and isinstance(value, str):
             masked[name] = mask_phone(value)

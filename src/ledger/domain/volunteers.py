@@ -116,9 +116,17 @@ class ServiceSession:
 
 
 class Volunteer(Aggregate):
-    """A registered volunteer (志愿者) and their service record."""
+    """A registered volunteer (志愿者) and their service record.
+
+    Their personal data (name, ID and phone numbers) is None once erased
+    (``forget_personal_data``): the key it was sealed with is destroyed, so
+    even their registration, replayed, no longer holds it."""
 
     TOPIC = "Volunteer"
+
+    name: str | None
+    id_number: str | None
+    phone: str | None
 
     class Event(Aggregate.Event):
         TOPIC = "Volunteer.Event"
@@ -168,6 +176,28 @@ class Volunteer(Aggregate):
         # (start, end, session id) intervals, and the one still open.
         self._busy: list[tuple[datetime, datetime, str]] = []
         self._open_session_id: str | None = None
+
+    # --- personal data ----------------------------------------------------
+
+    @property
+    def personal_data_erased(self) -> bool:
+        """Whether the volunteer's personal data is erased: every registration
+        holds an ID number, so none means its key is gone — also when the
+        record is replayed only up to a point before the erasure."""
+        return self.id_number is None
+
+    def forget_personal_data(self, reason: str, at: datetime) -> None:
+        """Erase the volunteer's personal data for ever (PIPL): the erasure is
+        recorded, and the ledger destroys, with it, the key their data was
+        sealed with. Their service record stays whole. Erasing again
+        records nothing: there is nothing left to erase."""
+        if self.personal_data_erased:
+            return
+        self._personal_data_erased(reason=require_reason(reason), at=to_iso(at))
+
+    @event("PersonalDataErased", topic="Volunteer.PersonalDataErased")
+    def _personal_data_erased(self, reason: str, at: str) -> None:
+        self.name = self.id_number = self.phone = None
 
     # --- sessions -------------------------------------------------------
 
@@ -579,6 +609,46 @@ class Volunteer(Aggregate):
                 status=Message(session.status.value),
                 action=Message(action),
             )
+
+
+class Disclosure(Aggregate):
+    """That someone was shown volunteers' full ID and phone numbers (an
+    admin's read), recorded so that auditors see who read whose personal
+    data, and when (the envelope's actor and recording time). It holds no
+    personal data itself: the volunteers by id, and what was read."""
+
+    TOPIC = "Disclosure"
+
+    class Event(Aggregate.Event):
+        TOPIC = "Disclosure.Event"
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "Disclosure.Created"
+
+    @staticmethod
+    def create_id(access_id: str) -> UUID:
+        return stream_id("disclosure", access_id)
+
+    # Named ``access_id``, not ``disclosure_id``: a disclosure is no subject
+    # of audit queries of its own; the volunteers it names are.
+
+    @classmethod
+    def record(
+        cls, *, access_id: str, volunteer_ids: list[str], read: str
+    ) -> Disclosure:
+        """A disclosure of the personal data of ``volunteer_ids`` through
+        ``read`` (an audit query, a roster)."""
+        return cls(
+            access_id=access_id,
+            volunteer_ids=sorted(set(volunteer_ids)),
+            read=read,
+        )
+
+    @event("PersonalDataRevealed", topic="Disclosure.PersonalDataRevealed")
+    def __init__(self, access_id: str, volunteer_ids: list[str], read: str) -> None:
+        self.access_id = access_id
+        self.volunteer_ids = list(volunteer_ids)
+        self.read = read
 
 
 def _interval_start(interval: tuple[datetime, datetime, str]) -> datetime:

@@ -267,6 +267,27 @@ class AuditPage(Answer):
     chain_hash: ChainHash
 
 
+class PersonalDataRead(Answer):
+    """That someone was shown volunteers' full ID and phone numbers: who,
+    when, whose and through which read (a ``Disclosure`` event)."""
+
+    position: int
+    reader: Actor
+    read_at: str = Field(description="When the ledger recorded the read (UTC).")
+    volunteer_ids: list[str] = Field(description="Whose personal data was shown.")
+    read: str = Field(description="What showed it, e.g. audit events.")
+    chain_hash: str
+
+
+class PersonalDataReadsPage(Answer):
+    """A page of the recorded reads of personal data, in ledger order."""
+
+    reads: list[PersonalDataRead]
+    next_after: int | None = Field(description="Pass as `after` for the next page.")
+    position: Position
+    chain_hash: ChainHash
+
+
 class Adjustment(Answer):
     """A correction of a session's minutes: by whom, why and when."""
 

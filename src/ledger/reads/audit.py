@@ -20,19 +20,21 @@ from sqlalchemy.engine import Connection
 
 from ledger.domain.common import topic_of
 from ledger.domain.messages import TranslatedError
-from ledger.domain.privacy import mask_personal_data
 from ledger.domain.teams import Team
 from ledger.domain.venues import Venue
-from ledger.domain.volunteers import Volunteer
+from ledger.domain.volunteers import Disclosure, Volunteer
 from ledger.reads.answers import (
     Actor,
     Adjustment,
     AuditEvent,
     AuditPage,
     Chapter,
+    PersonalDataRead,
+    PersonalDataReadsPage,
     SessionStory,
 )
 from ledger.reads.bounds import MAX_PAGE
+from ledger.reads.personal import personal_view
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
@@ -41,6 +43,7 @@ from ledger.store.event_store import (
     head_position,
     utc_text,
 )
+from ledger.store.personal_data import PersonalDataVault
 
 SUBJECT_KINDS = ("volunteer", "venue", "activity", "order", "session", "team")
 
@@ -88,9 +91,14 @@ def parse_subject(text: str) -> tuple[str, str]:
 
 
 def find_events(
-    database: Database, query: AuditQuery, *, reveal_personal_data: bool = False
+    database: Database,
+    query: AuditQuery,
+    *,
+    reveal_personal_data: bool = False,
+    vault: PersonalDataVault | None = None,
 ) -> AuditPage:
-    """One page of the events ``query`` selects, in ledger order."""
+    """One page of the events ``query`` selects, in ledger order, personal
+    data opened with ``vault`` (``ledger.reads.personal``)."""
     t = events_table.c
     with database.reading() as conn:
         position = _position(conn, query.as_of)
@@ -99,7 +107,7 @@ def find_events(
         subjects = _subjects_of(conn, [row.position for row in rows[: query.limit]])
         chain_hash = chain_hash_at(conn, position)
     events = [
-        _describe(row, subjects.get(row.position, []), reveal_personal_data)
+        _describe(row, subjects.get(row.position, []), reveal_personal_data, vault)
         for row in rows[: query.limit]
     ]
     more = len(rows) > query.limit
@@ -112,7 +120,11 @@ def find_events(
 
 
 def event_pages(
-    database: Database, query: AuditQuery, *, reveal_personal_data: bool = False
+    database: Database,
+    query: AuditQuery,
+    *,
+    reveal_personal_data: bool = False,
+    vault: PersonalDataVault | None = None,
 ) -> Iterator[AuditPage]:
     """Every page of the events ``query`` selects after its
     ``after_position``, the largest pages allowed, all read at the position
@@ -121,6 +133,7 @@ def event_pages(
         database,
         replace(query, limit=MAX_PAGE),
         reveal_personal_data=reveal_personal_data,
+        vault=vault,
     )
     yield page
     while page.next_after is not None:
@@ -128,9 +141,55 @@ def event_pages(
             query, after_position=page.next_after, as_of=page.position, limit=MAX_PAGE
         )
         page = find_events(
-            database, following, reveal_personal_data=reveal_personal_data
+            database,
+            following,
+            reveal_personal_data=reveal_personal_data,
+            vault=vault,
         )
         yield page
+
+
+PERSONAL_DATA_REVEALED = topic_of(Disclosure, "PersonalDataRevealed")
+
+
+def find_personal_data_reads(
+    database: Database,
+    *,
+    volunteer_id: str | None = None,
+    reader_id: str | None = None,
+    after_position: int = 0,
+    limit: int = 100,
+    as_of: int | None = None,
+) -> PersonalDataReadsPage:
+    """One page of the recorded reads of full ID and phone numbers (of one
+    volunteer's, by one reader), in ledger order."""
+    page = find_events(
+        database,
+        AuditQuery(
+            subject=None if volunteer_id is None else ("volunteer", volunteer_id),
+            actor_id=reader_id,
+            types=(PERSONAL_DATA_REVEALED,),
+            after_position=after_position,
+            limit=limit,
+            as_of=as_of,
+        ),
+    )
+    return PersonalDataReadsPage(
+        reads=[
+            PersonalDataRead(
+                position=event.position,
+                reader=event.actor,
+                read_at=event.recorded_at,
+                volunteer_ids=event.payload["volunteer_ids"],
+                read=event.payload["read"],
+                chain_hash=event.chain_hash,
+            )
+            for event in page.events
+        ],
+        next_after=page.next_after,
+        position=page.position,
+        chain_hash=page.chain_hash,
+    )
 
 
 def count_events(database: Database, query: AuditQuery) -> int:
@@ -303,7 +362,12 @@ def _subjects_of(conn: Connection, positions: list[int]) -> dict[int, list[str]]
     return found
 
 
-def _describe(row: sa.Row[Any], subjects: list[str], reveal: bool) -> AuditEvent:
+def _describe(
+    row: sa.Row[Any],
+    subjects: list[str],
+    reveal: bool,
+    vault: PersonalDataVault | None,
+) -> AuditEvent:
     payload = orjson.loads(row.payload)
     payload.pop("timestamp", None)  # the library's own copy of the recorded time
     payload.pop("originator_topic", None)
@@ -317,6 +381,6 @@ def _describe(row: sa.Row[Any], subjects: list[str], reveal: bool) -> AuditEvent
         source=row.source,
         correlation_id=row.correlation_id,
         idempotency_key=row.idempotency_key,
-        payload=payload if reveal else mask_personal_data(payload),
+        payload=personal_view(vault, row.topic, row.stream_id, payload, reveal=reveal),
         chain_hash=row.chain_hash,
     )

@@ -68,6 +68,7 @@ from ledger.store.event_store import (
     select_rows_among,
     utc_text,
 )
+from ledger.store.personal_data import PersonalDataVault
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 FIRST_MONTH, LAST_MONTH = "0000-01", "9999-12"
@@ -328,8 +329,12 @@ def settled(last_change: int | None, position: int) -> int:
 class LedgerReads:
     """Projection reads, each as of a position, each citing the chain."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self, database: Database, vault: PersonalDataVault | None = None
+    ) -> None:
         self.database = database
+        # Opens the personal data that raw payloads carry (ledger.reads.personal).
+        self.vault = vault
         self.engine = ProjectionEngine(database, ALL_PROJECTIONS)
         self._figures = FiguresCache()
 

@@ -53,7 +53,7 @@ from sqlalchemy.engine import Connection
 from ledger.application.ledger import Ledger
 from ledger.domain.activities import CATEGORY_NAMES_ZH, Category
 from ledger.domain.common import CHINA_STANDARD_TIME
-from ledger.domain.privacy import mask_id_number
+from ledger.domain.privacy import ERASED, mask_id_number
 from ledger.domain.volunteers import Volunteer
 from ledger.projections.volunteer_hours import entries_table, served_through
 from ledger.store.event_store import chain_hash_at
@@ -358,11 +358,13 @@ def issue_certificate(
     volunteer = ledger.load_aggregates([stream]).get(stream)
     if not isinstance(volunteer, Volunteer):
         raise LookupError(f"volunteer '{volunteer_id}' is not registered")
+    # Once erased, the volunteer is known by their id alone.
+    name, id_number = volunteer.name, volunteer.id_number
     content: dict[str, Any] = {
         "volunteer_id": volunteer_id,
-        "name": volunteer.name,
+        "name": ERASED if name is None else name,
         "id_type": "居民身份证",
-        "id_number": mask_id_number(volunteer.id_number),
+        "id_number": ERASED if id_number is None else mask_id_number(id_number),
         "as_of": as_of.isoformat(),
         "position": position,
         "chain_hash": chain_hash_at(conn, position),

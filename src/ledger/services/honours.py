@@ -34,6 +34,7 @@ from eventsourcing.domain import Aggregate
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
+from ledger.application.bulk_append import DescribedEvent, append_described
 from ledger.application.commands import Actor
 from ledger.application.ledger import (
     MAX_ATTEMPTS,
@@ -437,7 +438,9 @@ def plan_honours(
         # Recorded in volunteer order, so that a run is the same every time
         changes.sort(key=lambda change: change[0])
         records = [Honours.create_id(change[0]) for change in changes]
-        versions = stream_versions(conn, records)
+        # A register with no honours record yet (its first run) has none to
+        # look up: each volunteer's record opens with their first award
+        versions = stream_versions(conn, records) if _any_opened(conn) else {}
         run.changes = [
             PlannedAwards(standing, record, versions.get(record, 0), due)
             for record, (_, standing, due) in zip(records, changes, strict=True)
@@ -446,6 +449,15 @@ def plan_honours(
 
 
 RUN_COMPLETED = topic_of(HonoursRunRecord, "Completed")
+RECORD_OPENED = topic_of(Honours, "Opened")
+
+
+def _any_opened(conn: Connection) -> bool:
+    """Whether any volunteer's honours record has been opened (read through
+    the topic index)."""
+    t = events_table.c
+    query = sa.select(t.position).where(t.topic == RECORD_OPENED).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def _events_of(
@@ -542,26 +554,31 @@ def _may_stand_differently(
 HONOURS_BATCH = 10_000
 
 
-def record_honours(ledger: Ledger, run: HonoursRun, source: str = "cli") -> int:
-    """Record a run's new awards, in batches; return how many award events
-    were written. A batch whose records another writer changed since the
-    plan read them (a concurrent run) is decided again on their fresh state."""
+def record_honours(
+    ledger: Ledger, run: HonoursRun, source: str = "cli", *, batch: int = HONOURS_BATCH
+) -> int:
+    """Record a run's new awards, ``batch`` volunteers per transaction;
+    return how many award events were written. A batch whose records
+    another writer changed since the plan read them (a concurrent run) is
+    decided again on their fresh state. A run stopped part way (killed)
+    leaves whole batches and no completion: the next run finds what they
+    hold and records the rest."""
     recorded = 0
     # One correlation id for the run: an auditor finds every award it made.
     correlation_id = uuid.uuid4().hex
     with cyclic_gc_paused():
-        for start in range(0, len(run.changes), HONOURS_BATCH):
-            batch = run.changes[start : start + HONOURS_BATCH]
+        for start in range(0, len(run.changes), batch):
+            planned = run.changes[start : start + batch]
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     recorded += _record_batch(
-                        ledger, run, batch, source, correlation_id
+                        ledger, run, planned, source, correlation_id
                     )
                     break
                 except ConcurrencyConflictError:
                     if attempt == MAX_ATTEMPTS:
                         raise
-                    batch = _decided_again(ledger, run, batch)
+                    planned = _decided_again(ledger, run, planned)
         if run.changes:
             _record_completion(ledger, run, recorded, source, correlation_id)
     return recorded
@@ -612,26 +629,26 @@ def _record_batch(
     source: str,
     correlation_id: str,
 ) -> int:
-    timestamp = datetime.now(UTC)
     as_of = run.as_of.isoformat()
-    events = [
-        event
+    described = [
+        DescribedEvent(planned.record, planned.version + number, *award)
         for planned in batch
-        for event in Honours.events_for(
-            planned.record,
-            planned.standing.volunteer_id,
-            planned.version,
-            planned.due,
-            rules=run.rules,
-            cycle=run.cycle,
-            as_of=as_of,
-            position=run.position,
-            timestamp=timestamp,
+        for number, award in enumerate(
+            Honours.award_events(
+                planned.standing.volunteer_id,
+                planned.version,
+                planned.due,
+                rules=run.rules,
+                cycle=run.cycle,
+                as_of=as_of,
+                position=run.position,
+            ),
+            start=1,
         )
     ]
     # One envelope: a run's awards differ in nothing it holds
     envelope = _run_envelope(run, source, correlation_id)
-    ledger.append_decided([DecidedEvents(envelope, events)])
+    append_described(ledger, envelope, described, datetime.now(UTC))
     return sum(planned.due.events for planned in batch)
 
 

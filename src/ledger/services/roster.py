@@ -15,11 +15,12 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.domain.privacy import mask_personal_data
 from ledger.domain.volunteers import Volunteer
+from ledger.reads.personal import personal_view
 from ledger.services.exports import HOURS, Column, ExportSource, Sheet
 from ledger.services.honours import HonoursRun
 from ledger.store.event_store import chain_hash_at, events_table, select_rows_among
+from ledger.store.personal_data import PersonalDataVault
 
 ROSTER_SHEET = Sheet("roster", "表彰名单")
 ROSTER_COLUMNS = (
@@ -37,20 +38,26 @@ ROSTER_COLUMNS = (
 
 
 def roster_rows(
-    conn: Connection, run: HonoursRun, *, reveal_personal_data: bool = False
+    conn: Connection,
+    run: HonoursRun,
+    vault: PersonalDataVault,
+    *,
+    reveal_personal_data: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """One row per volunteer newly reaching a level, highest level first
-    (then by volunteer), personal data masked unless revealed."""
+    (then by volunteer), personal data opened with ``vault`` and masked
+    unless revealed."""
     reaching = [change for change in run.changes if change.due.levels]
     reaching.sort(key=lambda c: (-c.due.levels[-1], c.standing.volunteer_id))
     registered = _registrations(
-        conn, [change.standing.volunteer_id for change in reaching]
+        conn,
+        [change.standing.volunteer_id for change in reaching],
+        vault,
+        reveal_personal_data,
     )
     for change in reaching:
         standing, due = change.standing, change.due
         person = registered.get(standing.volunteer_id, {})
-        if not reveal_personal_data:
-            person = mask_personal_data(person)
         yield {
             "stars": due.levels[-1],
             "level": "★" * due.levels[-1],
@@ -81,19 +88,26 @@ def roster_source(
 
 
 def _registrations(
-    conn: Connection, volunteer_ids: list[str]
+    conn: Connection,
+    volunteer_ids: list[str],
+    vault: PersonalDataVault,
+    reveal: bool,
 ) -> dict[str, dict[str, Any]]:
     """Each volunteer's registration (name, ID and phone numbers), read
-    from the first event of their stream."""
+    from the first event of their stream, as the caller may see it."""
     t = events_table.c
     streams = [str(Volunteer.create_id(volunteer_id)) for volunteer_id in volunteer_ids]
     rows = select_rows_among(
         conn,
-        sa.select(t.payload).where(t.stream_version == 1),
+        sa.select(t.stream_id, t.topic, t.payload).where(t.stream_version == 1),
         t.stream_id,
         streams,
     )
-    registrations = (orjson.loads(payload) for (payload,) in rows)
+    vault.load_keys(volunteer_ids)
+    registrations = (
+        personal_view(vault, topic, stream, orjson.loads(payload), reveal=reveal)
+        for stream, topic, payload in rows
+    )
     return {
         fields["volunteer_id"]: {
             name: fields.get(name) for name in ("name", "id_number", "phone")

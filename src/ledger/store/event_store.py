@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -125,6 +125,18 @@ claims_table = sa.Table(
     sa.Column("stream_id", sa.String(36), nullable=False),
 )
 
+# Each person's data key, wrapped by the master key it names: their sealed
+# personal fields open with it, and are gone for good when it is deleted
+# (``ledger.store.personal_data``). Added by schema revision 0006.
+data_keys_table = sa.Table(
+    "ledger_data_keys",
+    metadata,
+    sa.Column("subject_id", sa.String(64), primary_key=True),
+    sa.Column("master_key_id", sa.String(64), nullable=False),
+    sa.Column("wrapped_key", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.String(27), nullable=False),
+)
+
 # The store's own tables; the whole schema is assembled in ledger.bootstrap.
 STORE_TABLES = (
     events_table,
@@ -132,6 +144,7 @@ STORE_TABLES = (
     idempotency_keys_table,
     claims_table,
     properties_table,
+    data_keys_table,
 )
 
 
@@ -315,6 +328,21 @@ class KeyUse:
     fingerprint: str | None
     first_event: int  # index into the events of the same append
     last_event: int
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """A person's data key as stored: wrapped by the master key it names
+    (``ledger.store.personal_data``), recorded with the first event sealed
+    under it."""
+
+    subject_id: str
+    master_key_id: str
+    wrapped_key: str  # base64
+    created_at: str
+
+    def row(self) -> tuple[str, str, str, str]:
+        return (self.subject_id, self.master_key_id, self.wrapped_key, self.created_at)
 
 
 @dataclass(frozen=True)
@@ -523,6 +551,28 @@ class Database:
             with conn.begin():
                 yield conn
 
+    def scrub_erased(self) -> None:
+        """After an erasure has committed, leave no copy of what it deleted
+        where the database keeps old pages: SQLite's write-ahead log is
+        checkpointed and emptied (the deleted rows were zeroed, see
+        ``_release``), PostgreSQL's data-key and claim tables vacuumed. Backups taken
+        before keep their copy (docs/operations.md)."""
+        if self.is_sqlite:
+            # Outside any transaction: the listener above would begin one.
+            raw = self.engine.raw_connection()
+            try:
+                with _failures_named():
+                    raw.driver_connection.execute(  # type: ignore[union-attr]
+                        "PRAGMA wal_checkpoint(TRUNCATE)"
+                    )
+            finally:
+                raw.close()
+            return
+        with _failures_named(), self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            for table in (data_keys_table, claims_table):
+                conn.exec_driver_sql(f"VACUUM {table.name}")
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -566,6 +616,40 @@ def _create_engine(url: str, limits: WaitLimits) -> Engine:
     return engine
 
 
+# The property naming the master key the ledger's data keys are wrapped with
+# (``ledger.store.personal_data``).
+MASTER_KEY_PROPERTY = "personal_data_master_key"
+
+
+class MasterKeyError(TranslatedError):
+    """The master key is missing, unreadable, open to others, or not the
+    one the ledger's data keys are wrapped with; nothing was written."""
+
+
+def _ensure_wrapped_with_bound_key(conn: Connection, keys: Sequence[DataKey]) -> None:
+    """Refuse data keys wrapped with another master key than the ledger's:
+    a writer started before the master key was rotated still holds the old."""
+    bound = read_property(conn, MASTER_KEY_PROPERTY)
+    stale = {key.master_key_id for key in keys} - {bound}
+    if bound is not None and stale:
+        raise MasterKeyError(
+            "the ledger's master key was rotated to id {bound} while this process "
+            "held id {key_id}: start it again; nothing was written",
+            bound=bound,
+            key_id=", ".join(sorted(stale)),
+        )
+
+
+def _release(conn: Connection, released_claims: Sequence[tuple[str, str]]) -> None:
+    """Delete the claims given up; from here on in the transaction, deleted
+    bytes (of claims, of data keys) are overwritten with zeros on SQLite."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete=ON")
+    c = claims_table.c
+    for kind, value in released_claims:
+        conn.execute(claims_table.delete().where(c.kind == kind, c.value == value))
+
+
 class LedgerRecorder(ApplicationRecorder):
     """An ``eventsourcing`` application recorder over ``ledger_events``."""
 
@@ -579,8 +663,16 @@ class LedgerRecorder(ApplicationRecorder):
         metadata: Sequence[EventMetadata] = (),
         claims: Sequence[Claim] = (),
         key_uses: Sequence[KeyUse] = (),
+        data_keys: Sequence[DataKey] = (),
+        released_claims: Sequence[tuple[str, str]] = (),
+        erasures: Sequence[Callable[[Connection], object]] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        """Append the events with what is written beside them (among it the
+        data keys made for them); in the same transaction, delete the claims
+        given up (``released_claims``) and run ``erasures`` (each destroys a
+        data key), the deleted bytes zeroed on SQLite and scrubbed from the
+        database's old pages once committed (``Database.scrub_erased``)."""
         if len(metadata) != len(stored_events):
             raise ValueError("every event needs its envelope")
         if not stored_events:
@@ -589,9 +681,21 @@ class LedgerRecorder(ApplicationRecorder):
             return []
         try:
             with self.database.appending() as conn:
-                return self._append(conn, stored_events, metadata, claims, key_uses)
+                if released_claims or erasures:
+                    _release(conn, released_claims)
+                positions = self._append(
+                    conn, stored_events, metadata, claims, key_uses
+                )
+                if data_keys:
+                    _ensure_wrapped_with_bound_key(conn, data_keys)
+                    insert_rows(conn, data_keys_table, [key.row() for key in data_keys])
+                for erase in erasures:
+                    erase(conn)
         except sa.exc.IntegrityError as error:
             raise IntegrityError(str(error.orig)) from error
+        if erasures:
+            self.database.scrub_erased()
+        return positions
 
     def _append(
         self,

@@ -65,6 +65,7 @@ from ledger.store.event_store import (
     select_rows_among,
     sqlite_database_file,
     utc_text,
+    write_property,
 )
 
 checkpoints_table = sa.Table(
@@ -638,11 +639,14 @@ ID_NUMBER_SECRET_FILE = "id-number-secret"
 # with (by ``secret_id``); absent on a new ledger and on one of the first
 # release, whose claims are plain SHA-256.
 ID_NUMBER_DIGEST_PROPERTY = "id_number_digest"
+# The property naming the key the ledger signs with (by ``key_id``),
+# recorded at its first signature.
+SIGNING_KEY_PROPERTY = "signing_key_id"
 
 
 class KeyMaterialError(TranslatedError):
     """The ledger's key material is not where it belongs, or is not the key
-    its checkpoints were signed with; the message says what to do."""
+    it signs with; the message says what to do."""
 
 
 def key_directory(database_url: str, configured: Path | None) -> Path:
@@ -780,23 +784,49 @@ def ledger_id_number_secret(database: Database, directory: Path) -> bytes:
 
 
 def ledger_signing_key(database: Database, directory: Path) -> Ed25519PrivateKey:
-    """The ledger's signing key, from its key directory. It is created on
-    first use, but never for a ledger whose checkpoints were signed already:
-    their key is missing then, and a new one would leave them unverifiable."""
+    """The ledger's signing key, from its key directory. The key a ledger
+    first signs with (a certificate or a checkpoint) is recorded in it, and
+    no other is used after: what a second key signed would not verify with
+    the ledger's public key. So a key is created only for a ledger that has
+    never signed; one missing or another key in its place is refused."""
     path = directory / SIGNING_KEY_FILE
-    if not path.exists():
-        signed_with = checkpoint_key_ids(database)
-        if signed_with:
-            raise KeyMaterialError(
-                "no signing key in {directory}, but the ledger's checkpoints were "
-                "signed with key id {key_ids}: put that key there "
-                "as {file}, or set {setting} to where it is",
-                directory=directory,
-                key_ids=", ".join(signed_with),
-                file=SIGNING_KEY_FILE,
-                setting=KEY_DIRECTORY_SETTING,
-            )
-    return load_or_create_signing_key(path)
+    signed_with = signing_key_ids(database)
+    if not path.exists() and signed_with:
+        raise KeyMaterialError(
+            "no signing key in {directory}, but the ledger signs with key id "
+            "{key_ids}: put that key there as {file}, or set {setting} to where it is",
+            directory=directory,
+            key_ids=", ".join(signed_with),
+            file=SIGNING_KEY_FILE,
+            setting=KEY_DIRECTORY_SETTING,
+        )
+    key = load_or_create_signing_key(path)
+    own = key_id(key.public_key())
+    _refuse_another_key(own, signed_with)
+    if not signed_with:
+        with database.writing() as conn:
+            write_property(conn, SIGNING_KEY_PROPERTY, own)
+    return key
+
+
+def signing_key_ids(database: Database) -> list[str]:
+    """The ids of the keys the ledger has signed with: the one recorded at
+    its first signature; for a ledger signed before that was recorded, the
+    keys its checkpoints name."""
+    with database.reading() as conn:
+        recorded = read_property(conn, SIGNING_KEY_PROPERTY)
+    return [recorded] if recorded else checkpoint_key_ids(database)
+
+
+def _refuse_another_key(own: str, signed_with: list[str]) -> None:
+    if signed_with and own not in signed_with:
+        raise KeyMaterialError(
+            "refusing to sign with key id {key_id}: the ledger signs with key id "
+            "{key_ids}; put that key in the ledger's key directory ({setting})",
+            key_id=own,
+            key_ids=", ".join(signed_with),
+            setting=KEY_DIRECTORY_SETTING,
+        )
 
 
 def own_public_key(
@@ -903,19 +933,9 @@ def checkpoint_key_ids(database: Database) -> list[str]:
 
 def sign_checkpoint(database: Database, key: Ed25519PrivateKey) -> Checkpoint:
     """Sign the current chain head, after checking the chain up to it, with
-    the key the earlier checkpoints were signed with (any other is refused:
-    checkpoints under two keys cannot all be checked with the public key)."""
-    signed_with = checkpoint_key_ids(database)
-    own = key_id(key.public_key())
-    if signed_with and own not in signed_with:
-        raise KeyMaterialError(
-            "refusing to sign with key id {key_id}: the ledger's checkpoints were "
-            "signed with key id {key_ids}; put that key in the "
-            "ledger's key directory ({setting})",
-            key_id=own,
-            key_ids=", ".join(signed_with),
-            setting=KEY_DIRECTORY_SETTING,
-        )
+    the key the ledger signs with (any other is refused: checkpoints under
+    two keys cannot all be checked with the public key)."""
+    _refuse_another_key(key_id(key.public_key()), signing_key_ids(database))
     verification = verify_chain(database)
     if not verification.ok:
         raise ValueError(f"the chain is broken, nothing signed: {verification.problem}")
