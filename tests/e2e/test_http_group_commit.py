@@ -220,7 +220,9 @@ def test_a_group_beaten_by_another_writer_records_each_command_on_its_own(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.record([activity("A3", venue_id="S1", starts_at=LATER)])
-    other_writer = Ledger(api.ledger.database, api.ledger.id_number_digest)
+    other_writer = Ledger(
+        api.ledger.database, api.ledger.id_number_digest, api.ledger.vault
+    )
     interference = submission("sign_up", at=T0, activity_id="A3", volunteer_id="V2")
     handlers = InterferingWithSignUps(api.ledger.handlers, other_writer, interference)
     monkeypatch.setattr(api.ledger, "handlers", handlers)
