@@ -67,6 +67,9 @@ def main() -> None:
         "--postgres", default=os.environ.get("LEDGER_BENCH_POSTGRES_URL")
     )
     parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument(
+        "--run", default="", help="a name for this run's databases (runs at once)"
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     town = _town(args.scale, args.lines)
@@ -74,15 +77,17 @@ def main() -> None:
     print(f"town: {town.name}, {len(offsets) and offsets[-1][0]:,} lines")
     for engine in args.engines.split(","):
         if engine == "sqlite":
-            url = f"sqlite:///{OUT / 'write-path.db'}"
-            anchor_url = f"sqlite:///{OUT / 'write-path-anchor.db'}"
+            url = f"sqlite:///{OUT / f'write-path{args.run}.db'}"
+            anchor_url = f"sqlite:///{OUT / f'write-path{args.run}-anchor.db'}"
         elif args.postgres:
-            url = _fresh_postgres(args.postgres, BENCH_DATABASE)
-            anchor_url = _fresh_postgres(args.postgres, BENCH_DATABASE + "_anchor")
+            name = BENCH_DATABASE + args.run
+            url = _fresh_postgres(args.postgres, name)
+            anchor_url = _fresh_postgres(args.postgres, name + "_anchor")
         else:
             print("postgresql: skipped (no --postgres URL)")
             continue
-        imported = _in_own_process(_import, url, town, offsets)
+        report = OUT / f"write-path{args.run}.rejected.jsonl"
+        imported = _in_own_process(_import, url, town, offsets, report)
         anchored = _in_own_process(_anchor, url, anchor_url)
         _print_engine(engine, imported, anchored)
     parsed = _in_own_process(_parse_only, town)
@@ -153,26 +158,28 @@ def _peak_rss_mib() -> tuple[float, float]:
     return own, workers
 
 
-def _import(url: str, town: Path, offsets: list[tuple[int, int]]) -> dict[str, Any]:
+def _import(
+    url: str, town: Path, offsets: list[tuple[int, int]], report: Path
+) -> dict[str, Any]:
     database = Database(url)
     database.drop_schema(LEDGER_SCHEMA)
     upgrade_schema(database)
     ledger = open_ledger(database, KEYS)
     read = 0
     pending = list(offsets)
-    marks: list[tuple[int, float]] = []
+    marks: list[tuple[int, float, float]] = []
 
     def on_progress(size: int) -> None:
         nonlocal read
         read += size
         while pending and read >= pending[0][1]:
-            marks.append((pending.pop(0)[0], time.perf_counter()))
+            marks.append((pending.pop(0)[0], time.perf_counter(), time.process_time()))
 
     started, cpu_started = time.perf_counter(), time.process_time()
     summary = import_file(
         ledger,
         town,
-        report_path=OUT / "write-path.rejected.jsonl",
+        report_path=report,
         on_progress=on_progress,
     )
     seconds = time.perf_counter() - started
@@ -186,7 +193,7 @@ def _import(url: str, town: Path, offsets: list[tuple[int, int]]) -> dict[str, A
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "events": stored,
-        "marks": [(lines, at - started) for lines, at in marks],
+        "marks": [(lines, at - started, cpu - cpu_started) for lines, at, cpu in marks],
         "rss": _peak_rss_mib(),
     }
 
@@ -285,13 +292,15 @@ def _print_engine(
         f"{cpu_rate:,.0f}, recorder {cpu_anchor:,.0f}, "
         f"ratio {cpu_rate / cpu_anchor:.3f}x"
     )
-    previous_lines, previous_at = 0, 0.0
-    for lines, at in imported["marks"]:
+    previous_lines, previous_at, previous_cpu = 0, 0.0, 0.0
+    for lines, at, cpu in imported["marks"]:
+        count = lines - previous_lines
         print(
             f"  lines {previous_lines + 1:>9,}-{lines:<9,} "
-            f"{(lines - previous_lines) / (at - previous_at):>8,.0f} lines/s"
+            f"{count / (at - previous_at):>8,.0f} lines/s, "
+            f"{count / (cpu - previous_cpu):>8,.0f} per CPU second"
         )
-        previous_lines, previous_at = lines, at
+        previous_lines, previous_at, previous_cpu = lines, at, cpu
 
 
 if __name__ == "__main__":
