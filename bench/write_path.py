@@ -107,9 +107,11 @@ def _town(scale: float, lines: int | None) -> Path:
     if lines is None:
         return city
     town = OUT / f"city-{scale}-first-{lines}.jsonl"
-    if not town.exists():
-        with city.open("rb") as source, town.open("wb") as target:
+    if not town.exists():  # written whole, then named: runs side by side
+        partial = town.with_suffix(f".{os.getpid()}.partial")
+        with city.open("rb") as source, partial.open("wb") as target:
             target.writelines(islice(source, lines))
+        partial.rename(town)
     return town
 
 
