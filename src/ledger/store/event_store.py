@@ -187,16 +187,19 @@ def select_rows_among(
     query: sa.Select[Any],
     column: sa.ColumnElement[Any],
     values: Collection[Any] | None,
+    *,
+    one_query: bool = False,
 ) -> list[tuple[Any, ...]]:
-    """``select_rows`` of ``query`` where ``column`` is one of ``values``
-    (all rows when ``values`` is None): on PostgreSQL in one query with the
-    values as one array parameter, elsewhere a chunk at a time (SQLite takes
-    so many parameters only). ``query`` must not group across values of
-    ``column``."""
+    """``select_rows`` of ``query`` where ``column`` is one of ``values``,
+    asked a chunk at a time (all rows when ``values`` is None). ``query``
+    must not group across values of ``column``. With ``one_query``,
+    PostgreSQL is asked once, the values as one array parameter: one plan
+    and one round trip for a writer's per-batch lookups (SQLite takes only
+    so many parameters, and is asked a chunk at a time still)."""
     if values is None:
         return select_rows(conn, query)
     wanted = sorted(values)
-    if conn.dialect.name == "postgresql":
+    if one_query and conn.dialect.name == "postgresql":
         array = sa.bindparam("among", wanted, type_=postgresql.ARRAY(column.type))
         return select_rows(conn, query.where(column == sa.any_(array)))
     rows: list[tuple[Any, ...]] = []
@@ -642,11 +645,16 @@ class LedgerRecorder(ApplicationRecorder):
             STATISTICS_FLOOR, 2 * self._analysed_at
         ):
             return
-        with self.database.writing() as conn:
-            conn.exec_driver_sql(
-                f"ANALYZE {events_table.name}, {idempotency_keys_table.name}, "
-                f"{claims_table.name}"
-            )
+        try:
+            with self.database.writing() as conn:
+                conn.exec_driver_sql(
+                    f"ANALYZE {events_table.name}, {idempotency_keys_table.name}, "
+                    f"{claims_table.name}"
+                )
+        except (sa.exc.SQLAlchemyError, LedgerBusyError, DatabaseUnavailableError):
+            # The events are committed: the caller must hear of them, not of
+            # statistics left as they were (the next append tries again).
+            return
         self._analysed_at = head
 
     def _append(
@@ -805,7 +813,7 @@ class LedgerRecorder(ApplicationRecorder):
         with self.database.reading() as conn:
             for kind, values in by_kind.items():
                 query = sa.select(t.value, t.stream_id).where(t.kind == kind)
-                rows = select_rows_among(conn, query, t.value, values)
+                rows = select_rows_among(conn, query, t.value, values, one_query=True)
                 owners.update({(kind, value): UUID(owner) for value, owner in rows})
         return owners
 
@@ -827,7 +835,7 @@ class LedgerRecorder(ApplicationRecorder):
                 query = sa.select(
                     t.key, t.first_position, t.last_position, t.fingerprint
                 ).where(t.caller == caller)
-                rows = select_rows_among(conn, query, t.key, wanted)
+                rows = select_rows_among(conn, query, t.key, wanted, one_query=True)
                 found.update(
                     {
                         (caller, key): AcceptedKey(first, last, fingerprint)
