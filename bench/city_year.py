@@ -1,0 +1,247 @@
+"""A city-year end to end: write the city, import it, project, verify,
+checkpoint, an honours run, then the HTTP read mix while writes arrive.
+
+    python bench/city_year.py [--scale 0.1] [--engine postgresql|sqlite]
+                              [--postgres postgresql://postgres@127.0.0.1:5432]
+                              [--rate 500] [--seconds 60] [--warm-up 10]
+                              [--writing 50] [--workers 2]
+
+Each step runs as its own process (the ``ledger`` command line, or the
+server for the read mix), timed, and its peak RSS read from the kernel when
+it ends (``wait4``: the process and the children it waited for). The city
+is written once per scale to bench/out/ and kept. The database is made
+afresh: a SQLite file in bench/out/, or on PostgreSQL a database
+``city_year_SCALE`` dropped and created on the server ``--postgres`` names.
+After each step the bytes on disk per event are read (the SQLite file and
+its WAL; ``pg_database_size`` on PostgreSQL).
+
+The read mix is that of bench/http_load.py (its functions, imported): every
+path once, one at a time ("first reads", each computed afresh), then an
+open loop at ``--rate`` for a warm-up and ``--seconds`` while orders are
+posted at ``--writing`` per second and the server's follower projects them.
+Prints a markdown table, and the machine's load before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).parent))
+import http_load
+
+OUT = Path(__file__).parent / "out"
+LEDGER = [sys.executable, "-m", "ledger.api.cli.app"]
+HONOURS_RULES = "kunshan"
+MIB = 1024 * 1024
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    peak_rss: int  # bytes
+    detail: str = ""
+    bytes_per_event: float | None = None
+
+
+def reap(process: subprocess.Popen[bytes]) -> tuple[int, int]:
+    """Wait for ``process`` by ``wait4``: its exit code and peak RSS (bytes;
+    the largest of it and the children it waited for)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_maxrss * 1024  # KiB on Linux
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Run ``command`` to its end: its seconds, peak RSS (bytes) and the last
+    line it printed; fails on a non-zero exit."""
+    output = OUT / "city-year-step.out"
+    with output.open("wb") as out, (OUT / "city-year-step.err").open("wb") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        code, peak = reap(process)
+        seconds = time.perf_counter() - started
+    if code != 0:
+        errors = (OUT / "city-year-step.err").read_text(errors="replace")
+        raise RuntimeError(f"{' '.join(command[2:])} exit {code}: {errors[-2000:]}")
+    lines = output.read_text().strip().splitlines()
+    return seconds, peak, lines[-1].strip() if lines else ""
+
+
+def disk_bytes(db_url: str, database: Path | None) -> int:
+    if database is not None:
+        ends = ("", "-wal", "-shm")
+        return sum(
+            Path(f"{database}{end}").stat().st_size
+            for end in ends
+            if Path(f"{database}{end}").exists()
+        )
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        size = conn.execute(sa.text("SELECT pg_database_size(current_database())"))
+        found = int(size.scalar_one())
+    engine.dispose()
+    return found
+
+
+def event_count(db_url: str) -> int:
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        found = conn.execute(sa.text("SELECT max(position) FROM ledger_events"))
+        count = int(found.scalar() or 0)
+    engine.dispose()
+    return count
+
+
+def fresh_database(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """An empty database for the run: its URL, and its file on SQLite."""
+    name = f"city_year_{str(args.scale).replace('.', '_')}"
+    if args.engine == "sqlite":
+        database = OUT / f"{name}.db"
+        for end in ("", "-wal", "-shm"):
+            Path(f"{database}{end}").unlink(missing_ok=True)
+        return f"sqlite:///{database}", database
+    server = sa.create_engine(f"{args.postgres}/postgres", isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    server.dispose()
+    return f"{args.postgres}/{name}", None
+
+
+async def read_mix(
+    args: argparse.Namespace, port: int, key: str, db_url: str
+) -> list[str]:
+    """http_load's read mix: first reads, then the open loop with writes."""
+    paths, venues = http_load.read_paths(db_url)
+    first = sorted(set(paths), key=paths.index)
+    latencies, seconds, failures = await http_load.closed_loop(port, key, first, 1)
+    lines = [
+        http_load.summary("first reads, one at a time", latencies, seconds, failures)
+    ]
+    writing = args.warm_up + args.seconds
+    writes = asyncio.create_task(
+        http_load.paced_writes(port, key, venues, args.writing, writing)
+    )
+    await http_load.open_loop(port, key, paths, args.rate, args.warm_up)
+    latencies, seconds, failures = await http_load.open_loop(
+        port, key, paths, args.rate, args.seconds
+    )
+    name = f"open loop, {args.rate:.0f} req/s offered, {args.writing:g} writes/s"
+    lines.append(http_load.summary(name, latencies, seconds, failures))
+    lines.append(http_load.summary("its writes", await writes, writing, 0))
+    lines.append(f"projections at the end: {await http_load.lag(port)}")
+    return lines
+
+
+def serve_and_read(
+    args: argparse.Namespace, db_url: str, env: dict[str, str]
+) -> tuple[float, int, list[str]]:
+    """Start ``ledger serve``, run the read mix, stop it: seconds, the
+    server's peak RSS (its workers included) and what the mix measured."""
+    key = run_measured(
+        [*LEDGER, "--db", db_url, "keys", "create", "--role", "admin"], env
+    )[2]
+    port = http_load.free_port()
+    serve = ["serve", "--port", str(port), "--workers", str(args.workers)]
+    log = (OUT / "city-year-serve.log").open("w")
+    server = subprocess.Popen([*LEDGER, "--db", db_url, *serve], env=env, stderr=log)
+    started = time.perf_counter()
+    try:
+        http_load.wait_until_serving(port)
+        lines = uvloop.run(read_mix(args, port, key, db_url))
+    finally:
+        server.terminate()
+        _, peak = reap(server)
+        log.close()
+    return time.perf_counter() - started, peak, lines
+
+
+def table(steps: list[Step], events: int) -> str:
+    rows = [
+        "| step | seconds | peak RSS (MiB) | bytes on disk / event | |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for step in steps:
+        per_event = (
+            "" if step.bytes_per_event is None else f"{step.bytes_per_event:,.0f}"
+        )
+        rows.append(
+            f"| {step.name} | {step.seconds:,.1f} | {step.peak_rss / MIB:,.0f} "
+            f"| {per_event} | {step.detail} |"
+        )
+    rows.append(f"\n{events:,} events in the ledger at the end.")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=0.1)
+    parser.add_argument(
+        "--engine", choices=("postgresql", "sqlite"), default="postgresql"
+    )
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--rate", type=float, default=500, help="Reads/s offered.")
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--warm-up", type=float, default=10)
+    parser.add_argument("--writing", type=float, default=50, help="Writes/s.")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    print(f"before: {http_load.load()}", flush=True)
+    steps: list[Step] = []
+    city = OUT / f"city-{args.scale}.jsonl"
+    if not city.exists():
+        write = (
+            "import sys; from pathlib import Path; "
+            "from ledger.services.synthetic_city import write_city; "
+            "print(write_city(Path(sys.argv[1]), scale=float(sys.argv[2])))"
+        )
+        seconds, rss, written = run_measured(
+            [sys.executable, "-c", write, str(city), str(args.scale)], dict(os.environ)
+        )
+        steps.append(Step("write the city", seconds, rss, f"{int(written):,} lines"))
+    db_url, database = fresh_database(args)
+    keys = OUT / f"city-year-{args.engine}-{args.scale}.keys"
+    shutil.rmtree(keys, ignore_errors=True)
+    env = {**os.environ, "LEDGER_KEY_DIRECTORY": str(keys)}
+    year = 2024  # the demo's year of service (its default)
+    commands = [
+        ("import", ["import", str(city), "--report", str(OUT / "city-year.rejected")]),
+        ("project", ["project"]),
+        ("verify", ["verify"]),
+        ("checkpoint", ["checkpoint", "--out", str(OUT / "city-year-checkpoint.json")]),
+        ("honours", ["honours", "--as-of", f"{year}-12-31", "--rules", HONOURS_RULES]),
+        ("project (the awards)", ["project"]),
+    ]
+    for name, command in commands:
+        seconds, rss, last = run_measured([*LEDGER, "--db", db_url, *command], env)
+        per_event = disk_bytes(db_url, database) / max(1, event_count(db_url))
+        detail = "" if last.startswith("}") else last.replace("|", "/")  # JSON
+        steps.append(Step(name, seconds, rss, detail, per_event))
+        print(f"{name}: {seconds:,.1f} s, {rss / MIB:,.0f} MiB; {last}", flush=True)
+    seconds, rss, lines = serve_and_read(args, db_url, env)
+    per_event = disk_bytes(db_url, database) / max(1, event_count(db_url))
+    steps.append(
+        Step("HTTP read mix (server)", seconds, rss, "; ".join(lines), per_event)
+    )
+    for line in lines:
+        print(line, flush=True)
+    print(f"after: {http_load.load()}")
+    print(f"\n{args.engine}, --scale {args.scale}:\n")
+    print(table(steps, event_count(db_url)))
+
+
+if __name__ == "__main__":
+    main()
