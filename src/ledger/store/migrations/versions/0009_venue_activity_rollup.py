@@ -11,6 +11,8 @@ taken before migrating (docs/operations.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -20,7 +22,7 @@ down_revision = "0005"
 FIGURES = ("activities", "sessions", "verified_minutes", "makeup_minutes", "volunteers")
 
 
-def _key() -> list[sa.Column[object]]:
+def _key() -> list[sa.Column[Any]]:
     return [
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("node_id", sa.String(length=64), nullable=False),
@@ -29,7 +31,7 @@ def _key() -> list[sa.Column[object]]:
     ]
 
 
-def _totals() -> list[sa.Column[object]]:
+def _totals() -> list[sa.Column[Any]]:
     return [
         sa.Column("since", sa.BigInteger(), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
