@@ -3,7 +3,7 @@ checkpoint, an honours run, a city-wide year read, then the HTTP read mix
 while writes arrive.
 
     python bench/city_year.py [--scale 0.1] [--engine postgresql|sqlite]
-                              [--postgres postgresql://postgres@127.0.0.1:5432]
+                              [--postgres postgresql+psycopg://postgres@127.0.0.1:5432]
                               [--rate 500] [--seconds 60] [--warm-up 10]
                               [--writing 50] [--workers 2]
 
@@ -206,7 +206,9 @@ def main() -> None:
     parser.add_argument(
         "--engine", choices=("postgresql", "sqlite"), default="postgresql"
     )
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432"
+    )
     parser.add_argument("--rate", type=float, default=500, help="Reads/s offered.")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warm-up", type=float, default=10)
