@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +184,57 @@ def serve_and_read(
     return time.perf_counter() - started, peak, lines
 
 
+def read_costs(db_url: str, env: dict[str, str], year: int) -> list[str]:
+    """Reads in this process, each on a fresh ``LedgerReads`` (no figures
+    in memory; the database's pages are, after one unmeasured round): the
+    city-wide year's activity as the API answers it, then its figures alone
+    from the kept roll-up and, as the anchor, summed from every entry as
+    before; the city-wide year's fulfilment; the hours leaderboard."""
+    os.environ["LEDGER_KEY_DIRECTORY"] = env["LEDGER_KEY_DIRECTORY"]
+    from dataclasses import replace
+
+    from ledger.bootstrap import open_database
+    from ledger.projections.registry import VENUE_ACTIVITY
+    from ledger.reads.queries import LedgerReads, VenueQuery
+
+    database = open_database(db_url)
+    city = VenueQuery(CENTRE, f"{year}-01", f"{year}-12")
+
+    def figures(summed: bool) -> Callable[[], object]:
+        def read() -> object:
+            with database.reading() as conn:
+                scope = LedgerReads(database)._venue_scope(conn, "venue_activity", city)
+                selection = scope.selection
+                if summed:  # no subtree named: the entries are summed
+                    selection = replace(selection, node=None)
+                started = time.perf_counter()
+                VENUE_ACTIVITY.get_venue_figures(conn, selection)
+                return time.perf_counter() - started
+
+        return read
+
+    measured = [
+        (
+            "activity, the whole read",
+            lambda: LedgerReads(database).venue_activity(city),
+        ),
+        ("activity's figures, kept roll-up", figures(summed=False)),
+        ("activity's figures, summed from the entries (before)", figures(summed=True)),
+        ("fulfilment", lambda: LedgerReads(database).venue_fulfilment(city)),
+        ("hours leaderboard", lambda: LedgerReads(database).hours_leaderboard()),
+    ]
+    for _, read in measured:  # once unmeasured: compiled statements, pages cached
+        read()
+    lines = []
+    for name, read in measured:
+        started = time.perf_counter()
+        alone = read()  # the figures' own time, when the read says it
+        seconds = alone if isinstance(alone, float) else time.perf_counter() - started
+        lines.append(f"{name}: {seconds * 1000:,.1f} ms")
+    database.dispose()
+    return lines
+
+
 def table(steps: list[Step], events: int) -> str:
     rows = [
         "| step | seconds | peak RSS (MiB) | bytes on disk / event | |",
@@ -265,6 +317,8 @@ def main() -> None:
         detail = "" if last.startswith("}") else last.replace("|", "/")  # JSON
         steps.append(Step(name, seconds, rss, detail, per_event))
         print(f"{name}: {seconds:,.1f} s, {rss / MIB:,.0f} MiB; {last}", flush=True)
+    for line in read_costs(db_url, env, year):
+        print(f"city-wide year, first read in one process: {line}", flush=True)
     seconds, rss, lines = serve_and_read(args, db_url, env)
     per_event = disk_bytes(db_url, database) / max(1, event_count(db_url))
     steps.append(
