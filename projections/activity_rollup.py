@@ -149,25 +149,38 @@ def keep_rollup(conn: Connection, version: int, entries: Sequence[Entry]) -> Non
     version's kept roll-up."""
     if not entries or _unkept(conn, version):
         return
-    nodes = venue_nodes(conn, {entry.key[0] for entry in entries})
-    changes = _PageChanges()
+    # First by venue, month and category (and volunteer): far fewer groups
+    # than entries to carry up the tree.
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    people: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for position, key, (activities, sessions, minutes) in entries:
         venue_id, month, category, kind, volunteer_id = key
-        delta = (
-            activities,
-            sessions,
-            minutes if kind == "verified" else 0,
-            minutes if kind == "makeup" else 0,
-        )
-        for node in nodes.get(venue_id, (venue_id,)):
+        group = groups.get((venue_id, month, category))
+        if group is None:  # activities, sessions, verified, make-up, span
+            group = groups[(venue_id, month, category)] = [0, 0, 0, 0, position, 0]
+        group[0] += activities
+        group[1] += sessions
+        if kind == "verified":
+            group[2] += minutes
+        elif kind == "makeup":
+            group[3] += minutes
+        group[5] = position
+        if volunteer_id and sessions:
+            people[(venue_id, month, category, volunteer_id)] += sessions
+    nodes = venue_nodes(conn, {venue_id for venue_id, _, _ in groups})
+    changes = _PageChanges()
+    for (venue_id, month, category), group in groups.items():
+        for node in nodes[venue_id]:
             for rollup in rollup_keys(node, month, category):
                 sums = changes.sums.setdefault(rollup, [0] * len(FIGURES))
-                for index, value in enumerate(delta):
-                    sums[index] += value
-                first, _ = changes.span.get(rollup, (position, position))
-                changes.span[rollup] = (first, position)
-                if volunteer_id and sessions:
-                    changes.sessions[(*rollup, volunteer_id)] += sessions
+                for index in range(len(MEASURES)):
+                    sums[index] += group[index]
+                first, last = changes.span.get(rollup, (group[4], group[5]))
+                changes.span[rollup] = (min(first, group[4]), max(last, group[5]))
+    for (venue_id, month, category, volunteer_id), sessions in people.items():
+        for node in nodes[venue_id]:
+            for node_, period, category_ in rollup_keys(node, month, category):
+                changes.sessions[(node_, period, category_, volunteer_id)] += sessions
     _apply_presence(conn, version, changes)
     _apply_totals(conn, version, changes)
 
