@@ -64,6 +64,7 @@ def demo(
         summary = _import_with_progress(
             ledger, city, Path(folder) / "rejected.jsonl", 2000
         )
+    console.print(summary.rate_line())
     console.print(summary.summary_line())
     report = components.projection_engine.catch_up()
     console.print(
@@ -150,6 +151,7 @@ def import_command(
         console.print(f"note: {note}")
     if summary.rejected:
         console.print(f"rejected lines are listed in {report_path}")
+    console.print(summary.rate_line())
     typer.echo(summary.summary_line())
     if strict and summary.rejected:
         raise typer.Exit(ExitCode.NEEDS_ATTENTION)
