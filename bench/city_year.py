@@ -297,7 +297,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     if args.reads:
         args.again = True
-        db_url, database = fresh_database(args)
+        db_url, _ = fresh_database(args)
         keys = OUT / f"city-year-{args.engine}-{args.scale}.keys"
         env = {**os.environ, "LEDGER_KEY_DIRECTORY": str(keys)}
         print(f"before: {http_load.load()}", flush=True)
