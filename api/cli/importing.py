@@ -75,6 +75,7 @@ def demo(
         summary = _import_with_progress(
             ledger, city, Path(folder) / "rejected.jsonl", 2000
         )
+    console.print(summary.rate_line())
     console.print(summary.summary_line())
     report = components.projection_engine.catch_up()
     note(
@@ -165,6 +166,7 @@ def import_command(
         note("note: {note}", note=translate(told))
     if summary.rejected:
         note("rejected lines are listed in {path}", path=report_path)
+    console.print(summary.rate_line())
     typer.echo(summary.summary_line())
     if strict and summary.rejected:
         raise typer.Exit(ExitCode.NEEDS_ATTENTION)
