@@ -18,6 +18,7 @@ import orjson
 import sqlalchemy as sa
 
 from ledger.application.importer import import_file
+from ledger.application.ledger import Ledger
 from ledger.bootstrap import LEDGER_SCHEMA, open_ledger
 from ledger.services.synthetic_city import write_city
 from ledger.store.event_store import (
@@ -37,15 +38,21 @@ BATCH = 300
 RUN_OWN = {"recorded_at", "correlation_id", "chain_hash"}
 
 
-def without_trigger_time(payload: str) -> dict[str, Any]:
+def as_recorded(ledger: Ledger, topic: str, stream: str, payload: str) -> Any:
+    """A stored payload as it reads: its personal fields opened (each run
+    seals them under data keys and nonces of its own), less its trigger
+    time."""
     document: dict[str, Any] = orjson.loads(payload)
     del document["timestamp"]
-    return document
+    return ledger.vault.open_payload(topic, stream, document)
 
 
-def recorded_ledger(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+def recorded_ledger(
+    database: Database, ledger: Ledger
+) -> dict[str, list[tuple[Any, ...]]]:
     """Every stored event (less what only its run decides) and every row
-    recorded beside the events, in order."""
+    recorded beside the events (less the data keys: random, of each run),
+    in order."""
     kept = [column for column in events_table.c if column.name not in RUN_OWN]
     tables = {
         "events": sa.select(*kept).order_by(events_table.c.position),
@@ -58,9 +65,14 @@ def recorded_ledger(database: Database) -> dict[str, list[tuple[Any, ...]]]:
             name: [tuple(row) for row in conn.execute(query)]
             for name, query in tables.items()
         }
-    at = [column.name for column in kept].index("payload")
+    names = [column.name for column in kept]
+    at, topic, stream = (names.index(n) for n in ("payload", "topic", "stream_id"))
     recorded["events"] = [
-        (*row[:at], without_trigger_time(row[at]), *row[at + 1 :])
+        (
+            *row[:at],
+            as_recorded(ledger, row[topic], row[stream], row[at]),
+            *row[at + 1 :],
+        )
         for row in recorded["events"]
     ]
     return recorded
@@ -112,11 +124,10 @@ def test_an_import_killed_midway_and_run_again_records_what_a_clean_run_does(
     # Given a town of about 11,000 lines, imported once cleanly
     town = tmp_path / "town.jsonl"
     lines = write_city(town, scale=0.001)
-    clean_summary = import_file(
-        open_ledger(database, key_directory), town, batch_size=BATCH
-    )
+    ledger = open_ledger(database, key_directory)
+    clean_summary = import_file(ledger, town, batch_size=BATCH)
     assert clean_summary.accepted == lines
-    clean = recorded_ledger(database)
+    clean = recorded_ledger(database, ledger)
 
     # When the same file is imported into an empty ledger by `ledger import`,
     # killed with SIGKILL a third of the way through, and run again
@@ -129,12 +140,13 @@ def test_an_import_killed_midway_and_run_again_records_what_a_clean_run_does(
         left = head_position(conn)
     assert left >= held
     assert left % BATCH == 0  # whole batches of one-event lines, or none
-    again = import_file(open_ledger(database, key_directory), town, batch_size=BATCH)
+    ledger = open_ledger(database, key_directory)
+    again = import_file(ledger, town, batch_size=BATCH)
 
     # Then the second run took the recorded lines as duplicates, and the
     # ledger holds exactly what the clean run recorded, its chain intact
     assert again.duplicate == left
     assert again.accepted + again.duplicate == lines
     assert again.rejected == 0
-    assert recorded_ledger(database) == clean
+    assert recorded_ledger(database, ledger) == clean
     assert verify_chain(database, workers=1).ok
