@@ -1,7 +1,9 @@
 """How long the ``ledger`` command takes to start: ``ledger --help``, and a
 quick read (``ledger query hours``) of a small demo ledger, each run N times
 as a person runs it (a new process each time); prints the median and the
-spread, with the machine's load average beside them.
+spread of the wall-clock time, with the machine's load average beside them,
+and the median CPU time (user + system), which other processes on a busy
+machine inflate less.
 
     python bench/cli_startup.py [--runs 15] [--db URL --volunteer ID]
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -25,16 +28,19 @@ OUT = Path(__file__).parent / "out"
 LEDGER = [sys.executable, "-m", "ledger.api.cli.app"]
 
 
-def timed(command: list[str], runs: int) -> list[float]:
-    """Seconds each of ``runs`` runs of ``command`` took (after one unmeasured
-    run, which fills the file cache)."""
+def timed(command: list[str], runs: int) -> tuple[list[float], list[float]]:
+    """Seconds each of ``runs`` runs of ``command`` took, wall-clock and CPU
+    (after one unmeasured run, which fills the file cache)."""
     subprocess.run(command, check=True, capture_output=True)
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         seconds.append(time.perf_counter() - started)
-    return seconds
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 def demo_ledger() -> str:
@@ -69,10 +75,11 @@ def main() -> None:
         print(f"cores: {cores.strip()}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name, command in cases.items():
-        seconds = timed(command, args.runs)
+        seconds, cpu = timed(command, args.runs)
         print(
             f"{name:20} median {statistics.median(seconds):.3f} s "
-            f"(min {min(seconds):.3f}, max {max(seconds):.3f}, {args.runs} runs)"
+            f"(min {min(seconds):.3f}, max {max(seconds):.3f}, {args.runs} runs); "
+            f"CPU median {statistics.median(cpu):.3f} s"
         )
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -109,7 +109,7 @@ def order_changes(topic: str, payload: dict[str, Any]) -> dict[str, int]:
 class FulfilmentFigures(BaseModel):
     """The five orders at a venue, or a roll-up of venues, over a period."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     posted: int
     dispatched: int

@@ -13,6 +13,7 @@ month of its check-in (make-up hours: of the activity's start).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -28,6 +29,12 @@ from ledger.engine import (
     Projection,
     RecordedEvent,
     define_entries_table,
+)
+from ledger.projections.activity_rollup import (
+    ALL,
+    ROLLUP_TABLES,
+    keep_rollup,
+    kept_year,
 )
 from ledger.projections.service_sessions import (
     COUNTED_SESSION_TOPICS,
@@ -57,7 +64,7 @@ entries_table = define_entries_table(
 class ActivityFigures(BaseModel):
     """Activity at a venue, or a roll-up of venues, over a period."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     activities: int = Field(description="Activities published, by their start.")
     sessions: int = Field(description="Approved, non-voided sessions.")
@@ -122,6 +129,7 @@ class VenueActivityProjection(Projection):
     )
     measure_columns: ClassVar[tuple[str, ...]] = ("activities", "sessions", "minutes")
     change_scope: ClassVar[str | None] = "venue_id"
+    kept_tables: ClassVar[tuple[sa.Table, ...]] = ROLLUP_TABLES
 
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         if event.topic == PUBLISHED:
@@ -140,6 +148,13 @@ class VenueActivityProjection(Projection):
             change.volunteer_id,
         )
         return [Entry(event.position, key, (0, change.sessions, change.minutes))]
+
+    def write_entries(
+        self, conn: Connection, version: int, entries: Sequence[Entry]
+    ) -> None:
+        """The entries, and the kept roll-up they move (activity_rollup)."""
+        super().write_entries(conn, version, entries)
+        keep_rollup(conn, version, entries)
 
     def explain_venue_figures(
         self,
@@ -165,6 +180,16 @@ class VenueActivityProjection(Projection):
         self, conn: Connection, selection: VenueSelection
     ) -> VenueActivityFigures:
         """The selection's activity, in total, by month and by category."""
+        if selection.node is not None and selection.year is not None:
+            kept = kept_year(
+                conn,
+                selection.version,
+                selection.node,
+                selection.year,
+                selection.position,
+            )
+            if kept is not None:
+                return _kept_figures(selection.year, kept)
         t = entries_table.c
         query = (
             sa.select(
@@ -214,3 +239,35 @@ class VenueActivityProjection(Projection):
             {month: by_month[month].figures() for month in sorted(by_month)},
             {name: by_category[name].figures() for name in sorted(by_category)},
         )
+
+
+def _kept_figures(
+    year: str, kept: dict[tuple[str, str], tuple[int, ...]]
+) -> VenueActivityFigures:
+    """A year's figures from the kept roll-up (``kept_year``)."""
+
+    def figures(found: tuple[int, ...]) -> ActivityFigures:
+        activities, sessions, verified, makeup, volunteers = found
+        return ActivityFigures(
+            activities=activities,
+            sessions=sessions,
+            volunteers=volunteers,
+            verified_minutes=verified,
+            makeup_minutes=makeup,
+            volunteer_minutes=verified + makeup,
+        )
+
+    empty = (0, 0, 0, 0, 0)
+    return VenueActivityFigures(
+        figures(kept.get((year, ALL), empty)),
+        {
+            period: figures(found)
+            for (period, category), found in sorted(kept.items())
+            if period != year
+        },
+        {
+            category: figures(found)
+            for (period, category), found in sorted(kept.items())
+            if period == year and category != ALL
+        },
+    )

@@ -29,6 +29,16 @@ class VenueSelection:
     to_month: str
     position: int
     kind: str | None = None
+    # The venue whose whole subtree ``venue_ids`` are, when they are one
+    # (a projection may keep figures per subtree).
+    node: str | None = None
+
+    @property
+    def year(self) -> str | None:
+        """The calendar year the months are, if they are exactly one."""
+        year = self.from_month[:4]
+        whole = (self.from_month, self.to_month) == (f"{year}-01", f"{year}-12")
+        return year if whole else None
 
     def months(self, entries: sa.Table) -> tuple[sa.ColumnElement[bool], ...]:
         """The period as conditions on a venue projection's ``entries``."""

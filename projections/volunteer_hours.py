@@ -61,7 +61,7 @@ def stars_for_minutes(
 class HoursTotals(BaseModel):
     """A volunteer's approved minutes and sessions."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     verified_minutes: int
     makeup_minutes: int

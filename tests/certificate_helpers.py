@@ -116,9 +116,9 @@ Cli = Callable[..., Result]
 
 
 def ledger_cli(database_url: str | None, key_directory: Path) -> Cli:
-    """`ledger [--db URL] ARGUMENTS` under the issuer profile, the ledger's
-    keys in ``key_directory``; ``environment`` adds or (None) removes
-    variables."""
+    """`ledger [--db URL] ARGUMENTS` in an English locale, under the issuer
+    profile, the ledger's keys in ``key_directory``; ``environment`` adds or
+    (None) removes variables."""
 
     def run(
         *arguments: str, environment: dict[str, str | None] | None = None
@@ -130,6 +130,7 @@ def ledger_cli(database_url: str | None, key_directory: Path) -> Cli:
             env={
                 "LEDGER_KEY_DIRECTORY": str(key_directory),
                 "LEDGER_DATABASE_URL": None,
+                "LANG": "en_US.UTF-8",
                 **ISSUER_ENVIRONMENT,
                 **(environment or {}),
             },

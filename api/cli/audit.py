@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json
+from ledger.api.cli.output import ChineseOption, ExportOption, fail, print_json, say
+from ledger.domain.messages import Message
 from ledger.reads.bounds import LAST_POSITION, MAX_PAGE
 
 PositionOption = Annotated[
@@ -211,11 +212,15 @@ def audit_events(
         source,
         sheet=AUDIT_EVENTS,
         chinese_headers=chinese_headers,
-        what="events",
+        what=Message("events"),
         total=wanted,
     )
     if wanted < matching:
-        typer.echo(f"  {wanted:,} of {matching:,} matching events, as --limit asked")
+        say(
+            "  {wanted} of {matching} matching events, as --limit asked",
+            wanted=f"{wanted:,}",
+            matching=f"{matching:,}",
+        )
 
 
 @app.command("session")

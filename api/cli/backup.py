@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import ExitCode, fail, in_existing_folder
+from ledger.api.cli.output import ExitCode, fail, in_existing_folder, say
 
 app = typer.Typer()
 
@@ -42,11 +42,13 @@ def backup(
         fail(error, ExitCode.NOT_FOUND)
     except BackupError as error:
         fail(error, ExitCode.CHECK_FAILED)
-    held = (
-        ""
-        if report.head_position is None
-        else f", up to position {report.head_position}"
-    )
-    typer.echo(f"backed up by {report.method}{held}")
-    typer.echo(report.keys_note)
+    if report.head_position is None:
+        say("backed up by {method}", method=report.method)
+    else:
+        say(
+            "backed up by {method}, up to position {position}",
+            method=report.method,
+            position=report.head_position,
+        )
+    typer.echo(str(report.keys_note))
     typer.echo(str(report.path))

@@ -15,7 +15,9 @@ from ledger.api.cli.output import (
     fail,
     in_existing_folder,
     print_json,
+    say,
 )
+from ledger.domain.messages import Message
 
 app = typer.Typer()
 
@@ -81,7 +83,11 @@ def calendar(
         print_json(answer)
     elif export.suffix.lower() == ".pdf":
         write_calendar_pdf(export, answer)
-        typer.echo(f"wrote the calendar of {answer.activities} activities to {export}")
+        say(
+            "wrote the calendar of {count} activities to {path}",
+            count=answer.activities,
+            path=export,
+        )
     else:
         export_rows(
             export,
@@ -90,5 +96,5 @@ def calendar(
             calendar_source(answer),
             sheet=CALENDAR_SHEET,
             chinese_headers=chinese_headers,
-            what="activities",
+            what=Message("activities"),
         )

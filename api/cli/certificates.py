@@ -12,7 +12,7 @@ import typer
 
 from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.integrity import checking_key, signing_key
-from ledger.api.cli.output import console, fail, in_existing_folder
+from ledger.api.cli.output import fail, in_existing_folder, note, say
 
 if TYPE_CHECKING:
     from ledger.settings import LedgerSettings
@@ -115,7 +115,7 @@ def certificate(
         )
     except (CertificateError, OSError) as error:
         fail(error, 1)
-    console.print(f"certificate {content['certificate_number']}, HTML beside it")
+    note("certificate {number}, HTML beside it", number=content["certificate_number"])
     typer.echo(str(path))
 
 
@@ -169,13 +169,18 @@ def verify_certificate_command(
     try:
         content = verify_document(path, key)
     except CertificateError as error:
-        typer.echo(f"证明无效 certificate does NOT verify: {error}")
+        say("certificate does NOT verify: {problem}", problem=error)
         raise typer.Exit(1) from None
     number, position = content["certificate_number"], content["position"]
     total = hours(content["figures"]["total_minutes"])
-    typer.echo(
-        f"证明有效 certificate {number} is genuine: {content['volunteer_id']}, "
-        f"{total} h of service up to {content['as_of']}, ledger position {position}"
+    say(
+        "certificate {number} is genuine: {volunteer}, {hours} h of service up to "
+        "{as_of}, ledger position {position}",
+        number=number,
+        volunteer=content["volunteer_id"],
+        hours=total,
+        as_of=content["as_of"],
+        position=position,
     )
     if public_key is not None and "database_url" not in settings.model_fields_set:
         return
@@ -194,18 +199,24 @@ def verify_certificate_command(
         )
     problem = today.problem(content["chain_hash"], position, content["figures"])
     if problem is not None:
-        typer.echo(f"certificate does NOT match the ledger: {problem}")
+        say("certificate does NOT match the ledger: {problem}", problem=problem)
         raise typer.Exit(1)
     corrected = today.corrected_minutes()
     if corrected:
-        typer.echo(
-            f"the ledger matches at position {position}; corrected since: today it "
-            f"counts {hours(today.figures_now['total_minutes'])} h for service up "
-            f"to {content['as_of']} ({corrected:+d} min, at position "
-            f"{today.position_now})"
+        say(
+            "the ledger matches at position {position}; corrected since: today it "
+            "counts {hours} h for service up to {as_of} ({change} min, at position "
+            "{position_now})",
+            position=position,
+            hours=hours(today.figures_now["total_minutes"]),
+            as_of=content["as_of"],
+            change=f"{corrected:+d}",
+            position_now=today.position_now,
         )
     else:
-        typer.echo(
-            f"the ledger matches at position {position} and still agrees today "
-            f"(position {today.position_now})"
+        say(
+            "the ledger matches at position {position} and still agrees today "
+            "(position {position_now})",
+            position=position,
+            position_now=today.position_now,
         )

@@ -1,12 +1,14 @@
 """Readable dashboards (rich tables) over the projection reads, for
-``ledger demo`` and anyone at a terminal."""
+``ledger demo`` and anyone at a terminal, in the reader's language."""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.domain.activities import CATEGORY_NAMES_ZH
+from ledger.domain.messages import translate
 from ledger.projections.order_fulfilment import FulfilmentFigures
 from ledger.reads.answers import HoursLeaderboard, VenueActivity, VenueFulfilment
 from ledger.reads.queries import LedgerReads, VenueQuery
@@ -20,6 +22,17 @@ def _share(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
+def _table(title: str, *headings: str) -> Table:
+    """A table with its title and headings (in the reader's language): the
+    first column, what a row is, to the left, the figures to the right."""
+    table = Table(title=title)
+    first, *figures = headings
+    table.add_column(first)
+    for heading in figures:
+        table.add_column(heading, justify="right")
+    return table
+
+
 def show_dashboards(
     console: Console, reads: LedgerReads, centre_id: str, year: int
 ) -> None:
@@ -27,15 +40,26 @@ def show_dashboards(
     start, end = f"{year}-01", f"{year}-12"
     city = reads.venue_activity(VenueQuery(centre_id, start, end))
     orders = reads.venue_fulfilment(VenueQuery(centre_id, start, end))
-    console.rule(f"[bold]新时代文明实践 · {year} · position {city.position}")
-    console.print(
-        f"chain hash at that position: [dim]{city.chain_hash}[/dim]\n"
-        f"{city.venues} venues · {city.activities:,} activities · "
-        f"{city.sessions:,} sessions by {city.volunteers:,} volunteers · "
-        f"{_hours(city.volunteer_minutes)} volunteer-hours "
-        f"({_hours(city.verified_minutes)} verified, "
-        f"{_hours(city.makeup_minutes)} make-up)"
+    at = translate("position {position}", {"position": city.position})
+    console.rule(f"[bold]新时代文明实践 · {year} · {at}")
+    chain = translate("chain hash at that position:")
+    console.print(f"{chain} [dim]{city.chain_hash}[/dim]")
+    summary = {
+        "venues": city.venues,
+        "activities": f"{city.activities:,}",
+        "sessions": f"{city.sessions:,}",
+        "volunteers": f"{city.volunteers:,}",
+        "hours": _hours(city.volunteer_minutes),
+        "verified": _hours(city.verified_minutes),
+        "makeup": _hours(city.makeup_minutes),
+    }
+    told = translate(
+        "{venues} venues · {activities} activities · {sessions} sessions by "
+        "{volunteers} volunteers · {hours} volunteer-hours ({verified} verified, "
+        "{makeup} make-up)",
+        summary,
     )
+    console.print(escape(told))
     console.print(_fulfilment_by_institute(reads, centre_id, start, end, orders))
     console.print(_activity_by_category(city))
     console.print(_activity_by_month(city))
@@ -47,10 +71,17 @@ def show_dashboards(
 def _fulfilment_by_institute(
     reads: LedgerReads, centre_id: str, start: str, end: str, city: VenueFulfilment
 ) -> Table:
-    table = Table(title="五单 orders by town (所), by month posted")
-    for heading in ("venue", "posted", "fulfilled", "withdrawn", "open", "实现率 rate",
-                    "满意度 satisfaction", "median days"):  # fmt: skip
-        table.add_column(heading, justify="left" if heading == "venue" else "right")
+    table = _table(
+        translate("五单 orders by town (所), by month posted"),
+        translate("venue"),
+        translate("posted"),
+        translate("fulfilled"),
+        translate("withdrawn"),
+        translate("open"),
+        translate("fulfilment rate"),
+        translate("satisfaction"),
+        translate("median days"),
+    )
 
     def add(name: str, figures: FulfilmentFigures, style: str = "") -> None:
         median = figures.median_minutes_to_fulfil
@@ -68,14 +99,26 @@ def _fulfilment_by_institute(
 
     for child in reads.venue_children(centre_id).children:
         add(child.name, reads.venue_fulfilment(VenueQuery(child.venue_id, start, end)))
-    add("whole city", city, style="bold")
+    add(translate("whole city"), city, style="bold")
     return table
 
 
+def _activity_figures() -> tuple[str, ...]:
+    """The headings of an activity table's figures."""
+    return (
+        translate("activities"),
+        translate("sessions"),
+        translate("volunteers"),
+        translate("hours"),
+    )
+
+
 def _activity_by_category(city: VenueActivity) -> Table:
-    table = Table(title="Activity by service platform (5+X)")
-    for heading in ("platform", "activities", "sessions", "volunteers", "hours"):
-        table.add_column(heading, justify="left" if heading == "platform" else "right")
+    table = _table(
+        translate("Activity by service platform (5+X)"),
+        translate("platform"),
+        *_activity_figures(),
+    )
     for category, figures in city.by_category.items():
         table.add_row(
             f"{CATEGORY_NAMES_ZH.get(category, '')} {category}",
@@ -88,11 +131,12 @@ def _activity_by_category(city: VenueActivity) -> Table:
 
 
 def _activity_by_month(city: VenueActivity) -> Table:
-    table = Table(title="Activity by month (China Standard Time)")
-    for heading in ("month", "activities", "sessions", "volunteers", "hours", ""):
-        table.add_column(
-            heading, justify="left" if heading in ("month", "") else "right"
-        )
+    table = _table(
+        translate("Activity by month (China Standard Time)"),
+        translate("month"),
+        *_activity_figures(),
+    )
+    table.add_column("")
     busiest = max((f.volunteer_minutes for f in city.by_month.values()), default=1)
     for month, figures in city.by_month.items():
         bar = "█" * round(24 * figures.volunteer_minutes / max(busiest, 1))
@@ -108,16 +152,15 @@ def _activity_by_month(city: VenueActivity) -> Table:
 
 
 def _leaderboard(board: HoursLeaderboard) -> Table:
-    table = Table(title="Most hours of service (approved, all years)")
-    for heading in (
-        "volunteer",
-        "verified h",
-        "make-up h",
-        "total h",
-        "sessions",
-        "stars",
-    ):
-        table.add_column(heading, justify="left" if heading == "volunteer" else "right")
+    table = _table(
+        translate("Most hours of service (approved, all years)"),
+        translate("volunteer"),
+        translate("verified h"),
+        translate("make-up h"),
+        translate("total h"),
+        translate("sessions"),
+        translate("stars"),
+    )
     for leader in board.leaders:
         table.add_row(
             leader.volunteer_id,
@@ -131,11 +174,11 @@ def _leaderboard(board: HoursLeaderboard) -> Table:
 
 
 def _stars(board: HoursLeaderboard) -> Table:
-    table = Table(
-        title="Volunteers by star level (national rule: 100/300/600/1000/1500 h)"
+    table = _table(
+        translate("Volunteers by star level (national rule: 100/300/600/1000/1500 h)"),
+        translate("stars"),
+        translate("volunteers"),
     )
-    table.add_column("stars")
-    table.add_column("volunteers", justify="right")
     for level, count in board.volunteers_by_stars.items():
-        table.add_row("★" * int(level) or "none yet", f"{count:,}")
+        table.add_row("★" * int(level) or translate("none yet"), f"{count:,}")
     return table

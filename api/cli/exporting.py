@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ledger.api.cli.output import console, fail
+from ledger.api.cli.output import console, fail, say
+from ledger.domain.messages import Message, translate
 from ledger.reads.audit import subject_names
 from ledger.services.exports import (
     MONTHS,
@@ -38,7 +39,7 @@ def export_rows(
     *,
     sheet: Sheet,
     chinese_headers: bool,
-    what: str,
+    what: Message,
     total: int | None = None,
 ) -> int:
     """Write every one of ``rows`` to ``path`` and say how many, showing
@@ -56,23 +57,23 @@ def export_rows(
             )
         except ValueError as error:
             fail(error, 2)
-    typer.echo(f"exported {written:,} {what} to {path}")
+    say("exported {count} {what} to {path}", count=f"{written:,}", what=what, path=path)
     return written
 
 
 @contextmanager
-def _progress(what: str, total: int | None) -> Iterator[Callable[[], None] | None]:
+def _progress(what: Message, total: int | None) -> Iterator[Callable[[], None] | None]:
     if total is None or total < PROGRESS_FROM or not console.is_terminal:
         yield None
         return
     with Progress(
-        TextColumn(f"exporting {what}"),
+        TextColumn(escape(translate("exporting {what}", {"what": what}))),
         BarColumn(),
         MofNCompleteColumn(),
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task(what, total=total)
+        task = progress.add_task(str(what), total=total)
         yield lambda: progress.advance(task)
 
 
@@ -92,5 +93,5 @@ def export_months(
         monthly_source(read),
         sheet=MONTHS,
         chinese_headers=chinese_headers,
-        what="months",
+        what=Message("months"),
     )

@@ -11,7 +11,8 @@ import typer
 
 from ledger.api.cli.audit import command_line_reader
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.output import ChineseOption, fail, in_existing_folder
+from ledger.api.cli.output import ChineseOption, fail, in_existing_folder, say
+from ledger.domain.messages import Message, translate
 
 app = typer.Typer()
 
@@ -116,29 +117,39 @@ def honours(
                 roster_source(conn, run, reveal_personal_data=reveal_personal_data),
                 sheet=ROSTER_SHEET,
                 chinese_headers=chinese_headers,
-                what="volunteers newly reaching a level",
+                what=Message("volunteers newly reaching a level"),
             )
-    typer.echo(
-        f"honours under {run.rules} as of {day.isoformat()} at position {read_at}: "
-        f"{run.volunteers} volunteers with counted service"
+    say(
+        "honours under {rules} as of {day} at position {position}: "
+        "{volunteers} volunteers with counted service",
+        rules=run.rules,
+        day=day.isoformat(),
+        position=read_at,
+        volunteers=run.volunteers,
     )
     if run.since is not None:
-        typer.echo(
-            f"  building on the completed run that read position {run.since}: "
+        say(
+            "  building on the completed run that read position {position}: "
             "only volunteers with service recorded or dated since, or whose "
-            "fraud bar may have changed, decided again"
+            "fraud bar may have changed, decided again",
+            position=run.since,
         )
     standings = ", ".join(
-        f"{'★' * level or 'no star'}: {count}"
+        f"{'★' * level or translate('no star')}: {count}"
         for level, count in sorted(run.standings_by_stars.items())
     )
-    typer.echo(f"  standings: {standings or 'none'}")
-    typer.echo(f"  {len(run.changes)} volunteers with awards not yet recorded")
+    say("  standings: {standings}", standings=standings or translate("none"))
+    say("  {count} volunteers with awards not yet recorded", count=len(run.changes))
     for level in sorted(run.new_stars):
-        typer.echo(f"  {'★' * level} newly reached by {run.new_stars[level]}")
-    typer.echo(
-        f"  benefits to grant: {run.new_benefits}; "
-        f"points to credit: {run.points_credited}"
+        say(
+            "  {stars} newly reached by {count}",
+            stars="★" * level,
+            count=run.new_stars[level],
+        )
+    say(
+        "  benefits to grant: {benefits}; points to credit: {points}",
+        benefits=run.new_benefits,
+        points=run.points_credited,
     )
     recorded = 0 if dry_run else record_honours(ledger, run)
     typer.echo(f"recorded={recorded}")

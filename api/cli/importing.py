@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.output import ExitCode, console, fail, in_existing_folder
-from ledger.services.synthetic_city import DEFAULT_SCALE, write_city
+from ledger.api.cli.output import (
+    ExitCode,
+    console,
+    fail,
+    in_existing_folder,
+    note,
+)
+from ledger.domain.messages import translate
+from ledger.services import DEFAULT_SCALE
 
 if TYPE_CHECKING:
     from ledger.application.importer import ImportSummary
@@ -42,6 +49,7 @@ def demo(
     from rich.console import Console
 
     from ledger.api.cli.dashboards import show_dashboards
+    from ledger.services.synthetic_city import write_city
     from ledger.store.event_store import head_position
 
     components = components_of(ctx).may_create()
@@ -58,16 +66,22 @@ def demo(
     with tempfile.TemporaryDirectory() as folder:
         city = Path(folder) / f"city-{scale}-{seed}-{year}.jsonl"
         lines = write_city(city, scale=scale, seed=seed, year=year)
-        console.print(
-            f"generated {lines:,} interchange lines (scale {scale}, seed {seed})"
+        note(
+            "generated {lines} interchange lines (scale {scale}, seed {seed})",
+            lines=f"{lines:,}",
+            scale=scale,
+            seed=seed,
         )
         summary = _import_with_progress(
             ledger, city, Path(folder) / "rejected.jsonl", 2000
         )
+    console.print(summary.rate_line())
     console.print(summary.summary_line())
     report = components.projection_engine.catch_up()
-    console.print(
-        f"projected up to position {report.position} in {report.seconds:.1f} s"
+    note(
+        "projected up to position {position} in {seconds} s",
+        position=report.position,
+        seconds=f"{report.seconds:.1f}",
     )
     reads = components.reads
     for centre in reads.venue_children(None).children:
@@ -77,6 +91,7 @@ def demo(
 def _import_with_progress(
     ledger: Ledger, file: Path, report_path: Path, batch_size: int
 ) -> ImportSummary:
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     from ledger.application.importer import import_file
@@ -89,7 +104,8 @@ def _import_with_progress(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        importing = translate("importing {file}", {"file": file.name})
+        task = progress.add_task(escape(importing), total=file.stat().st_size)
         return import_file(
             ledger,
             file,
@@ -146,10 +162,11 @@ def import_command(
     components_of(ctx).may_create()
     ledger = ledger_of(ctx)
     summary = _import_with_progress(ledger, file, report_path, batch_size)
-    for note in summary.notes:
-        console.print(f"note: {note}")
+    for told in summary.notes:
+        note("note: {note}", note=translate(told))
     if summary.rejected:
-        console.print(f"rejected lines are listed in {report_path}")
+        note("rejected lines are listed in {path}", path=report_path)
+    console.print(summary.rate_line())
     typer.echo(summary.summary_line())
     if strict and summary.rejected:
         raise typer.Exit(ExitCode.NEEDS_ATTENTION)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.output import fail, in_existing_folder, print_json
+from ledger.api.cli.output import fail, in_existing_folder, print_json, say
+from ledger.domain.messages import Message
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -64,6 +65,11 @@ def kept_checkpoint(path: Path) -> Checkpoint:
         fail(error, 2)
 
 
+def _status(ok: bool, problem: object) -> Message:
+    """How a checkpoint fared: ``ok``, or ``FAILED`` and why."""
+    return Message("ok") if ok else Message("FAILED: {problem}", problem=problem)
+
+
 @app.command()
 def verify(
     ctx: typer.Context,
@@ -103,45 +109,67 @@ def verify(
     )
     chain = audit.chain
     if chain.ok:
-        typer.echo(f"chain: ok, {chain.checked} events, head {chain.head_hash}")
+        say(
+            "chain: ok, {count} events, head {head}",
+            count=chain.checked,
+            head=chain.head_hash,
+        )
     else:
-        typer.echo(
-            f"chain: BROKEN at position {chain.first_bad_position}: {chain.problem}"
+        say(
+            "chain: BROKEN at position {position}: {problem}",
+            position=chain.first_bad_position,
+            problem=chain.problem,
         )
     for checked in audit.checkpoints:
-        point = checked.checkpoint
-        status = "ok" if checked.ok else f"FAILED: {checked.problem}"
-        typer.echo(f"checkpoint at position {point.position}: {status}")
+        say(
+            "checkpoint at position {position}: {status}",
+            position=checked.checkpoint.position,
+            status=_status(checked.ok, checked.problem),
+        )
     for checked in audit.kept_outside:
-        status = "ok" if checked.ok else f"FAILED: {checked.problem}"
-        typer.echo(
-            f"checkpoint kept outside, at position {checked.checkpoint.position}: "
-            f"{status}"
+        say(
+            "checkpoint kept outside, at position {position}: {status}",
+            position=checked.checkpoint.position,
+            status=_status(checked.ok, checked.problem),
         )
     for table in audit.derived:
-        status = "ok" if table.ok else f"MISMATCH {table.problem}"
-        typer.echo(f"{table.table}: {status} ({table.rows} rows from the events)")
+        say(
+            "{table}: {status} ({rows} rows from the events)",
+            table=table.table,
+            status=Message("ok")
+            if table.ok
+            else Message("MISMATCH {problem}", problem=table.problem),
+            rows=table.rows,
+        )
     failed = not audit.ok
     for result in engine.verify():
         if not result.has_live_version:
-            typer.echo(f"{result.name}: NO LIVE VERSION (run `ledger rebuild`)")
+            say("{name}: NO LIVE VERSION (run `ledger rebuild`)", name=result.name)
         else:
-            status = "ok" if result.ok else "MISMATCH"
-            typer.echo(
-                f"{result.name}: {status} at position {result.position} "
-                f"fingerprint={result.live_fingerprint[:16]}"
+            say(
+                "{name}: {status} at position {position} fingerprint={fingerprint}",
+                name=result.name,
+                status=Message("ok") if result.ok else Message("MISMATCH"),
+                position=result.position,
+                fingerprint=result.live_fingerprint[:16],
             )
         if result.dead_letters:
-            typer.echo(f"  {result.dead_letters} dead letter(s) parked")
+            say("  {count} dead letter(s) parked", count=result.dead_letters)
         for position in result.refused_unparked[:10]:
-            typer.echo(f"  the event at position {position} is refused, not parked")
+            say(
+                "  the event at position {position} is refused, not parked",
+                position=position,
+            )
         for difference in result.differences[:10]:
-            typer.echo(
-                f"  at position {difference.position} key {list(difference.key)}: "
-                f"live {difference.live} != replay {difference.replayed}"
+            say(
+                "  at position {position} key {key}: live {live} != replay {replayed}",
+                position=difference.position,
+                key=list(difference.key),
+                live=difference.live,
+                replayed=difference.replayed,
             )
         if len(result.differences) > 10:
-            typer.echo(f"  … {len(result.differences) - 10} more differences")
+            say("  … {count} more differences", count=len(result.differences) - 10)
         failed = failed or not result.ok
     record_verification(engine.database, chain.head_position, not failed)
     if failed:
@@ -210,7 +238,12 @@ def export_events_command(
     database = components_of(ctx).database
     with out.open("wb") as file:
         count = sum(1 for line in export_events(database) if file.write(line))
-    typer.echo(f"exported {count} events to {out}")
+    say(
+        "exported {count} {what} to {path}",
+        count=count,
+        what=Message("events"),
+        path=out,
+    )
 
 
 @app.command("verify-export")
@@ -230,9 +263,11 @@ def verify_export_command(
     signed = kept_checkpoint(checkpoint_file)
     with events.open("rb") as lines:
         checked = verify_exported_events(lines, signed, public_key.read_bytes())
+    status = _status(checked.ok, checked.problem)
+    say(
+        "checkpoint at position {position}: {status}",
+        position=signed.position,
+        status=status,
+    )
     if not checked.ok:
-        typer.echo(
-            f"checkpoint at position {signed.position}: FAILED: {checked.problem}"
-        )
         raise typer.Exit(1)
-    typer.echo(f"checkpoint at position {signed.position}: ok")

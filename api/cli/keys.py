@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import ExitCode, console, fail
+from ledger.api.cli.output import ExitCode, fail, note, say
 
 if TYPE_CHECKING:
     from ledger.api.http.access import KeyListing
@@ -81,7 +81,7 @@ def create_key_command(
         )
     except InvalidKeyRequestError as error:
         fail(error, ExitCode.BAD_INPUT)
-    console.print(f"created a {role} key; store it now, it cannot be shown again")
+    note("created a {role} key; store it now, it cannot be shown again", role=role)
     typer.echo(key)
 
 
@@ -154,4 +154,9 @@ def revoke_key_command(
         fail(error, ExitCode.BAD_INPUT)
     except UnknownKeyError as error:
         fail(error, ExitCode.NOT_FOUND)
-    typer.echo(f"revoked {key.prefix} ({key.role}) at {key.revoked_at}")
+    say(
+        "revoked {prefix} ({role}) at {revoked_at}",
+        prefix=key.prefix,
+        role=key.role,
+        revoked_at=key.revoked_at,
+    )

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import fail
+from ledger.api.cli.output import fail, say
 
 app = typer.Typer()
 
@@ -42,12 +42,12 @@ def migrate(
             if file is not None and not Path(file).is_file():
                 raise NoLedgerError.at(file)
             status = schema_status(database)
-            typer.echo(status.describe())
+            typer.echo(str(status.describe()))
             raise typer.Exit(0 if status.up_to_date else 1)
         before = upgrade_schema(database)
     except SchemaVersionError as error:
         fail(error, 1)
     finally:
         database.dispose()
-    typer.echo(f"was: {before.describe()}")
-    typer.echo(f"schema now at {before.head}")
+    say("was: {status}", status=before.describe())
+    say("schema now at {revision}", revision=before.head)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ledger.domain.messages import translate
+from ledger.domain.messages import Message, translate
 
 console = Console(stderr=True)
 
@@ -108,11 +108,25 @@ def print_json(document: object) -> None:
     typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
-def fail(problem: str | Exception, exit_code: int, /, **params: object) -> NoReturn:
+def say(template: str, /, **params: object) -> None:
+    """A result line on standard output — what was written, what was found —
+    in the reader's language: ``template`` with its ``{names}`` filled from
+    ``params`` (docs/i18n.md)."""
+    typer.echo(translate(template, params))
+
+
+def note(template: str, /, **params: object) -> None:
+    """A progress line on standard error, in the reader's language."""
+    console.print(escape(translate(template, params)), soft_wrap=True)
+
+
+def fail(
+    problem: str | Exception | Message, exit_code: int, /, **params: object
+) -> NoReturn:
     """Name the problem on standard error, in red, in the reader's language,
     and exit with ``exit_code``. ``problem`` is a message template, its
-    ``{names}`` filled from ``params`` (docs/i18n.md), or an error, which
-    renders its own message."""
+    ``{names}`` filled from ``params`` (docs/i18n.md), or an error or a
+    ``Message``, which renders its own text."""
     text = translate(problem, params) if isinstance(problem, str) else str(problem)
     console.print(f"[red]{escape(text)}[/red]", soft_wrap=True)
     raise typer.Exit(exit_code)

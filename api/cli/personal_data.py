@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ledger.api.cli.context import components_of, ledger_of
-from ledger.api.cli.output import ExitCode, fail, in_existing_folder, print_json
+from ledger.api.cli.output import ExitCode, fail, in_existing_folder, print_json, say
 
 app = typer.Typer(
     help="The keys the ledger's personal data is sealed with.", no_args_is_help=True
@@ -31,10 +31,13 @@ def rotate_master_key(ctx: typer.Context) -> None:
     settings = components.settings
     keys = key_directory(settings.database_url, settings.key_directory)
     rotation = rotate_master_key_file(ledger.database, keys)
-    typer.echo(
-        f"master key {rotation.old_key_id} -> {rotation.new_key_id}: "
-        f"{rotation.rewrapped} data keys wrapped again; the old key is kept at "
-        f"{rotation.retired} for the backups made before it"
+    say(
+        "master key {old} -> {new}: {count} data keys wrapped again; the old key "
+        "is kept at {retired} for the backups made before it",
+        old=rotation.old_key_id,
+        new=rotation.new_key_id,
+        count=rotation.rewrapped,
+        retired=rotation.retired,
     )
 
 

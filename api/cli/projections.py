@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import console
+from ledger.api.cli.output import console, note, say
+from ledger.domain.messages import translate
 
 if TYPE_CHECKING:
     from ledger.engine import CatchUpReport, ProjectionEngine
@@ -19,19 +21,24 @@ app = typer.Typer()
 def _print_catch_up(report: CatchUpReport) -> None:
     for name in sorted(report.events):
         parked = report.dead_letters.get(name, 0)
-        typer.echo(
-            f"{name}: {report.events[name]} events, {report.entries[name]} entries"
-            + (f", {parked} dead letters" if parked else "")
-        )
+        counts = {"name": name, "events": report.events[name]}
+        counts["entries"] = report.entries[name]
+        if parked:
+            say(
+                "{name}: {events} events, {entries} entries, {parked} dead letters",
+                parked=parked,
+                **counts,
+            )
+        else:
+            say("{name}: {events} events, {entries} entries", **counts)
     typer.echo(f"position={report.position} seconds={report.seconds:.2f}")
 
 
 def _print_leading(leading: bool) -> None:
-    typer.echo(
-        "following"
-        if leading
-        else "another process (a server, say) follows this ledger: waiting"
-    )
+    if leading:
+        say("following")
+    else:
+        say("another process (a server, say) follows this ledger: waiting")
 
 
 def _exit_on_dead_letters(engine: ProjectionEngine) -> None:
@@ -40,11 +47,14 @@ def _exit_on_dead_letters(engine: ProjectionEngine) -> None:
     with engine.database.reading() as conn:
         letters = list_dead_letters(conn)
     if letters:
-        console.print(f"[red]{len(letters)} event(s) parked as dead letters:[/red]")
+        text = translate(
+            "{count} event(s) parked as dead letters:", {"count": len(letters)}
+        )
+        console.print(f"[red]{escape(text)}[/red]")
         for letter in letters[:20]:
-            console.print(
-                f"  {letter['name']} v{letter['version']} at position "
-                f"{letter['position']} ({letter['topic']}): {letter['error']}"
+            note(
+                "  {name} v{version} at position {position} ({topic}): {error}",
+                **letter,
             )
         raise typer.Exit(3)
 

@@ -75,15 +75,16 @@ def _run_read(
     output: OutputFormat = OutputFormat.JSON,
 ) -> None:
     """Print a read as JSON (or as a table or CSV), or export its months."""
-    from ledger.api.cli.exporting import export_months
     from ledger.reads.queries import InvalidReadError, NotFoundError
-    from ledger.services.exports import MonthlyAnswer
 
     reads = components_of(ctx).reads
     try:
         document = read(reads)
-        # only venue reads have months; no other read is exported
-        if export is not None and isinstance(document, MonthlyAnswer):
+        if export is not None:  # only venue reads, which have months, take one
+            from ledger.api.cli.exporting import export_months
+            from ledger.services.exports import MonthlyAnswer
+
+            assert isinstance(document, MonthlyAnswer)
             export_months(reads.database, document, export, columns, chinese_headers)
         elif output is OutputFormat.JSON:
             print_json(document)

@@ -76,6 +76,8 @@ def startup_line(
         lags = engine.lags(conn, datetime.now(UTC))
     database = sa.make_url(components.settings.database_url)
     positions = ", ".join(f"{lag.name} {lag.position}" for lag in lags)
+    # The operator's log line: one language whatever the locale, for the
+    # tools that read logs.
     return (
         f"ledger serve: wenming-ledger {version('wenming-ledger')} at "
         f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "

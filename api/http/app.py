@@ -25,6 +25,7 @@ from ledger.api.http.routes import (
     reads,
     verification,
 )
+from ledger.application.group_commit import GroupCommit
 from ledger.bootstrap import LedgerComponents
 from ledger.domain.messages import translate
 from ledger.settings import LedgerSettings
@@ -84,6 +85,9 @@ def create_app(
     components = LedgerComponents(settings)
     app.state.settings = settings
     app.state.ledger = components.ledger
+    app.state.writer = (
+        GroupCommit(components.ledger) if settings.group_commit else components.ledger
+    )
     app.state.reads = components.reads
     app.state.callers = CallerCache()
     for error, handler in HANDLERS.items():

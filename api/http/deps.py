@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.api.http.access import Caller, CallerCache, KeyRefusal, Role
 from ledger.api.http.problems import ProblemError
+from ledger.application.group_commit import RecordsCommands
 from ledger.application.ledger import Ledger
 from ledger.reads.queries import LedgerReads
 
@@ -24,6 +25,13 @@ async def get_ledger(request: Request) -> Ledger:
     return ledger
 
 
+async def get_writer(request: Request) -> RecordsCommands:
+    """What records a command: the server's group commit, or the ledger
+    itself when group commit is off."""
+    writer: RecordsCommands = request.app.state.writer
+    return writer
+
+
 async def get_reads(request: Request) -> LedgerReads:
     reads: LedgerReads = request.app.state.reads
     return reads
@@ -31,6 +39,7 @@ async def get_reads(request: Request) -> LedgerReads:
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 ReadsDep = Annotated[LedgerReads, Depends(get_reads)]
+WriterDep = Annotated[RecordsCommands, Depends(get_writer)]
 
 
 async def get_caller(

@@ -70,6 +70,7 @@ LEDGER_SCHEMA: tuple[sa.Table, ...] = (
     projection_changes_table,
     projection_changes_noted_table,
     *(projection.entries for projection in ALL_PROJECTIONS),
+    *(table for projection in ALL_PROJECTIONS for table in projection.kept_tables),
     api_keys_table,
 )
 

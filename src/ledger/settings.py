@@ -33,6 +33,10 @@ class LedgerSettings(BaseSettings):
     # false: refuse, in one line, until `ledger migrate` has run (for sites
     # that back up first, docs/operations.md).
     auto_migrate: bool = True
+    # Concurrent API writes of one server process share append transactions
+    # (``ledger.application.group_commit``); false: each request appends
+    # on its own, as before (for comparison, see bench/write_load.py).
+    group_commit: bool = True
     # Who issues 志愿服务记录证明 certificates: the organisation profile. Each
     # value is set here or in the TOML file ``certificate_profile`` names (keys
     # organisation, person_in_charge, handler, contact, seal_image); `ledger

@@ -247,3 +247,171 @@ def test_an_unusable_database_url_is_refused_in_chinese() -> None:
         "台账无法使用此数据库地址（协议 nosuch）：请给出 "
         "postgresql://USER@HOST/NAME 或 sqlite:///PATH"
     )
+
+
+# --- the command line's own words: usage errors, help, result lines ----------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "chinese", "english"),
+    [
+        (
+            ("query", "hours"),
+            "缺少参数 VOLUNTEER_ID（用法见 `ledger query hours --help`）",
+            "the argument VOLUNTEER_ID is missing "
+            "(`ledger query hours --help` shows how)",
+        ),
+        (
+            ("frobnicate",),
+            "没有命令 frobnicate（用法见 `ledger --help`）",
+            "there is no command frobnicate (`ledger --help` shows how)",
+        ),
+        (
+            ("imprt", "city.jsonl"),
+            "没有命令 imprt；是否想用 'import'？（用法见 `ledger --help`）",
+            "there is no command imprt; did you mean 'import'? "
+            "(`ledger --help` shows how)",
+        ),
+        (
+            ("query", "hours", "V1", "--bogus"),
+            "没有选项 --bogus（用法见 `ledger query hours --help`）",
+            "there is no option --bogus (`ledger query hours --help` shows how)",
+        ),
+        (
+            ("query", "hours", "V1", "--format", "pdf"),
+            "--format：'pdf' 不是可选值之一：'json', 'table', 'csv'"
+            "（用法见 `ledger query hours --help`）",
+            "--format: 'pdf' is not one of 'json', 'table', 'csv' "
+            "(`ledger query hours --help` shows how)",
+        ),
+        (
+            ("audit", "events", "--after", "-1"),
+            "--after：应不小于 0（用法见 `ledger audit events --help`）",
+            "--after: should be at least 0 (`ledger audit events --help` shows how)",
+        ),
+        (
+            ("demo", "--scale", "big"),
+            "--scale：应为数字（用法见 `ledger demo --help`）",
+            "--scale: should be a number (`ledger demo --help` shows how)",
+        ),
+        (
+            ("keys", "create"),
+            "缺少选项 --role（用法见 `ledger keys create --help`）",
+            "the option --role is missing (`ledger keys create --help` shows how)",
+        ),
+    ],
+    ids=[
+        "missing argument",
+        "unknown verb",
+        "mistyped verb",
+        "unknown option",
+        "bad choice",
+        "out of range",
+        "not a number",
+        "missing option",
+    ],
+)
+def test_a_command_line_that_cannot_be_read_is_refused_in_one_line_of_each_language(
+    arguments: tuple[str, ...], chinese: str, english: str
+) -> None:
+    for environment, told in ((CHINESE, chinese), (ENGLISH, english)):
+        result = CliRunner().invoke(
+            app, list(arguments), env=environment, prog_name="ledger"
+        )
+        assert result.exit_code == 2
+        assert result.stderr.strip() == told
+
+
+def test_the_help_of_a_verb_is_in_the_readers_language() -> None:
+    chinese = CliRunner().invoke(app, ["query", "hours", "--help"], env=CHINESE)
+    assert chinese.exit_code == 0
+    assert "志愿者经审核的服务时长" in chinese.stdout
+    assert "业务日期 YYYY-MM-DD" in chinese.stdout
+    assert "选项" in chinese.stdout and "[默认：json]" in chinese.stdout
+    assert "显示本帮助并退出" in chinese.stdout
+    english = CliRunner().invoke(app, ["query", "hours", "--help"], env=ENGLISH)
+    assert "A volunteer's approved hours." in english.stdout
+    assert "Business date YYYY-MM-DD" in english.stdout
+    assert "Options" in english.stdout and "[default: json]" in english.stdout
+
+
+@pytest.mark.parametrize(
+    ("environment", "exported", "chain"),
+    [
+        (CHINESE, "已导出 12 条事件到 {path}", "哈希链：正常，12 个事件"),
+        (ENGLISH, "exported 12 events to {path}", "chain: ok, 12 events"),
+    ],
+)
+def test_result_lines_are_told_in_the_readers_language(
+    city: Database,
+    tmp_path: Path,
+    environment: dict[str, str],
+    exported: str,
+    chain: str,
+) -> None:
+    path = tmp_path / "events.jsonl"
+    arguments = ("audit", "events", "--export", str(path))
+    result = ledger_cli(city, environment, *arguments)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == exported.format(path=path)
+    assert ledger_cli(city, environment, "project").exit_code == 0
+    verified = ledger_cli(city, environment, "verify")
+    assert verified.stdout.startswith(chain), verified.output
+
+
+@pytest.mark.parametrize(
+    ("environment", "told"),
+    [
+        (CHINESE, "证明无效：{path} 中没有台账证明"),
+        (ENGLISH, "certificate does NOT verify: {path} carries no ledger certificate"),
+    ],
+)
+def test_a_certificate_refused_is_told_in_the_readers_language(
+    city: Database, tmp_path: Path, environment: dict[str, str], told: str
+) -> None:
+    page = tmp_path / "not-a-certificate.html"
+    page.write_text("<p>兹证明</p>", encoding="utf-8")
+    assert ledger_cli(city, environment, "public-key").exit_code == 0
+    key = tmp_path / "ledger.pem"
+    key.write_text(ledger_cli(city, environment, "public-key").stdout)
+    arguments = ("verify-certificate", str(page), "--public-key", str(key))
+    result = ledger_cli(city, environment, *arguments)
+    assert result.exit_code == 1
+    assert result.stdout.strip() == told.format(path=page)
+
+
+@pytest.mark.parametrize(
+    ("environment", "told"),
+    [
+        (CHINESE, "请导出为 .csv, .jsonl 或 .xlsx，而不是“.txt”"),
+        (ENGLISH, "export to .csv, .jsonl or .xlsx, not '.txt'"),
+    ],
+)
+def test_an_export_to_an_unknown_file_type_is_refused_in_the_readers_language(
+    city: Database, tmp_path: Path, environment: dict[str, str], told: str
+) -> None:
+    path = tmp_path / "events.txt"
+    result = ledger_cli(city, environment, "audit", "events", "--export", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == told
+
+
+@pytest.mark.parametrize(
+    ("environment", "reason"),
+    [
+        (CHINESE, "dispatch_order: dispatch_order 须且只能有 venue_id 或 team_id 之一"),
+        (ENGLISH, "dispatch_order: dispatch_order needs exactly one of venue_id or "
+         "team_id"),
+    ],
+)  # fmt: skip
+def test_a_command_models_own_check_is_a_rejection_in_the_readers_language(
+    city: Database, tmp_path: Path, environment: dict[str, str], reason: str
+) -> None:
+    source = tmp_path / "dispatch.jsonl"
+    both = line("dispatch_order", order_id="O1", venue_id="S1", team_id="T1")
+    source.write_bytes(orjson.dumps(both) + b"\n")
+    result = ledger_cli(city, environment, "import", str(source))
+    assert result.stdout.strip().splitlines()[-1] == "accepted=0 duplicate=0 rejected=1"
+    report = source.with_name("dispatch.jsonl.rejected.jsonl").read_bytes()
+    (rejected,) = report.splitlines()
+    assert orjson.loads(rejected)["reason"] == reason

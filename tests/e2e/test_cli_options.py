@@ -5,6 +5,7 @@ verbs need (the web framework, the PDF and spreadsheet writers)."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,16 +13,21 @@ from typing import Any
 
 import pytest
 import typer.main
+from typer._click import Context as ClickContext
+from typer.core import TyperGroup
 
-from ledger.api.cli.app import app
+from ledger.api.cli.app import VERBS, app
+from ledger.domain.messages import CHINESE, translate, use_language
 
 
 def parameters(command: Any, path: str = "ledger") -> Iterator[tuple[str, Any]]:
-    """Every option and argument of ``command`` and of the verbs under it."""
+    """Every option and argument of ``command`` and of the verbs under it
+    (which the root builds when asked for them)."""
     for parameter in command.params:
         yield path, parameter
-    for name, verb in getattr(command, "commands", {}).items():
-        yield from parameters(verb, f"{path} {name}")
+    ctx = ClickContext(command)
+    for name in command.list_commands(ctx) if isinstance(command, TyperGroup) else ():
+        yield from parameters(command.get_command(ctx, name), f"{path} {name}")
 
 
 EVERY_PARAMETER = list(parameters(typer.main.get_command(app)))
@@ -30,6 +36,20 @@ EVERY_PARAMETER = list(parameters(typer.main.get_command(app)))
 def test_the_walk_reaches_every_verb() -> None:
     verbs = {path for path, _ in EVERY_PARAMETER}
     assert {"ledger query hours", "ledger audit events", "ledger keys create"} <= verbs
+
+
+@pytest.mark.parametrize("module_name", sorted(set(VERBS.values())))
+def test_the_table_of_verbs_names_every_command_of_its_modules(
+    module_name: str,
+) -> None:
+    module = importlib.import_module(f"ledger.api.cli.{module_name}")
+    built = typer.main.get_command(module.app)
+    named = {verb for verb, module in VERBS.items() if module == module_name}
+    if not isinstance(built, TyperGroup):
+        assert named == {built.name}
+    elif named != set(built.commands):
+        (group,) = named  # the module's app is one verb, a group of sub-verbs
+        assert group not in built.commands
 
 
 @pytest.mark.parametrize(
@@ -57,6 +77,22 @@ def test_an_option_of_a_date_or_position_says_which_it_takes(
     verb: str, parameter: Any
 ) -> None:
     assert (parameter.help or "").startswith(KINDS), f"{verb}: {parameter.name}"
+
+
+# The same kinds in Chinese, as ``LANG=zh_CN.UTF-8 ledger … --help`` shows them.
+CHINESE_KINDS = ("业务日期", "业务时间", "台账位置", "记录时间")
+
+
+@pytest.mark.parametrize(
+    ("verb", "parameter"),
+    [(v, p) for v, p in EVERY_PARAMETER if p.name in MOMENTS | POSITIONS],
+    ids=lambda value: value if isinstance(value, str) else value.name,
+)
+def test_in_chinese_too_an_option_of_a_date_or_position_says_which_it_takes(
+    verb: str, parameter: Any
+) -> None:
+    with use_language(CHINESE):
+        assert translate(parameter.help).startswith(CHINESE_KINDS), verb
 
 
 HEAVY = ("fastapi", "uvicorn", "openpyxl", "reportlab", "segno", "pypdf",

@@ -17,7 +17,13 @@ import pytest
 
 from ledger.application.commands import COMMAND_TYPES
 from ledger.application.ledger import Ledger
-from tests.e2e.http_helpers import LATER, Api, is_problem, open_api
+from tests.e2e.http_helpers import (
+    LATER,
+    Api,
+    InterferingHandlers,
+    is_problem,
+    open_api,
+)
 from tests.factories import T0, activity, id_number, submission
 
 
@@ -370,22 +376,6 @@ def test_an_api_write_keeps_nothing_of_the_callers_key_in_its_correlation_id(
     assert api.keys["venue_staff"][4:12] not in event["correlation_id"]
     imported = api.get("/audit/events", "auditor", limit=1).json()["events"][0]
     assert not imported["correlation_id"].startswith("api-")
-
-
-class InterferingHandlers:
-    """Command handlers that let another writer change the same aggregate
-    after the command's aggregates were loaded, once."""
-
-    def __init__(self, inner: Any, other_writer: Ledger, interference: Any) -> None:
-        self.inner, self.other_writer, self.interference = inner, other_writer, None
-        self.pending = interference
-
-    def handle(self, command: Any, unit: Any) -> Any:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            result = self.other_writer.execute(pending)
-            assert result.outcome == "accepted", result.reason
-        return self.inner.handle(command, unit)
 
 
 def test_a_concurrent_change_to_the_same_record_is_a_409_that_writes_nothing(

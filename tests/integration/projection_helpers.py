@@ -371,7 +371,7 @@ def stored_versions(database: Database, projection: Projection) -> set[int]:
     """The versions that still have rows in a projection's tables."""
     found: set[int] = set()
     with database.reading() as conn:
-        for table in (projection.entries,):
+        for table in (projection.entries, *projection.kept_tables):
             found |= {v for (v,) in conn.execute(sa.select(table.c.version).distinct())}
     return found
 

@@ -5,6 +5,7 @@ event the domain accepted is never refused by a projection."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -405,3 +406,24 @@ def test_ledger_import_notes_a_byte_order_mark_and_ends_with_the_summary(
     assert result.exit_code == 0, result.output
     assert "note: the file starts with a UTF-8 byte order mark (BOM)" in result.output
     assert result.stdout.splitlines()[-1] == "accepted=1 duplicate=0 rejected=0"
+
+
+def test_ledger_import_tells_its_rate_before_the_summary(
+    database: Database, tmp_path: Path
+) -> None:
+    file = tmp_path / "teams.jsonl"
+    teams = [
+        line("register_team", team_id=team, name="t", level="corps")
+        for team in ("T1", "T2")
+    ]
+    file.write_bytes(b"".join(orjson.dumps(team) + b"\n" for team in teams))
+
+    result = run_cli(database, "import", str(file))
+
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"^2 lines, 2 events in \d+\.\d s: [\d,]+ lines/s, [\d,]+ events/s$",
+        result.stderr,
+        re.MULTILINE,
+    ), result.stderr
+    assert result.stdout.splitlines()[-1] == "accepted=2 duplicate=0 rejected=0"

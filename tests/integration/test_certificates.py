@@ -618,9 +618,10 @@ def test_a_certificate_is_signed_with_the_ledgers_key_or_not_at_all(
     shutil.copy(key_file.parent / MASTER_KEY_FILE, elsewhere)
     out = tmp_path / "other.pdf"
     arguments = ("certificate", "V1", "--as-of", "2024-12-31", "--out", str(out))
-    outcome = ledger_cli(database.url, elsewhere)(*arguments)
-    # Then it is refused in one line (Chinese by default) naming the
-    # ledger's key, and neither a new key nor a certificate is made
+    chinese = {"LANG": "zh_CN.UTF-8"}
+    outcome = ledger_cli(database.url, elsewhere)(*arguments, environment=chinese)
+    # Then it is refused in one line (here in Chinese) naming the ledger's
+    # key, and neither a new key nor a certificate is made
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert outcome.output.strip() == (
         f"{elsewhere} 中没有签名密钥，但台账用密钥 {signed_with} 签署（证明与"
@@ -630,7 +631,7 @@ def test_a_certificate_is_signed_with_the_ledgers_key_or_not_at_all(
     assert not (elsewhere / SIGNING_KEY_FILE).exists()
     # And with another key there, it refuses to sign with that one
     other = load_or_create_signing_key(elsewhere / SIGNING_KEY_FILE)
-    outcome = ledger_cli(database.url, elsewhere)(*arguments)
+    outcome = ledger_cli(database.url, elsewhere)(*arguments, environment=chinese)
     assert exited_cleanly_with(outcome, 1), outcome.output
     assert outcome.output.strip() == (
         f"拒绝用密钥 {key_id(other.public_key())} 签署：台账用密钥 {signed_with} "

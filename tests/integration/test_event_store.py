@@ -310,3 +310,44 @@ def test_on_sqlite_events_commit_durably_after_a_projection_write_and_back(
     full, normal = 2, 1
     durable = [True, False, True, False, False, True]
     assert [synchronous(d) for d in durable] == [full if d else normal for d in durable]
+
+
+@pytest.mark.postgres
+def test_a_writer_keeps_postgresql_planning_its_lookups_for_the_ledger_it_has(
+    empty_postgres_url: str, tmp_path: Path
+) -> None:
+    # Given an empty ledger on PostgreSQL, its tables never analysed
+    database = open_database(empty_postgres_url)
+    ledger = open_ledger(database, tmp_path / "keys")
+    batch = 2_000
+
+    # When one writer records as many keyed commands as the floor, in batches
+    for number in range(store.STATISTICS_FLOOR // batch):
+        ledger.execute_batch(
+            [
+                submission(
+                    "register_team",
+                    team_id=f"B{number}-T{n}",
+                    name="team",
+                    level="team",
+                    key=f"k-{number}-{n}",
+                )
+                for n in range(batch)
+            ]
+        )
+
+    # Then the planner's statistics know the size of what a lookup reads
+    with database.reading() as conn:
+        planned = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                    "('ledger_events', 'ledger_idempotency_keys')"
+                )
+            ).all()
+        )
+    assert planned == {
+        "ledger_events": store.STATISTICS_FLOOR,
+        "ledger_idempotency_keys": store.STATISTICS_FLOOR,
+    }
+    database.dispose()

@@ -472,6 +472,7 @@ def test_a_long_export_shows_its_progress_on_a_terminal(
             **os.environ,
             "TTY_COMPATIBLE": "1",
             "COLUMNS": "100",
+            "LANG": "en_US.UTF-8",
             # the ledger's keys: its registrations open with its master key
             "LEDGER_KEY_DIRECTORY": str(KEY_DIRECTORIES[database.url]),
         },

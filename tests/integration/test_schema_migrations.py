@@ -5,6 +5,7 @@ says so; the revisions make exactly the schema the code defines."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -240,6 +241,7 @@ def test_two_processes_opening_an_old_ledger_at_once_upgrade_it_once(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                env={**os.environ, "LANG": "en_US.UTF-8", "LC_ALL": "", "LANGUAGE": ""},
             )
             for _ in range(2)
         ]

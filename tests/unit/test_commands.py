@@ -143,6 +143,33 @@ def test_a_line_that_is_not_json_is_refused() -> None:
         parse_command(b"type=check_out session_id=S1")
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"reason": "fraud\x00"},
+        {"actor": {"id": "staff-1\x00", "role": "venue_staff"}},
+        {"ignored extra field": ["a", "b\x00"]},
+        {"ignored key\x00": 1},
+    ],
+)
+def test_a_nul_character_anywhere_in_a_line_is_refused(fields: dict[str, Any]) -> None:
+    # orjson writes NUL as the escape \u0000, the one way JSON text holds it
+    line = orjson.dumps(
+        {"type": "void_session", "at": AT, "actor": ACTOR}
+        | {"session_id": "S1", "reason": "fraud", **fields}
+    )
+
+    with pytest.raises(ValidationError, match="NUL"):
+        parse_command(line)
+
+
+def test_a_backslash_before_u0000_is_text_not_a_nul_character() -> None:
+    parsed = parse("void_session", reason="see \\u0000 in the log")
+
+    assert isinstance(parsed, VoidSession)
+    assert parsed.reason == "see \\u0000 in the log"
+
+
 @pytest.mark.parametrize("type_", sorted(VALID_FIELDS))
 def test_extra_fields_are_ignored(type_: str) -> None:
     parsed = parse(type_, platform="志愿江苏", legacy_id=4711)

@@ -14,17 +14,24 @@ from string import Formatter
 from typing import TypeVar
 
 import pytest
+import typer.main
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
+from typer._click import Context as ClickContext
+from typer.core import TyperGroup
 
 import ledger
 import ledger.api.http.access
 import ledger.bootstrap
 import ledger.reads.audit
+import ledger.services.certificates
+import ledger.services.exports
 import ledger.services.honours
 import ledger.store.backup
 import ledger.store.integrity
 import ledger.store.schema
+from ledger.api.cli.language import REFUSED_VALUES, WORDED
+from ledger.application.importer import BOM_NOTE
 from ledger.application.ledger import IdempotencyKeyReusedError
 from ledger.application.refusals import TEMPLATES
 from ledger.domain import bounds
@@ -62,13 +69,15 @@ TRANSLATED_ERRORS = [TranslatedError, *_subclasses(TranslatedError)]
 def _templates_in_source() -> set[str]:
     """The literal first argument of every ``XxxError(...)`` told in the
     reader's language, of every ``Message(...)``/``translate(...)``, of the
-    CLI's ``fail(...)`` and of the command models' ``ValueError``, and the
+    CLI's ``fail(...)``, ``say(...)`` and ``note(...)`` and of the command
+    models' ``ValueError``, and the
     literal title and detail of every HTTP problem."""
     assert {"NoLedgerError", "LedgerBusyError", "KeyMaterialError"} <= {
         cls.__name__ for cls in TRANSLATED_ERRORS
     }
     message_at = {cls.__name__: (0,) for cls in TRANSLATED_ERRORS}
     message_at |= {"Message": (0,), "translate": (0,), "fail": (0,), "forbid": (0,)}
+    message_at |= {"say": (0,), "note": (0,)}  # the CLI's result and progress lines
     message_at |= {"problem_response": (2, 3), "ProblemError": (2, 3)}
     found = set()
     for path in [*SOURCE.rglob("*.py"), *(SOURCE / "api").rglob("*.py")]:
@@ -117,9 +126,32 @@ def test_every_error_code_has_a_title_in_each_language(language: str) -> None:
 def test_every_message_and_word_the_code_uses_has_a_text(language: str) -> None:
     catalog = _catalog(language)
     needed = _templates_in_source() | _words_filled_in() | set(TEMPLATES.values())
-    needed.add(BUSY_MESSAGE)
+    needed |= {BUSY_MESSAGE, BOM_NOTE}
+    needed |= {template for _, template in (*WORDED, *REFUSED_VALUES)}
     assert len(needed) > 100
     assert sorted(m for m in needed if not catalog.get(m)) == []
+
+
+def _help_texts() -> Iterator[str]:
+    """The help of every verb, option and argument ``ledger`` has."""
+    from ledger.api.cli.app import app
+
+    verbs = [typer.main.get_command(app)]
+    while verbs:
+        verb = verbs.pop()
+        if isinstance(verb, TyperGroup):
+            ctx = ClickContext(verb)
+            verbs.extend(verb.get_command(ctx, n) for n in verb.list_commands(ctx))
+        texts = [verb.help, *(getattr(p, "help", None) for p in verb.params)]
+        yield from (text for text in texts if text)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_help_text_of_the_command_line_has_a_text(language: str) -> None:
+    catalog = _catalog(language)
+    texts = set(_help_texts())
+    assert len(texts) > 80
+    assert sorted(m for m in texts if not catalog.get(m)) == []
 
 
 def test_the_chinese_text_of_a_template_keeps_its_parameters() -> None:

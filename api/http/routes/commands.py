@@ -1,7 +1,8 @@
 """Writes: one POST path per command of the interchange format (CONTRACT §1).
 
 Each takes the command as its body, with an optional ``Idempotency-Key``
-header, and records it through the same application code as the importer.
+header, and records it through the same application code as the importer:
+requests arriving together share one append transaction (group commit).
 """
 
 # Annotations are evaluated here (no ``from __future__ import annotations``):
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Response
 
 from ledger.api.http.access import Caller, Role
-from ledger.api.http.deps import LedgerDep, forbid, get_caller
+from ledger.api.http.deps import LedgerDep, WriterDep, forbid, get_caller
 from ledger.api.http.problems import PROBLEM_RESPONSES, ProblemError
 from ledger.api.http.schemas import CommandAccepted
 from ledger.application import commands as c
@@ -96,6 +97,7 @@ def _make_route(command_type: str, model: type[c.BaseCommand]) -> None:
         command: Any,
         response: Response,
         ledger: LedgerDep,
+        writer: WriterDep,
         caller: Annotated[Caller, Depends(get_caller)],
         idempotency_key: Annotated[
             str | None,
@@ -119,7 +121,7 @@ def _make_route(command_type: str, model: type[c.BaseCommand]) -> None:
             )
         _ensure_in_scope(caller, command, ledger)
         key = idempotency_key or command.key
-        result = ledger.execute(
+        result = writer.execute(
             Submission(
                 command,
                 Envelope(

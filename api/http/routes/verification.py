@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from ledger.api.http.problems import PROBLEM_RESPONSES, ProblemError
+from ledger.domain.messages import CHINESE, use_language
 from ledger.engine import ProjectionEngine
 from ledger.projections.registry import VOLUNTEER_HOURS
 from ledger.services.certificates import (
@@ -42,7 +43,9 @@ def verify_certificate_token(
         # A browser (someone who scanned a code) gets a page; a program, the
         # problem detail every other refusal of the API is.
         if "text/html" in request.headers.get("accept", ""):
-            return HTMLResponse(unreadable_token_page(str(error)), status_code=400)
+            with use_language(CHINESE):  # the page is in Chinese
+                page = unreadable_token_page(str(error))
+            return HTMLResponse(page, status_code=400)
         raise ProblemError(
             400, "invalid_token", "无法识别的核验码 Not a certificate token", str(error)
         ) from None

@@ -16,6 +16,7 @@ skipped, and the summary notes it.
 from __future__ import annotations
 
 import codecs
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ class ImportSummary:
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
+    # The events the accepted lines wrote, and how long the import took.
+    events: int = 0
+    seconds: float = 0.0
     # What the operator should know about the file as a whole.
     notes: list[str] = field(default_factory=list)
 
@@ -64,6 +68,16 @@ class ImportSummary:
         return (
             f"accepted={self.accepted} duplicate={self.duplicate} "
             f"rejected={self.rejected}"
+        )
+
+    def rate_line(self) -> str:
+        """How fast the file went in: lines judged and events written per
+        second."""
+        seconds = max(self.seconds, 1e-9)
+        return (
+            f"{self.lines:,} lines, {self.events:,} events in {self.seconds:.1f} s: "
+            f"{self.lines / seconds:,.0f} lines/s, {self.events / seconds:,.0f} "
+            "events/s"
         )
 
 
@@ -94,6 +108,7 @@ def import_file(
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import ``path``; ``on_progress`` is told how many bytes were read."""
+    started = time.perf_counter()
     summary = ImportSummary()
     run_id = uuid.uuid4().hex[:12]
     cache = AggregateCache()
@@ -120,6 +135,7 @@ def import_file(
                 batch = []
         if batch:
             _record(ledger, batch, cache, summary, report)
+    summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -199,6 +215,9 @@ def _record(
     for line, result in zip(batch, results, strict=True):
         if result.outcome is Outcome.ACCEPTED:
             summary.accepted += 1
+            assert result.first_position is not None
+            assert result.last_position is not None
+            summary.events += result.last_position - result.first_position + 1
         elif result.outcome in (Outcome.DUPLICATE, Outcome.UNCHANGED):
             # Acknowledged, nothing written (CONTRACT §1.2's three counts).
             summary.duplicate += 1

@@ -326,6 +326,8 @@ class Ledger(Application[UUID]):
         metadata: list[EventMetadata] = []
         key_uses: list[KeyUse] = []
         erased: list[str] = []
+        # Bound once: each access to a singledispatchmethod builds a wrapper.
+        handle = self.handlers.handle
         for k in keyed:
             space = k.space
             if space is not None and space in accepted_keys:
@@ -335,7 +337,7 @@ class Ledger(Application[UUID]):
                 pending.append(k.replay(pending_keys[space]))
                 continue
             try:
-                changed = self.handlers.handle(k.submission.command, unit)
+                changed = handle(k.submission.command, unit)
             except DomainError as error:
                 # Without its traceback: its frames would hold the whole batch
                 # in a reference cycle, which bulk work (run without the

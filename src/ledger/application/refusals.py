@@ -22,6 +22,7 @@ from ledger.domain.messages import translate
 _WHOLE_NUMBER = "should be a whole number"
 _TIME = "should be a time such as 2024-03-01T09:00:00+08:00"
 _OBJECT = "should be an object"
+_NUMBER = "should be a number"
 
 TEMPLATES: dict[str, str] = {
     "missing": "is required",
@@ -30,6 +31,8 @@ TEMPLATES: dict[str, str] = {
     "int_type": _WHOLE_NUMBER,
     "int_parsing": _WHOLE_NUMBER,
     "int_from_float": _WHOLE_NUMBER,
+    "float_type": _NUMBER,
+    "float_parsing": _NUMBER,
     "bool_type": "should be true or false",
     "bool_parsing": "should be true or false",
     "list_type": "should be a list",

@@ -91,6 +91,9 @@ class Projection(ABC):
     measure_columns: ClassVar[tuple[str, ...]]
     # A key column whose values' last changes are tracked (reads select by it).
     change_scope: ClassVar[str | None] = None
+    # Tables kept beside the entries (a roll-up, say), each with a
+    # ``version`` column: written with the entries, cleared with the version.
+    kept_tables: ClassVar[tuple[sa.Table, ...]] = ()
 
     @abstractmethod
     def evolve(self, event: RecordedEvent) -> list[Entry]:
@@ -121,6 +124,11 @@ class Projection(ABC):
                 ],
                 ("version", "position", *self.key_columns, *self.measure_columns),
             )
+
+    def drop_version(self, conn: Connection, version: int) -> None:
+        """Remove a version's rows: its entries and what is kept beside them."""
+        for table in (self.entries, *self.kept_tables):
+            conn.execute(table.delete().where(table.c.version == version))
 
     def figures(
         self, conn: Connection, version: int, position: int

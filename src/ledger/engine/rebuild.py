@@ -261,9 +261,7 @@ class Rebuild:
             # Locked first: a runner that read a page before the switch-over
             # may still be waiting on these rows.
             for name, version in lock_versions(conn, names, (RETIRED,)):
-                projection = self.projections[name]
-                entries = projection.entries
-                conn.execute(entries.delete().where(entries.c.version == version))
+                self.projections[name].drop_version(conn, version)
                 for table in (
                     dead_letters_table,
                     projection_changes_table,

@@ -27,7 +27,7 @@ DeadLetters = Annotated[
 class Answer(BaseModel):
     """A read's answer, or a part of one (immutable)."""
 
-    model_config = ConfigDict(frozen=True, serialize_by_alias=True)
+    model_config = ConfigDict(frozen=True, serialize_by_alias=True, defer_build=True)
 
 
 class OfVolunteer(Answer):

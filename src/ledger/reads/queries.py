@@ -618,8 +618,14 @@ class LedgerReads:
         if query.venue_id not in tree:
             raise NotFoundError(_unregistered("venue", query.venue_id))
         venues = tree.subtree(query.venue_id) if query.subtree else [query.venue_id]
+        whole = query.subtree or not tree.children.get(query.venue_id)
         selection = VenueSelection(
-            live.version, tuple(venues), *query.months, cited.position, query.kind
+            live.version,
+            tuple(venues),
+            *query.months,
+            cited.position,
+            query.kind,
+            query.venue_id if whole else None,
         )
         return VenueScope(live, cited, selection, tree_state)
 

@@ -53,9 +53,17 @@ from sqlalchemy.engine import Connection
 from ledger.application.ledger import Ledger
 from ledger.domain.activities import CATEGORY_NAMES_ZH, Category
 from ledger.domain.common import CHINA_STANDARD_TIME
+from ledger.domain.messages import (
+    CHINESE,
+    Message,
+    TranslatedError,
+    translate,
+    use_language,
+)
 from ledger.domain.privacy import ERASED, mask_id_number
 from ledger.domain.volunteers import Volunteer
 from ledger.projections.volunteer_hours import entries_table, served_through
+from ledger.reads.queries import NotFoundError
 from ledger.store.event_store import chain_hash_at
 from ledger.store.integrity import key_id
 
@@ -74,11 +82,12 @@ TOKEN_KEY_ID_LENGTH = 16
 MAX_TOKEN_LENGTH = 1000
 
 
-class CertificateError(ValueError):
-    """A certificate is not what its signature says, or not the ledger's."""
+class CertificateError(TranslatedError, ValueError):
+    """A certificate is not what its signature says, or not the ledger's
+    (told in the reader's language)."""
 
 
-class IssuerProfileError(ValueError):
+class IssuerProfileError(TranslatedError, ValueError):
     """The organisation profile that certificates are issued under is
     missing a value, or still holds a placeholder."""
 
@@ -139,32 +148,39 @@ def issuer_profile(
             from_file = tomllib.loads(profile_file.read_text("utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise IssuerProfileError(
-                f"证明出具信息文件无法读取 the certificate profile {profile_file} "
-                f"cannot be read: {error}"
+                "the certificate profile {path} cannot be read: {reason}",
+                path=profile_file,
+                reason=error,
             ) from None
     values: dict[str, str] = {}
     for name, label in ISSUER_FIELDS.items():
         value = configured.get(name) or from_file.get(name)
         if not isinstance(value, str) or is_placeholder(value):
-            where = f"LEDGER_CERTIFICATE_{name.upper()}, or `{name}` in " + (
-                str(profile_file)
-                if profile_file
-                else "a profile file named by LEDGER_CERTIFICATE_PROFILE"
+            file = profile_file or Message(
+                "a profile file named by LEDGER_CERTIFICATE_PROFILE"
             )
             state = (
-                "is not set" if not value else f"still holds the placeholder '{value}'"
+                Message("is not set")
+                if not value
+                else Message("still holds the placeholder '{value}'", value=value)
             )
             raise IssuerProfileError(
-                f"证明出具信息不全 certificate issuer incomplete: {label} ({name}) "
-                f"{state}; set {where}"
+                "certificate issuer incomplete: {label} ({name}) {state}; "
+                "set LEDGER_CERTIFICATE_{setting}, or `{name}` in {file}",
+                label=label,
+                name=name,
+                state=state,
+                setting=name.upper(),
+                file=file,
             )
         values[name] = value.strip()
     seal = configured.get("seal_image") or from_file.get("seal_image")
     seal_image = Path(seal) if isinstance(seal, str) and seal else None
     if seal_image is not None and not seal_image.is_file():
         raise IssuerProfileError(
-            f"印章图片不存在 the seal image {seal_image} does not exist; "
-            "set LEDGER_CERTIFICATE_SEAL_IMAGE or `seal_image` to an image file"
+            "the seal image {path} does not exist; set "
+            "LEDGER_CERTIFICATE_SEAL_IMAGE or `seal_image` to an image file",
+            path=seal_image,
         )
     return Issuer(**values, seal_image=seal_image)
 
@@ -282,7 +298,9 @@ class CertificateToken:
     def decode(cls, text: str) -> CertificateToken:
         if len(text) > MAX_TOKEN_LENGTH:
             raise CertificateError(
-                f"不是本账本的证明核验码 (longer than {MAX_TOKEN_LENGTH} characters)"
+                "not a certificate token of this ledger (longer than {length} "
+                "characters)",
+                length=MAX_TOKEN_LENGTH,
             )
         try:
             payload, signature = text.strip().split(".")
@@ -292,20 +310,22 @@ class CertificateToken:
             token = cls(**values, signature=_unb64(signature))
         except (ValueError, TypeError, KeyError, binascii.Error):
             raise CertificateError(
-                "不是本账本的证明核验码 (not a certificate token)"
+                "not a certificate token of this ledger (not a token)"
             ) from None
         for name in cls._KEYS:
             kind = int if name in ("total_minutes", "position") else str
             value = getattr(token, name)
             if type(value) is not kind:
                 raise CertificateError(
-                    f"不是本账本的证明核验码 (token field {name} is malformed)"
+                    "not a certificate token of this ledger (its field {name} is "
+                    "malformed)",
+                    name=name,
                 )
         try:
             date.fromisoformat(token.as_of)
         except ValueError:
             raise CertificateError(
-                "不是本账本的证明核验码 (token field as_of is not a day)"
+                "not a certificate token of this ledger (its field as_of is not a day)"
             ) from None
         return token
 
@@ -357,7 +377,13 @@ def issue_certificate(
     stream = Volunteer.create_id(volunteer_id)
     volunteer = ledger.load_aggregates([stream]).get(stream)
     if not isinstance(volunteer, Volunteer):
-        raise LookupError(f"volunteer '{volunteer_id}' is not registered")
+        raise NotFoundError(
+            Message(
+                "{kind} '{id}' is not registered",
+                kind=Message("volunteer"),
+                id=volunteer_id,
+            )
+        )
     # Once erased, the volunteer is known by their id alone.
     name, id_number = volunteer.name, volunteer.id_number
     content: dict[str, Any] = {
@@ -581,8 +607,10 @@ def write_certificate(
     missing = page.missing(shown)
     if missing:
         raise CertificateError(
-            f"证明字体缺字 the certificate font {font_file.name} has no glyph for "
-            f"'{missing}': set LEDGER_CERTIFICATE_FONT to a TrueType font that has it"
+            "the certificate font {font} has no glyph for '{missing}': set "
+            "LEDGER_CERTIFICATE_FONT to a TrueType font that has it",
+            font=font_file.name,
+            missing=missing,
         )
     _draw(page, content, qr, seal_image)
     page.canvas.setTitle(f"{TITLE} {content['certificate_number']}")
@@ -765,13 +793,15 @@ def read_certificate(path: Path) -> dict[str, Any]:
         matched = re.search(rb'id="ledger-certificate">"([A-Za-z0-9+/=]+)"', data)
         found = matched.group(1) if matched else None
     if not found:
-        raise CertificateError(f"{path} carries no ledger certificate")
+        raise CertificateError("{path} carries no ledger certificate", path=path)
     try:
         content = orjson.loads(base64.b64decode(found, validate=True))
     except (ValueError, binascii.Error):
-        raise CertificateError(f"{path} carries an unreadable certificate") from None
+        raise CertificateError(
+            "{path} carries an unreadable certificate", path=path
+        ) from None
     if not isinstance(content, dict):
-        raise CertificateError(f"{path} carries an unreadable certificate")
+        raise CertificateError("{path} carries an unreadable certificate", path=path)
     return content
 
 
@@ -801,8 +831,10 @@ def verify_document(path: Path, public_key: Ed25519PublicKey) -> dict[str, Any]:
         signer = content.get("key_id", "?")
         if signer != key_id(public_key):
             raise CertificateError(
-                f"the certificate's signature is not by this key (signed by key id "
-                f"{str(signer)[:TOKEN_KEY_ID_LENGTH]}, not {key_id(public_key)[:16]})"
+                "the certificate's signature is not by this key (signed by key id "
+                "{signer}, not {key})",
+                signer=str(signer)[:TOKEN_KEY_ID_LENGTH],
+                key=key_id(public_key)[:TOKEN_KEY_ID_LENGTH],
             ) from None
         raise CertificateError(
             "the certificate's signature does not verify: its content was altered"
@@ -815,15 +847,17 @@ def verify_document(path: Path, public_key: Ed25519PublicKey) -> dict[str, Any]:
     printed = printed_text(path)
     figures = content["figures"]
     for label, expected in (
-        ("certificate number", content["certificate_number"]),
-        ("volunteer number", content["volunteer_id"]),
-        ("total hours", f"累计服务时长{hours(figures['total_minutes'])}小时"),
-        ("ledger position", f"账本位置{content['position']}"),
+        (Message("certificate number"), content["certificate_number"]),
+        (Message("volunteer number"), content["volunteer_id"]),
+        (Message("total hours"), f"累计服务时长{hours(figures['total_minutes'])}小时"),
+        (Message("ledger position"), f"账本位置{content['position']}"),
     ):
         if re.sub(r"\s+", "", str(expected)) not in printed:
             raise CertificateError(
-                f"the page does not print the signed {label} ({expected}): "
-                "the document was altered"
+                "the page does not print the signed {label} ({expected}): "
+                "the document was altered",
+                label=label,
+                expected=expected,
             )
     return content
 
@@ -839,12 +873,13 @@ class LedgerToday:
 
     def problem(
         self, chain_hash: str, position: int, figures: Mapping[str, Any]
-    ) -> str | None:
+    ) -> Message | None:
         """Why the ledger does not agree with what was certified, if it does not."""
         if self.chain_hash != chain_hash:
-            return (
-                f"the ledger's chain hash at position {position} is not the "
-                "certificate's: this ledger was rewritten, or is another one"
+            return Message(
+                "the ledger's chain hash at position {position} is not the "
+                "certificate's: this ledger was rewritten, or is another one",
+                position=position,
             )
         differing = {
             name: (value, self.figures_then.get(name))
@@ -852,9 +887,16 @@ class LedgerToday:
             if self.figures_then.get(name) != value
         }
         if differing:
-            return f"the ledger's figures at position {position} differ: " + ", ".join(
-                f"{name} {ledger} (certificate: {certified})"
-                for name, (certified, ledger) in differing.items()
+            return Message(
+                "the ledger's figures at position {position} differ: {figures}",
+                position=position,
+                figures=", ".join(
+                    translate(
+                        "{name} {ledger} (certificate: {certified})",
+                        {"name": name, "ledger": ledger, "certified": certified},
+                    )
+                    for name, (certified, ledger) in differing.items()
+                ),
             )
         return None
 
@@ -932,7 +974,8 @@ def verification_page(
         )
         if problem is not None:
             tone = "bad"
-            ledger = f"账本核对：与账本不符（{e(problem)}）"
+            with use_language(CHINESE):  # the page is in Chinese
+                ledger = f"账本核对：与账本不符（{e(str(problem))}）"
         else:
             ledger = f"账本核对：与账本位置 {token.position} 处的记录一致。"
             corrected = today.corrected_minutes()

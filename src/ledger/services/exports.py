@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import orjson
 
+from ledger.domain.messages import TranslatedError
 from ledger.reads.answers import AuditEvent, VenueActivity, VenueFulfilment
 
 # The venue reads, whose months export as rows.
@@ -170,14 +171,21 @@ def monthly_source(read: MonthlyAnswer) -> ExportSource:
     return ExportSource(asked, read.position, read.chain_hash)
 
 
+class ExportPathError(TranslatedError, ValueError):
+    """An export was asked for a file type no export writes."""
+
+
 def check_export_path(path: Path, also: Sequence[str] = ()) -> None:
     """Refuse, before anything is read, a file type no export writes (nor
     any of the suffixes ``also`` names, e.g. ``.pdf``)."""
     suffixes = (*EXPORT_SUFFIXES, *also)
     if path.suffix.lower() not in suffixes:
         *others, last = suffixes
-        raise ValueError(
-            f"export to {', '.join(others)} or {last}, not '{path.suffix or path.name}'"
+        raise ExportPathError(
+            "export to {suffixes} or {last}, not '{given}'",
+            suffixes=", ".join(others),
+            last=last,
+            given=path.suffix or path.name,
         )
 
 

@@ -85,7 +85,7 @@ from typing import Any, Final
 
 import orjson
 
-DEFAULT_SCALE: Final = 0.01
+from ledger.services import DEFAULT_SCALE
 
 CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8))
 MINUTE: Final = 60

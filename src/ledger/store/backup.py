@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ledger.domain.messages import TranslatedError
+from ledger.domain.messages import Message, TranslatedError
 from ledger.store.event_store import normalise_database_url, sqlite_database_file
 
 OPERATIONS_DOC = "docs/operations.md"
@@ -39,10 +39,10 @@ class BackupReport:
     """What a backup holds: where it is, and where its key material went."""
 
     path: Path
-    method: str  # "sqlite online backup" or "pg_dump"
+    method: Message  # SQLite's online backup, or pg_dump
     head_position: int | None  # known for a SQLite copy
     keys: Path | None  # the copied key directory, if there was one
-    keys_note: str  # what happened to the key material, for people
+    keys_note: Message  # what happened to the key material, for people
 
 
 def keys_beside(backup: Path) -> Path:
@@ -64,10 +64,10 @@ def back_up(database_url: str, destination: Path, keys: Path | None) -> BackupRe
     url = sa.engine.make_url(normalise_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         head = _back_up_sqlite(database_url, destination)
-        method = "sqlite online backup"
+        method = Message("sqlite online backup")
     else:
         _dump_postgres(url, destination)
-        head, method = None, "pg_dump"
+        head, method = None, Message("pg_dump")
     copied, note = _copy_keys(keys, keys_copy)
     return BackupReport(destination, method, head, copied, note)
 
@@ -121,14 +121,19 @@ def _dump_postgres(url: sa.URL, destination: Path) -> None:
         raise BackupError("pg_dump failed: {reason}", reason=problem[0])
 
 
-def _copy_keys(keys: Path | None, copy: Path) -> tuple[Path | None, str]:
+def _copy_keys(keys: Path | None, copy: Path) -> tuple[Path | None, Message]:
     if keys is None:
-        return None, (
+        return None, Message(
             "no key directory configured (LEDGER_KEY_DIRECTORY): keep the "
             "ledger's key material with this backup yourself"
         )
     if not keys.is_dir():
-        return None, f"no key material yet in {keys}: nothing signed, nothing to copy"
+        return None, Message(
+            "no key material yet in {keys}: nothing signed, nothing to copy",
+            keys=keys,
+        )
     shutil.copytree(keys, copy)  # file modes kept: the private key stays 0600
     copy.chmod(0o700)
-    return copy, f"key material copied from {keys} to {copy}"
+    return copy, Message(
+        "key material copied from {keys} to {copy}", keys=keys, copy=copy
+    )

@@ -45,6 +45,7 @@ from eventsourcing.persistence import (
     Subscription,
 )
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from ledger.domain.messages import TranslatedError
@@ -149,6 +150,8 @@ STORE_TABLES = (
 
 
 LOOKUP_CHUNK = 500
+# The size from which a writer keeps PostgreSQL's statistics current itself.
+STATISTICS_FLOOR = 10_000
 
 
 def utc_text(moment: datetime) -> str:
@@ -197,13 +200,21 @@ def select_rows_among(
     query: sa.Select[Any],
     column: sa.ColumnElement[Any],
     values: Collection[Any] | None,
+    *,
+    one_query: bool = False,
 ) -> list[tuple[Any, ...]]:
     """``select_rows`` of ``query`` where ``column`` is one of ``values``,
     asked a chunk at a time (all rows when ``values`` is None). ``query``
-    must not group across values of ``column``."""
+    must not group across values of ``column``. With ``one_query``,
+    PostgreSQL is asked once, the values as one array parameter: one plan
+    and one round trip for a writer's per-batch lookups (SQLite takes only
+    so many parameters, and is asked a chunk at a time still)."""
     if values is None:
         return select_rows(conn, query)
     wanted = sorted(values)
+    if one_query and conn.dialect.name == "postgresql":
+        array = sa.bindparam("among", wanted, type_=postgresql.ARRAY(column.type))
+        return select_rows(conn, query.where(column == sa.any_(array)))
     rows: list[tuple[Any, ...]] = []
     for start in range(0, len(wanted), LOOKUP_CHUNK):
         chunk = wanted[start : start + LOOKUP_CHUNK]
@@ -217,12 +228,37 @@ def insert_rows(
     rows: Sequence[tuple[Any, ...]],
     columns: Sequence[str] | None = None,
 ) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order, default: all columns)."""
+    """Insert ``rows`` (tuples in ``columns`` order, default: all columns).
+    On PostgreSQL through ``COPY``: one stream of rows, not a round trip per
+    row; a refusal (a broken constraint) is raised as SQLAlchemy raises an
+    ``INSERT``'s."""
     names = list(columns or table.c.keys())
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, table, rows, names)
+        return
     marks = ", ".join([placeholder(conn)] * len(names))
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", list(rows)
     )
+
+
+def _copy_rows(
+    conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ...]], names: list[str]
+) -> None:
+    import psycopg
+
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as error:
+        raise sa.exc.DBAPIError.instance(
+            statement, None, error, psycopg.Error
+        ) from error
+    finally:
+        cursor.close()
 
 
 _CHAIN_HASH_AT = sa.select(events_table.c.chain_hash).where(
@@ -655,6 +691,8 @@ class LedgerRecorder(ApplicationRecorder):
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        # The head this writer last had PostgreSQL's statistics refreshed at.
+        self._analysed_at = 0
 
     def insert_events(
         self,
@@ -695,7 +733,30 @@ class LedgerRecorder(ApplicationRecorder):
             raise IntegrityError(str(error.orig)) from error
         if erasures:
             self.database.scrub_erased()
+        self._keep_statistics_current(positions[-1])
         return positions
+
+    def _keep_statistics_current(self, head: int) -> None:
+        """Have PostgreSQL's planner statistics of the tables a writer looks
+        up by key refreshed each time the ledger has doubled since this writer
+        last did. A bulk import outgrows autovacuum's: a table last analysed
+        nearly empty is planned as tiny, and a lookup of a chunk of keys then
+        reads every row of its caller (linear in the ledger, per batch)."""
+        if self.database.is_sqlite or head < max(
+            STATISTICS_FLOOR, 2 * self._analysed_at
+        ):
+            return
+        try:
+            with self.database.writing() as conn:
+                conn.exec_driver_sql(
+                    f"ANALYZE {events_table.name}, {idempotency_keys_table.name}, "
+                    f"{claims_table.name}"
+                )
+        except (sa.exc.SQLAlchemyError, LedgerBusyError, DatabaseUnavailableError):
+            # The events are committed: the caller must hear of them, not of
+            # statistics left as they were (the next append tries again).
+            return
+        self._analysed_at = head
 
     def _append(
         self,
@@ -846,52 +907,42 @@ class LedgerRecorder(ApplicationRecorder):
     ) -> dict[tuple[str, str], UUID]:
         """The owners of those ``(kind, value)`` claims that are taken."""
         t = claims_table.c
-        owners: dict[tuple[str, str], UUID] = {}
         by_kind: dict[str, list[str]] = {}
         for kind, value in claims:
             by_kind.setdefault(kind, []).append(value)
+        owners: dict[tuple[str, str], UUID] = {}
         with self.database.reading() as conn:
             for kind, values in by_kind.items():
-                for start in range(0, len(values), LOOKUP_CHUNK):
-                    rows = conn.execute(
-                        sa.select(t.value, t.stream_id).where(
-                            t.kind == kind,
-                            t.value.in_(values[start : start + LOOKUP_CHUNK]),
-                        )
-                    )
-                    owners.update({(kind, value): UUID(owner) for value, owner in rows})
+                query = sa.select(t.value, t.stream_id).where(t.kind == kind)
+                rows = select_rows_among(conn, query, t.value, values, one_query=True)
+                owners.update({(kind, value): UUID(owner) for value, owner in rows})
         return owners
 
     def select_key_uses(
         self, keys: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], AcceptedKey]:
         """What the first acceptances of these (caller, key) pairs recorded,
-        for those accepted: a lookup by the (caller, key) index, a chunk of
-        one caller's keys at a time."""
+        for those accepted: a lookup by the (caller, key) index, one
+        caller's keys at a time."""
         if not keys:
             return {}
         t = idempotency_keys_table.c
         by_caller: dict[str, list[str]] = {}
-        for caller, key in sorted(keys):
+        for caller, key in keys:
             by_caller.setdefault(caller, []).append(key)
         found: dict[tuple[str, str], AcceptedKey] = {}
         with self.database.reading() as conn:
             for caller, wanted in by_caller.items():
-                for start in range(0, len(wanted), LOOKUP_CHUNK):
-                    rows = conn.execute(
-                        sa.select(
-                            t.key, t.first_position, t.last_position, t.fingerprint
-                        ).where(
-                            t.caller == caller,
-                            t.key.in_(wanted[start : start + LOOKUP_CHUNK]),
-                        )
-                    )
-                    found.update(
-                        {
-                            (caller, key): AcceptedKey(first, last, fingerprint)
-                            for key, first, last, fingerprint in rows
-                        }
-                    )
+                query = sa.select(
+                    t.key, t.first_position, t.last_position, t.fingerprint
+                ).where(t.caller == caller)
+                rows = select_rows_among(conn, query, t.key, wanted, one_query=True)
+                found.update(
+                    {
+                        (caller, key): AcceptedKey(first, last, fingerprint)
+                        for key, first, last, fingerprint in rows
+                    }
+                )
         return found
 
     def select_notifications(

@@ -22,28 +22,20 @@ events, with the application's own rules, and names the first difference.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy.engine import Connection
 
@@ -73,6 +65,13 @@ from ledger.store.personal_data import (
     PERSONAL_FIELDS_BY_TOPIC,
     SEALED_FIELD,
 )
+
+if TYPE_CHECKING:
+    # cryptography is imported where a key is used: a read needs none.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 checkpoints_table = sa.Table(
     "ledger_checkpoints",
@@ -218,6 +217,9 @@ def verify_chain(
     if workers == 1 or head < PARALLEL_FROM:
         return _walk_stretch(database.url, 0, head)
     bounds = [head * part // workers for part in range(workers + 1)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         stretches = list(
@@ -748,6 +750,8 @@ def _server_database_name(url: sa.engine.URL) -> str:
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     """A short, stable name for a public key: its SHA-256 (hex, 16 bytes)."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public_key.public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
@@ -757,6 +761,9 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     """The private key in ``path`` (PEM, PKCS#8), created on first use for
     its owner only: the file 0600, a directory made for it 0700."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
@@ -896,12 +903,17 @@ def own_public_key(
 
 
 def public_key_pem(key: Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     key = serialization.load_pem_public_key(pem)
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("not an Ed25519 public key")
@@ -1071,6 +1083,8 @@ def check_checkpoint(
     chain: ChainVerification,
 ) -> CheckpointVerification:
     """Is the signature good, and does the chain still hold the signed hash?"""
+    from cryptography.exceptions import InvalidSignature
+
     if checkpoint.key_id != key_id(public_key):
         return CheckpointVerification(
             checkpoint,

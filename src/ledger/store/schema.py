@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.domain.messages import TranslatedError
+from ledger.domain.messages import Message, TranslatedError
 from ledger.store.event_store import SCHEMA_VERSION_TABLE, Database
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 RELEASE_BASELINE = "0001"
 # The newest revision, as ``head_revision()`` finds it among the migrations
 # (a test holds them equal): a ledger recorded at it needs nothing done.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 # The pg_advisory_xact_lock key of schema upgrades, apart from any other.
 MIGRATION_LOCK = int.from_bytes(b"ledger-m", "big")
 
@@ -66,16 +66,21 @@ class SchemaStatus:
         """An empty database: no ledger in it yet."""
         return self.current is None and not self.unversioned
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         """One line: the recorded revision, this release's, what is pending."""
-        steps = list(self.pending)
+        steps: list[object] = list(self.pending)
+        at: object = self.current or Message("none (an empty database)")
         if self.unversioned:
-            at = "unversioned (a ledger of release bb41d98)"
-            steps.insert(0, f"record it as {RELEASE_BASELINE}")
-        else:
-            at = self.current or "none (an empty database)"
-        pending = ", ".join(steps) or "nothing"
-        return f"schema at {at}; this release needs {self.head}; pending: {pending}"
+            at = Message("unversioned (a ledger of release bb41d98)")
+            steps.insert(
+                0, Message("record it as {revision}", revision=RELEASE_BASELINE)
+            )
+        return Message(
+            "schema at {at}; this release needs {head}; pending: {pending}",
+            at=at,
+            head=self.head,
+            pending=", ".join(map(str, steps)) or Message("nothing"),
+        )
 
 
 def _config(**attributes: Any) -> Config:
