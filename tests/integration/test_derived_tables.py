@@ -107,7 +107,8 @@ def ledger_verify(database: Database, tmp_path: Path) -> Result:
     return CliRunner().invoke(
         app,
         ["--db", database.url, "verify"],
-        env={KEY_DIRECTORY_SETTING: str(tmp_path / "keys")},
+        # in English, whatever the machine's locale
+        env={KEY_DIRECTORY_SETTING: str(tmp_path / "keys"), "LANGUAGE": "en"},
     )
 
 
