@@ -7,6 +7,7 @@ carries on."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 import threading
@@ -411,6 +412,7 @@ def test_the_cli_rebuilds_in_as_many_processes_as_it_is_told(
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, "LANGUAGE": "en"},  # its lines read in English
     )
 
     # Then it reports two processes, every event of each projection's topics
