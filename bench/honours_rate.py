@@ -48,11 +48,10 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
-from eventsourcing.persistence import StoredEvent
+from anchor import append_through_library, fresh_postgres  # bench/, beside this script
 
 from ledger.application.importer import import_file
 from ledger.bootstrap import LEDGER_SCHEMA, open_ledger
@@ -67,11 +66,9 @@ from ledger.services.honours import (
 )
 from ledger.store.event_store import (
     Database,
-    events_table,
     head_position,
     insert_rows,
     normalise_database_url,
-    select_rows,
 )
 from ledger.store.memory import cyclic_gc_paused
 from ledger.store.schema import upgrade_schema
@@ -85,7 +82,6 @@ CATEGORIES = ("theory", "education", "culture", "science", "health")
 FIRST_DAY = date(2022, 1, 1)
 DAYS = (date(2024, 12, 31) - FIRST_DAY).days + 1
 ROWS_PER_INSERT = 100_000
-ANCHOR_BATCH = 2_000
 
 
 def id_number(serial: int) -> str:
@@ -205,68 +201,13 @@ def prepare(database: Database, volunteers: int, seed: int) -> None:
     )
 
 
-def library_recorder(url: str) -> Any:
-    """The ``eventsourcing`` library's application recorder on an empty
-    table: a SQLite file beside the bench's, or a PostgreSQL database of
-    its own beside the bench's (made afresh)."""
+def anchor_url(url: str) -> str:
+    """Where the anchor appends: a SQLite file beside the bench's, or a new
+    PostgreSQL database beside the bench's."""
     parts = sa.make_url(normalise_database_url(url))
     if parts.get_backend_name() == "sqlite":
-        from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
-
-        path = OUT / "honours-anchor.db"
-        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            stale.unlink(missing_ok=True)
-        recorder: Any = SQLiteApplicationRecorder(SQLiteDatastore(str(path)))
-    else:
-        from eventsourcing.postgres import (
-            PostgresApplicationRecorder,
-            PostgresDatastore,
-        )
-
-        name = f"{parts.database}_anchor"
-        server = sa.create_engine(parts, isolation_level="AUTOCOMMIT")
-        with server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        server.dispose()
-        recorder = PostgresApplicationRecorder(
-            PostgresDatastore(
-                dbname=name,
-                host=parts.host or "127.0.0.1",
-                port=parts.port or 5432,
-                user=parts.username or "",
-                password=parts.password or "",
-            )
-        )
-    recorder.create_table()
-    return recorder
-
-
-def anchor(database: Database, url: str, after: int, upto: int) -> float:
-    """Seconds the library's recorder takes to append the events stored at
-    positions ``after`` < p <= ``upto``, in batches of ``ANCHOR_BATCH``."""
-    recorder = library_recorder(url)
-    t = events_table.c
-    page = (
-        sa.select(t.position, t.stream_id, t.stream_version, t.topic, t.payload)
-        .where(t.position <= upto)
-        .order_by(t.position)
-        .limit(ANCHOR_BATCH)
-    )
-    seconds = 0.0
-    while True:
-        with database.reading() as conn:
-            rows = select_rows(conn, page.where(t.position > after))
-        if not rows:
-            return seconds
-        after = rows[-1][0]
-        batch = [
-            StoredEvent(UUID(stream), version, topic, payload.encode())
-            for _, stream, version, topic, payload in rows
-        ]
-        started = time.perf_counter()
-        recorder.insert_events(batch)
-        seconds += time.perf_counter() - started
+        return f"sqlite:///{OUT / 'honours-anchor.db'}"
+    return fresh_postgres(url, f"{parts.database}_anchor")
 
 
 def main() -> None:
@@ -355,7 +296,9 @@ def main() -> None:
 
     # The anchor: the same events through the library's recorder
     with cyclic_gc_paused():  # as record_honours runs
-        anchored = anchor(database, args.db, head, head + stored)
+        anchored = append_through_library(
+            database, anchor_url(args.db), head, head + stored
+        )["seconds"]
     print(
         f"anchor: the library's recorder appends the same {stored:,} events in "
         f"{anchored:.1f} s = {rate(stored, anchored)}; ratio {anchored / record:.3f}x "

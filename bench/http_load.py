@@ -307,7 +307,9 @@ def read_paths(db_url: str) -> tuple[list[str], list[str]]:
 
 
 def wait_until_serving(port: int) -> None:
-    for _ in range(150):
+    """Wait for the server to listen (its workers start slowly on a busy
+    machine: up to two minutes)."""
+    for _ in range(600):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return

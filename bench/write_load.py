@@ -26,7 +26,6 @@ import gc
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from http_load import (  # bench/, beside this script
     load,
     paced,
     percentile,
+    wait_until_serving,
 )
 
 from ledger.bootstrap import LEDGER_SCHEMA
@@ -188,18 +188,6 @@ async def drive(
     while not idle.empty():
         idle.get_nowait().close()
     return latencies, elapsed, errors
-
-
-def wait_until_serving(port: int) -> None:
-    """Wait for the server to listen (its workers start slowly on a busy
-    machine: up to two minutes)."""
-    for _ in range(600):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("ledger serve did not start")
 
 
 def cpu_seconds(root: int) -> float:

@@ -35,10 +35,9 @@ import time
 from itertools import islice
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
-from eventsourcing.persistence import StoredEvent
+from anchor import append_through_library, fresh_postgres  # bench/, beside this script
 
 from ledger.application.commands import parse_command
 from ledger.application.importer import import_file
@@ -47,14 +46,11 @@ from ledger.services.synthetic_city import write_city
 from ledger.store.event_store import (
     Database,
     events_table,
-    normalise_database_url,
-    select_rows,
 )
 from ledger.store.schema import upgrade_schema
 
 OUT = Path(__file__).parent / "out"
 KEYS = OUT / "keys"
-ANCHOR_BATCH = 2_000
 BENCH_DATABASE = "ledger_write_path_bench"
 
 
@@ -81,8 +77,8 @@ def main() -> None:
             anchor_url = f"sqlite:///{OUT / f'write-path{args.run}-anchor.db'}"
         elif args.postgres:
             name = BENCH_DATABASE + args.run
-            url = _fresh_postgres(args.postgres, name)
-            anchor_url = _fresh_postgres(args.postgres, name + "_anchor")
+            url = fresh_postgres(args.postgres, name)
+            anchor_url = fresh_postgres(args.postgres, name + "_anchor")
         else:
             print("postgresql: skipped (no --postgres URL)")
             continue
@@ -128,16 +124,6 @@ def _line_offsets(path: Path, every: int) -> list[tuple[int, int]]:
     if not marks or marks[-1][0] != number:
         marks.append((number, size))
     return marks
-
-
-def _fresh_postgres(server_url: str, name: str) -> str:
-    url = sa.make_url(normalise_database_url(server_url))
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def _in_own_process(target: Any, *args: Any) -> dict[str, Any]:
@@ -213,64 +199,11 @@ def _parse_only(town: Path) -> dict[str, Any]:
 
 
 def _anchor(ledger_url: str, anchor_url: str) -> dict[str, Any]:
-    """Append the ledger's stored events through the library's recorder,
-    timing the appends only."""
-    recorder = _library_recorder(anchor_url)
     database = Database(ledger_url)
-    t = events_table.c
-    page = (
-        sa.select(t.position, t.stream_id, t.stream_version, t.topic, t.payload)
-        .order_by(t.position)
-        .limit(ANCHOR_BATCH)
-    )
-    seconds = cpu_seconds = 0.0
-    events = 0
-    after = 0
-    while True:
-        with database.reading() as conn:
-            rows = select_rows(conn, page.where(t.position > after))
-        if not rows:
-            break
-        after = rows[-1][0]
-        batch = [
-            StoredEvent(UUID(stream), version, topic, payload.encode())
-            for _, stream, version, topic, payload in rows
-        ]
-        started, cpu_started = time.perf_counter(), time.process_time()
-        recorder.insert_events(batch)
-        seconds += time.perf_counter() - started
-        cpu_seconds += time.process_time() - cpu_started
-        events += len(batch)
-    database.dispose()
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "events": events}
-
-
-def _library_recorder(url: str) -> Any:
-    if url.startswith("sqlite"):
-        from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
-
-        path = Path(url.removeprefix("sqlite:///"))
-        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            stale.unlink(missing_ok=True)
-        recorder: Any = SQLiteApplicationRecorder(SQLiteDatastore(str(path)))
-    else:
-        from eventsourcing.postgres import (
-            PostgresApplicationRecorder,
-            PostgresDatastore,
-        )
-
-        parts = sa.make_url(url)
-        recorder = PostgresApplicationRecorder(
-            PostgresDatastore(
-                dbname=parts.database or "",
-                host=parts.host or "127.0.0.1",
-                port=parts.port or 5432,
-                user=parts.username or "",
-                password=parts.password or "",
-            )
-        )
-    recorder.create_table()
-    return recorder
+    try:
+        return append_through_library(database, anchor_url)
+    finally:
+        database.dispose()
 
 
 def _print_engine(

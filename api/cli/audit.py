@@ -25,6 +25,12 @@ PositionOption = Annotated[
         help="Ledger position: read the ledger as it was there (default: now).",
     ),
 ]
+PageAfterOption = Annotated[
+    int,
+    typer.Option(
+        min=0, max=LAST_POSITION, help="Ledger position: page on after this one."
+    ),
+]
 
 if TYPE_CHECKING:
     from ledger.reads.answers import AuditEvent
@@ -86,12 +92,7 @@ def audit_events(
         str | None,
         typer.Option(help="Recording time, ISO 8601 with offset: before this time."),
     ] = None,
-    after: Annotated[
-        int,
-        typer.Option(
-            min=0, max=LAST_POSITION, help="Ledger position: page on after this one."
-        ),
-    ] = 0,
+    after: PageAfterOption = 0,
     limit: Annotated[
         int | None,
         typer.Option(
@@ -248,12 +249,7 @@ def audit_personal_data_reads(
     reader: Annotated[
         str | None, typer.Option(help="Only reads by this actor.")
     ] = None,
-    after: Annotated[
-        int,
-        typer.Option(
-            min=0, max=LAST_POSITION, help="Ledger position: page on after this one."
-        ),
-    ] = 0,
+    after: PageAfterOption = 0,
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_PAGE, help="Reads per page.")
     ] = DEFAULT_PAGE,

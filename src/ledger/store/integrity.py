@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -65,6 +64,7 @@ from ledger.store.personal_data import (
     PERSONAL_FIELDS_BY_TOPIC,
     SEALED_FIELD,
 )
+from ledger.store.secret_files import read_secret_file, write_secret_file
 
 if TYPE_CHECKING:
     # cryptography is imported where a key is used: a read needs none.
@@ -806,11 +806,8 @@ def ledger_id_number_secret(database: Database, directory: Path) -> bytes:
     is missing then, and a new one would let duplicate ID numbers in."""
     path = directory / ID_NUMBER_SECRET_FILE
     if path.exists():
-        try:
-            secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
-        except (UnicodeDecodeError, ValueError):
-            secret = b""
-        if len(secret) != 32:
+        secret = read_secret_file(path)
+        if secret is None:
             raise KeyMaterialError(
                 "{path} does not hold a 32-byte secret as hex", path=path
             )
@@ -826,20 +823,9 @@ def ledger_id_number_secret(database: Database, directory: Path) -> bytes:
             secret_id=in_use,
             setting=KEY_DIRECTORY_SETTING,
         )
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True)
-        directory.chmod(0o700)  # whatever the umask left of it
-    # Written whole under another name, then linked into place: a process
-    # opening the ledger at the same moment reads one secret or the other's.
-    descriptor, written = tempfile.mkstemp(dir=directory, prefix=".secret-")
-    try:
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(os.urandom(32).hex() + "\n")
-        os.link(written, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(written)
+    # Another process making it first is no harm: theirs is the one.
+    with suppress(FileExistsError):
+        write_secret_file(path)
     return ledger_id_number_secret(database, directory)
 
 

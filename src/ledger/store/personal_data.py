@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from ledger.store.event_store import (
     utc_text,
     write_property,
 )
+from ledger.store.secret_files import read_secret_file, write_secret_file
 
 # The stored field that holds an event's sealed personal fields.
 SEALED_FIELD = "personal"
@@ -158,30 +158,10 @@ def read_master_key_file(path: Path) -> bytes:
             path=path,
             mode=f"{stat.S_IMODE(mode):04o}",
         )
-    try:
-        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        key = b""
-    if len(key) != 32:
+    key = read_secret_file(path)
+    if key is None:
         raise MasterKeyError("{path} does not hold a 32-byte key as hex", path=path)
     return key
-
-
-def write_master_key_file(path: Path) -> None:
-    """A new random master key at ``path`` (0600, its directory made 0700),
-    written whole under another name and then linked into place: a file that
-    exists already is kept (``FileExistsError``)."""
-    directory = path.parent
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True)
-        directory.chmod(0o700)  # whatever the umask left of it
-    descriptor, written = tempfile.mkstemp(dir=directory, prefix=".master-")
-    try:
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(os.urandom(32).hex() + "\n")
-        os.link(written, path)
-    finally:
-        os.unlink(written)
 
 
 def ledger_master_key(database: Database, directory: Path) -> KeyFileMasterKey:
@@ -203,7 +183,7 @@ def ledger_master_key(database: Database, directory: Path) -> KeyFileMasterKey:
             )
         # Another process making it first is no harm: theirs is the one.
         with contextlib.suppress(FileExistsError):
-            write_master_key_file(path)
+            write_secret_file(path)
     master = KeyFileMasterKey(path)
     if bound != master.key_id:
         bind_master_key(database, master)
@@ -589,7 +569,7 @@ def rotate_master_key_file(database: Database, directory: Path) -> Rotation:
         bound = read_property(conn, MASTER_KEY_PROPERTY)
     if not waiting.exists() or KeyFileMasterKey(waiting).key_id != bound:
         waiting.unlink(missing_ok=True)
-        write_master_key_file(waiting)
+        write_secret_file(waiting)
         rewrapped = rewrap_data_keys(database, old, KeyFileMasterKey(waiting))
     else:
         rewrapped = 0  # wrapped again already, by the rotation that stopped
