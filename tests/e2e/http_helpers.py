@@ -238,6 +238,20 @@ class InterferingHandlers:
         return self.inner.handle(command, unit)
 
 
+def beaten_to_activity_a3(
+    api: Api, handlers: type[InterferingHandlers] = InterferingHandlers
+) -> InterferingHandlers:
+    """Activity A3 (at S1, LATER), and the ledger's handlers replaced by
+    ``handlers`` letting another writer sign V2 up to it once, after the
+    command's aggregates were loaded (the caller monkeypatches them in)."""
+    api.record([activity("A3", venue_id="S1", starts_at=LATER)])
+    other_writer = Ledger(
+        api.ledger.database, api.ledger.id_number_digest, api.ledger.vault
+    )
+    interference = submission("sign_up", at=T0, activity_id="A3", volunteer_id="V2")
+    return handlers(api.ledger.handlers, other_writer, interference)
+
+
 @contextmanager
 def open_api(database_url: str, tmp_path: Path, **more: Any) -> Iterator[Api]:
     """An app on ``database_url`` holding the city, projected, with a key

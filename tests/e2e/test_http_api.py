@@ -16,11 +16,10 @@ import httpx
 import pytest
 
 from ledger.application.commands import COMMAND_TYPES
-from ledger.application.ledger import Ledger
 from tests.e2e.http_helpers import (
     LATER,
     Api,
-    InterferingHandlers,
+    beaten_to_activity_a3,
     is_problem,
     open_api,
 )
@@ -382,12 +381,7 @@ def test_an_api_write_keeps_nothing_of_the_callers_key_in_its_correlation_id(
 def test_a_concurrent_change_to_the_same_record_is_a_409_that_writes_nothing(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api.record([activity("A3", venue_id="S1", starts_at=LATER)])
-    other_writer = Ledger(
-        api.ledger.database, api.ledger.id_number_digest, api.ledger.vault
-    )
-    interference = submission("sign_up", at=T0, activity_id="A3", volunteer_id="V2")
-    handlers = InterferingHandlers(api.ledger.handlers, other_writer, interference)
+    handlers = beaten_to_activity_a3(api)
     monkeypatch.setattr(api.ledger, "handlers", handlers)
     head = api.head()
 

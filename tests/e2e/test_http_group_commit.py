@@ -23,17 +23,16 @@ import httpx
 import pytest
 
 from ledger.application.group_commit import GroupCommit
-from ledger.application.ledger import Ledger
 from ledger.domain.activities import Activity
 from ledger.store.event_store import Database, events_table
 from tests.e2e.http_helpers import (
-    LATER,
     Api,
     InterferingHandlers,
+    beaten_to_activity_a3,
     is_problem,
     open_api,
 )
-from tests.factories import T0, activity, submission
+from tests.factories import T0
 
 Send = Callable[[], httpx.Response]
 LEADERS = itertools.count(1)
@@ -219,12 +218,7 @@ class InterferingWithSignUps(InterferingHandlers):
 def test_a_group_beaten_by_another_writer_records_each_command_on_its_own(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api.record([activity("A3", venue_id="S1", starts_at=LATER)])
-    other_writer = Ledger(
-        api.ledger.database, api.ledger.id_number_digest, api.ledger.vault
-    )
-    interference = submission("sign_up", at=T0, activity_id="A3", volunteer_id="V2")
-    handlers = InterferingWithSignUps(api.ledger.handlers, other_writer, interference)
+    handlers = beaten_to_activity_a3(api, InterferingWithSignUps)
     monkeypatch.setattr(api.ledger, "handlers", handlers)
     head = api.head()
     # Given a group whose sign-up another writer's sign-up beats to the lock
