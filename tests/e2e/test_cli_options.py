@@ -100,35 +100,28 @@ HEAVY = ("fastapi", "uvicorn", "openpyxl", "reportlab", "segno", "pypdf",
 
 
 def test_ledger_help_loads_none_of_what_only_some_verbs_need() -> None:
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys\n"
-            "from ledger.api.cli.app import app\n"
-            "try:\n"
-            "    app(['--help'])\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            f"print('loaded:', *sorted(m for m in {HEAVY!r} if m in sys.modules))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    shown = help_in_a_new_process(["--help"])
     assert "Usage" in shown.stdout
     assert shown.stdout.strip().splitlines()[-1] == "loaded:"
 
 
 def test_a_verb_help_loads_none_of_them_either() -> None:
-    shown = subprocess.run(
+    shown = help_in_a_new_process(["certificate", "--help"])
+    assert "--as-of" in shown.stdout
+    assert shown.stdout.strip().splitlines()[-1] == "loaded:"
+
+
+def help_in_a_new_process(arguments: list[str]) -> subprocess.CompletedProcess[str]:
+    """``ledger ARGUMENTS`` (a help page) in a fresh interpreter, its output
+    ending with a line naming which of ``HEAVY`` it loaded."""
+    return subprocess.run(
         [
             sys.executable,
             "-c",
             "import sys\n"
             "from ledger.api.cli.app import app\n"
             "try:\n"
-            "    app(['certificate', '--help'])\n"
+            f"    app({arguments!r})\n"
             "except SystemExit:\n"
             "    pass\n"
             f"print('loaded:', *sorted(m for m in {HEAVY!r} if m in sys.modules))",
@@ -137,5 +130,3 @@ def test_a_verb_help_loads_none_of_them_either() -> None:
         text=True,
         check=True,
     )
-    assert "--as-of" in shown.stdout
-    assert shown.stdout.strip().splitlines()[-1] == "loaded:"
