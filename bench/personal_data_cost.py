@@ -1,7 +1,7 @@
 """What sealing personal data costs: import, rebuild and an hours read, with
 this code and with a checkout of the code before it, in the same run.
 
-    python bench/personal_data_cost.py --without <checkout of the code before>/src [--scale 0.01]
+    python bench/personal_data_cost.py --without <old checkout>/src [--scale 0.01]
     python bench/personal_data_cost.py --mapping
 
 Each round imports the same synthetic city into a fresh SQLite ledger, then
