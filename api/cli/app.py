@@ -164,11 +164,15 @@ def _exit_code(error: Exception) -> ExitCode | None:
         LedgerBusyError,
         MasterKeyError,
     )
+    from ledger.store.integrity import KeyMaterialError
+    from ledger.store.personal_data import PersonalDataError
     from ledger.store.schema import SchemaVersionError
 
     codes = {
         LedgerBusyError: ExitCode.LEDGER_BUSY,
         MasterKeyError: ExitCode.CHECK_FAILED,
+        KeyMaterialError: ExitCode.CHECK_FAILED,
+        PersonalDataError: ExitCode.CHECK_FAILED,
         DatabaseUnavailableError: ExitCode.DATABASE_UNAVAILABLE,
         SchemaVersionError: ExitCode.SCHEMA_NOT_CURRENT,
         NoLedgerError: ExitCode.NOT_FOUND,

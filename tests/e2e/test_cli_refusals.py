@@ -275,6 +275,15 @@ def test_a_misspelt_database_url_exits_in_one_line(url: str) -> None:
     assert "postgresql://" in result.stderr
 
 
+@pytest.mark.parametrize("verb", [("query", "hours", "V1"), ("demo",)], ids=" ".join)
+def test_a_relative_key_directory_is_refused_in_one_line(
+    database: Database, verb: tuple[str, ...]
+) -> None:
+    result = ledger_cli(database, *verb, LEDGER_KEY_DIRECTORY="keys")
+    assert one_line_refusal(result, ExitCode.CHECK_FAILED), result.output
+    assert "LEDGER_KEY_DIRECTORY must be an absolute path" in result.stderr
+
+
 READ_VERBS = [
     ("query", "hours", "V1"),
     ("query", "activity", "C"),
