@@ -24,15 +24,13 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.domain.activities import Activity
-from ledger.domain.common import topic_of
 from ledger.engine import Entry, Projection, RecordedEvent, define_entries_table
 from ledger.projections.service_sessions import china_date
 from ledger.store.event_store import select_rows_among
 
-PUBLISHED = topic_of(Activity, "Published")
-SIGNED_UP = topic_of(Activity, "SignedUp")
-SIGN_UP_CANCELLED = topic_of(Activity, "SignUpCancelled")
+PUBLISHED = "Activity.Published"
+SIGNED_UP = "Activity.SignedUp"
+SIGN_UP_CANCELLED = "Activity.SignUpCancelled"
 
 entries_table = define_entries_table(
     "proj_activity_calendar_entries",

@@ -37,8 +37,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.domain.common import topic_of
-from ledger.domain.venues import Venue
+from ledger.domain.common import venue_stream_id
 from ledger.engine import Entry
 from ledger.store.event_store import (
     events_table,
@@ -49,7 +48,7 @@ from ledger.store.event_store import (
     select_rows_among,
 )
 
-REGISTERED = topic_of(Venue, "Registered")
+REGISTERED = "Venue.Registered"
 ALL = "*"  # the category of a period's figures over every category
 MEASURES = ("activities", "sessions", "verified_minutes", "makeup_minutes")
 FIGURES = (*MEASURES, "volunteers")
@@ -202,7 +201,7 @@ def venue_nodes(
     t = events_table.c
     query = sa.select(t.payload).where(t.topic == REGISTERED, t.stream_version == 1)
     while wanted:
-        streams = {str(Venue.create_id(venue_id)) for venue_id in wanted}
+        streams = {str(venue_stream_id(venue_id)) for venue_id in wanted}
         for (payload,) in select_rows_among(conn, query, t.stream_id, streams):
             found = orjson.loads(payload)
             parents[found["venue_id"]] = found["parent_id"]

@@ -19,8 +19,7 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.domain.common import topic_of
-from ledger.domain.honours import NOTHING_HELD, HeldAwards, Honours
+from ledger.domain.honours import NOTHING_HELD, HeldAwards
 from ledger.engine import (
     Entry,
     Projection,
@@ -31,9 +30,9 @@ from ledger.engine import (
 )
 from ledger.store.event_store import head_position, select_rows_among
 
-STAR_LEVEL_REACHED = topic_of(Honours, "StarLevelReached")
-BENEFIT_GRANTED = topic_of(Honours, "BenefitGranted")
-POINTS_CREDITED = topic_of(Honours, "PointsCredited")
+STAR_LEVEL_REACHED = "Honours.StarLevelReached"
+BENEFIT_GRANTED = "Honours.BenefitGranted"
+POINTS_CREDITED = "Honours.PointsCredited"
 AWARD_TOPICS = (STAR_LEVEL_REACHED, BENEFIT_GRANTED, POINTS_CREDITED)
 NO_CYCLE = ""
 NO_BENEFIT = ""

@@ -24,8 +24,6 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
-from ledger.domain.common import topic_of
-from ledger.domain.orders import Order
 from ledger.engine import (
     Entry,
     ExplainedPage,
@@ -66,17 +64,17 @@ entries_table = define_entries_table(
 
 SATISFIED_STARS = 4
 
-POSTED = topic_of(Order, "Posted")
-DISPATCHED = topic_of(Order, "Dispatched")
-REDISPATCHED = topic_of(Order, "Redispatched")
-ACCEPTED = topic_of(Order, "Accepted")
-FULFILLED = topic_of(Order, "Fulfilled")
-RATED = topic_of(Order, "Rated")
+POSTED = "Order.Posted"
+DISPATCHED = "Order.Dispatched"
+REDISPATCHED = "Order.Redispatched"
+ACCEPTED = "Order.Accepted"
+FULFILLED = "Order.Fulfilled"
+RATED = "Order.Rated"
 # Orders closed without being fulfilled, and the count each closing adds to.
 CLOSINGS = {
-    topic_of(Order, "Withdrawn"): "withdrawn",
-    topic_of(Order, "Rejected"): "rejected",
-    topic_of(Order, "Expired"): "expired",
+    "Order.Withdrawn": "withdrawn",
+    "Order.Rejected": "rejected",
+    "Order.Expired": "expired",
 }
 
 

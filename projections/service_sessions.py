@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.domain.common import CHINA_STANDARD_TIME, topic_of
-from ledger.domain.volunteers import Volunteer
+from ledger.domain.common import CHINA_STANDARD_TIME
 from ledger.engine import RecordedEvent
 
-APPROVED = topic_of(Volunteer, "SessionApproved")
-CORRECTED = topic_of(Volunteer, "SessionCorrected")
-VOIDED = topic_of(Volunteer, "SessionVoided")
+APPROVED = "Volunteer.SessionApproved"
+CORRECTED = "Volunteer.SessionCorrected"
+VOIDED = "Volunteer.SessionVoided"
 COUNTED_SESSION_TOPICS = frozenset({APPROVED, CORRECTED, VOIDED})
 
 

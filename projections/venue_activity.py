@@ -21,8 +21,6 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
-from ledger.domain.activities import Activity
-from ledger.domain.common import topic_of
 from ledger.engine import (
     Entry,
     ExplainedPage,
@@ -44,7 +42,7 @@ from ledger.projections.service_sessions import (
 from ledger.projections.venue_selection import VenueSelection
 from ledger.store.event_store import select_rows
 
-PUBLISHED = topic_of(Activity, "Published")
+PUBLISHED = "Activity.Published"
 NO_VOLUNTEER = ""  # the volunteer of an "activity published" entry
 
 entries_table = define_entries_table(

@@ -15,11 +15,9 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.domain.common import topic_of
-from ledger.domain.venues import Venue as VenueAggregate
 from ledger.engine import Entry, Projection, RecordedEvent, define_entries_table
 
-REGISTERED = topic_of(VenueAggregate, "Registered")
+REGISTERED = "Venue.Registered"
 
 entries_table = define_entries_table(
     "proj_venue_tree_entries",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from difflib import get_close_matches
 from typing import Annotated, Any
 
 import typer
@@ -107,6 +106,8 @@ class LedgerCommands(TyperGroup):
         """As typer resolves it, with the verbs not built yet suggested for
         a mistyped one too."""
         if args and args[0] not in VERBS and not args[0].startswith("-"):
+            from difflib import get_close_matches
+
             matches = get_close_matches(args[0], list(VERBS))
             if matches:
                 known = ", ".join(f"{m!r}" for m in matches)

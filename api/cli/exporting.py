@@ -12,7 +12,7 @@ from typing import Any
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ledger.api.cli.output import console, fail, say
+from ledger.api.cli.output import error_console, fail, say
 from ledger.domain.messages import Message, translate
 from ledger.reads.audit import subject_names
 from ledger.services.exports import (
@@ -63,14 +63,14 @@ def export_rows(
 
 @contextmanager
 def _progress(what: Message, total: int | None) -> Iterator[Callable[[], None] | None]:
-    if total is None or total < PROGRESS_FROM or not console.is_terminal:
+    if total is None or total < PROGRESS_FROM or not error_console().is_terminal:
         yield None
         return
     with Progress(
         TextColumn(escape(translate("exporting {what}", {"what": what}))),
         BarColumn(),
         MofNCompleteColumn(),
-        console=console,
+        console=error_console(),
         transient=True,
     ) as progress:
         task = progress.add_task(str(what), total=total)

@@ -12,7 +12,7 @@ import typer
 from ledger.api.cli.context import components_of, ledger_of
 from ledger.api.cli.output import (
     ExitCode,
-    console,
+    error_console,
     fail,
     in_existing_folder,
     note,
@@ -75,8 +75,8 @@ def demo(
         summary = _import_with_progress(
             ledger, city, Path(folder) / "rejected.jsonl", 2000
         )
-    console.print(summary.rate_line())
-    console.print(summary.summary_line())
+    error_console().print(summary.rate_line())
+    error_console().print(summary.summary_line())
     report = components.projection_engine.catch_up()
     note(
         "projected up to position {position} in {seconds} s",
@@ -101,7 +101,7 @@ def _import_with_progress(
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=error_console(),
         transient=True,
     ) as progress:
         importing = translate("importing {file}", {"file": file.name})
@@ -166,7 +166,7 @@ def import_command(
         note("note: {note}", note=translate(told))
     if summary.rejected:
         note("rejected lines are listed in {path}", path=report_path)
-    console.print(summary.rate_line())
+    error_console().print(summary.rate_line())
     typer.echo(summary.summary_line())
     if strict and summary.rejected:
         raise typer.Exit(ExitCode.NEEDS_ATTENTION)

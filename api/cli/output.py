@@ -4,16 +4,25 @@ progress and refusals on standard error."""
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ledger.domain.messages import Message, translate
 
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@cache
+def error_console() -> Console:
+    """Standard error as rich draws on it (colours, progress bars), made
+    when the first line is said there: a quiet read does not load rich."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 class ExitCode(IntEnum):
@@ -117,7 +126,9 @@ def say(template: str, /, **params: object) -> None:
 
 def note(template: str, /, **params: object) -> None:
     """A progress line on standard error, in the reader's language."""
-    console.print(escape(translate(template, params)), soft_wrap=True)
+    from rich.markup import escape
+
+    error_console().print(escape(translate(template, params)), soft_wrap=True)
 
 
 def fail(
@@ -127,6 +138,8 @@ def fail(
     and exit with ``exit_code``. ``problem`` is a message template, its
     ``{names}`` filled from ``params`` (docs/i18n.md), or an error or a
     ``Message``, which renders its own text."""
+    from rich.markup import escape
+
     text = translate(problem, params) if isinstance(problem, str) else str(problem)
-    console.print(f"[red]{escape(text)}[/red]", soft_wrap=True)
+    error_console().print(f"[red]{escape(text)}[/red]", soft_wrap=True)
     raise typer.Exit(exit_code)

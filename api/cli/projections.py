@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from ledger.api.cli.context import components_of
-from ledger.api.cli.output import console, note, say
+from ledger.api.cli.output import error_console, note, say
 from ledger.domain.messages import translate
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _exit_on_dead_letters(engine: ProjectionEngine) -> None:
         text = translate(
             "{count} event(s) parked as dead letters:", {"count": len(letters)}
         )
-        console.print(f"[red]{escape(text)}[/red]")
+        error_console().print(f"[red]{escape(text)}[/red]")
         for letter in letters[:20]:
             note(
                 "  {name} v{version} at position {position} ({topic}): {error}",

@@ -3,8 +3,10 @@
 Aggregates are addressed by their domain id (``venue_id``, ``order_id`` …):
 the stream id is a name-based UUID of the kind and the id, so the same
 domain id always finds the same stream and a second registration of an id
-collides with the first. Events are stored under their class's topic, which
-readers take from the class (``topic_of``) rather than spell out.
+collides with the first. Events are stored under their class's topic: the
+write side takes it from the class (``topic_of``); projections, which a
+quick read loads without the aggregates, name it (tests/unit/
+test_projection_topics.py holds every name they use to an event's).
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ def stream_id(kind: str, domain_id: str) -> UUID:
     hundreds of thousands of records)."""
     digest = sha1(_NAMESPACE_BYTES + f"{kind}:{domain_id}".encode()).digest()
     return UUID(int=int.from_bytes(digest[:16]) & _CLEARED | _VERSION_5)
+
+
+def volunteer_stream_id(volunteer_id: str) -> UUID:
+    """The stream of the volunteer known by ``volunteer_id``
+    (``Volunteer.create_id``), for readers that do not load the aggregate."""
+    return stream_id("volunteer", volunteer_id)
+
+
+def venue_stream_id(venue_id: str) -> UUID:
+    """The stream of the venue known by ``venue_id`` (``Venue.create_id``)."""
+    return stream_id("venue", venue_id)
 
 
 def topic_of(aggregate: type[Aggregate], event_name: str) -> str:

@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.bounds import ID, NAME, TEXT
-from ledger.domain.common import stream_id
+from ledger.domain.common import venue_stream_id
 from ledger.domain.errors import InvalidCommandError, WrongParentLevelError
 from ledger.domain.messages import Message
 
@@ -53,7 +53,7 @@ class Venue(Aggregate):
 
     @staticmethod
     def create_id(venue_id: str) -> UUID:
-        return stream_id("venue", venue_id)
+        return venue_stream_id(venue_id)
 
     @classmethod
     def register(

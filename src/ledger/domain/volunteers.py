@@ -26,6 +26,7 @@ from ledger.domain.common import (
     require_reason,
     stream_id,
     to_iso,
+    volunteer_stream_id,
     whole_minutes,
 )
 from ledger.domain.errors import (
@@ -136,7 +137,7 @@ class Volunteer(Aggregate):
 
     @staticmethod
     def create_id(volunteer_id: str) -> UUID:
-        return stream_id("volunteer", volunteer_id)
+        return volunteer_stream_id(volunteer_id)
 
     @classmethod
     def register(

@@ -22,8 +22,8 @@ from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.domain.common import volunteer_stream_id
 from ledger.domain.messages import Message, TranslatedError
-from ledger.domain.volunteers import Volunteer
 from ledger.engine import ExplainedPage, LiveState, ProjectionEngine, last_change
 from ledger.projections.registry import (
     ACTIVITY_CALENDAR,
@@ -59,7 +59,6 @@ from ledger.reads.bounds import (
     MOST_EXPLAINED_EVENTS,
     READ_YEARS,
 )
-from ledger.reads.calendar import build_calendar, venues_in_order
 from ledger.store.event_store import (
     Database,
     chain_hash_at,
@@ -563,6 +562,9 @@ class LedgerReads:
         """The month's published activities of every venue under
         ``venue_id`` (None: the whole city), by venue and date, with the
         places each has left (每月活动汇总)."""
+        # Here, not at the top: its platform names come with the aggregates.
+        from ledger.reads.calendar import build_calendar, venues_in_order
+
         if not MONTH.match(month):
             raise InvalidReadError(
                 "{name} must be a month YYYY-MM, not '{text}'", name="month", text=month
@@ -656,7 +658,7 @@ class LedgerReads:
         t = events_table.c
         known = conn.execute(
             sa.select(t.position).where(
-                t.stream_id == str(Volunteer.create_id(volunteer_id)),
+                t.stream_id == str(volunteer_stream_id(volunteer_id)),
                 t.stream_version == 1,
                 t.position <= position,
             )

@@ -45,7 +45,6 @@ from eventsourcing.persistence import (
     Subscription,
 )
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from ledger.domain.messages import TranslatedError
@@ -213,7 +212,10 @@ def select_rows_among(
         return select_rows(conn, query)
     wanted = sorted(values)
     if one_query and conn.dialect.name == "postgresql":
-        array = sa.bindparam("among", wanted, type_=postgresql.ARRAY(column.type))
+        # imported here: the package loads every PostgreSQL driver it has
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        array = sa.bindparam("among", wanted, type_=ARRAY(column.type))
         return select_rows(conn, query.where(column == sa.any_(array)))
     rows: list[tuple[Any, ...]] = []
     for start in range(0, len(wanted), LOOKUP_CHUNK):
