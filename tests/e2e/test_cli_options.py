@@ -1,14 +1,17 @@
 """The command line's own shape: every option and argument says what it
 takes (a business date, a ledger position or a recording time where it
 takes one), and ``ledger --help`` starts without loading what only some
-verbs need (the web framework, the PDF and spreadsheet writers)."""
+verbs need (the web framework, the PDF and spreadsheet writers), nor a
+quick read the aggregates that only writers need."""
 
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +20,11 @@ from typer._click import Context as ClickContext
 from typer.core import TyperGroup
 
 from ledger.api.cli.app import VERBS, app
+from ledger.bootstrap import open_database, open_ledger
 from ledger.domain.messages import CHINESE, translate, use_language
+from ledger.engine import ProjectionEngine
+from ledger.projections.registry import ALL_PROJECTIONS
+from tests.factories import record_all, small_city
 
 
 def parameters(command: Any, path: str = "ledger") -> Iterator[tuple[str, Any]]:
@@ -130,3 +137,53 @@ def help_in_a_new_process(arguments: list[str]) -> subprocess.CompletedProcess[s
         text=True,
         check=True,
     )
+
+
+# What only writers need: the aggregates (their event classes cost a quick
+# read a tenth of its start) and rich (only progress bars and refusals).
+WRITERS_ONLY = ("ledger.domain.volunteers", "ledger.domain.activities",
+                "ledger.domain.orders", "ledger.domain.venues", "rich")  # fmt: skip
+
+
+def test_a_quick_read_loads_none_of_what_only_writers_need(tmp_path: Path) -> None:
+    # Given a ledger of a small city, projected
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    database = open_database(url)
+    record_all(open_ledger(database, tmp_path / "keys"), small_city())
+    ProjectionEngine(database, ALL_PROJECTIONS).catch_up()
+    database.dispose()
+    # When a volunteer's hours are read in a new process, as `ledger` starts
+    read = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from ledger.api.cli.app import run\n"
+            f"sys.argv = ['ledger', '--db', {url!r}, 'query', 'hours', 'V1']\n"
+            "try:\n"
+            "    run()\n"
+            "finally:\n"
+            f"    print('loaded:', *sorted(m for m in {WRITERS_ONLY!r} "
+            "if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LEDGER_KEY_DIRECTORY": str(tmp_path / "keys")},
+    )
+    # Then it answers, and loaded neither the aggregates nor rich
+    assert read.returncode == 0, read.stderr
+    assert '"volunteer_id": "V1"' in read.stdout
+    assert read.stdout.strip().splitlines()[-1] == "loaded:"
+
+
+def test_the_command_as_installed_keeps_its_exit_code(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here.db"
+    arguments = ["--db", f"sqlite:///{missing}", "query", "hours", "V1"]
+    read = subprocess.run(
+        [sys.executable, "-m", "ledger.api.cli.app", *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LANG": "en_US.UTF-8", "LC_ALL": ""},
+    )
+    assert read.returncode == 4
+    assert read.stderr.startswith(f"no ledger at {missing}")
