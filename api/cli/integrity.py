@@ -168,8 +168,8 @@ def verify(
                 live=difference.live,
                 replayed=difference.replayed,
             )
-        if len(result.differences) > 10:
-            say("  … {count} more differences", count=len(result.differences) - 10)
+        if result.difference_count > 10:
+            say("  … {count} more differences", count=result.difference_count - 10)
         failed = failed or not result.ok
     record_verification(engine.database, chain.head_position, not failed)
     if failed:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from ledger.engine import (
     projection_versions_table,
 )
 from ledger.engine.tracking import changing_versions, insert_version
+from ledger.engine.verify import DIFFERENCES_NAMED
 from ledger.projections.registry import (
     ALL_PROJECTIONS,
     ORDER_FULFILMENT,
@@ -740,6 +742,89 @@ def test_verify_names_both_events_when_an_entry_is_moved_to_another_position(
         Difference(row.position, key, None, (120, 1)),
         Difference(head, key, (120, 1), None),
     )
+
+
+def test_verify_walking_a_city_range_by_range_finds_entries_changed_mid_and_last(
+    database: Database,
+) -> None:
+    # Given a city projected, verified a few positions at a time: many ranges
+    head = append_city(database)
+    engine = new_engine(database)
+    engine.catch_up()
+    assert all(result.ok for result in engine.verify(range_size=7))
+    entries = VOLUNTEER_HOURS.entries
+    with database.reading() as conn:
+        rows = conn.execute(sa.select(entries).order_by(entries.c.position)).all()
+    middle, last = rows[len(rows) // 2], rows[-1]
+    assert 7 < middle.position < last.position - 7
+
+    # When the minutes of an entry in the middle and of the last one change
+    def key_of(row: sa.Row[Any]) -> tuple[Any, ...]:
+        return tuple(row._mapping[c] for c in VOLUNTEER_HOURS.key_columns)
+
+    with database.writing() as conn:
+        for row in (middle, last):
+            conn.execute(
+                entries.update()
+                .where(
+                    entries.c.version == row.version,
+                    entries.c.position == row.position,
+                    *(
+                        entries.c[c] == part
+                        for c, part in zip(
+                            VOLUNTEER_HOURS.key_columns, key_of(row), strict=True
+                        )
+                    ),
+                )
+                .values(minutes=entries.c.minutes + 1)
+            )
+
+    # Then verify names both, live against replayed, in ledger order
+    in_ranges = engine.verify(range_size=7)
+    results = {result.name: result for result in in_ranges}
+    hours = results.pop(VOLUNTEER_HOURS.name)
+    assert not hours.ok
+    assert hours.differences == tuple(
+        Difference(
+            row.position,
+            key_of(row),
+            (row.minutes + 1, row.sessions),
+            (row.minutes, row.sessions),
+        )
+        for row in (middle, last)
+    )
+    assert hours.difference_count == 2
+    assert all(result.ok for result in results.values())
+    # And the results, fingerprints included, are those of one range
+    assert engine.verify(range_size=head) == in_ranges
+
+
+def test_verify_names_the_first_differences_and_counts_them_all(
+    database: Database,
+) -> None:
+    # Given a city projected
+    append_city(database)
+    engine = new_engine(database)
+    engine.catch_up()
+
+    # When every volunteer_hours entry is changed
+    entries = VOLUNTEER_HOURS.entries
+    with database.writing() as conn:
+        changed = conn.execute(
+            entries.update().values(minutes=entries.c.minutes + 1)
+        ).rowcount
+    assert changed > DIFFERENCES_NAMED
+
+    # Then verify counts them all and names the first ones, in ledger order
+    hours = engine.verify([VOLUNTEER_HOURS.name], range_size=50)[0]
+    assert hours.difference_count == changed
+    assert len(hours.differences) == DIFFERENCES_NAMED
+    positions = [difference.position for difference in hours.differences]
+    assert positions == sorted(positions)
+    # And `ledger verify` shows ten, then how many more
+    outcome = run_cli(database, "verify")
+    assert outcome.exit_code == 1
+    assert f"… {changed - 10} more differences" in outcome.stdout
 
 
 def test_verify_fails_on_an_event_the_fold_refuses_that_is_not_parked(

@@ -260,7 +260,7 @@ def get_verification(
                 position=p.position,
                 live_fingerprint=p.live_fingerprint,
                 replay_fingerprint=p.replay_fingerprint,
-                differences=len(p.differences),
+                differences=p.difference_count,
                 dead_letters=p.dead_letters,
                 refused_unparked=list(p.refused_unparked),
             )

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -33,9 +34,12 @@ from ledger.engine.events import RecordedEvent
 from ledger.store.event_store import (
     insert_rows,
     metadata,
-    select_rows,
     select_rows_among,
+    stream_rows,
 )
+
+# Rows read per round trip when entries are walked in ledger order.
+STREAM_BATCH = 10_000
 
 
 def define_entries_table(
@@ -196,31 +200,46 @@ class Projection(ABC):
     ) -> Contributions:
         """What each event up to ``position`` contributes to each key: the
         content as-of reads and explanations stand on."""
+        return summed(self.stored_entries(conn, version, position))
+
+    def stored_entries(
+        self, conn: Connection, version: int, position: int
+    ) -> Iterator[Entry]:
+        """The version's entries up to ``position`` in ledger order, read a
+        batch at a time (the database sorts them, spilling to disk when it
+        must), so that walking them all holds only a batch."""
         table = self.entries.c
         columns = [table[name] for name in (*self.key_columns, *self.measure_columns)]
-        rows = select_rows(
-            conn,
-            sa.select(table.position, *columns).where(
-                table.version == version, table.position <= position
-            ),
+        query = (
+            sa.select(table.position, *columns)
+            .where(table.version == version, table.position <= position)
+            .order_by(table.position)
         )
         width = len(self.key_columns)
-        return _summed(
-            Entry(row[0], tuple(row[1 : width + 1]), tuple(row[width + 1 :]))
-            for row in rows
-        )
+        with closing(stream_rows(conn, query, batch=STREAM_BATCH)) as rows:
+            for row in rows:
+                yield Entry(row[0], tuple(row[1 : width + 1]), tuple(row[width + 1 :]))
 
     def replay_contributions(self, events: Iterable[RecordedEvent]) -> Replayed:
         """What a fresh replay of ``events`` contributes, in memory, and the
         positions of the events its fold refuses."""
-        entries: list[Entry] = []
         refused: list[int] = []
+        contributions = summed(self.replay_entries(events, refused.append))
+        return Replayed(contributions, tuple(refused))
+
+    def replay_entries(
+        self, events: Iterable[RecordedEvent], refused: Callable[[int], None]
+    ) -> Iterator[Entry]:
+        """The entries a fresh replay of ``events`` contributes, one event at
+        a time (so in ledger order), telling ``refused`` the position of
+        each event the fold refuses."""
         for recorded in events:
             try:
-                entries.extend(self.evolve(recorded))
+                entries = self.evolve(recorded)
             except Exception:
-                refused.append(recorded.position)
-        return Replayed(_summed(entries), tuple(refused))
+                refused(recorded.position)
+                continue
+            yield from entries
 
     def replay(
         self, events: Iterable[RecordedEvent]
@@ -252,7 +271,7 @@ class Replayed(NamedTuple):
     refused: tuple[int, ...]
 
 
-def _summed(entries: Iterable[Entry]) -> Contributions:
+def summed(entries: Iterable[Entry]) -> Contributions:
     """Entries summed by event and key, the all-zero sums left out."""
     sums: dict[tuple[int, tuple[Any, ...]], list[int]] = {}
     for position, key, measures in entries:
@@ -268,12 +287,17 @@ def _summed(entries: Iterable[Entry]) -> Contributions:
 def fingerprint(contributions: Contributions) -> str:
     """A deterministic digest of a projection's content: every event's
     contribution to every key."""
-    digest = hashlib.sha256()
-    for at in sorted(contributions, key=contribution_order):
-        position, key = at
-        digest.update(orjson.dumps([position, list(key), list(contributions[at])]))
-        digest.update(b"\n")
-    return digest.hexdigest()
+    return hashlib.sha256(content_lines(contributions)).hexdigest()
+
+
+def content_lines(contributions: Contributions) -> bytes:
+    """The lines a fingerprint digests: one JSON line per contribution, in
+    ``contribution_order``. The lines of consecutive position ranges, fed to
+    one digest in turn, digest as the lines of the whole."""
+    return b"".join(
+        orjson.dumps([position, list(key), list(contributions[position, key])]) + b"\n"
+        for position, key in sorted(contributions, key=contribution_order)
+    )
 
 
 def contribution_order(at: tuple[int, tuple[Any, ...]]) -> tuple[int, tuple[str, ...]]:

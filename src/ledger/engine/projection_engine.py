@@ -24,7 +24,7 @@ from ledger.engine.tracking import (
     list_projection_lags,
     list_versions,
 )
-from ledger.engine.verify import VerificationResult, verify
+from ledger.engine.verify import VERIFY_RANGE, VerificationResult, verify
 from ledger.store.event_store import Database
 from ledger.store.runner_lock import RunnerLock
 
@@ -151,9 +151,18 @@ class ProjectionEngine:
             names, page_size=page_size, on_page=on_page, workers=workers
         )
 
-    def verify(self, names: Sequence[str] | None = None) -> list[VerificationResult]:
-        """Compare every live projection with a fresh replay in memory."""
-        return verify(self.database, self.projections, names, reader=self._read_events)
+    def verify(
+        self, names: Sequence[str] | None = None, *, range_size: int = VERIFY_RANGE
+    ) -> list[VerificationResult]:
+        """Compare every live projection with a fresh replay, ``range_size``
+        positions at a time."""
+        return verify(
+            self.database,
+            self.projections,
+            names,
+            reader=self._read_events,
+            range_size=range_size,
+        )
 
 
 def _pause(seconds: float, step: float, should_stop: Callable[[], bool]) -> None:

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import count, groupby
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -180,18 +180,51 @@ def placeholder(conn: Connection) -> str:
 def select_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
     """All rows of ``query`` as plain tuples, through the driver's cursor: for
     reads of many rows, where SQLAlchemy rows would cost more than the sums."""
-    compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        parameters = compiled.params
-        positional = getattr(compiled, "positiontup", None)
-        cursor.execute(
-            str(compiled),
-            [parameters[name] for name in positional] if positional else parameters,
-        )
+        cursor.execute(*_driver_statement(conn, query))
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def stream_rows(
+    conn: Connection, query: sa.Select[Any] | str, *, batch: int
+) -> Generator[tuple[Any, ...]]:
+    """The rows of ``query`` as ``select_rows`` reads them, fetched ``batch``
+    at a time as they are consumed, so that walking them never holds them
+    all: SQLite steps its cursor, PostgreSQL reads a server-side one (other
+    statements may run on ``conn`` meanwhile). Closing the generator closes
+    the cursor."""
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        name = f"ledger_stream_{next(_STREAMS)}"
+        cursor = dbapi.cursor(name)  # type: ignore[union-attr]
+    else:
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(*_driver_statement(conn, query))
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+# Names for server-side cursors, unique within the process.
+_STREAMS = count()
+
+
+def _driver_statement(conn: Connection, query: sa.Select[Any] | str) -> tuple[str, Any]:
+    """``query`` as the driver takes it: its SQL and its parameters."""
+    if isinstance(query, str):
+        return query, ()
+    compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
+    parameters = compiled.params
+    positional = getattr(compiled, "positiontup", None)
+    return (
+        str(compiled),
+        [parameters[name] for name in positional] if positional else parameters,
+    )
 
 
 def select_rows_among(

@@ -25,7 +25,7 @@ import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import groupby
@@ -56,6 +56,7 @@ from ledger.store.event_store import (
     read_property,
     select_rows_among,
     sqlite_database_file,
+    stream_rows,
     utc_text,
     write_property,
 )
@@ -309,8 +310,8 @@ def verify_derived_tables(
     one snapshot of the events and the tables alike."""
     with (
         database.reading() as conn,
-        _stored_by_position(conn, "subjects", _STORED_SUBJECTS) as stored_subjects,
-        _stored_by_position(conn, "keys", _STORED_KEYS) as stored_keys,
+        _stored_by_position(conn, _STORED_SUBJECTS) as stored_subjects,
+        _stored_by_position(conn, _STORED_KEYS) as stored_keys,
     ):
         subjects = _PositionedComparison(
             event_subjects_table.name, stored_subjects, _subject_names
@@ -459,27 +460,15 @@ _STORED_KEYS = (
 
 @contextmanager
 def _stored_by_position(
-    conn: Connection, name: str, query: str
+    conn: Connection, query: str
 ) -> Iterator[Iterator[tuple[int, Rows]]]:
     """The rows of ``query`` (a position, ordered by, and other columns)
-    grouped by position, streamed through the driver's cursor as they are
-    consumed (on PostgreSQL a server-side cursor, named ``name``)."""
-    driver = conn.connection.dbapi_connection
-    assert driver is not None
-    cursor = driver.cursor() if conn.dialect.name == "sqlite" else driver.cursor(name)
-    try:
-        cursor.execute(query)
+    grouped by position, streamed as they are consumed."""
+    with closing(stream_rows(conn, query, batch=DERIVE_PAGE)) as rows:
         yield (
             (position, frozenset(row[1:] for row in group))
-            for position, group in groupby(_fetched(cursor), key=itemgetter(0))
+            for position, group in groupby(rows, key=itemgetter(0))
         )
-    finally:
-        cursor.close()
-
-
-def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
-    while rows := cursor.fetchmany(DERIVE_PAGE):
-        yield from rows
 
 
 class _PositionedComparison:
