@@ -1,11 +1,13 @@
 """Peak memory of ``ledger verify`` as the ledger grows: a demo city at each
-``--scale`` (SQLite, made once in bench/out/ and kept), then ``ledger
-verify``, then two of its parts alone (the projections' comparison,
-``ProjectionEngine.verify``, and the chain walk), each in a process of its
-own, timed, its peak RSS read from the kernel when it ends (as
-bench/city_year.py measures its steps).
+``--scale`` (made once and kept: a SQLite file in bench/out/, or with
+``--postgres`` a database ``verify_memory_SCALE`` on that server, dropped
+at the end unless ``--keep``), then ``ledger verify``, then two of its
+parts alone (the projections' comparison, ``ProjectionEngine.verify``, and
+the chain walk), each in a process of its own, timed, its peak RSS read
+from the kernel when it ends (as bench/city_year.py measures its steps).
 
     python bench/verify_memory.py [--scale 0.001 --scale 0.01]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432 [--keep]]
 
 To measure another release's code on the same ledgers, put its source first
 on the path: ``PYTHONPATH=OTHER/src python bench/verify_memory.py``.
@@ -15,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
+
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
 from city_year import LEDGER, MIB, OUT, event_count, run_measured
@@ -40,16 +45,20 @@ print(verify_chain(Database(sys.argv[1])))
 }
 
 
-def demo_city(scale: float) -> tuple[str, dict[str, str]]:
-    """The demo city at ``scale`` (made on first use): its URL, and the
-    environment naming its key directory."""
-    database = OUT / f"verify-memory-{scale}.db"
-    env = {
-        **os.environ,
-        "LEDGER_KEY_DIRECTORY": str(OUT / f"verify-memory-{scale}.keys"),
-    }
-    url = f"sqlite:///{database}"
-    if not database.exists():
+def demo_city(scale: float, postgres: str | None) -> tuple[str, dict[str, str]]:
+    """The demo city at ``scale`` (made on first use, in a SQLite file or a
+    database ``verify_memory_SCALE`` on the ``postgres`` server): its URL,
+    and the environment naming its key directory."""
+    name = f"verify_memory_{str(scale).replace('.', '_')}"
+    keys = OUT / f"{name}_{'sqlite' if postgres is None else 'postgresql'}.keys"
+    env = {**os.environ, "LEDGER_KEY_DIRECTORY": str(keys)}
+    if postgres is None:
+        database = OUT / f"{name}.db"
+        url, made = f"sqlite:///{database}", database.exists()
+    else:
+        url, made = f"{postgres}/{name}", not server_database(postgres, name, "CREATE")
+    if not made:
+        shutil.rmtree(keys, ignore_errors=True)  # another ledger's keys
         seconds, _, _ = run_measured(
             [*LEDGER, "--db", url, "demo", "--scale", str(scale)], env
         )
@@ -57,15 +66,41 @@ def demo_city(scale: float) -> tuple[str, dict[str, str]]:
     return url, env
 
 
+def server_database(postgres: str, name: str, verb: str) -> bool:
+    """``CREATE`` (unless it exists) or ``DROP`` (if it exists) the
+    database ``name`` on the server; whether it did."""
+    server = sa.create_engine(f"{postgres}/postgres", isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).first()
+        done = (found is None) == (verb == "CREATE")
+        if done:
+            conn.execute(sa.text(f"{verb} DATABASE {name}"))
+    server.dispose()
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, action="append")
+    parser.add_argument(
+        "--postgres",
+        help="Make the cities on this PostgreSQL server (postgresql+psycopg://"
+        "USER@HOST:PORT), dropped at the end unless --keep.",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="Keep the PostgreSQL databases, for a run with other code.",
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     print(f"load average before: {os.getloadavg()}")
     rows = []
-    for scale in args.scale or [0.001, 0.01]:
-        url, env = demo_city(scale)
+    scales = args.scale or [0.001, 0.01]
+    for scale in scales:
+        url, env = demo_city(scale, args.postgres)
         events = event_count(url)
         steps = {
             "ledger verify": [*LEDGER, "--db", url, "verify"],
@@ -82,6 +117,10 @@ def main() -> None:
                 flush=True,
             )
     print(f"load average after: {os.getloadavg()}")
+    if args.postgres and not args.keep:
+        for scale in scales:
+            name = f"verify_memory_{str(scale).replace('.', '_')}"
+            server_database(args.postgres, name, "DROP")
     print("| scale | events | step | seconds | peak RSS (MiB) |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
