@@ -6,7 +6,7 @@ domain id always finds the same stream and a second registration of an id
 collides with the first. Events are stored under their class's topic: the
 write side takes it from the class (``topic_of``); projections, which a
 quick read loads without the aggregates, name it (tests/unit/
-test_projection_topics.py holds every name they use to an event's).
+test_event_topics.py holds every name they use to an event's).
 """
 
 from __future__ import annotations
