@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.domain.common import venue_stream_id
 from ledger.engine import Entry
+from ledger.projections.kept import is_unkept, unkept_versions_table
 from ledger.store.event_store import (
     events_table,
     insert_rows,
@@ -115,11 +116,7 @@ history_table = sa.Table(
         "position",
     ),
 )
-unkept_table = sa.Table(
-    "proj_venue_activity_unkept",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-)
+unkept_table = unkept_versions_table("venue_activity")
 ROLLUP_TABLES = (presence_table, current_table, history_table, unkept_table)
 
 RollupKey = tuple[str, str, str]  # node, period, category
@@ -146,7 +143,7 @@ def rollup_keys(node: str, month: str, category: str) -> tuple[RollupKey, ...]:
 def keep_rollup(conn: Connection, version: int, entries: Sequence[Entry]) -> None:
     """Fold a page's ``venue_activity`` entries (in ledger order) into the
     version's kept roll-up."""
-    if not entries or _unkept(conn, version):
+    if not entries or is_unkept(conn, unkept_table, version):
         return
     # First by venue, month and category (and volunteer): far fewer groups
     # than entries to carry up the tree.
@@ -182,13 +179,6 @@ def keep_rollup(conn: Connection, version: int, entries: Sequence[Entry]) -> Non
                 changes.sessions[(node_, period, category_, volunteer_id)] += sessions
     _apply_presence(conn, version, changes)
     _apply_totals(conn, version, changes)
-
-
-def _unkept(conn: Connection, version: int) -> bool:
-    found = conn.execute(
-        sa.select(unkept_table.c.version).where(unkept_table.c.version == version)
-    ).first()
-    return found is not None
 
 
 def venue_nodes(
@@ -315,7 +305,7 @@ def kept_year(
     category, each month by ``*`` — only those with entries by then; None
     when they are not kept exactly there (the version is unkept, or a page
     that changed them spans ``position``): sum the entries instead."""
-    if _unkept(conn, version):
+    if is_unkept(conn, unkept_table, version):
         return None
     c = current_table.c
     columns = [c[name] for name in FIGURES]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -31,23 +32,19 @@ from ledger.engine import (
     RecordedEvent,
     define_entries_table,
 )
+from ledger.projections.fulfilment_rollup import (
+    COUNTS,
+    FULFILMENT_ROLLUP_TABLES,
+    WAIT_MEASURE,
+    KeptPeriod,
+    keep_fulfilment_rollup,
+    kept_year,
+)
 from ledger.projections.service_sessions import china_date
 from ledger.projections.venue_selection import VenueSelection
 from ledger.store.event_store import select_rows
 
-MEASURES = (
-    "posted",
-    "dispatched",
-    "accepted",
-    "fulfilled",
-    "withdrawn",
-    "rejected",
-    "expired",
-    "ratings",
-    "stars",
-    "satisfied",
-    "fulfil_minutes",
-)
+MEASURES = (*COUNTS, WAIT_MEASURE)
 
 entries_table = define_entries_table(
     "proj_order_fulfilment_entries",
@@ -156,25 +153,32 @@ class FulfilmentTally:
                 setattr(self, name, getattr(self, name) + value)
 
     def figures(self) -> FulfilmentFigures:
-        counted = self.posted - self.withdrawn
-        closed = self.fulfilled + self.withdrawn + self.rejected + self.expired
-        return FulfilmentFigures(
-            posted=self.posted,
-            dispatched=self.dispatched,
-            accepted=self.accepted,
-            fulfilled=self.fulfilled,
-            withdrawn=self.withdrawn,
-            rejected=self.rejected,
-            expired=self.expired,
-            ratings=self.ratings,
-            open=self.posted - closed,
-            rate=self.fulfilled / counted if counted else None,
-            median_minutes_to_fulfil=(
-                statistics.median(self.fulfil_minutes) if self.fulfil_minutes else None
-            ),
-            mean_stars=self.stars / self.ratings if self.ratings else None,
-            satisfaction=self.satisfied / self.ratings if self.ratings else None,
-        )
+        counts = {name: getattr(self, name) for name in COUNTS}
+        waits = self.fulfil_minutes
+        return fulfilment_figures(counts, statistics.median(waits) if waits else None)
+
+
+def fulfilment_figures(
+    counts: Mapping[str, int], median_minutes: int | float | None
+) -> FulfilmentFigures:
+    """The figures that follow from the ``COUNTS`` summed and the median wait
+    of the fulfilled orders, however they were summed."""
+    posted, withdrawn, ratings = (
+        counts["posted"],
+        counts["withdrawn"],
+        counts["ratings"],
+    )
+    closed = sum(
+        counts[name] for name in ("fulfilled", "withdrawn", "rejected", "expired")
+    )
+    return FulfilmentFigures(
+        **{name: counts[name] for name in COUNTS if name not in ("stars", "satisfied")},
+        open=posted - closed,
+        rate=counts["fulfilled"] / (posted - withdrawn) if posted - withdrawn else None,
+        median_minutes_to_fulfil=median_minutes,
+        mean_stars=counts["stars"] / ratings if ratings else None,
+        satisfaction=counts["satisfied"] / ratings if ratings else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ class OrderFulfilmentProjection(Projection):
     )
     measure_columns: ClassVar[tuple[str, ...]] = MEASURES
     change_scope: ClassVar[str | None] = "venue_id"
+    kept_tables: ClassVar[tuple[sa.Table, ...]] = FULFILMENT_ROLLUP_TABLES
 
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         payload = event.payload
@@ -216,6 +221,13 @@ class OrderFulfilmentProjection(Projection):
             order["order_id"],
         )
         return [Entry(event.position, key, tuple(changes.get(m, 0) for m in MEASURES))]
+
+    def write_entries(
+        self, conn: Connection, version: int, entries: Sequence[Entry]
+    ) -> None:
+        """The entries, and the kept roll-up they move (fulfilment_rollup)."""
+        super().write_entries(conn, version, entries)
+        keep_fulfilment_rollup(conn, version, entries)
 
     def explain_venue_figures(
         self,
@@ -241,7 +253,19 @@ class OrderFulfilmentProjection(Projection):
     def get_venue_figures(
         self, conn: Connection, selection: VenueSelection
     ) -> VenueFulfilmentFigures:
-        """The selection's orders, in total and by month of posting."""
+        """The selection's orders, in total and by month of posting: a
+        subtree's year from the kept roll-up where it answers exactly."""
+        if selection.node is not None and selection.year is not None:
+            kept = kept_year(
+                conn,
+                selection.version,
+                selection.node,
+                selection.year,
+                selection.kind,
+                selection.position,
+            )
+            if kept is not None:
+                return _kept_figures(selection.year, kept)
         t = entries_table.c
         query = (
             sa.select(t.month, t.order_id, *(sa.func.sum(t[m]) for m in MEASURES))
@@ -273,3 +297,20 @@ def _of_kind(selection: VenueSelection) -> tuple[sa.ColumnElement[bool], ...]:
     if selection.kind is None:
         return ()
     return (entries_table.c.kind == selection.kind,)
+
+
+def _kept_figures(year: str, kept: dict[str, KeptPeriod]) -> VenueFulfilmentFigures:
+    """A year's figures from the kept roll-up (``kept_year``)."""
+
+    def figures(period: KeptPeriod) -> FulfilmentFigures:
+        return fulfilment_figures(period.counts, period.median_minutes)
+
+    none = KeptPeriod(dict.fromkeys(COUNTS, 0), None)
+    return VenueFulfilmentFigures(
+        figures(kept.get(year, none)),
+        {
+            period: figures(found)
+            for period, found in sorted(kept.items())
+            if period != year
+        },
+    )

@@ -25,7 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from ledger.engine import Entry, Projection, RecordedEvent, define_entries_table
+from ledger.projections.kept import is_unkept, unkept_versions_table
 from ledger.projections.service_sessions import COUNTED_SESSION_TOPICS, counted_change
+from ledger.store.event_store import add_to_rows, metadata, select_rows
 
 NATIONAL_STAR_HOURS = (100, 300, 600, 1000, 1500)
 
@@ -42,6 +44,35 @@ entries_table = define_entries_table(
     ["minutes", "sessions"],
     lookup=["volunteer_id"],
 )
+
+# The kept leaderboard: each volunteer's running totals, and how many
+# volunteers with service stand at each star level, as they are at the
+# version's position (see ``keep_leaderboard``).
+TOTALS = ("verified_minutes", "makeup_minutes", "total_minutes", "sessions")
+totals_table = sa.Table(
+    "proj_volunteer_hours_totals",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("volunteer_id", sa.String(64), nullable=False),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in TOTALS),
+    sa.Index("proj_volunteer_hours_totals_key", "version", "volunteer_id", unique=True),
+)
+sa.Index(
+    "proj_volunteer_hours_totals_rank",
+    totals_table.c.version,
+    totals_table.c.total_minutes.desc(),
+    totals_table.c.volunteer_id,
+)
+stars_table = sa.Table(
+    "proj_volunteer_hours_stars",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("stars", sa.Integer, nullable=False),
+    sa.Column("volunteers", sa.BigInteger, nullable=False),
+    sa.Index("proj_volunteer_hours_stars_key", "version", "stars", unique=True),
+)
+unkept_table = unkept_versions_table("volunteer_hours")
+LEADERBOARD_TABLES = (totals_table, stars_table, unkept_table)
 
 
 def served_through(day: date) -> sa.ColumnElement[bool]:
@@ -105,6 +136,7 @@ class VolunteerHoursProjection(Projection):
         "service_date",
     )
     measure_columns: ClassVar[tuple[str, ...]] = ("minutes", "sessions")
+    kept_tables: ClassVar[tuple[sa.Table, ...]] = LEADERBOARD_TABLES
 
     def evolve(self, event: RecordedEvent) -> list[Entry]:
         change = counted_change(event)
@@ -124,6 +156,13 @@ class VolunteerHoursProjection(Projection):
                 (change.minutes, change.sessions),
             )
         ]
+
+    def write_entries(
+        self, conn: Connection, version: int, entries: Sequence[Entry]
+    ) -> None:
+        """The entries, and the kept leaderboard they move."""
+        super().write_entries(conn, version, entries)
+        keep_leaderboard(conn, version, entries)
 
     def get_hours(
         self,
@@ -231,3 +270,63 @@ class VolunteerHoursProjection(Projection):
             .order_by(total.desc(), t.volunteer_id)
         )
         return [(v, int(a or 0), int(b or 0), int(c or 0)) for v, a, b, c in rows]
+
+
+def keep_leaderboard(conn: Connection, version: int, entries: Sequence[Entry]) -> None:
+    """Add a page's entries to the volunteers' kept totals, and move the
+    count of volunteers at each star level by those whose level changed (a
+    volunteer counts while their total is above zero, as in ``get_totals``)."""
+    if not entries or is_unkept(conn, unkept_table, version):
+        return
+    changes: dict[str, list[int]] = {}
+    for _position, key, (minutes, sessions) in entries:
+        volunteer_id, kind = key[0], key[2]
+        change = changes.setdefault(volunteer_id, [0, 0, 0, 0])
+        change[0 if kind == "verified" else 1] += minutes
+        change[2] += minutes
+        change[3] += sessions
+    after = add_to_rows(
+        conn,
+        totals_table,
+        [(version, volunteer, *change) for volunteer, change in changes.items()],
+        keys=("version", "volunteer_id"),
+        added=TOTALS,
+    )
+    levels: dict[int, int] = defaultdict(int)
+    for (_version, volunteer_id), (_, _, total, _) in after.items():
+        before = total - changes[volunteer_id][2]
+        if before > 0:
+            levels[stars_for_minutes(before)] -= 1
+        if total > 0:
+            levels[stars_for_minutes(total)] += 1
+    moved = [(version, level, count) for level, count in levels.items() if count]
+    add_to_rows(
+        conn, stars_table, moved, keys=("version", "stars"), added=("volunteers",)
+    )
+
+
+def kept_leaderboard(
+    conn: Connection, version: int, limit: int
+) -> tuple[list[tuple[str, int, int, int]], dict[int, int]] | None:
+    """The kept leaderboard of ``version`` as it stands at its position: the
+    ``limit`` volunteers with the most minutes (id, verified, make-up,
+    sessions; most first, then by id) and the volunteers with service at
+    each star level; None when the version keeps none (sum the entries)."""
+    if is_unkept(conn, unkept_table, version):
+        return None
+    t = totals_table.c
+    leaders = select_rows(
+        conn,
+        sa.select(t.volunteer_id, t.verified_minutes, t.makeup_minutes, t.sessions)
+        .where(t.version == version, t.total_minutes > 0)
+        .order_by(t.total_minutes.desc(), t.volunteer_id)
+        .limit(limit),
+    )
+    s = stars_table.c
+    levels = select_rows(
+        conn, sa.select(s.stars, s.volunteers).where(s.version == version)
+    )
+    return (
+        [(v, int(a), int(b), int(c)) for v, a, b, c in leaders],
+        {int(level): int(count) for level, count in levels},
+    )

@@ -22,6 +22,7 @@ import multiprocessing
 import multiprocessing.queues
 import os
 import signal
+import statistics
 import tempfile
 import time
 import uuid
@@ -562,6 +563,7 @@ def expected_fulfilment(
                 "month": china_date(p["at"])[:7],
                 "kind": p["kind"],
                 "status": "open",
+                "posted_at": datetime.fromisoformat(p["at"]),
             }
         elif event.topic in {
             "Order.Fulfilled",
@@ -570,6 +572,7 @@ def expected_fulfilment(
             "Order.Expired",
         }:
             orders[event.stream_id]["status"] = event.topic.removeprefix("Order.")
+            orders[event.stream_id]["closed_at"] = datetime.fromisoformat(p["at"])
         elif event.topic == "Order.Rated":
             ratings[event.stream_id].append(p["stars"])
     chosen = {
@@ -583,6 +586,11 @@ def expected_fulfilment(
     posted, withdrawn = len(statuses), statuses.count("Withdrawn")
     fulfilled = statuses.count("Fulfilled")
     stars = [s for stream in chosen for s in ratings[stream]]
+    waits = [
+        (order["closed_at"] - order["posted_at"]) // timedelta(minutes=1)
+        for order in chosen.values()
+        if order["status"] == "Fulfilled"
+    ]
     return {
         "posted": posted,
         "withdrawn": withdrawn,
@@ -596,6 +604,7 @@ def expected_fulfilment(
         "satisfaction": (
             float(Fraction(sum(s >= 4 for s in stars), len(stars))) if stars else None
         ),
+        "median_minutes_to_fulfil": statistics.median(waits) if waits else None,
     }
 
 

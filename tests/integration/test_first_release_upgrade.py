@@ -18,12 +18,7 @@ import sqlalchemy as sa
 from ledger.application.ledger import Ledger, Outcome
 from ledger.bootstrap import open_database, open_ledger
 from ledger.domain.volunteers import Volunteer
-from ledger.projections.activity_rollup import (
-    current_table,
-    history_table,
-    presence_table,
-    unkept_table,
-)
+from ledger.projections.registry import ALL_PROJECTIONS
 from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
 from ledger.store.event_store import (
     SCHEMA_VERSION_TABLE,
@@ -104,13 +99,11 @@ def as_the_first_release_left_it(database: Database, ledger: Ledger) -> None:
             )
         properties_table.drop(conn)
         data_keys_table.drop(conn)
-        for kept in ROLLUP_TABLES:  # revision 0007's
-            kept.drop(conn)
+        for projection in ALL_PROJECTIONS:  # the roll-ups of revisions 0007-0008
+            for kept in projection.kept_tables:
+                kept.drop(conn)
         # the schema revision of the release before caller-bound keys
         conn.exec_driver_sql(f"UPDATE {SCHEMA_VERSION_TABLE} SET version_num = '0004'")
-
-
-ROLLUP_TABLES = (presence_table, current_table, history_table, unkept_table)
 
 
 @pytest.fixture

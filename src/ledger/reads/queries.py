@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from threading import Lock
@@ -35,7 +35,7 @@ from ledger.projections.registry import (
 )
 from ledger.projections.venue_selection import VenueSelection
 from ledger.projections.venue_tree import VenueTree
-from ledger.projections.volunteer_hours import stars_for_minutes
+from ledger.projections.volunteer_hours import kept_leaderboard, stars_for_minutes
 from ledger.reads.answers import (
     ActivityCalendar,
     ActivityContribution,
@@ -427,18 +427,14 @@ class LedgerReads:
         volunteers stand at each star level."""
         with self.database.reading() as conn:
             live, cited = self._cite(conn, VOLUNTEER_HOURS.name, as_of)
-            version = live.version
             key = (
                 "leaderboard",
                 limit,
-                version,
+                live.version,
                 settled(live.last_change, cited.position),
             )
             board = self._figures.get_or_compute(
-                key,
-                lambda: _leaderboard(
-                    VOLUNTEER_HOURS.get_totals(conn, version, cited.position), limit
-                ),
+                key, lambda: _leaderboard(conn, live, cited.position, limit)
             )
         return HoursLeaderboard(**vars(board), **cited.fields())
 
@@ -667,8 +663,24 @@ class LedgerReads:
             raise NotFoundError(_unregistered("volunteer", volunteer_id))
 
 
-def _leaderboard(totals: list[tuple[str, int, int, int]], limit: int) -> Leaderboard:
-    stars = Counter(stars_for_minutes(v + m) for _, v, m, _ in totals)
+def _leaderboard(
+    conn: Connection, live: LiveState, position: int, limit: int
+) -> Leaderboard:
+    """The leaderboard as of ``position``: kept where nothing changed since
+    (a read at the head), else summed from every volunteer's entries."""
+    kept = None
+    if position == live.position or (
+        live.changes_noted and (live.last_change or 0) <= position
+    ):
+        kept = kept_leaderboard(conn, live.version, limit)
+    if kept is None:
+        totals = VOLUNTEER_HOURS.get_totals(conn, live.version, position)
+        leaders = totals[:limit]
+        stars: Mapping[int, int] = Counter(
+            stars_for_minutes(v + m) for _, v, m, _ in totals
+        )
+    else:
+        leaders, stars = kept
     return Leaderboard(
         leaders=[
             Leader(
@@ -679,9 +691,9 @@ def _leaderboard(totals: list[tuple[str, int, int, int]], limit: int) -> Leaderb
                 sessions=sessions,
                 stars=stars_for_minutes(verified + makeup),
             )
-            for volunteer_id, verified, makeup, sessions in totals[:limit]
+            for volunteer_id, verified, makeup, sessions in leaders
         ],
-        volunteers_with_service=len(totals),
+        volunteers_with_service=sum(stars.values()),
         volunteers_by_stars={str(level): stars.get(level, 0) for level in range(6)},
     )
 

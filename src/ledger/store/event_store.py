@@ -296,6 +296,47 @@ def _copy_rows(
         cursor.close()
 
 
+# Values bound in one statement of ``add_to_rows`` (SQLite takes 32,766).
+ADDED_VALUES = 30_000
+
+
+def add_to_rows(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    keys: Sequence[str],
+    added: Sequence[str],
+    replaced: Sequence[str] = (),
+) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """Running sums kept in ``table``: each row (its ``keys``, ``replaced``
+    then ``added`` columns, each key once) is inserted when its keys are
+    new, else its ``added`` columns are added to the stored ones and its
+    ``replaced`` ones replace theirs. Needs a unique index on ``keys``. One
+    statement per few thousand rows (``ON CONFLICT … DO UPDATE``, on both
+    engines), no read first. Returns each row's ``added`` sums as they stand
+    afterwards, by its keys."""
+    names = [*keys, *replaced, *added]
+    mark = placeholder(conn)
+    one_row = f"({', '.join([mark] * len(names))})"
+    changes = [f"{name} = {table.name}.{name} + excluded.{name}" for name in added]
+    changes += [f"{name} = excluded.{name}" for name in replaced]
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {{values}} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(changes)} "
+        f"RETURNING {', '.join([*keys, *added])}"
+    )
+    width, sums = len(keys), {}
+    per_statement = max(1, ADDED_VALUES // len(names))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        values = ", ".join([one_row] * len(chunk))
+        parameters = tuple(value for row in chunk for value in row)
+        for row in conn.exec_driver_sql(statement.format(values=values), parameters):
+            sums[tuple(row[:width])] = tuple(int(value) for value in row[width:])
+    return sums
+
+
 _CHAIN_HASH_AT = sa.select(events_table.c.chain_hash).where(
     events_table.c.position == sa.bindparam("position")
 )
