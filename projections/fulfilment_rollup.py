@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from ledger.engine import Entry
 from ledger.projections.activity_rollup import venue_nodes
 from ledger.projections.kept import is_unkept, unkept_versions_table
-from ledger.store.event_store import add_to_rows, metadata, select_rows
+from ledger.store.event_store import add_to_rows, metadata, placeholder, select_rows
 
 BOTH_KINDS = "*"
 COUNTS = (
@@ -203,62 +203,55 @@ def kept_year(
 def _median_waits(
     conn: Connection, scope: tuple[int, str, str], fulfilled: dict[str, int]
 ) -> dict[str, int | float]:
-    """Each period's median wait among its ``fulfilled`` orders: the hours
-    that hold the middle order(s) found from the hourly counts, then the
-    minutes of only those hours read."""
-    version, node, kind = scope
-    wanted = [period for period, orders in fulfilled.items() if orders]
+    """Each period's median wait among its fulfilled orders: the database
+    walks the hourly counts and returns only the hour(s) holding the middle
+    order(s); then the minutes of those hours alone are read."""
+    wanted = sorted(period for period, orders in fulfilled.items() if orders)
     if not wanted:
         return {}
-    h = wait_hours_table.c
-    hours = select_rows(
-        conn,
-        sa.select(h.period, h.hour, h.orders)
-        .where(h.version == version, h.node_id == node, h.kind == kind)
-        .where(h.period.in_(wanted), h.orders > 0)
-        .order_by(h.period, h.hour),
+    mark = placeholder(conn)
+    # The 0-based ranks of the middle orders of n are (n - 1) / 2 and n / 2:
+    # an hour holds one when its orders start at or before the higher and
+    # end after the lower.
+    middle_hours = conn.exec_driver_sql(
+        "SELECT period, hour, reached - orders FROM ("
+        "SELECT period, hour, orders, "
+        "CAST(SUM(orders) OVER (PARTITION BY period ORDER BY hour) AS BIGINT) "
+        "AS reached, "
+        "CAST(SUM(orders) OVER (PARTITION BY period) AS BIGINT) AS total "
+        f"FROM {wait_hours_table.name} WHERE version = {mark} AND node_id = {mark} "
+        f"AND kind = {mark} AND orders > 0 "
+        f"AND period IN ({', '.join([mark] * len(wanted))})) AS walked "
+        "WHERE reached - orders <= total / 2 AND reached > (total - 1) / 2 "
+        "ORDER BY period, hour",
+        (*scope, *wanted),
+    ).all()
+    waits_in_hour = (
+        f"SELECT minutes, orders FROM {waits_table.name} WHERE version = {mark} "
+        f"AND node_id = {mark} AND kind = {mark} AND period = {mark} "
+        f"AND minutes >= {mark} AND minutes < {mark} AND orders > 0 ORDER BY minutes"
     )
-    # The 0-based ranks of the middle order(s), and the hour each falls in.
-    middle = {p: sorted({(n - 1) // 2, n // 2}) for p, n in fulfilled.items() if n}
-    located: dict[str, list[tuple[int, int]]] = defaultdict(list)  # (rank, hour)
-    before: dict[str, int] = defaultdict(int)
-    for period, hour, orders in hours:
-        for rank in middle[period]:
-            if before[period] <= rank < before[period] + int(orders):
-                located[period].append((rank - before[period], int(hour)))
-        before[period] += int(orders)
-    w = waits_table.c
-    in_hours = [
-        sa.and_(
-            w.period == period,
-            w.minutes >= hour * MINUTES_PER_HOUR,
-            w.minutes < (hour + 1) * MINUTES_PER_HOUR,
-        )
-        for period, ranks in located.items()
-        for hour in {hour for _, hour in ranks}
-    ]
-    minutes: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
-    for period, wait, orders in select_rows(
-        conn,
-        sa.select(w.period, w.minutes, w.orders)
-        .where(w.version == version, w.node_id == node, w.kind == kind)
-        .where(sa.or_(*in_hours), w.orders > 0)
-        .order_by(w.period, w.minutes),
-    ):
-        hour = int(wait) // MINUTES_PER_HOUR
-        minutes[(period, hour)].append((int(wait), int(orders)))
-    medians: dict[str, int | float] = {}
-    for period, ranks in located.items():
-        values = [_nth(minutes[(period, hour)], rank) for rank, hour in ranks]
-        medians[period] = values[0] if len(values) == 1 else sum(values) / 2
-    return medians
+    values: dict[str, list[int]] = defaultdict(list)
+    for period, hour, before in middle_hours:
+        start = int(hour) * MINUTES_PER_HOUR
+        waits = conn.exec_driver_sql(
+            waits_in_hour, (*scope, period, start, start + MINUTES_PER_HOUR)
+        ).all()
+        total = fulfilled[period]
+        for rank in sorted({(total - 1) // 2, total // 2}):
+            if int(before) <= rank < int(before) + sum(int(o) for _, o in waits):
+                values[period].append(_nth(waits, rank - int(before)))
+    return {
+        period: found[0] if len(found) == 1 else sum(found) / 2
+        for period, found in values.items()
+    }
 
 
-def _nth(waits: list[tuple[int, int]], rank: int) -> int:
+def _nth(waits: Sequence[Any], rank: int) -> int:
     """The wait of the order at 0-based ``rank`` among ``waits`` (minutes
     with their orders, in order of minutes)."""
     for minutes, orders in waits:
         if rank < orders:
-            return minutes
-        rank -= orders
+            return int(minutes)
+        rank -= int(orders)
     raise LookupError(f"rank {rank} past the waits kept")
