@@ -291,6 +291,7 @@ def keep_leaderboard(conn: Connection, version: int, entries: Sequence[Entry]) -
         [(version, volunteer, *change) for volunteer, change in changes.items()],
         keys=("version", "volunteer_id"),
         added=TOTALS,
+        returning=True,
     )
     levels: dict[int, int] = defaultdict(int)
     for (_version, volunteer_id), (_, _, total, _) in after.items():

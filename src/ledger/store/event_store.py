@@ -296,7 +296,7 @@ def _copy_rows(
         cursor.close()
 
 
-# Values bound in one statement of ``add_to_rows`` (SQLite takes 32,766).
+# Values bound in one statement of ``add_to_rows`` on SQLite (it takes 32,766).
 ADDED_VALUES = 30_000
 
 
@@ -308,33 +308,65 @@ def add_to_rows(
     keys: Sequence[str],
     added: Sequence[str],
     replaced: Sequence[str] = (),
+    returning: bool = False,
 ) -> dict[tuple[Any, ...], tuple[int, ...]]:
     """Running sums kept in ``table``: each row (its ``keys``, ``replaced``
     then ``added`` columns, each key once) is inserted when its keys are
     new, else its ``added`` columns are added to the stored ones and its
-    ``replaced`` ones replace theirs. Needs a unique index on ``keys``. One
-    statement per few thousand rows (``ON CONFLICT … DO UPDATE``, on both
-    engines), no read first. Returns each row's ``added`` sums as they stand
-    afterwards, by its keys."""
+    ``replaced`` ones replace theirs (``ON CONFLICT … DO UPDATE``: a unique
+    index on ``keys`` is needed; no read first). PostgreSQL takes the rows
+    as one array per column, SQLite as multi-row ``VALUES``. With
+    ``returning``, each row's ``added`` sums as they stand afterwards, by
+    its keys (else nothing)."""
+    if not rows:
+        return {}
     names = [*keys, *replaced, *added]
-    mark = placeholder(conn)
-    one_row = f"({', '.join([mark] * len(names))})"
     changes = [f"{name} = {table.name}.{name} + excluded.{name}" for name in added]
     changes += [f"{name} = excluded.{name}" for name in replaced]
     statement = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {{values}} "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(changes)} "
-        f"RETURNING {', '.join([*keys, *added])}"
+        f"INSERT INTO {table.name} ({', '.join(names)}) {{rows}} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(changes)}"
     )
+    if returning:
+        statement += f" RETURNING {', '.join([*keys, *added])}"
+    if conn.dialect.name == "postgresql":
+        arrays = ", ".join(f"%s::{_array_type(table.c[name].type)}" for name in names)
+        batches = [
+            (
+                f"SELECT * FROM unnest({arrays})",
+                [list(c) for c in zip(*rows, strict=True)],
+            )
+        ]
+    else:
+        one_row = f"({', '.join(['?'] * len(names))})"
+        per_statement = max(1, ADDED_VALUES // len(names))
+        batches = [
+            (
+                "VALUES " + ", ".join([one_row] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
+            for chunk in (
+                rows[start : start + per_statement]
+                for start in range(0, len(rows), per_statement)
+            )
+        ]
     width, sums = len(keys), {}
-    per_statement = max(1, ADDED_VALUES // len(names))
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        values = ", ".join([one_row] * len(chunk))
-        parameters = tuple(value for row in chunk for value in row)
-        for row in conn.exec_driver_sql(statement.format(values=values), parameters):
+    for values, parameters in batches:
+        found = conn.exec_driver_sql(statement.format(rows=values), tuple(parameters))
+        for row in found if returning else ():
             sums[tuple(row[:width])] = tuple(int(value) for value in row[width:])
     return sums
+
+
+def _array_type(column_type: sa.types.TypeEngine[Any]) -> str:
+    """The PostgreSQL array type that carries a column's values."""
+    if isinstance(column_type, sa.BigInteger):
+        return "bigint[]"
+    if isinstance(column_type, sa.Integer):
+        return "integer[]"
+    if isinstance(column_type, sa.String):
+        return "text[]"
+    raise TypeError(f"no array type for {column_type!r}")
 
 
 _CHAIN_HASH_AT = sa.select(events_table.c.chain_hash).where(
