@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 import uvloop
@@ -197,42 +198,68 @@ def serve_and_read(
 def read_costs(db_url: str, env: dict[str, str], year: int) -> list[str]:
     """Reads in this process, each on a fresh ``LedgerReads`` (no figures
     in memory; the database's pages are, after one unmeasured round), the
-    median of ``READ_ROUNDS``: the
-    city-wide year's activity as the API answers it, then its figures alone
-    from the kept roll-up and, as the anchor, summed from every entry as
-    before; the city-wide year's fulfilment; the hours leaderboard."""
+    median of ``READ_ROUNDS``: the city-wide year's activity and
+    fulfilment as the API answers them, then their figures alone from the
+    kept roll-up and, as the anchor, summed from every entry as before; the
+    hours leaderboard, kept and summed."""
     os.environ["LEDGER_KEY_DIRECTORY"] = env["LEDGER_KEY_DIRECTORY"]
     from dataclasses import replace
 
     from ledger.bootstrap import open_database
-    from ledger.projections.registry import VENUE_ACTIVITY
+    from ledger.engine import ProjectionEngine
+    from ledger.projections.registry import (
+        ORDER_FULFILMENT,
+        VENUE_ACTIVITY,
+        VOLUNTEER_HOURS,
+    )
     from ledger.reads.queries import LedgerReads, VenueQuery
 
     database = open_database(db_url)
     city = VenueQuery(CENTRE, f"{year}-01", f"{year}-12")
 
-    def figures(summed: bool) -> Callable[[], object]:
+    def figures(projection: Any, summed: bool) -> Callable[[], object]:
         def read() -> object:
             with database.reading() as conn:
-                scope = LedgerReads(database)._venue_scope(conn, "venue_activity", city)
+                reads = LedgerReads(database)
+                scope = reads._venue_scope(conn, projection.name, city)
                 selection = scope.selection
                 if summed:  # no subtree named: the entries are summed
                     selection = replace(selection, node=None)
                 started = time.perf_counter()
-                VENUE_ACTIVITY.get_venue_figures(conn, selection)
+                projection.get_venue_figures(conn, selection)
                 return time.perf_counter() - started
 
         return read
+
+    def summed_leaderboard() -> object:
+        with database.reading() as conn:
+            live = ProjectionEngine.live_state(conn, VOLUNTEER_HOURS.name)
+            assert live is not None
+            started = time.perf_counter()
+            VOLUNTEER_HOURS.get_totals(conn, live.version, live.position)
+            return time.perf_counter() - started
 
     measured = [
         (
             "activity, the whole read",
             lambda: LedgerReads(database).venue_activity(city),
         ),
-        ("activity's figures, kept roll-up", figures(summed=False)),
-        ("activity's figures, summed from the entries (before)", figures(summed=True)),
-        ("fulfilment", lambda: LedgerReads(database).venue_fulfilment(city)),
-        ("hours leaderboard", lambda: LedgerReads(database).hours_leaderboard()),
+        ("activity's figures, kept roll-up", figures(VENUE_ACTIVITY, summed=False)),
+        ("activity's figures, summed (before)", figures(VENUE_ACTIVITY, summed=True)),
+        (
+            "fulfilment, the whole read",
+            lambda: LedgerReads(database).venue_fulfilment(city),
+        ),
+        ("fulfilment's figures, kept roll-up", figures(ORDER_FULFILMENT, summed=False)),
+        (
+            "fulfilment's figures, summed (before)",
+            figures(ORDER_FULFILMENT, summed=True),
+        ),
+        (
+            "hours leaderboard, the whole read",
+            lambda: LedgerReads(database).hours_leaderboard(),
+        ),
+        ("hours leaderboard, every volunteer summed (before)", summed_leaderboard),
     ]
     for _, read in measured:  # once unmeasured: compiled statements, pages cached
         read()
