@@ -161,7 +161,9 @@ async def read_mix(
         lines.append(http_load.summary(name, latencies, seconds, failures))
     except TimeoutError:  # answers still missing 300 s after the last was sent
         lines.append(f"{name}: the server fell behind (answers 300 s late)")
-    lines.append(http_load.summary("its writes", await writes, writing, 0))
+    written = await writes
+    if written:  # none with --writing 0
+        lines.append(http_load.summary("its writes", written, writing, 0))
     lines.append(f"projections at the end: {await http_load.lag(port)}")
     return lines
 
