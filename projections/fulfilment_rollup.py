@@ -115,7 +115,7 @@ def keep_fulfilment_rollup(
         group = groups.setdefault((venue_id, month, kind), [0] * (len(COUNTS) + 1))
         for index, value in enumerate(measures[: len(COUNTS)]):
             group[index] += value
-        group[-1] = position  # entries come in ledger order
+        group[-1] = max(group[-1], position)
         fulfilled = measures[COUNTS.index("fulfilled")]
         if fulfilled:
             waits[(venue_id, month, kind, measures[len(COUNTS)])] += fulfilled
@@ -141,7 +141,7 @@ def keep_fulfilment_rollup(
         totals_table,
         [(version, *key, sums[-1], *sums[:-1]) for key, sums in totals.items()],
         keys=KEYS,
-        replaced=("position",),
+        highest=("position",),
         added=COUNTS,
     )
     for table, column, counted in (

@@ -13,8 +13,9 @@ import random
 import pytest
 import sqlalchemy as sa
 
-from ledger.engine import ProjectionEngine, RecordedEvent
+from ledger.engine import Entry, ProjectionEngine, RecordedEvent
 from ledger.projections.fulfilment_rollup import kept_year, totals_table, unkept_table
+from ledger.projections.order_fulfilment import MEASURES
 from ledger.projections.registry import ALL_PROJECTIONS, ORDER_FULFILMENT, VENUE_TREE
 from ledger.projections.venue_selection import VenueSelection
 from ledger.reads.queries import LedgerReads, VenueQuery
@@ -211,3 +212,24 @@ def test_a_version_projected_before_the_rollup_is_read_from_its_entries(
     # And once rebuilt, the roll-up answers
     engine.rebuild([ORDER_FULFILMENT.name])
     assert kept(database, centre, events[-1].position, None) is not None
+
+
+def test_a_page_written_latest_part_first_keeps_its_latest_position(
+    database: Database,
+) -> None:
+    # As when the engine parks an event whose rows the database refuses: the
+    # page is written again in halves, its later half first
+    posted = tuple(int(name == "posted") for name in MEASURES)
+    first, later = (
+        Entry(position, ("V-A", "2024-03", "wish", "culture", order), posted)
+        for position, order in ((10, "O1"), (20, "O2"))
+    )
+    with database.writing() as conn:
+        ORDER_FULFILMENT.write_entries(conn, 7, [later])
+        ORDER_FULFILMENT.write_entries(conn, 7, [first])
+    # Then the roll-up knows it holds an entry after position 15
+    with database.reading() as conn:
+        assert kept_year(conn, 7, "V-A", "2024", None, 15) is None
+        found = kept_year(conn, 7, "V-A", "2024", None, 20)
+    assert found is not None
+    assert found["2024"].counts["posted"] == found["2024-03"].counts["posted"] == 2

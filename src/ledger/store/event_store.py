@@ -307,22 +307,27 @@ def add_to_rows(
     *,
     keys: Sequence[str],
     added: Sequence[str],
-    replaced: Sequence[str] = (),
+    highest: Sequence[str] = (),
     returning: bool = False,
 ) -> dict[tuple[Any, ...], tuple[int, ...]]:
-    """Running sums kept in ``table``: each row (its ``keys``, ``replaced``
+    """Running sums kept in ``table``: each row (its ``keys``, ``highest``
     then ``added`` columns, each key once) is inserted when its keys are
     new, else its ``added`` columns are added to the stored ones and its
-    ``replaced`` ones replace theirs (``ON CONFLICT … DO UPDATE``: a unique
-    index on ``keys`` is needed; no read first). PostgreSQL takes the rows
-    as one array per column, SQLite as multi-row ``VALUES``. With
-    ``returning``, each row's ``added`` sums as they stand afterwards, by
-    its keys (else nothing)."""
+    ``highest`` ones keep the higher of the stored and the new value (a
+    last position, whatever order rows come in). ``ON CONFLICT … DO
+    UPDATE``: a unique index on ``keys`` is needed, no read first.
+    PostgreSQL takes the rows as one array per column, SQLite as multi-row
+    ``VALUES``. With ``returning``, each row's ``added`` sums as they stand
+    afterwards, by its keys (else nothing)."""
     if not rows:
         return {}
-    names = [*keys, *replaced, *added]
+    names = [*keys, *highest, *added]
     changes = [f"{name} = {table.name}.{name} + excluded.{name}" for name in added]
-    changes += [f"{name} = excluded.{name}" for name in replaced]
+    changes += [
+        f"{name} = CASE WHEN excluded.{name} > {table.name}.{name} "
+        f"THEN excluded.{name} ELSE {table.name}.{name} END"
+        for name in highest
+    ]
     statement = (
         f"INSERT INTO {table.name} ({', '.join(names)}) {{rows}} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(changes)}"
