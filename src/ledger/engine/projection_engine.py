@@ -20,6 +20,7 @@ from ledger.engine.tracking import (
     VersionInfo,
     ensure_live_versions,
     get_live_state,
+    get_live_states,
     get_live_version,
     list_projection_lags,
     list_versions,
@@ -77,6 +78,11 @@ class ProjectionEngine:
     def live_state(conn: Connection, name: str) -> LiveState | None:
         """One query, as every read starts with it."""
         return get_live_state(conn, name)
+
+    @staticmethod
+    def live_states(conn: Connection, names: Sequence[str]) -> dict[str, LiveState]:
+        """Those of several projections, in one query."""
+        return get_live_states(conn, names)
 
     def lags(self, conn: Connection, now: datetime) -> list[ProjectionLag]:
         """How far each projection stands behind the head at ``now``."""

@@ -108,7 +108,8 @@ class LiveState:
     last_change: int | None  # of the version as a whole, when noted
 
 
-_LIVE_STATE = sa.select(
+_LIVE_STATES = sa.select(
+    projection_versions_table.c.name,
     projection_versions_table.c.version,
     projection_versions_table.c.position,
     sa.select(sa.func.max(events_table.c.position)).scalar_subquery(),
@@ -132,7 +133,7 @@ _LIVE_STATE = sa.select(
     )
     .scalar_subquery(),
 ).where(
-    projection_versions_table.c.name == sa.bindparam("name"),
+    projection_versions_table.c.name.in_(sa.bindparam("names", expanding=True)),
     projection_versions_table.c.state == LIVE,
 )
 
@@ -157,13 +158,27 @@ def get_live_version(conn: Connection, name: str) -> VersionInfo | None:
 
 def get_live_state(conn: Connection, name: str) -> LiveState | None:
     """One query, as every read starts with it."""
-    row = conn.execute(_LIVE_STATE, {"name": name}).first()
-    if row is None:
-        return None
-    version, position, head, dead_letters, last, noted_upto = row
-    noted = noted_upto == position
-    last = last if noted else None
-    return LiveState(version, position, int(head or 0), dead_letters, noted, last)
+    return get_live_states(conn, (name,)).get(name)
+
+
+def get_live_states(conn: Connection, names: Sequence[str]) -> dict[str, LiveState]:
+    """The live states of ``names`` (those that have a live version), in
+    one query: a read of a venue's figures needs its projection's and the
+    venue tree's, and each statement is a round trip to PostgreSQL."""
+    states = {}
+    for name, version, position, head, dead_letters, last, upto in conn.execute(
+        _LIVE_STATES, {"names": list(names)}
+    ):
+        noted = upto == position
+        states[name] = LiveState(
+            version,
+            position,
+            int(head or 0),
+            dead_letters,
+            noted,
+            last if noted else None,
+        )
+    return states
 
 
 @contextmanager

@@ -358,34 +358,49 @@ class LedgerReads:
         return int(known or 0)
 
     def _cite(
-        self, conn: Connection, name: str, as_of: AsOf, *, rolled_up: bool = False
+        self, conn: Connection, name: str, as_of: AsOf
     ) -> tuple[LiveState, Cited]:
-        """The live version of ``name`` and what a read of it reflects. A
-        read ``rolled_up`` the venue tree stands where both projections have
-        reached, so its figures and its tree are of the same position."""
-        live = self._live(conn, name)
+        """The live version of ``name`` and what a read of it reflects."""
+        live = self._built(self.engine.live_states(conn, (name,)), name)
         position = min(self.requested_position(conn, as_of, live.head), live.position)
-        if rolled_up:
-            position = min(position, self._live(conn, VENUE_TREE.name).position)
         return live, Cited(position, chain_hash_at(conn, position), live.dead_letters)
 
-    def _live(self, conn: Connection, name: str) -> LiveState:
-        live = self.engine.live_state(conn, name)
-        if live is None:
+    def _cite_rolled_up(
+        self, conn: Connection, name: str, as_of: AsOf
+    ) -> tuple[LiveState, Cited, LiveState]:
+        """As ``_cite``, for a read rolled up the venue tree: it stands where
+        both projections have reached, so its figures and its tree are of
+        the same position; the tree's live state comes with it (one query)."""
+        states = self.engine.live_states(conn, (name, VENUE_TREE.name))
+        live = self._built(states, name)
+        tree = self._built(states, VENUE_TREE.name)
+        requested = self.requested_position(conn, as_of, live.head)
+        position = min(requested, live.position, tree.position)
+        cited = Cited(position, chain_hash_at(conn, position), live.dead_letters)
+        return live, cited, tree
+
+    @staticmethod
+    def _built(states: dict[str, LiveState], name: str) -> LiveState:
+        """``name``'s live state among ``states``; not found until built."""
+        if name not in states:
             raise NotFoundError(
                 Message(
                     "projection '{name}' has not been built: run `ledger project`",
                     name=name,
                 )
             )
-        return live
+        return states[name]
 
     def _tree(
-        self, conn: Connection, position: int | None = None
+        self,
+        conn: Connection,
+        position: int | None = None,
+        live: LiveState | None = None,
     ) -> tuple[VenueTree, tuple[int, int]]:
         """The venue tree as of ``position`` (default: as far as it is
-        projected), and what identifies that state."""
-        live = self.engine.live_state(conn, VENUE_TREE.name)
+        projected), and what identifies that state; ``live`` is the tree's
+        live state when the read has it already."""
+        live = live or self.engine.live_state(conn, VENUE_TREE.name)
         if live is None:
             return VenueTree([]), (0, 0)
         at = live.position if position is None else min(position, live.position)
@@ -566,10 +581,10 @@ class LedgerReads:
                 "{name} must be a month YYYY-MM, not '{text}'", name="month", text=month
             )
         with self.database.reading() as conn:
-            live, cited = self._cite(
-                conn, ACTIVITY_CALENDAR.name, as_of, rolled_up=True
+            live, cited, tree_live = self._cite_rolled_up(
+                conn, ACTIVITY_CALENDAR.name, as_of
             )
-            tree, _ = self._tree(conn, cited.position)
+            tree, _ = self._tree(conn, cited.position, tree_live)
             if venue_id is not None and venue_id not in tree:
                 raise NotFoundError(_unregistered("venue", venue_id))
             ordered = venues_in_order(tree, venue_id)
@@ -611,8 +626,8 @@ class LedgerReads:
     ) -> VenueScope:
         """Where the read stands (where both its projection and the venue
         tree have reached) and the entries it sums there."""
-        live, cited = self._cite(conn, name, query.as_of, rolled_up=True)
-        tree, tree_state = self._tree(conn, cited.position)
+        live, cited, tree_live = self._cite_rolled_up(conn, name, query.as_of)
+        tree, tree_state = self._tree(conn, cited.position, tree_live)
         if query.venue_id not in tree:
             raise NotFoundError(_unregistered("venue", query.venue_id))
         venues = tree.subtree(query.venue_id) if query.subtree else [query.venue_id]
