@@ -73,22 +73,22 @@ totals_table = sa.Table(
     *(sa.Column(name, sa.BigInteger, nullable=False) for name in COUNTS),
     sa.Index("proj_order_fulfilment_totals_key", *KEYS, unique=True),
 )
-waits_table = sa.Table(
-    "proj_order_fulfilment_waits",
-    metadata,
-    *_key_columns(),
-    sa.Column("minutes", sa.BigInteger, nullable=False),
-    sa.Column("orders", sa.BigInteger, nullable=False),
-    sa.Index("proj_order_fulfilment_waits_key", *KEYS, "minutes", unique=True),
-)
-wait_hours_table = sa.Table(
-    "proj_order_fulfilment_wait_hours",
-    metadata,
-    *_key_columns(),
-    sa.Column("hour", sa.BigInteger, nullable=False),
-    sa.Column("orders", sa.BigInteger, nullable=False),
-    sa.Index("proj_order_fulfilment_wait_hours_key", *KEYS, "hour", unique=True),
-)
+
+
+def _waits_table(name: str, unit: str) -> sa.Table:
+    """How many fulfilled orders waited each whole ``unit`` (minutes, hour)."""
+    return sa.Table(
+        name,
+        metadata,
+        *_key_columns(),
+        sa.Column(unit, sa.BigInteger, nullable=False),
+        sa.Column("orders", sa.BigInteger, nullable=False),
+        sa.Index(f"{name}_key", *KEYS, unit, unique=True),
+    )
+
+
+waits_table = _waits_table("proj_order_fulfilment_waits", "minutes")
+wait_hours_table = _waits_table("proj_order_fulfilment_wait_hours", "hour")
 unkept_table = unkept_versions_table("order_fulfilment")
 FULFILMENT_ROLLUP_TABLES = (totals_table, waits_table, wait_hours_table, unkept_table)
 

@@ -255,17 +255,12 @@ class OrderFulfilmentProjection(Projection):
     ) -> VenueFulfilmentFigures:
         """The selection's orders, in total and by month of posting: a
         subtree's year from the kept roll-up where it answers exactly."""
-        if selection.node is not None and selection.year is not None:
+        if (whole := selection.subtree_year) is not None:
             kept = kept_year(
-                conn,
-                selection.version,
-                selection.node,
-                selection.year,
-                selection.kind,
-                selection.position,
+                conn, selection.version, *whole, selection.kind, selection.position
             )
             if kept is not None:
-                return _kept_figures(selection.year, kept)
+                return _kept_figures(whole[1], kept)
         t = entries_table.c
         query = (
             sa.select(t.month, t.order_id, *(sa.func.sum(t[m]) for m in MEASURES))

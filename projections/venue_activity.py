@@ -178,16 +178,10 @@ class VenueActivityProjection(Projection):
         self, conn: Connection, selection: VenueSelection
     ) -> VenueActivityFigures:
         """The selection's activity, in total, by month and by category."""
-        if selection.node is not None and selection.year is not None:
-            kept = kept_year(
-                conn,
-                selection.version,
-                selection.node,
-                selection.year,
-                selection.position,
-            )
+        if (whole := selection.subtree_year) is not None:
+            kept = kept_year(conn, selection.version, *whole, selection.position)
             if kept is not None:
-                return _kept_figures(selection.year, kept)
+                return _kept_figures(whole[1], kept)
         t = entries_table.c
         query = (
             sa.select(

@@ -40,6 +40,13 @@ class VenueSelection:
         whole = (self.from_month, self.to_month) == (f"{year}-01", f"{year}-12")
         return year if whole else None
 
+    @property
+    def subtree_year(self) -> tuple[str, str] | None:
+        """The venue and year, when the selection is a whole subtree's
+        calendar year: what a projection's kept roll-up may answer."""
+        year = self.year
+        return None if self.node is None or year is None else (self.node, year)
+
     def months(self, entries: sa.Table) -> tuple[sa.ColumnElement[bool], ...]:
         """The period as conditions on a venue projection's ``entries``."""
         month = entries.c.month

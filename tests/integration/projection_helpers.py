@@ -58,7 +58,7 @@ from ledger.engine import (
     iter_events,
     projection_versions_table,
 )
-from ledger.projections.registry import ALL_PROJECTIONS
+from ledger.projections.registry import ALL_PROJECTIONS, VENUE_TREE
 from ledger.projections.volunteer_hours import VolunteerHoursProjection
 from ledger.services.synthetic_city import write_city
 from ledger.store.chain import CHAINED_FIELDS, GENESIS_HASH, chain_hash
@@ -156,6 +156,61 @@ def append_city(database: Database, upto: int | None = None) -> int:
         if end == log.head:
             bulk_insert(conn, claims_table, log.claims)
     return end
+
+
+def venues_of(events: Iterable[RecordedEvent]) -> dict[str, str | None]:
+    """Each registered venue with its parent."""
+    return {
+        e.payload["venue_id"]: e.payload["parent_id"]
+        for e in events
+        if e.topic == "Venue.Registered"
+    }
+
+
+def centre_of(events: Iterable[RecordedEvent]) -> str:
+    """The venue without a parent: the city's centre."""
+    return next(v for v, parent in venues_of(events).items() if parent is None)
+
+
+def live_version(database: Database, projection: Projection) -> int:
+    """The version of ``projection`` that reads are answered from."""
+    with database.reading() as conn:
+        live = ProjectionEngine.live_state(conn, projection.name)
+    assert live is not None
+    return live.version
+
+
+def project_city_in_pages(
+    database: Database, page_size: int
+) -> tuple[ProjectionEngine, list[RecordedEvent]]:
+    """The small synthetic city, projected in pages of ``page_size``."""
+    append_city(database)
+    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+    engine.catch_up(page_size=page_size)
+    return engine, load_events(database, topics=EVERY_TOPIC)
+
+
+def project_city_with_an_unkept_version(
+    database: Database, projection: Projection, unkept: sa.Table
+) -> tuple[ProjectionEngine, int, int]:
+    """The city projected as a ledger projected before ``projection`` kept
+    figures, then moving on: its live version listed in ``unkept`` (as the
+    schema revision that added them lists them) after the first 3,000
+    events. Returns the engine, that version and the position it was
+    listed at."""
+    half = append_city(database, upto=3_000)
+    engine = ProjectionEngine(database, ALL_PROJECTIONS)
+    engine.catch_up([VENUE_TREE.name])
+    engine.ensure_live_versions()
+    with database.reading() as conn:
+        live = ProjectionEngine.live_state(conn, projection.name)
+    assert live is not None
+    with database.writing() as conn:
+        conn.execute(unkept.insert(), [{"version": live.version}])
+    engine.catch_up()
+    append_city(database)
+    engine.catch_up()
+    return engine, live.version, half
 
 
 def bulk_insert(

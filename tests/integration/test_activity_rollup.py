@@ -19,16 +19,20 @@ from ledger.projections.activity_rollup import (
     presence_table,
     unkept_table,
 )
-from ledger.projections.registry import ALL_PROJECTIONS, VENUE_ACTIVITY, VENUE_TREE
+from ledger.projections.registry import VENUE_ACTIVITY
 from ledger.reads.queries import LedgerReads, VenueQuery
 from ledger.store.event_store import Database
 from tests.integration.projection_helpers import (
     EVERY_TOPIC,
-    append_city,
     assert_only_version_stored,
+    centre_of,
     expected_venue_activity,
+    live_version,
     load_events,
     pick,
+    project_city_in_pages,
+    project_city_with_an_unkept_version,
+    venues_of,
 )
 
 PAGE = 397  # small pages: many kept totals, and positions within pages
@@ -43,35 +47,17 @@ FIELDS = (
 )
 
 
-def venues_of(events: list[RecordedEvent]) -> dict[str, str | None]:
-    """Each registered venue with its parent."""
-    return {
-        e.payload["venue_id"]: e.payload["parent_id"]
-        for e in events
-        if e.topic == "Venue.Registered"
-    }
-
-
 @pytest.fixture
 def projected(database: Database) -> tuple[ProjectionEngine, list[RecordedEvent]]:
     """The small synthetic city, projected in small pages."""
-    append_city(database)
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
-    engine.catch_up(page_size=PAGE)
-    events = load_events(database, topics=EVERY_TOPIC)
-    return engine, events
-
-
-def live_version(database: Database) -> int:
-    with database.reading() as conn:
-        live = ProjectionEngine.live_state(conn, VENUE_ACTIVITY.name)
-    assert live is not None
-    return live.version
+    return project_city_in_pages(database, PAGE)
 
 
 def kept(database: Database, venue: str, position: int) -> object:
     with database.reading() as conn:
-        return kept_year(conn, live_version(database), venue, "2024", position)
+        return kept_year(
+            conn, live_version(database, VENUE_ACTIVITY), venue, "2024", position
+        )
 
 
 def assert_year_reads_equal_the_events(
@@ -122,7 +108,7 @@ def test_the_kept_city_year_counts_each_volunteer_once_whatever_their_sessions(
 ) -> None:
     _, events = projected
     head = events[-1].position
-    centre = next(v for v, parent in venues_of(events).items() if parent is None)
+    centre = centre_of(events)
     figures = kept(database, centre, head)
     assert isinstance(figures, dict)
     expected = expected_venue_activity(events, centre, *YEAR)
@@ -137,7 +123,7 @@ def test_the_kept_city_year_counts_each_volunteer_once_whatever_their_sessions(
     # (a volunteer serves more than once in the city's year)
     assert expected["sessions"] > expected["volunteers"] > 0
     # And only volunteers still counted keep a presence row
-    version = live_version(database)
+    version = live_version(database, VENUE_ACTIVITY)
     with database.reading() as conn:
         p = presence_table.c
         gone = conn.execute(
@@ -151,12 +137,12 @@ def test_a_rebuilt_version_keeps_the_same_rollup_and_the_retired_ones_go(
 ) -> None:
     engine, events = projected
     head = events[-1].position
-    centre = next(v for v, parent in venues_of(events).items() if parent is None)
+    centre = centre_of(events)
     before = kept(database, centre, head)
     # When venue_activity is rebuilt, in pages of another size
     engine.rebuild([VENUE_ACTIVITY.name], page_size=PAGE * 3)
     # Then the new version keeps the same year, and holds the only rows
-    version = live_version(database)
+    version = live_version(database, VENUE_ACTIVITY)
     assert kept(database, centre, head) == before
     assert_only_version_stored(database, VENUE_ACTIVITY, version)
     assert_year_reads_equal_the_events(LedgerReads(database), events, head, [centre])
@@ -167,18 +153,11 @@ def test_a_version_projected_before_the_rollup_is_read_from_its_entries(
 ) -> None:
     # A ledger projected before the roll-up existed (as revision 0007 marks
     # its versions), then moving on
-    half = append_city(database, upto=3_000)
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
-    engine.catch_up([VENUE_TREE.name])
-    engine.ensure_live_versions()
-    version = live_version(database)
-    with database.writing() as conn:
-        conn.execute(unkept_table.insert(), [{"version": version}])
-    engine.catch_up()
-    append_city(database)
-    engine.catch_up()
+    engine, version, half = project_city_with_an_unkept_version(
+        database, VENUE_ACTIVITY, unkept_table
+    )
     events = load_events(database, topics=EVERY_TOPIC)
-    centre = next(v for v, parent in venues_of(events).items() if parent is None)
+    centre = centre_of(events)
     # Then it keeps no roll-up, and its reads are still the events' figures
     assert kept(database, centre, events[-1].position) is None
     with database.reading() as conn:

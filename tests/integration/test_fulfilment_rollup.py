@@ -16,18 +16,22 @@ import sqlalchemy as sa
 from ledger.engine import Entry, ProjectionEngine, RecordedEvent
 from ledger.projections.fulfilment_rollup import kept_year, totals_table, unkept_table
 from ledger.projections.order_fulfilment import MEASURES
-from ledger.projections.registry import ALL_PROJECTIONS, ORDER_FULFILMENT, VENUE_TREE
+from ledger.projections.registry import ORDER_FULFILMENT
 from ledger.projections.venue_selection import VenueSelection
 from ledger.reads.queries import LedgerReads, VenueQuery
 from ledger.store.event_store import Database
 from tests.integration.projection_helpers import (
     EVERY_TOPIC,
-    append_city,
     assert_only_version_stored,
+    centre_of,
     expected_fulfilment,
     expected_subtree,
+    live_version,
     load_events,
     pick,
+    project_city_in_pages,
+    project_city_with_an_unkept_version,
+    venues_of,
 )
 
 PAGE = 397  # small pages: the roll-up moved on by many
@@ -44,38 +48,15 @@ ORACLE_FIELDS = (
 )
 
 
-def venues_of(events: list[RecordedEvent]) -> dict[str, str | None]:
-    """Each registered venue with its parent."""
-    return {
-        e.payload["venue_id"]: e.payload["parent_id"]
-        for e in events
-        if e.topic == "Venue.Registered"
-    }
-
-
-def centre_of(events: list[RecordedEvent]) -> str:
-    return next(v for v, parent in venues_of(events).items() if parent is None)
-
-
 @pytest.fixture
 def projected(database: Database) -> tuple[ProjectionEngine, list[RecordedEvent]]:
     """The small synthetic city, projected in small pages."""
-    append_city(database)
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
-    engine.catch_up(page_size=PAGE)
-    return engine, load_events(database, topics=EVERY_TOPIC)
-
-
-def live_version(database: Database) -> int:
-    with database.reading() as conn:
-        live = ProjectionEngine.live_state(conn, ORDER_FULFILMENT.name)
-    assert live is not None
-    return live.version
+    return project_city_in_pages(database, PAGE)
 
 
 def kept(database: Database, venue: str, position: int, kind: str | None) -> object:
     with database.reading() as conn:
-        version = live_version(database)
+        version = live_version(database, ORDER_FULFILMENT)
         return kept_year(conn, version, venue, "2024", kind, position)
 
 
@@ -114,7 +95,7 @@ def summed_from_the_entries(reads: LedgerReads, query: VenueQuery) -> object:
         events = load_events(reads.database, topics={"Venue.Registered"})
         venues = expected_subtree(events, query.venue_id, query.subtree)
         selection = VenueSelection(
-            live_version(reads.database),
+            live_version(reads.database, ORDER_FULFILMENT),
             tuple(sorted(venues)),
             *query.months,
             read.position,
@@ -177,7 +158,9 @@ def test_a_rebuilt_version_keeps_the_same_rollup_and_the_retired_ones_go(
     engine.rebuild([ORDER_FULFILMENT.name], page_size=PAGE * 3)
     # Then the new version keeps the same year, and holds the only rows
     assert kept(database, centre, head, "wish") == before
-    assert_only_version_stored(database, ORDER_FULFILMENT, live_version(database))
+    assert_only_version_stored(
+        database, ORDER_FULFILMENT, live_version(database, ORDER_FULFILMENT)
+    )
     assert_year_reads_equal_the_events(LedgerReads(database), events, head, [centre])
 
 
@@ -186,16 +169,9 @@ def test_a_version_projected_before_the_rollup_is_read_from_its_entries(
 ) -> None:
     # A ledger projected before the roll-up existed (as revision 0008 marks
     # its versions), then moving on
-    half = append_city(database, upto=3_000)
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
-    engine.catch_up([VENUE_TREE.name])
-    engine.ensure_live_versions()
-    version = live_version(database)
-    with database.writing() as conn:
-        conn.execute(unkept_table.insert(), [{"version": version}])
-    engine.catch_up()
-    append_city(database)
-    engine.catch_up()
+    engine, version, half = project_city_with_an_unkept_version(
+        database, ORDER_FULFILMENT, unkept_table
+    )
     events = load_events(database, topics=EVERY_TOPIC)
     centre = centre_of(events)
     # Then it keeps no roll-up, and its reads are still the events' figures

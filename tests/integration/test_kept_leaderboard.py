@@ -12,17 +12,19 @@ from collections import Counter, defaultdict
 import pytest
 
 from ledger.engine import ProjectionEngine, RecordedEvent
-from ledger.projections.registry import ALL_PROJECTIONS, VOLUNTEER_HOURS
+from ledger.projections.registry import VOLUNTEER_HOURS
 from ledger.projections.volunteer_hours import kept_leaderboard, unkept_table
 from ledger.reads.answers import HoursLeaderboard
 from ledger.reads.queries import LedgerReads
 from ledger.store.event_store import Database
 from tests.integration.projection_helpers import (
     EVERY_TOPIC,
-    append_city,
     assert_only_version_stored,
     counted_sessions,
+    live_version,
     load_events,
+    project_city_in_pages,
+    project_city_with_an_unkept_version,
 )
 
 PAGE = 397
@@ -32,22 +34,15 @@ STAR_HOURS = (100, 300, 600, 1000, 1500)
 @pytest.fixture
 def projected(database: Database) -> tuple[ProjectionEngine, list[RecordedEvent]]:
     """The small synthetic city, projected in small pages."""
-    append_city(database)
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
-    engine.catch_up(page_size=PAGE)
-    return engine, load_events(database, topics=EVERY_TOPIC)
-
-
-def live_version(database: Database) -> int:
-    with database.reading() as conn:
-        live = ProjectionEngine.live_state(conn, VOLUNTEER_HOURS.name)
-    assert live is not None
-    return live.version
+    return project_city_in_pages(database, PAGE)
 
 
 def is_kept(database: Database) -> bool:
     with database.reading() as conn:
-        return kept_leaderboard(conn, live_version(database), 1) is not None
+        return (
+            kept_leaderboard(conn, live_version(database, VOLUNTEER_HOURS), 1)
+            is not None
+        )
 
 
 def expected_leaderboard(events: list[RecordedEvent], limit: int) -> dict[str, object]:
@@ -118,7 +113,9 @@ def test_a_rebuilt_version_keeps_the_same_leaderboard_and_the_retired_go(
     engine, events = projected
     engine.rebuild([VOLUNTEER_HOURS.name], page_size=PAGE * 3)
     assert is_kept(database)
-    assert_only_version_stored(database, VOLUNTEER_HOURS, live_version(database))
+    assert_only_version_stored(
+        database, VOLUNTEER_HOURS, live_version(database, VOLUNTEER_HOURS)
+    )
     board = LedgerReads(database).hours_leaderboard(50)
     assert as_compared(board) == expected_leaderboard(events, 50)
 
@@ -128,14 +125,9 @@ def test_a_version_projected_before_the_kept_leaderboard_is_summed_until_rebuilt
 ) -> None:
     # A ledger projected before the kept leaderboard existed (as revision
     # 0008 marks its versions), then moving on
-    append_city(database, upto=3_000)
-    engine = ProjectionEngine(database, ALL_PROJECTIONS)
-    engine.ensure_live_versions()
-    with database.writing() as conn:
-        conn.execute(unkept_table.insert(), [{"version": live_version(database)}])
-    engine.catch_up()
-    append_city(database)
-    engine.catch_up()
+    engine, _, _ = project_city_with_an_unkept_version(
+        database, VOLUNTEER_HOURS, unkept_table
+    )
     events = load_events(database, topics=EVERY_TOPIC)
     # Then it keeps nothing, and its leaderboard is still the events'
     assert not is_kept(database)
