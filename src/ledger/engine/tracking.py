@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.engine.projection import Entry, Projection
+from ledger.store.chain import GENESIS_HASH
 from ledger.store.event_store import (
     LOOKUP_CHUNK,
     Database,
@@ -106,13 +107,29 @@ class LiveState:
     dead_letters: int
     changes_noted: bool  # through the version's position
     last_change: int | None  # of the version as a whole, when noted
+    # The chain hash at ``reached``: a read of the present cites it.
+    reached_hash: str = GENESIS_HASH
+
+    @property
+    def reached(self) -> int:
+        """Where a read of the present stands: the version's position, or
+        the head when the version is ahead of what this read can see."""
+        return min(self.head, self.position)
 
 
+_HEAD = sa.select(sa.func.max(events_table.c.position)).scalar_subquery()
+_REACHED = sa.case(
+    (projection_versions_table.c.position > _HEAD, _HEAD),
+    else_=projection_versions_table.c.position,
+)
 _LIVE_STATES = sa.select(
     projection_versions_table.c.name,
     projection_versions_table.c.version,
     projection_versions_table.c.position,
-    sa.select(sa.func.max(events_table.c.position)).scalar_subquery(),
+    _HEAD,
+    sa.select(events_table.c.chain_hash)
+    .where(events_table.c.position == _REACHED)
+    .scalar_subquery(),
     sa.select(sa.func.count())
     .where(
         dead_letters_table.c.name == projection_versions_table.c.name,
@@ -166,9 +183,8 @@ def get_live_states(conn: Connection, names: Sequence[str]) -> dict[str, LiveSta
     one query: a read of a venue's figures needs its projection's and the
     venue tree's, and each statement is a round trip to PostgreSQL."""
     states = {}
-    for name, version, position, head, dead_letters, last, upto in conn.execute(
-        _LIVE_STATES, {"names": list(names)}
-    ):
+    for row in conn.execute(_LIVE_STATES, {"names": list(names)}):
+        name, version, position, head, reached_hash, dead_letters, last, upto = row
         noted = upto == position
         states[name] = LiveState(
             version,
@@ -177,6 +193,7 @@ def get_live_states(conn: Connection, names: Sequence[str]) -> dict[str, LiveSta
             dead_letters,
             noted,
             last if noted else None,
+            reached_hash or GENESIS_HASH,
         )
     return states
 

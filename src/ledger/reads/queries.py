@@ -362,8 +362,7 @@ class LedgerReads:
     ) -> tuple[LiveState, Cited]:
         """The live version of ``name`` and what a read of it reflects."""
         live = self._built(self.engine.live_states(conn, (name,)), name)
-        position = min(self.requested_position(conn, as_of, live.head), live.position)
-        return live, Cited(position, chain_hash_at(conn, position), live.dead_letters)
+        return live, self._cited(conn, as_of, live, live)
 
     def _cite_rolled_up(
         self, conn: Connection, name: str, as_of: AsOf
@@ -374,10 +373,22 @@ class LedgerReads:
         states = self.engine.live_states(conn, (name, VENUE_TREE.name))
         live = self._built(states, name)
         tree = self._built(states, VENUE_TREE.name)
-        requested = self.requested_position(conn, as_of, live.head)
-        position = min(requested, live.position, tree.position)
-        cited = Cited(position, chain_hash_at(conn, position), live.dead_letters)
-        return live, cited, tree
+        behind = min(live, tree, key=lambda state: state.reached)
+        return live, self._cited(conn, as_of, live, behind), tree
+
+    def _cited(
+        self, conn: Connection, as_of: AsOf, live: LiveState, behind: LiveState
+    ) -> Cited:
+        """What a read of ``live`` reflects, standing no further than
+        ``behind`` has reached (itself, or the venue tree when behind it): a
+        read of the present cites the chain hash its live state brought."""
+        if as_of is None:
+            position, chain = behind.reached, behind.reached_hash
+        else:
+            requested = self.requested_position(conn, as_of, live.head)
+            position = min(requested, behind.position, live.position)
+            chain = chain_hash_at(conn, position)
+        return Cited(position, chain, live.dead_letters)
 
     @staticmethod
     def _built(states: dict[str, LiveState], name: str) -> LiveState:
