@@ -42,14 +42,13 @@ class AggregateCache:
     memory grows with the file as histories lengthen. Each event applied
     adds at most a few small objects to an aggregate's state, so its
     ``version`` prices it: ``AGGREGATE_BYTES`` plus ``EVENT_BYTES`` per
-    event, as measured. The default budget keeps an import, with the rest of
-    its process (claims, data keys, the interpreter), well under 1 GiB
-    resident however long the file (docs/benchmarks.md); what it drops is
-    mostly cold (activities past, orders closed), and what is needed again
-    is read back with the batch's other loads, in one query. Claims are all
-    alike (a kind, a value of bounded length, a stream id), so their count
-    bounds them; a claim not kept is one more value in the batch's claims
-    query."""
+    event, as measured (docs/benchmarks.md). The default budget leaves room
+    under an import's 1 GiB goal for the rest of its process (claims, data
+    keys, the interpreter); what it drops is mostly cold (activities past,
+    orders closed), and what is needed again is read back with the batch's
+    other loads, in one query. Claims are all alike (a kind, a value of
+    bounded length, a stream id), so their count bounds them; a claim not
+    kept is one more value in the batch's claims query."""
 
     def __init__(self, max_bytes: int = 320 * 2**20, max_claims: int = 200_000) -> None:
         self._aggregates: OrderedDict[UUID, tuple[Aggregate, int]] = OrderedDict()
