@@ -14,11 +14,13 @@ in batches of 2,000 into an empty table of its own: the anchor. Printed:
 events/s of both and their ratio, the import's rate over each ``--every``
 lines along the way (a per-batch lookup that grows with the ledger shows as
 a falling rate), the same per CPU second of the writing process (steadier
-than wall time on a shared machine, and on SQLite the whole cost), and the
-import's peak RSS (its process and any worker it
-started). Each phase runs in a process of its own, so each peak is its own. Last,
-how fast the lines are validated alone (no decision, no SQL): a ceiling for
-any import validating every line in one process.
+than wall time on a shared machine, and on SQLite the whole cost), the
+import's peak RSS so far at each of those marks (memory that grows with the
+file shows as a climbing peak), and its peak RSS at the end (its process
+and any worker it started). Each phase runs in a process of its own, so
+each peak is its own. Last, how fast the lines are validated alone (no
+decision, no SQL): a ceiling for any import validating every line in one
+process.
 
 The PostgreSQL URL names a server where the user may create databases: the
 script works in a database of its own on it, ``ledger_write_path_bench``
@@ -155,13 +157,20 @@ def _import(
     ledger = open_ledger(database, KEYS)
     read = 0
     pending = list(offsets)
-    marks: list[tuple[int, float, float]] = []
+    marks: list[tuple[int, float, float, float]] = []
 
     def on_progress(size: int) -> None:
         nonlocal read
         read += size
         while pending and read >= pending[0][1]:
-            marks.append((pending.pop(0)[0], time.perf_counter(), time.process_time()))
+            marks.append(
+                (
+                    pending.pop(0)[0],
+                    time.perf_counter(),
+                    time.process_time(),
+                    _peak_rss_mib()[0],
+                )
+            )
 
     started, cpu_started = time.perf_counter(), time.process_time()
     summary = import_file(
@@ -181,7 +190,10 @@ def _import(
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "events": stored,
-        "marks": [(lines, at - started, cpu - cpu_started) for lines, at, cpu in marks],
+        "marks": [
+            (lines, at - started, cpu - cpu_started, rss)
+            for lines, at, cpu, rss in marks
+        ],
         "rss": _peak_rss_mib(),
     }
 
@@ -228,12 +240,13 @@ def _print_engine(
         f"ratio {cpu_rate / cpu_anchor:.3f}x"
     )
     previous_lines, previous_at, previous_cpu = 0, 0.0, 0.0
-    for lines, at, cpu in imported["marks"]:
+    for lines, at, cpu, rss in imported["marks"]:
         count = lines - previous_lines
         print(
             f"  lines {previous_lines + 1:>9,}-{lines:<9,} "
             f"{count / (at - previous_at):>8,.0f} lines/s, "
-            f"{count / (cpu - previous_cpu):>8,.0f} per CPU second"
+            f"{count / (cpu - previous_cpu):>8,.0f} per CPU second, "
+            f"peak RSS so far {rss:,.0f} MiB"
         )
         previous_lines, previous_at, previous_cpu = lines, at, cpu
 

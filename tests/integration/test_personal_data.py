@@ -184,6 +184,39 @@ def test_a_registration_is_stored_sealed_and_read_back_whole(
         ledger.vault.open(sealed, sealing_context(stream, "Volunteer.CheckedIn"))
 
 
+class CountingMasterKey(KeyFileMasterKey):
+    """The ledger's master key, counting the data keys it unwraps."""
+
+    unwrapped = 0
+
+    def unwrap(self, wrapped: bytes) -> bytes:
+        self.unwrapped += 1
+        return super().unwrap(wrapped)
+
+
+def test_volunteers_read_back_together_unwrap_their_own_keys_only(
+    ledger: Ledger, database: Database, key_directory: Path
+) -> None:
+    # Given twenty volunteers, each with their own data key
+    people = {f"V{n:02}": id_number() for n in range(1, 21)}
+    record_all(ledger, [registration(v, number) for v, number in people.items()])
+    # When a writer that holds no key reads five of them back together, as
+    # an import's batch reads those it no longer keeps
+    wanted = {v: people[v] for v in ("V01", "V05", "V10", "V15", "V20")}
+    master_key = CountingMasterKey(key_directory / MASTER_KEY_FILE)
+    reader = Ledger(
+        database, ledger.id_number_digest, PersonalDataVault(database, master_key)
+    )
+    read = reader.load_aggregates([Volunteer.create_id(v) for v in wanted])
+    # Then each is read back whole, and only their five keys were unwrapped
+    # (not a window of the keys after each, read person by person)
+    assert {
+        aggregate.volunteer_id: aggregate.id_number  # type: ignore[attr-defined]
+        for aggregate in read.values()
+    } == wanted
+    assert master_key.unwrapped == len(wanted)
+
+
 def test_a_sealed_ledger_verifies_and_rejects_a_duplicate_id_number(
     ledger: Ledger, database: Database
 ) -> None:

@@ -533,7 +533,10 @@ class Ledger(Application[UUID]):
     def load_aggregates(self, streams: Sequence[UUID]) -> dict[UUID, Aggregate]:
         """Reconstruct many aggregates from one query's worth of events."""
         loaded: dict[UUID, Aggregate] = {}
-        for stream, stored in self.recorder.select_streams(streams):
+        read = list(self.recorder.select_streams(streams))
+        # The people these streams seal data for, their keys read at once.
+        self.mapper.prepare_opening(record for _, stored in read for record in stored)
+        for stream, stored in read:
             # The fold of eventsourcing's project_aggregate, without its check
             # of each event against a runtime Protocol: that check cost more
             # than decoding and applying the event.

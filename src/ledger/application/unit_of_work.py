@@ -13,6 +13,11 @@ from eventsourcing.domain import Aggregate
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
+# What an aggregate kept in memory costs, as measured (docs/benchmarks.md,
+# "Memory flat with file size"): a fixed part, and a part per event applied.
+AGGREGATE_BYTES = 2_000
+EVENT_BYTES = 350
+
 
 class AggregateSource(Protocol):
     """Where a unit of work loads what it has not seen yet, many at a time."""
@@ -28,27 +33,57 @@ class AggregateSource(Protocol):
 
 class AggregateCache:
     """Aggregates and claims kept between batches by a long-running writer
-    (the importer), bounded by count. Cleared whenever a save fails."""
+    (the importer), the least recently used dropped first. Cleared whenever
+    a save fails.
 
-    def __init__(
-        self, max_aggregates: int = 250_000, max_claims: int = 500_000
-    ) -> None:
-        self._aggregates: OrderedDict[UUID, Aggregate] = OrderedDict()
+    Aggregates are bounded by an estimate of the memory they hold, not by
+    their count: an aggregate's state grows with its history (a volunteer
+    keeps every session, an activity every sign-up), so under a count bound
+    memory grows with the file as histories lengthen. Each event applied
+    adds at most a few small objects to an aggregate's state, so its
+    ``version`` prices it: ``AGGREGATE_BYTES`` plus ``EVENT_BYTES`` per
+    event, as measured (docs/benchmarks.md). The default budget leaves room
+    under an import's 1 GiB goal for the rest of its process (claims, data
+    keys, the interpreter); what it drops is mostly cold (activities past,
+    orders closed), and what is needed again is read back with the batch's
+    other loads, in one query. Claims are all alike (a kind, a value of
+    bounded length, a stream id), so their count bounds them; a claim not
+    kept is one more value in the batch's claims query."""
+
+    def __init__(self, max_bytes: int = 320 * 2**20, max_claims: int = 200_000) -> None:
+        self._aggregates: OrderedDict[UUID, tuple[Aggregate, int]] = OrderedDict()
         self._claims: OrderedDict[tuple[str, str], UUID] = OrderedDict()
-        self._max_aggregates = max_aggregates
+        self._max_bytes = max_bytes
         self._max_claims = max_claims
+        self._bytes = 0
+
+    @property
+    def estimated_bytes(self) -> int:
+        """What the aggregates kept are estimated to hold in memory."""
+        return self._bytes
 
     def aggregate(self, stream: UUID) -> Aggregate | None:
         found = self._aggregates.get(stream)
-        if found is not None:
-            self._aggregates.move_to_end(stream)
-        return found
+        if found is None:
+            return None
+        self._aggregates.move_to_end(stream)
+        return found[0]
 
     def keep_aggregate(self, aggregate: Aggregate) -> None:
-        self._aggregates[aggregate.id] = aggregate
-        self._aggregates.move_to_end(aggregate.id)
-        while len(self._aggregates) > self._max_aggregates:
-            self._aggregates.popitem(last=False)
+        """Keep ``aggregate`` as it is now (it may have grown since it was
+        last kept), dropping the least recently used over the budget; one
+        dearer than the whole budget is not kept."""
+        weight = AGGREGATE_BYTES + EVENT_BYTES * aggregate.version
+        previous = self._aggregates.pop(aggregate.id, None)
+        if previous is not None:
+            self._bytes -= previous[1]
+        if weight > self._max_bytes:
+            return
+        self._aggregates[aggregate.id] = (aggregate, weight)
+        self._bytes += weight
+        while self._bytes > self._max_bytes:
+            _, (_, dropped) = self._aggregates.popitem(last=False)
+            self._bytes -= dropped
 
     def claim(self, kind: str, value: str) -> UUID | None:
         return self._claims.get((kind, value))
@@ -64,6 +99,7 @@ class AggregateCache:
     def clear(self) -> None:
         self._aggregates.clear()
         self._claims.clear()
+        self._bytes = 0
 
 
 class UnitOfWork:
