@@ -12,6 +12,7 @@ import random
 import pytest
 import sqlalchemy as sa
 
+from ledger.bootstrap import open_database
 from ledger.engine import ProjectionEngine, RecordedEvent
 from ledger.projections.activity_rollup import (
     current_table,
@@ -21,7 +22,7 @@ from ledger.projections.activity_rollup import (
 )
 from ledger.projections.registry import VENUE_ACTIVITY
 from ledger.reads.queries import LedgerReads, VenueQuery
-from ledger.store.event_store import Database
+from ledger.store.event_store import STATISTICS_FLOOR, Database
 from tests.integration.projection_helpers import (
     EVERY_TOPIC,
     assert_only_version_stored,
@@ -172,3 +173,25 @@ def test_a_version_projected_before_the_rollup_is_read_from_its_entries(
     # And once rebuilt, the roll-up answers
     engine.rebuild([VENUE_ACTIVITY.name])
     assert kept(database, centre, events[-1].position) is not None
+
+
+@pytest.mark.postgres
+def test_a_catch_up_keeps_postgresql_planning_the_rollup_lookups_for_its_rows(
+    empty_postgres_url: str,
+) -> None:
+    # Given an empty PostgreSQL ledger, its projection tables never analysed
+    database = open_database(empty_postgres_url)
+    # When the city is projected in small pages, past STATISTICS_FLOOR events
+    _, events = project_city_in_pages(database, PAGE)
+    assert events[-1].position >= STATISTICS_FLOOR
+    # Then the planner knows the roll-up's presence rows are many (a table
+    # planned as empty is read whole for each page's chunk of volunteers)
+    with database.reading() as conn:
+        planned = conn.execute(
+            sa.text(
+                "SELECT reltuples FROM pg_class "
+                "WHERE relname = 'proj_venue_activity_presence'"
+            )
+        ).scalar()
+    assert planned is not None and planned > 1_000
+    database.dispose()

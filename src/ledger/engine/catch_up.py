@@ -33,7 +33,12 @@ from ledger.engine.tracking import (
     record_changes,
     versions_noted_short,
 )
-from ledger.store.event_store import Database, head_position, utc_text
+from ledger.store.event_store import (
+    Database,
+    PlannerStatistics,
+    head_position,
+    utc_text,
+)
 from ledger.store.memory import cyclic_gc_paused
 
 # What a database says of rows it will not store (a value out of its
@@ -97,6 +102,15 @@ class CatchUp:
         self.projections = projections
         self.read_events = read_events
         self._earlier_changes_noted = False
+        # The tables pages fill and keys are looked up in (a kept roll-up's).
+        self._statistics = PlannerStatistics(
+            database,
+            [
+                table
+                for projection in projections.values()
+                for table in (projection.entries, *projection.kept_tables)
+            ],
+        )
 
     def note_earlier_changes(self) -> None:
         """Note, from their entries, where versions whose notes fall short of
@@ -143,6 +157,7 @@ class CatchUp:
                     done = ProcessedPage(
                         page.end, page.end >= page.head and all_written
                     )
+                    self._statistics.keep_current(page.end)
                 report.position = done.end
                 if on_page:
                     on_page(done.end)

@@ -799,13 +799,44 @@ def _release(conn: Connection, released_claims: Sequence[tuple[str, str]]) -> No
         conn.execute(claims_table.delete().where(c.kind == kind, c.value == value))
 
 
+class PlannerStatistics:
+    """PostgreSQL's planner statistics of the tables a writer fills and
+    looks up by key, refreshed each time the ledger position it has written
+    up to has doubled since it last did (from ``STATISTICS_FLOOR``). A bulk
+    writer outgrows autovacuum: a table last analysed nearly empty is
+    planned as tiny (and a prepared statement keeps that plan), so a lookup
+    of a chunk of keys reads every row, linear in the table per batch.
+    ``ANALYZE`` gives it fresh statistics and drops the plans made without."""
+
+    def __init__(self, database: Database, tables: Sequence[sa.Table]) -> None:
+        self.database = database
+        self.tables = ", ".join(table.name for table in tables)
+        self._analysed_at = 0
+
+    def keep_current(self, position: int) -> None:
+        if self.database.is_sqlite or position < max(
+            STATISTICS_FLOOR, 2 * self._analysed_at
+        ):
+            return
+        try:
+            with self.database.writing(durable=False) as conn:
+                conn.exec_driver_sql(f"ANALYZE {self.tables}")
+        except (sa.exc.SQLAlchemyError, LedgerBusyError, DatabaseUnavailableError):
+            # What the writer wrote is committed: its caller must hear of
+            # that, not of statistics left as they were (the next write
+            # tries again).
+            return
+        self._analysed_at = position
+
+
 class LedgerRecorder(ApplicationRecorder):
     """An ``eventsourcing`` application recorder over ``ledger_events``."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        # The head this writer last had PostgreSQL's statistics refreshed at.
-        self._analysed_at = 0
+        self._statistics = PlannerStatistics(
+            database, (events_table, idempotency_keys_table, claims_table)
+        )
 
     def insert_events(
         self,
@@ -846,30 +877,8 @@ class LedgerRecorder(ApplicationRecorder):
             raise IntegrityError(str(error.orig)) from error
         if erasures:
             self.database.scrub_erased()
-        self._keep_statistics_current(positions[-1])
+        self._statistics.keep_current(positions[-1])
         return positions
-
-    def _keep_statistics_current(self, head: int) -> None:
-        """Have PostgreSQL's planner statistics of the tables a writer looks
-        up by key refreshed each time the ledger has doubled since this writer
-        last did. A bulk import outgrows autovacuum's: a table last analysed
-        nearly empty is planned as tiny, and a lookup of a chunk of keys then
-        reads every row of its caller (linear in the ledger, per batch)."""
-        if self.database.is_sqlite or head < max(
-            STATISTICS_FLOOR, 2 * self._analysed_at
-        ):
-            return
-        try:
-            with self.database.writing() as conn:
-                conn.exec_driver_sql(
-                    f"ANALYZE {events_table.name}, {idempotency_keys_table.name}, "
-                    f"{claims_table.name}"
-                )
-        except (sa.exc.SQLAlchemyError, LedgerBusyError, DatabaseUnavailableError):
-            # The events are committed: the caller must hear of them, not of
-            # statistics left as they were (the next append tries again).
-            return
-        self._analysed_at = head
 
     def _append(
         self,
