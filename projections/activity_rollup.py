@@ -29,19 +29,16 @@ read from their entries until rebuilt.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.domain.common import venue_stream_id
 from ledger.engine import Entry
-from ledger.projections.kept import is_unkept, unkept_versions_table
+from ledger.projections.kept import is_unkept, unkept_versions_table, venue_nodes
 from ledger.store.event_store import (
-    events_table,
     insert_rows,
     metadata,
     placeholder,
@@ -49,7 +46,6 @@ from ledger.store.event_store import (
     select_rows_among,
 )
 
-REGISTERED = "Venue.Registered"
 ALL = "*"  # the category of a period's figures over every category
 MEASURES = ("activities", "sessions", "verified_minutes", "makeup_minutes")
 FIGURES = (*MEASURES, "volunteers")
@@ -179,33 +175,6 @@ def keep_rollup(conn: Connection, version: int, entries: Sequence[Entry]) -> Non
                 changes.sessions[(node_, period, category_, volunteer_id)] += sessions
     _apply_presence(conn, version, changes)
     _apply_totals(conn, version, changes)
-
-
-def venue_nodes(
-    conn: Connection, venue_ids: Iterable[str]
-) -> dict[str, tuple[str, ...]]:
-    """Each venue with its ancestors (itself first), from the events that
-    registered them: the nodes whose subtrees it is in."""
-    parents: dict[str, str | None] = {}
-    wanted = set(venue_ids)
-    t = events_table.c
-    query = sa.select(t.payload).where(t.topic == REGISTERED, t.stream_version == 1)
-    while wanted:
-        streams = {str(venue_stream_id(venue_id)) for venue_id in wanted}
-        for (payload,) in select_rows_among(conn, query, t.stream_id, streams):
-            found = orjson.loads(payload)
-            parents[found["venue_id"]] = found["parent_id"]
-        unknown = wanted - parents.keys()
-        parents.update(dict.fromkeys(unknown))  # no registration: a node alone
-        wanted = {p for p in parents.values() if p is not None} - parents.keys()
-    chains = {}
-    for venue_id in venue_ids:
-        chain, at = [venue_id], parents.get(venue_id)
-        while at is not None and at not in chain:
-            chain.append(at)
-            at = parents.get(at)
-        chains[venue_id] = tuple(chain)
-    return chains
 
 
 def _apply_presence(conn: Connection, version: int, changes: _PageChanges) -> None:

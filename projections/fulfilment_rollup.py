@@ -33,8 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.engine import Entry
-from ledger.projections.activity_rollup import venue_nodes
-from ledger.projections.kept import is_unkept, unkept_versions_table
+from ledger.projections.kept import is_unkept, unkept_versions_table, venue_nodes
 from ledger.store.event_store import add_to_rows, metadata, placeholder, select_rows
 
 BOTH_KINDS = "*"
@@ -52,6 +51,7 @@ COUNTS = (
 )
 # The entries' measures: the counts, then the fulfilled order's wait.
 WAIT_MEASURE = "fulfil_minutes"
+FULFILLED = COUNTS.index("fulfilled")
 MINUTES_PER_HOUR = 60
 KEYS = ("version", "node_id", "period", "kind")
 
@@ -116,7 +116,7 @@ def keep_fulfilment_rollup(
         for index, value in enumerate(measures[: len(COUNTS)]):
             group[index] += value
         group[-1] = max(group[-1], position)
-        fulfilled = measures[COUNTS.index("fulfilled")]
+        fulfilled = measures[FULFILLED]
         if fulfilled:
             waits[(venue_id, month, kind, measures[len(COUNTS)])] += fulfilled
     nodes = venue_nodes(conn, {venue_id for venue_id, _, _ in groups})

@@ -108,7 +108,7 @@ class LiveState:
     changes_noted: bool  # through the version's position
     last_change: int | None  # of the version as a whole, when noted
     # The chain hash at ``reached``: a read of the present cites it.
-    reached_hash: str = GENESIS_HASH
+    reached_hash: str
 
     @property
     def reached(self) -> int:
